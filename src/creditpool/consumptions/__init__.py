@@ -1,0 +1,1 @@
+"""Consumptions and refunds."""

@@ -1,0 +1,153 @@
+"""All SQL about consumptions, allocations and restorations. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Connection
+
+from creditpool.storage.tables import (
+    allocations,
+    consumptions,
+    features,
+    members,
+    restorations,
+)
+from creditpool.storage.types import DbRow
+
+_PRICING = select(
+    features.c.rate,
+    features.c.per_unit,
+    select(members.c.team_id)
+    .where(members.c.org_id == bindparam("org_id"), members.c.user_id == bindparam("user_id"))
+    .scalar_subquery()
+    .label("team_id"),
+).where(features.c.key == bindparam("feature"))
+
+
+def pricing(conn: Connection, org_id: str, feature: str, user_id: str) -> DbRow | None:
+    """The feature's price now and the user's team now, in one round trip."""
+    params = {"org_id": org_id, "user_id": user_id, "feature": feature}
+    return conn.execute(_PRICING, params).first()
+
+
+def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]]) -> None:
+    conn.execute(consumptions.insert(), values)
+    conn.execute(
+        allocations.insert(),
+        [
+            {"org_id": values["org_id"], "consumption_id": values["id"], "grant_id": g, "amount": a}
+            for g, a in draws
+        ],
+    )
+
+
+def get(conn: Connection, org_id: str, consumption_id: int) -> DbRow | None:
+    query = select(consumptions).where(
+        consumptions.c.org_id == org_id, consumptions.c.id == consumption_id
+    )
+    return conn.execute(query).first()
+
+
+def allocations_of(
+    conn: Connection, org_id: str, ids: list[int]
+) -> dict[int, list[tuple[int, int]]]:
+    return _movements(conn, allocations, org_id, ids)
+
+
+def restorations_of(
+    conn: Connection, org_id: str, ids: list[int]
+) -> dict[int, list[tuple[int, int]]]:
+    return _movements(conn, restorations, org_id, ids)
+
+
+def _movements(
+    conn: Connection, table: Any, org_id: str, ids: list[int]
+) -> dict[int, list[tuple[int, int]]]:
+    found: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    query = (
+        select(table.c.consumption_id, table.c.grant_id, table.c.amount)
+        .where(table.c.org_id == org_id, table.c.consumption_id.in_(ids))
+        .order_by(table.c.consumption_id, table.c.grant_id)
+    )
+    for cid, gid, amount in conn.execute(query):
+        found[cid].append((gid, amount))
+    return found
+
+
+def mark_refunded(
+    conn: Connection,
+    org_id: str,
+    consumption_id: int,
+    *,
+    at: datetime,
+    reason: str | None,
+    restored: int,
+    lost: int,
+    draws: list[tuple[int, int]],
+) -> None:
+    query = update(consumptions).where(
+        consumptions.c.org_id == org_id, consumptions.c.id == consumption_id
+    )
+    conn.execute(
+        query.values(
+            status="refunded",
+            refunded_at=at,
+            refund_reason=reason,
+            refund_restored=restored,
+            refund_lost=lost,
+        )
+    )
+    if draws:
+        conn.execute(
+            restorations.insert(),
+            [
+                {"org_id": org_id, "consumption_id": consumption_id, "grant_id": g, "amount": a}
+                for g, a in draws
+            ],
+        )
+
+
+def search(
+    conn: Connection,
+    org_id: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    feature: str | None,
+    user_id: str | None,
+    team_id: str | None,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> Sequence[DbRow]:
+    """Newest first; ``before_id`` is the cursor of the next page."""
+    c = consumptions.c
+    query = select(consumptions).where(c.org_id == org_id).order_by(c.id.desc()).limit(limit)
+    conditions = [
+        (since, c.created_at >= since),
+        (until, c.created_at < until),
+        (feature, c.feature == feature),
+        (user_id, c.user_id == user_id),
+        (team_id, c.team_id == team_id),
+        (status, c.status == status),
+        (before_id, c.id < before_id),
+    ]
+    for value, condition in conditions:
+        if value is not None:
+            query = query.where(condition)
+    return conn.execute(query).all()
+
+
+def consumption_ids_funded_by(conn: Connection, org_id: str, grant_id: int) -> list[int]:
+    query = (
+        select(allocations.c.consumption_id)
+        .where(allocations.c.org_id == org_id, allocations.c.grant_id == grant_id)
+        .order_by(allocations.c.consumption_id)
+    )
+    return [int(i) for i in conn.execute(query).scalars()]

@@ -1,0 +1,230 @@
+"""Consume and refund: load what the rules need, ask the core for a plan, write the plan."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from creditpool import validation as check
+from creditpool.consumptions import repository
+from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
+from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
+from creditpool.core.grants import GrantRow, apply_draws, left_at, plan_consumption, plan_refund
+from creditpool.core.money import (
+    RATE_SCALE,
+    UNIT,
+    cost_units,
+    format_credits,
+    parse_quantity,
+    to_decimal,
+)
+from creditpool.core.timeline import LedgerDraft
+from creditpool.ledger.writer import OrgWriter
+from creditpool.storage.types import DbRow
+from creditpool.storage.uow import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeRequest:
+    feature: str
+    user_id: str
+    quantity: int | None
+    feature_name: str | None
+    action: str | None
+    integration: str | None
+    breakdown: dict[str, int] | None
+    requests: int | None
+    metadata: dict[str, Any] | None
+
+    @classmethod
+    def parse(cls, feature: object, user_id: object, **fields: Any) -> ConsumeRequest:
+        quantity = fields.get("quantity")
+        return cls(
+            feature=check.identifier(feature, "feature"),
+            user_id=check.identifier(user_id, "user_id"),
+            quantity=None if quantity is None else parse_quantity(quantity),
+            feature_name=check.text(fields.get("feature_name"), "feature_name", 500),
+            action=check.text(fields.get("action"), "action", 64),
+            integration=check.text(fields.get("integration"), "integration"),
+            breakdown=check.breakdown(fields.get("breakdown")),
+            requests=check.count(fields.get("requests"), "requests"),
+            metadata=check.metadata(fields.get("metadata")),
+        )
+
+    def arguments(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    rate: int
+    cost: int
+    team_id: str | None
+
+
+def price(tx: Tx, org_id: str, req: ConsumeRequest) -> Priced:
+    row = repository.pricing(tx.conn, org_id, req.feature, req.user_id)
+    if row is None:
+        raise NotFound(f"feature {req.feature!r} is not in the catalog")
+    if row.per_unit and req.quantity is None:
+        raise InvalidInput(f"feature {req.feature!r} is priced per unit: give a quantity")
+    cost = cost_units(row.rate, UNIT if req.quantity is None else req.quantity)
+    if cost <= 0:
+        raise InvalidAmount(f"the cost of this use rounds to {format_credits(0)} credits")
+    return Priced(rate=row.rate, cost=cost, team_id=row.team_id)
+
+
+def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
+    priced = price(w.tx, w.org_id, req)
+    grants = w.grants()
+    draws = plan_consumption(list(grants.values()), priced.cost, w.now)
+    before = left_at(list(grants.values()), w.now)
+    apply_draws(grants, draws, -1)
+    cid = w.new_id()
+    values = _row_values(w.org_id, cid, w.now, req, priced)
+    repository.insert(w.conn, values, draws)
+    w.append(
+        LedgerDraft(
+            w.now,
+            "consumption",
+            "used",
+            priced.cost,
+            before,
+            before - priced.cost,
+            consumption_id=cid,
+        )
+    )
+    return _model(values, draws)
+
+
+def dry_run(tx: Tx, org_id: str, grants: list[GrantRow], req: ConsumeRequest) -> Consumption:
+    priced = price(tx, org_id, req)
+    draws = plan_consumption(grants, priced.cost, tx.now)
+    values = _row_values(org_id, None, tx.now, req, priced)
+    values["status"] = ConsumptionStatus.DRY_RUN.value
+    return _model(values, draws)
+
+
+def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
+    row = repository.get(w.conn, w.org_id, consumption_id)
+    if row is None:
+        raise NotFound(f"consumption {consumption_id} not found in organization {w.org_id!r}")
+    if row.status == ConsumptionStatus.REFUNDED:
+        return stored_refund(w.tx, row)  # a second refund returns the first result
+    drawn = repository.allocations_of(w.conn, w.org_id, [consumption_id])[consumption_id]
+    grants = w.grants()
+    plan = plan_refund(drawn, grants, w.now)
+    before = left_at(list(grants.values()), w.now)
+    apply_draws(grants, plan.restorations, +1)
+    repository.mark_refunded(
+        w.conn,
+        w.org_id,
+        consumption_id,
+        at=w.now,
+        reason=reason,
+        restored=plan.restored,
+        lost=plan.lost,
+        draws=plan.restorations,
+    )
+    if plan.restored:
+        w.append(
+            LedgerDraft(
+                w.now,
+                "refund",
+                "refunded",
+                plan.restored,
+                before,
+                before + plan.restored,
+                consumption_id=consumption_id,
+            )
+        )
+    return Refund(
+        org_id=w.org_id,
+        consumption_id=consumption_id,
+        refunded_at=w.now,
+        reason=reason,
+        restored=to_decimal(plan.restored),
+        lost=to_decimal(plan.lost),
+        restorations=_allocations(plan.restorations),
+    )
+
+
+def stored_refund(tx: Tx, row: DbRow) -> Refund:
+    draws = repository.restorations_of(tx.conn, row.org_id, [row.id])[row.id]
+    return Refund(
+        org_id=row.org_id,
+        consumption_id=row.id,
+        refunded_at=row.refunded_at,
+        reason=row.refund_reason,
+        restored=to_decimal(row.refund_restored),
+        lost=to_decimal(row.refund_lost),
+        restorations=_allocations(draws),
+    )
+
+
+def get(tx: Tx, org_id: str, consumption_id: int) -> Consumption:
+    row = repository.get(tx.conn, org_id, consumption_id)
+    if row is None:
+        raise NotFound(f"consumption {consumption_id} not found in organization {org_id!r}")
+    return from_rows([row], tx)[0]
+
+
+def from_rows(rows: list[DbRow] | Any, tx: Tx) -> list[Consumption]:
+    rows = list(rows)
+    if not rows:
+        return []
+    org_id = rows[0].org_id
+    draws = repository.allocations_of(tx.conn, org_id, [r.id for r in rows])
+    return [_model(dict(r._mapping), draws[r.id]) for r in rows]
+
+
+def _row_values(
+    org_id: str, cid: int | None, now: datetime, req: ConsumeRequest, priced: Priced
+) -> dict[str, Any]:
+    return {
+        "org_id": org_id,
+        "id": cid,
+        "created_at": now,
+        "feature": req.feature,
+        "feature_name": req.feature_name,
+        "action": req.action,
+        "integration": req.integration,
+        "user_id": req.user_id,
+        "team_id": priced.team_id,
+        "quantity": req.quantity,
+        "rate": priced.rate,
+        "cost": priced.cost,
+        "breakdown": req.breakdown,
+        "requests": req.requests,
+        "metadata": req.metadata,
+        "status": ConsumptionStatus.PAID.value,
+    }
+
+
+def _allocations(draws: list[tuple[int, int]]) -> tuple[Allocation, ...]:
+    return tuple(Allocation(grant_id=g, amount=to_decimal(a)) for g, a in draws)
+
+
+def _model(v: dict[str, Any], draws: list[tuple[int, int]]) -> Consumption:
+    return Consumption(
+        org_id=v["org_id"],
+        id=v["id"],
+        created_at=v["created_at"],
+        feature=v["feature"],
+        feature_name=v["feature_name"],
+        action=v["action"],
+        integration=v["integration"],
+        user_id=v["user_id"],
+        team_id=v["team_id"],
+        quantity=None if v["quantity"] is None else to_decimal(v["quantity"]),
+        unit_rate=to_decimal(v["rate"], RATE_SCALE),
+        cost=to_decimal(v["cost"]),
+        breakdown=v["breakdown"],
+        requests=v["requests"],
+        metadata=v["metadata"],
+        status=ConsumptionStatus(v["status"]),
+        allocations=_allocations(draws),
+        refunded_at=v.get("refunded_at"),
+        refund_reason=v.get("refund_reason"),
+    )

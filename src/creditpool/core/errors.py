@@ -1,0 +1,69 @@
+"""Expected failures: typed, with a stable code and the HTTP status they map to."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CreditPoolError(Exception):
+    """Base of every expected failure. ``code`` is stable; ``status`` is the HTTP status."""
+
+    code: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request failed"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra: dict[str, Any] = extra
+
+
+class InvalidInput(CreditPoolError):
+    code = "invalid_input"
+    status = 422
+    title = "Invalid input"
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+    title = "Invalid amount"
+
+
+class NotFound(CreditPoolError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(CreditPoolError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class AlreadyExists(Conflict):
+    code = "already_exists"
+    title = "Already exists"
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    title = "Idempotency key reused with other arguments"
+
+
+class NoActiveGrant(Conflict):
+    code = "no_active_grant"
+    title = "No active grant to refund to"
+
+
+class GrantVoided(Conflict):
+    code = "grant_voided"
+    title = "Grant already voided"
+
+
+class InsufficientCredits(CreditPoolError):
+    """Left < cost: nothing was charged. ``left`` and ``required`` are Decimals in ``extra``."""
+
+    code = "insufficient_credits"
+    status = 402
+    title = "Insufficient credits"

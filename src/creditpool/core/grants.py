@@ -1,0 +1,145 @@
+"""Grant states, the consumption order, and the consumption and refund plans."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from creditpool.core.errors import InsufficientCredits, NoActiveGrant
+from creditpool.core.invariant import invariant
+from creditpool.core.money import to_decimal
+
+
+class GrantState(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    VOIDED = "voided"
+
+
+@dataclass(slots=True)
+class GrantRow:
+    """A grant as the rules see it. Mutable: plans are applied to working copies."""
+
+    id: int
+    amount: int
+    remaining: int
+    granted_at: datetime
+    available_from: datetime
+    expires_at: datetime | None
+    voided_at: datetime | None = None
+    added_logged: bool = False
+    expiry_logged: bool = False
+
+    @property
+    def starts_at(self) -> datetime:
+        """When the credits can first be used: never before the grant was created."""
+        return max(self.available_from, self.granted_at)
+
+    def state_at(self, t: datetime) -> GrantState | None:
+        """The grant's state at instant ``t``; None before it was created."""
+        if t < self.granted_at:
+            return None
+        if self.voided_at is not None and self.voided_at <= t:
+            return GrantState.VOIDED
+        if self.expires_at is not None and t >= self.expires_at:
+            return GrantState.EXPIRED
+        if t < self.starts_at:
+            return GrantState.PENDING
+        return GrantState.ACTIVE
+
+    def is_active(self, t: datetime) -> bool:
+        return self.state_at(t) is GrantState.ACTIVE
+
+
+_FAR_FUTURE = datetime.max  # noqa: DTZ901 - compared only with naive expiry keys
+
+
+def consumption_order(g: GrantRow) -> tuple[bool, datetime, datetime, datetime, int]:
+    """Expiring grants first (soonest first), permanent last; then start, creation, id."""
+    expiry = g.expires_at.replace(tzinfo=None) if g.expires_at is not None else _FAR_FUTURE
+    return (g.expires_at is None, expiry, g.available_from, g.granted_at, g.id)
+
+
+def refund_order(g: GrantRow) -> tuple[datetime, int]:
+    """Most recent first is the reverse of this key."""
+    return (g.granted_at, g.id)
+
+
+def left_at(grants: list[GrantRow], t: datetime) -> int:
+    return sum(g.remaining for g in grants if g.is_active(t))
+
+
+def plan_consumption(grants: list[GrantRow], cost: int, t: datetime) -> list[tuple[int, int]]:
+    """Which grants pay ``cost`` at ``t``, and how much each. All or nothing.
+
+    Raises InsufficientCredits when the active grants hold less than ``cost``.
+    """
+    invariant(cost > 0, "a consumption costs more than zero")
+    active = sorted(
+        (g for g in grants if g.is_active(t) and g.remaining > 0), key=consumption_order
+    )
+    left = sum(g.remaining for g in active)
+    if left < cost:
+        raise InsufficientCredits(
+            f"{to_decimal(cost)} credits needed, {to_decimal(left)} left",
+            left=to_decimal(left),
+            required=to_decimal(cost),
+        )
+    plan: list[tuple[int, int]] = []
+    due = cost
+    for g in active:
+        take = min(g.remaining, due)
+        plan.append((g.id, take))
+        due -= take
+        if due == 0:
+            break
+    return plan
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPlan:
+    restored: int
+    lost: int
+    restorations: list[tuple[int, int]]
+
+
+def plan_refund(
+    allocations: list[tuple[int, int]], grants: dict[int, GrantRow], t: datetime
+) -> RefundPlan:
+    """Restore what came from still-active grants to the most recent active grants.
+
+    What came from grants that have expired or been voided is lost. A restoration never
+    lifts a grant above its amount; in the rare case where the active grants have less
+    room than the refundable part (their room was refilled by earlier refunds whose source
+    grants have since expired), the part that has no room is lost too.
+    Raises NoActiveGrant when no grant is active at ``t``.
+    """
+    active = sorted((g for g in grants.values() if g.is_active(t)), key=refund_order, reverse=True)
+    if not active:
+        raise NoActiveGrant("no grant is active: nothing can take the refund")
+    drawn = sum(amount for _, amount in allocations)
+    refundable = sum(a for gid, a in allocations if gid in grants and grants[gid].is_active(t))
+    restorations: list[tuple[int, int]] = []
+    due = refundable
+    for g in active:
+        if due == 0:
+            break
+        room = g.amount - g.remaining
+        put = min(room, due)
+        if put > 0:
+            restorations.append((g.id, put))
+            due -= put
+    restored = refundable - due
+    return RefundPlan(restored=restored, lost=drawn - restored, restorations=restorations)
+
+
+def apply_draws(grants: dict[int, GrantRow], draws: list[tuple[int, int]], sign: int) -> None:
+    """Apply a plan to working copies: sign -1 draws, +1 restores."""
+    for gid, amount in draws:
+        g = grants[gid]
+        g.remaining += sign * amount
+        invariant(
+            0 <= g.remaining <= g.amount, f"grant {gid} remaining out of bounds: {g.remaining}"
+        )

@@ -1,0 +1,121 @@
+"""The one place that parses and formats credits.
+
+Below the API every amount is an ``int`` of ten-thousandths of a credit (a "unit").
+Rates of variable-cost features carry 8 fractional digits (a "rate unit"), so that a
+cost rate x quantity can be rounded half-up to 4 digits exactly.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import TypeAlias
+
+from creditpool.core.errors import InvalidAmount
+
+SCALE = 4
+UNIT: int = 10**SCALE  # units per credit
+RATE_SCALE = 8
+RATE_UNIT: int = 10**RATE_SCALE
+MAX_CREDITS = 10**12  # one trillion credits: anything above is a typo, not a purchase
+MAX_UNITS = MAX_CREDITS * UNIT
+MAX_QUANTITY = 10**9
+
+Amount: TypeAlias = str | int | Decimal
+
+
+def _to_decimal(value: object, field: str) -> Decimal:
+    if isinstance(value, bool | float):
+        raise InvalidAmount(f"{field} must be a decimal string, an int or a Decimal, not a float")
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, int):
+        d = Decimal(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 40:
+            raise InvalidAmount(f"{field} is not a number: {value!r}")
+        try:
+            d = Decimal(text)
+        except InvalidOperation:
+            raise InvalidAmount(f"{field} is not a number: {value!r}") from None
+    else:
+        raise InvalidAmount(f"{field} must be a decimal string, an int or a Decimal")
+    if not d.is_finite():
+        raise InvalidAmount(f"{field} must be a finite number, not {value!r}")
+    return d
+
+
+def _scaled(d: Decimal, scale: int, field: str, value: object) -> int:
+    exponent = d.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite decimals have an int exponent
+    if exponent < -scale and d != d.quantize(Decimal(1).scaleb(-scale)):
+        raise InvalidAmount(f"{field} has more than {scale} fractional digits: {value!r}")
+    scaled: int = int(d.scaleb(scale))
+    return scaled
+
+
+def parse_credits(value: object, *, field: str = "amount", allow_zero: bool = False) -> int:
+    """Parse an amount of credits into units; refuse anything inexact or out of range."""
+    d = _to_decimal(value, field)
+    if d.copy_abs() > MAX_CREDITS:
+        raise InvalidAmount(f"{field} is too large (at most {MAX_CREDITS} credits): {value!r}")
+    units = _scaled(d, SCALE, field, value)
+    if units < 0 or (units == 0 and not allow_zero):
+        need = "zero or more" if allow_zero else "more than zero"
+        raise InvalidAmount(f"{field} must be {need}: {value!r}")
+    return units
+
+
+def parse_rate(value: object, *, field: str = "unit_rate") -> int:
+    """Parse a per-unit rate (up to 8 fractional digits) into rate units."""
+    d = _to_decimal(value, field)
+    if d.copy_abs() > MAX_CREDITS:
+        raise InvalidAmount(f"{field} is too large: {value!r}")
+    rate = _scaled(d, RATE_SCALE, field, value)
+    if rate <= 0:
+        raise InvalidAmount(f"{field} must be more than zero: {value!r}")
+    return rate
+
+
+def parse_quantity(value: object, *, field: str = "quantity") -> int:
+    """Parse a quantity (up to 4 fractional digits) into ten-thousandths."""
+    d = _to_decimal(value, field)
+    if d.copy_abs() > MAX_QUANTITY:
+        raise InvalidAmount(f"{field} is too large (at most {MAX_QUANTITY}): {value!r}")
+    q = _scaled(d, SCALE, field, value)
+    if q <= 0:
+        raise InvalidAmount(f"{field} must be more than zero: {value!r}")
+    return q
+
+
+def cost_units(rate: int, quantity: int) -> int:
+    """rate (rate units) x quantity (ten-thousandths), rounded half-up to whole units."""
+    product = rate * quantity  # scale: RATE_SCALE + SCALE fractional digits
+    divisor = RATE_UNIT
+    return (product + divisor // 2) // divisor
+
+
+def to_decimal(units: int, scale: int = SCALE) -> Decimal:
+    """Units to an exact Decimal, written with at least two fractional digits."""
+    return Decimal(format_units(units, scale))
+
+
+def format_units(units: int, scale: int = SCALE) -> str:
+    """Exact text: at least two fractional digits, no trailing zeros past them."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), 10**scale)
+    digits = f"{frac:0{scale}d}".rstrip("0").ljust(2, "0")
+    return f"{sign}{whole}.{digits}"
+
+
+def format_credits(units: int) -> str:
+    return format_units(units, SCALE)
+
+
+def format_rate(rate: int) -> str:
+    return format_units(rate, RATE_SCALE)
+
+
+def decimal_half_up(value: Decimal) -> Decimal:
+    """Round a Decimal half-up to 4 digits (for callers outside the unit world)."""
+    return value.quantize(Decimal(1).scaleb(-SCALE), rounding=ROUND_HALF_UP)

@@ -1,0 +1,1 @@
+"""The feature catalog: what each AI feature costs."""

@@ -1,0 +1,63 @@
+"""The feature catalog: prices read at the time of use, changeable at any time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from creditpool import validation as check
+from creditpool.core.errors import InvalidInput, NotFound
+from creditpool.core.money import RATE_SCALE, UNIT, parse_credits, parse_rate, to_decimal
+from creditpool.features import repository
+from creditpool.features.models import Feature
+from creditpool.storage.types import DbRow
+from creditpool.storage.uow import Tx
+
+RATE_PER_UNIT = 10**RATE_SCALE // UNIT  # rate units per credit unit
+
+
+def set_feature(
+    tx: Tx, key: str, *, name: str | None, cost: object, unit_rate: object, unit: str | None
+) -> Feature:
+    key = check.identifier(key, "feature key")
+    if (cost is None) == (unit_rate is None):
+        raise InvalidInput("give a feature either a fixed cost per use or a unit_rate per unit")
+    existing = repository.get(tx.conn, key)
+    if name is None and existing is None:
+        raise InvalidInput(f"feature {key!r} is new: give it a name")
+    values: dict[str, Any] = {"updated_at": tx.now}
+    values["name"] = check.required_text(name if name is not None else existing.name, "name")  # type: ignore[union-attr]
+    if cost is not None:
+        values.update(
+            rate=parse_credits(cost, field="cost") * RATE_PER_UNIT, per_unit=False, unit=None
+        )
+    else:
+        values.update(
+            rate=parse_rate(unit_rate),
+            per_unit=True,
+            unit=check.required_text(unit or "unit", "unit", 64),
+        )
+    repository.put(tx.conn, key, **values)
+    return get(tx, key)
+
+
+def get(tx: Tx, key: str) -> Feature:
+    row = repository.get(tx.conn, key)
+    if row is None:
+        raise NotFound(f"feature {key!r} is not in the catalog")
+    return to_model(row)
+
+
+def list_all(tx: Tx) -> list[Feature]:
+    return [to_model(r) for r in repository.list_all(tx.conn)]
+
+
+def to_model(row: DbRow) -> Feature:
+    rate = to_decimal(row.rate, RATE_SCALE)
+    return Feature(
+        key=row.key,
+        name=row.name,
+        cost=None if row.per_unit else rate,
+        unit_rate=rate if row.per_unit else None,
+        unit=row.unit,
+        updated_at=row.updated_at,
+    )

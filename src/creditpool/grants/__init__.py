@@ -1,0 +1,1 @@
+"""Grants: deposits of credits into an organization's pool."""

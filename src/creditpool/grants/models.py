@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from creditpool.core.grants import GrantState
+from creditpool.models import Model
+
+
+class Grant(Model):
+    """A deposit of credits; ``state`` is as of the moment it was read."""
+
+    org_id: str
+    id: int
+    amount: Decimal
+    remaining: Decimal
+    granted_at: datetime
+    available_from: datetime
+    expires_at: datetime | None
+    note: str | None
+    reference: str | None
+    granted_by: str | None
+    voided_at: datetime | None
+    voided_by: str | None
+    void_reason: str | None
+    state: GrantState

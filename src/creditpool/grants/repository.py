@@ -1,0 +1,91 @@
+"""All SQL about grants. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import bindparam, false, select, update
+from sqlalchemy.engine import Connection
+
+from creditpool.core.grants import GrantRow
+from creditpool.storage.tables import grants
+from creditpool.storage.types import DbRow
+
+_LIVE = (
+    select(
+        grants.c.id,
+        grants.c.amount,
+        grants.c.remaining,
+        grants.c.granted_at,
+        grants.c.available_from,
+        grants.c.expires_at,
+        grants.c.added_logged,
+        grants.c.expiry_logged,
+    )
+    .where(
+        grants.c.org_id == bindparam("org_id"),
+        grants.c.expiry_logged == false(),
+        grants.c.voided_at.is_(None),
+    )
+    .order_by(grants.c.id)
+)
+
+_SAVE = (
+    update(grants)
+    .where(grants.c.org_id == bindparam("o"), grants.c.id == bindparam("i"))
+    .values(
+        remaining=bindparam("r"),
+        added_logged=bindparam("a"),
+        expiry_logged=bindparam("e"),
+    )
+)
+
+
+def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
+    """Every grant that can still matter to Left: neither voided nor logged as expired."""
+    rows = conn.execute(_LIVE, {"org_id": org_id}).all()
+    return {r[0]: GrantRow(r[0], r[1], r[2], r[3], r[4], r[5], None, r[6], r[7]) for r in rows}
+
+
+def to_grant_row(row: DbRow) -> GrantRow:
+    m = row._mapping
+    return GrantRow(
+        id=m["id"],
+        amount=m["amount"],
+        remaining=m["remaining"],
+        granted_at=m["granted_at"],
+        available_from=m["available_from"],
+        expires_at=m["expires_at"],
+        voided_at=m["voided_at"],
+        added_logged=m["added_logged"],
+        expiry_logged=m["expiry_logged"],
+    )
+
+
+def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> None:
+    if rows:
+        params = [
+            {"o": org_id, "i": g.id, "r": g.remaining, "a": g.added_logged, "e": g.expiry_logged}
+            for g in rows
+        ]
+        conn.execute(_SAVE, params)
+
+
+def insert(conn: Connection, **values: Any) -> None:
+    conn.execute(grants.insert().values(**values))
+
+
+def get(conn: Connection, org_id: str, grant_id: int) -> DbRow | None:
+    query = select(grants).where(grants.c.org_id == org_id, grants.c.id == grant_id)
+    return conn.execute(query).first()
+
+
+def list_for_org(conn: Connection, org_id: str) -> Sequence[DbRow]:
+    query = select(grants).where(grants.c.org_id == org_id).order_by(grants.c.id)
+    return conn.execute(query).all()
+
+
+def void(conn: Connection, org_id: str, grant_id: int, **values: Any) -> None:
+    query = update(grants).where(grants.c.org_id == org_id, grants.c.id == grant_id)
+    conn.execute(query.values(remaining=0, **values))

@@ -1,0 +1,144 @@
+"""Granting and voiding credits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from creditpool import validation as check
+from creditpool.core.errors import GrantVoided, InvalidInput, NotFound
+from creditpool.core.grants import GrantRow, GrantState, left_at
+from creditpool.core.money import parse_credits, to_decimal
+from creditpool.core.timeline import LedgerDraft
+from creditpool.grants import repository
+from creditpool.grants.models import Grant
+from creditpool.ledger.writer import OrgWriter
+from creditpool.storage.types import DbRow
+from creditpool.storage.uow import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRequest:
+    amount: int
+    expires_at: datetime | None
+    available_from: datetime | None
+    granted_by: str | None
+    note: str | None
+    reference: str | None
+
+    @classmethod
+    def parse(cls, amount: object, **fields: Any) -> GrantRequest:
+        expires_at = check.aware(fields.get("expires_at"), "expires_at")
+        available_from = check.aware(fields.get("available_from"), "available_from")
+        if expires_at is not None and available_from is not None and expires_at <= available_from:
+            raise InvalidInput("expires_at must be after available_from")
+        return cls(
+            amount=parse_credits(amount),
+            expires_at=None if expires_at is None else expires_at.astimezone(UTC),
+            available_from=None if available_from is None else available_from.astimezone(UTC),
+            granted_by=check.text(fields.get("granted_by"), "granted_by"),
+            note=check.text(fields.get("note"), "note", check.TEXT_LENGTH_MAX),
+            reference=check.text(fields.get("reference"), "reference"),
+        )
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "amount": self.amount,
+            "expires_at": self.expires_at,
+            "available_from": self.available_from,
+            "granted_by": self.granted_by,
+            "note": self.note,
+            "reference": self.reference,
+        }
+
+
+def grant(w: OrgWriter, req: GrantRequest) -> Grant:
+    available_from = req.available_from or w.now
+    if req.expires_at is not None and req.expires_at <= max(available_from, w.now):
+        raise InvalidInput("expires_at must be in the future and after available_from")
+    gid = w.new_id()
+    values = {
+        "org_id": w.org_id,
+        "id": gid,
+        "amount": req.amount,
+        "remaining": req.amount,
+        "granted_at": w.now,
+        "available_from": available_from,
+        "expires_at": req.expires_at,
+        "note": req.note,
+        "reference": req.reference,
+        "granted_by": req.granted_by,
+        "voided_credits": 0,
+        "added_logged": False,
+        "expiry_logged": False,
+    }
+    repository.insert(w.conn, **values)
+    w.add_grant(GrantRow(gid, req.amount, req.amount, w.now, available_from, req.expires_at))
+    w.catch_up()  # available now: the grant_added entry is written at once
+    row = repository.get(w.conn, w.org_id, gid)
+    assert row is not None
+    return to_model(row, w.now, remaining=req.amount)
+
+
+def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Grant:
+    row = repository.get(w.conn, w.org_id, grant_id)
+    if row is None:
+        raise NotFound(f"grant {grant_id} not found in organization {w.org_id!r}")
+    if row.voided_at is not None:
+        raise GrantVoided(f"grant {grant_id} was already voided at {row.voided_at.isoformat()}")
+    live = w.grants()
+    current = live.get(grant_id)
+    remaining = current.remaining if current is not None else row.remaining
+    before = left_at(list(live.values()), w.now)
+    was_active = current is not None and current.is_active(w.now)
+    repository.void(
+        w.conn,
+        w.org_id,
+        grant_id,
+        voided_at=w.now,
+        voided_by=by,
+        void_reason=reason,
+        voided_credits=remaining,
+    )
+    w.forget_grant(grant_id)
+    if was_active and remaining:
+        w.append(
+            LedgerDraft(
+                w.now, "void", "voided", remaining, before, before - remaining, grant_id=grant_id
+            )
+        )
+    voided = repository.get(w.conn, w.org_id, grant_id)
+    assert voided is not None
+    return to_model(voided, w.now)
+
+
+def get(tx: Tx, org_id: str, grant_id: int) -> Grant:
+    row = repository.get(tx.conn, org_id, grant_id)
+    if row is None:
+        raise NotFound(f"grant {grant_id} not found in organization {org_id!r}")
+    return to_model(row, tx.now)
+
+
+def list_for_org(tx: Tx, org_id: str) -> list[Grant]:
+    return [to_model(r, tx.now) for r in repository.list_for_org(tx.conn, org_id)]
+
+
+def to_model(row: DbRow, now: datetime, remaining: int | None = None) -> Grant:
+    state = repository.to_grant_row(row).state_at(now) or GrantState.PENDING
+    return Grant(
+        org_id=row.org_id,
+        id=row.id,
+        amount=to_decimal(row.amount),
+        remaining=to_decimal(row.remaining if remaining is None else remaining),
+        granted_at=row.granted_at,
+        available_from=row.available_from,
+        expires_at=row.expires_at,
+        note=row.note,
+        reference=row.reference,
+        granted_by=row.granted_by,
+        voided_at=row.voided_at,
+        voided_by=row.voided_by,
+        void_reason=row.void_reason,
+        state=state,
+    )

@@ -1,0 +1,1 @@
+"""Idempotency keys: a repeated mutation returns its first result."""

@@ -1,0 +1,46 @@
+"""Same key and same arguments: the first result, nothing changed. Same key, other
+arguments: IdempotencyConflict. Keys are unique per organization."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from creditpool.core.errors import IdempotencyConflict, InvalidInput
+from creditpool.idempotency import repository
+
+KEY_LENGTH_MAX = 255
+
+
+def validate_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > KEY_LENGTH_MAX or not key.isprintable():
+        raise InvalidInput(f"idempotency key must be 1 to {KEY_LENGTH_MAX} printable characters")
+    return key
+
+
+def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
+    canonical = json.dumps(
+        [operation, arguments], sort_keys=True, default=str, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def recall(
+    conn: Connection, org_id: str, key: str, operation: str, request_hash: str
+) -> dict[str, Any] | None:
+    """The stored result for this key, or None when the key is new."""
+    row = repository.get(conn, org_id, key)
+    if row is None:
+        return None
+    if row.operation != operation or row.request_hash != request_hash:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used with other arguments",
+            key=key,
+        )
+    result: dict[str, Any] = row.result
+    return result

@@ -1,0 +1,1 @@
+"""The append-only ledger, the balance, and the invariant check."""

@@ -1,0 +1,51 @@
+"""All SQL about the ledger. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from creditpool.storage.tables import ledger
+from creditpool.storage.types import DbRow
+
+
+def insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(ledger.insert(), rows)
+
+
+def list_entries(
+    conn: Connection,
+    org_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_seq: int | None = None,
+    limit: int | None = None,
+) -> Sequence[DbRow]:
+    query = select(ledger).where(ledger.c.org_id == org_id).order_by(ledger.c.seq)
+    if since is not None:
+        query = query.where(ledger.c.at >= since)
+    if until is not None:
+        query = query.where(ledger.c.at < until)
+    if after_seq is not None:
+        query = query.where(ledger.c.seq > after_seq)
+    if limit is not None:
+        query = query.limit(limit)
+    return conn.execute(query).all()
+
+
+def left_at(conn: Connection, org_id: str, t: datetime) -> int:
+    """Left after the last entry at or before ``t`` (0 before the first entry)."""
+    query = (
+        select(ledger.c.total_after)
+        .where(ledger.c.org_id == org_id, ledger.c.at <= t)
+        .order_by(ledger.c.seq.desc())
+        .limit(1)
+    )
+    value = conn.execute(query).scalar()
+    return int(value) if value is not None else 0

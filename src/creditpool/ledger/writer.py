@@ -1,0 +1,129 @@
+"""The one writer of an organization's pool inside a transaction.
+
+Every change to an organization goes through an ``OrgWriter``: it locks the
+organization's row, writes the availability and expiry entries that fell due (with their
+own instants, in order) before anything else, hands out per-organization ids, and appends
+ledger entries with an unbroken before/after chain. ``finish`` writes it all back.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from creditpool.core import timeline
+from creditpool.core.errors import NotFound
+from creditpool.core.grants import GrantRow
+from creditpool.core.invariant import invariant
+from creditpool.core.timeline import LedgerDraft
+from creditpool.grants import repository as grants_repo
+from creditpool.ledger import repository as ledger_repo
+from creditpool.orgs import repository as orgs_repo
+from creditpool.storage.uow import Tx
+
+
+class OrgWriter:
+    def __init__(self, tx: Tx, org: Any) -> None:
+        self.tx = tx
+        self.conn = tx.conn
+        self.org_id: str = org.id
+        self.timezone: str = org.timezone
+        self.thresholds: list[int] = list(org.low_balance_thresholds)
+        self._ledger_seq: int = org.ledger_seq
+        self._object_seq: int = org.object_seq
+        self._ledger_at: datetime | None = org.ledger_at
+        self._next_event_at: datetime | None = org.next_event_at
+        # Entries never go back in time, even if clocks of two processes disagree.
+        self.now = tx.now if org.ledger_at is None else max(tx.now, org.ledger_at)
+        self._grants: dict[int, GrantRow] | None = None
+        self._entries: list[dict[str, Any]] = []
+        # What each grant looked like when loaded or inserted: only changed rows are saved.
+        self._saved: dict[int, tuple[int, bool, bool]] = {}
+
+    @classmethod
+    def lock(cls, tx: Tx, org_id: str) -> OrgWriter:
+        org = orgs_repo.lock_org(tx.conn, org_id)
+        if org is None:
+            raise NotFound(f"organization {org_id!r} not found")
+        writer = cls(tx, org)
+        if writer._next_event_at is not None and writer._next_event_at <= writer.now:
+            writer.catch_up()
+        return writer
+
+    def grants(self) -> dict[int, GrantRow]:
+        """The live grants (neither voided nor logged as expired), loaded once."""
+        if self._grants is None:
+            self._grants = grants_repo.load_live(self.conn, self.org_id)
+            self._saved = {gid: _snapshot(g) for gid, g in self._grants.items()}
+        return self._grants
+
+    def left(self) -> int:
+        return sum(g.remaining for g in self.grants().values() if g.is_active(self.now))
+
+    def catch_up(self) -> None:
+        for draft in timeline.catch_up(list(self.grants().values()), self.now):
+            self.append(draft)
+
+    def new_id(self) -> int:
+        self._object_seq += 1
+        return self._object_seq
+
+    def add_grant(self, grant: GrantRow) -> None:
+        """A grant the caller has just inserted joins the live set."""
+        self.grants()[grant.id] = grant
+        self._saved[grant.id] = _snapshot(grant)
+
+    def forget_grant(self, grant_id: int) -> None:
+        """A voided grant leaves the live set; its row was written by the caller."""
+        self.grants().pop(grant_id, None)
+        self._saved.pop(grant_id, None)
+
+    def append(self, draft: LedgerDraft) -> None:
+        invariant(draft.credits > 0, f"ledger entry without credits: {draft}")
+        invariant(
+            self._ledger_at is None or draft.at >= self._ledger_at,
+            f"ledger entry at {draft.at} before the last one at {self._ledger_at}",
+        )
+        previous_after = self._entries[-1]["total_after"] if self._entries else None
+        invariant(
+            previous_after is None or previous_after == draft.total_before,
+            f"ledger chain broken: {previous_after} then {draft.total_before}",
+        )
+        self._ledger_seq += 1
+        self._ledger_at = draft.at
+        self._entries.append(
+            {
+                "org_id": self.org_id,
+                "seq": self._ledger_seq,
+                "at": draft.at,
+                "action": draft.action,
+                "method": draft.method,
+                "credits": draft.credits,
+                "total_before": draft.total_before,
+                "total_after": draft.total_after,
+                "grant_id": draft.grant_id,
+                "consumption_id": draft.consumption_id,
+            }
+        )
+
+    @property
+    def entries(self) -> list[dict[str, Any]]:
+        return self._entries
+
+    def finish(self) -> None:
+        """Write the grants' working copies, the ledger entries and the org's counters."""
+        values: dict[str, Any] = {}
+        if self._grants is not None:
+            self.catch_up()  # a grant added in this call may already be available
+            changed = [g for gid, g in self._grants.items() if self._saved[gid] != _snapshot(g)]
+            grants_repo.save_working_copies(self.conn, self.org_id, changed)
+            values["next_event_at"] = timeline.next_event_at(list(self._grants.values()))
+        ledger_repo.insert_entries(self.conn, self._entries)
+        values["ledger_seq"] = self._ledger_seq
+        values["object_seq"] = self._object_seq
+        values["ledger_at"] = self._ledger_at
+        orgs_repo.update_org(self.conn, self.org_id, **values)
+
+
+def _snapshot(g: GrantRow) -> tuple[int, bool, bool]:
+    return (g.remaining, g.added_logged, g.expiry_logged)

@@ -1,0 +1,1 @@
+"""Organizations, their teams and members, and team usage against monthly limits."""

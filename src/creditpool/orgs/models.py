@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from creditpool.models import Model
+
+
+class Org(Model):
+    """An organization: one credit pool. ``id`` is the vendor's own identifier."""
+
+    id: str
+    name: str
+    timezone: str
+    low_balance_thresholds: tuple[Decimal, ...]
+    created_at: datetime
+
+
+class Team(Model):
+    org_id: str
+    id: str
+    name: str
+    monthly_limit: Decimal | None
+    created_at: datetime
+
+
+class Member(Model):
+    org_id: str
+    user_id: str
+    team_id: str | None
+
+
+class TeamUsage(Model):
+    """A team's paid usage in one calendar month (the org's time zone) against its limit."""
+
+    org_id: str
+    team_id: str | None
+    name: str
+    month: str
+    used: Decimal
+    consumptions: int
+    monthly_limit: Decimal | None
+    over_limit: bool

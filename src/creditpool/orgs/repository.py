@@ -1,0 +1,114 @@
+"""All SQL about organizations, teams and members. Never commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import Connection
+
+from creditpool.storage.tables import consumptions, members, orgs, teams
+from creditpool.storage.types import DbRow
+
+
+def insert_org(conn: Connection, **values: Any) -> None:
+    conn.execute(orgs.insert().values(ledger_seq=0, object_seq=0, **values))
+
+
+def get_org(conn: Connection, org_id: str) -> DbRow | None:
+    return conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
+
+
+def lock_org(conn: Connection, org_id: str) -> DbRow | None:
+    """The organization's row, locked for this transaction (FOR UPDATE; on SQLite the
+    transaction already holds the database's write lock from BEGIN IMMEDIATE)."""
+    return conn.execute(select(orgs).where(orgs.c.id == org_id).with_for_update()).first()
+
+
+def list_orgs(
+    conn: Connection, *, after: str | None, limit: int, search: str | None
+) -> Sequence[DbRow]:
+    query = select(orgs).order_by(orgs.c.id).limit(limit)
+    if after is not None:
+        query = query.where(orgs.c.id > after)
+    if search:
+        pattern = f"%{search.lower()}%"
+        query = query.where(
+            func.lower(orgs.c.id).like(pattern) | func.lower(orgs.c.name).like(pattern)
+        )
+    return conn.execute(query).all()
+
+
+def all_org_ids(conn: Connection) -> list[str]:
+    return list(conn.execute(select(orgs.c.id).order_by(orgs.c.id)).scalars())
+
+
+def due_org_ids(conn: Connection, now: datetime) -> list[str]:
+    query = select(orgs.c.id).where(orgs.c.next_event_at <= now).order_by(orgs.c.id)
+    return list(conn.execute(query).scalars())
+
+
+def update_org(conn: Connection, org_id: str, **values: Any) -> None:
+    conn.execute(update(orgs).where(orgs.c.id == org_id).values(**values))
+
+
+def insert_team(conn: Connection, **values: Any) -> None:
+    conn.execute(teams.insert().values(**values))
+
+
+def get_team(conn: Connection, org_id: str, team_id: str) -> DbRow | None:
+    query = select(teams).where(teams.c.org_id == org_id, teams.c.id == team_id)
+    return conn.execute(query).first()
+
+
+def list_teams(conn: Connection, org_id: str) -> Sequence[DbRow]:
+    query = select(teams).where(teams.c.org_id == org_id).order_by(teams.c.id)
+    return conn.execute(query).all()
+
+
+def update_team(conn: Connection, org_id: str, team_id: str, **values: Any) -> None:
+    query = update(teams).where(teams.c.org_id == org_id, teams.c.id == team_id)
+    conn.execute(query.values(**values))
+
+
+def get_member(conn: Connection, org_id: str, user_id: str) -> DbRow | None:
+    query = select(members).where(members.c.org_id == org_id, members.c.user_id == user_id)
+    return conn.execute(query).first()
+
+
+def put_member(
+    conn: Connection, org_id: str, user_id: str, team_id: str | None, now: datetime
+) -> None:
+    if get_member(conn, org_id, user_id) is None:
+        conn.execute(
+            members.insert().values(org_id=org_id, user_id=user_id, team_id=team_id, updated_at=now)
+        )
+    else:
+        query = update(members).where(members.c.org_id == org_id, members.c.user_id == user_id)
+        conn.execute(query.values(team_id=team_id, updated_at=now))
+
+
+def list_members(conn: Connection, org_id: str, team_id: str | None = None) -> Sequence[DbRow]:
+    query = select(members).where(members.c.org_id == org_id).order_by(members.c.user_id)
+    if team_id is not None:
+        query = query.where(members.c.team_id == team_id)
+    return conn.execute(query).all()
+
+
+def paid_usage_by_team(
+    conn: Connection, org_id: str, start: datetime, end: datetime
+) -> Sequence[DbRow]:
+    """(team_id, used units, count) of paid consumptions in [start, end)."""
+    query = (
+        select(consumptions.c.team_id, func.sum(consumptions.c.cost), func.count())
+        .where(
+            consumptions.c.org_id == org_id,
+            consumptions.c.status == "paid",
+            consumptions.c.created_at >= start,
+            consumptions.c.created_at < end,
+        )
+        .group_by(consumptions.c.team_id)
+    )
+    return conn.execute(query).all()

@@ -1,0 +1,448 @@
+"""``CreditPool``: the library's front door. Each method is one transaction.
+
+Mutations (grant, void, consume, refund) go through ``_mutate``: lock the organization,
+write the availability/expiry entries that fell due, replay or refuse a known idempotency
+key, run the service, write back, remember the result under the key, commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from creditpool import validation as check
+from creditpool.consumptions import repository as consumptions_repo
+from creditpool.consumptions import service as consumptions
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.core.errors import InvalidInput
+from creditpool.features import service as features
+from creditpool.features.models import Feature
+from creditpool.grants import repository as grants_repo
+from creditpool.grants import service as grants
+from creditpool.grants.models import Grant
+from creditpool.idempotency import repository as idempotency_repo
+from creditpool.idempotency import service as idempotency
+from creditpool.ledger import service as ledger
+from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.ledger.writer import OrgWriter
+from creditpool.orgs import repository as orgs_repo
+from creditpool.orgs import service as orgs
+from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.storage import engine as engines
+from creditpool.storage import migrate
+from creditpool.storage.uow import Clock, reading, system_clock, writing
+
+M = TypeVar("M", bound=BaseModel)
+Amount = str | int | Decimal
+PAGE_SIZE_MAX = 1000
+IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
+
+
+class CreditPool:
+    """A prepaid credit pool per organization, over one SQLite file or PostgreSQL."""
+
+    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+        self.engine = engine
+        self.clock: Clock = clock or system_clock
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        migrate_schema: bool = True,
+        pool_size: int = 5,
+    ) -> CreditPool:
+        """Connect to ``url`` (``sqlite:///file.db`` or ``postgresql://...``) and bring the
+        schema to the newest version. ``clock`` returns an aware datetime (tests move it)."""
+        engine = engines.create(url, pool_size=pool_size)
+        if migrate_schema:
+            migrate.upgrade(engine)
+        return cls(engine, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> CreditPool:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- organizations, teams, members -------------------------------------------------
+
+    def create_org(self, org_id: str, *, name: str | None = None, timezone: str = "UTC") -> Org:
+        with writing(self.engine, self.clock) as tx:
+            return orgs.create_org(tx, org_id, name, timezone)
+
+    def update_org(self, org_id: str, **changes: Any) -> Org:
+        """Change ``name``, ``timezone`` or ``low_balance_thresholds``."""
+        unknown = set(changes) - {"name", "timezone", "low_balance_thresholds"}
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of an organization")
+        with writing(self.engine, self.clock) as tx:
+            return orgs.update_org(tx, org_id, changes)
+
+    def org(self, org_id: str) -> Org:
+        with reading(self.engine, self.clock) as tx:
+            return orgs.get_org(tx, org_id)
+
+    def orgs(
+        self, *, after: str | None = None, limit: int = 100, search: str | None = None
+    ) -> list[Org]:
+        with reading(self.engine, self.clock) as tx:
+            return orgs.list_orgs(tx, after=after, limit=_page(limit), search=search)
+
+    def create_team(
+        self,
+        org_id: str,
+        team_id: str,
+        *,
+        name: str | None = None,
+        monthly_limit: Amount | None = None,
+    ) -> Team:
+        with writing(self.engine, self.clock) as tx:
+            return orgs.create_team(tx, org_id, team_id, name, monthly_limit)
+
+    def update_team(self, org_id: str, team_id: str, **changes: Any) -> Team:
+        """Change ``name`` or ``monthly_limit`` (None removes the limit)."""
+        unknown = set(changes) - {"name", "monthly_limit"}
+        if unknown:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a team")
+        with writing(self.engine, self.clock) as tx:
+            return orgs.update_team(tx, org_id, team_id, changes)
+
+    def set_team_limit(self, org_id: str, team_id: str, monthly_limit: Amount | None) -> Team:
+        return self.update_team(org_id, team_id, monthly_limit=monthly_limit)
+
+    def team(self, org_id: str, team_id: str) -> Team:
+        with reading(self.engine, self.clock) as tx:
+            return orgs.get_team(tx, org_id, team_id)
+
+    def teams(self, org_id: str) -> list[Team]:
+        with reading(self.engine, self.clock) as tx:
+            return orgs.list_teams(tx, org_id)
+
+    def set_member(self, org_id: str, user_id: str, *, team_id: str | None = None) -> Member:
+        """Put a member in a team (or in none). Future consumptions are attributed to it."""
+        with writing(self.engine, self.clock) as tx:
+            return orgs.set_member(tx, org_id, user_id, team_id)
+
+    def member(self, org_id: str, user_id: str) -> Member:
+        with reading(self.engine, self.clock) as tx:
+            return orgs.get_member(tx, org_id, user_id)
+
+    def members(self, org_id: str, *, team_id: str | None = None) -> list[Member]:
+        with reading(self.engine, self.clock) as tx:
+            return orgs.list_members(tx, org_id, team_id)
+
+    def team_usage(self, org_id: str, month: str | None = None) -> list[TeamUsage]:
+        """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now)."""
+        with reading(self.engine, self.clock) as tx:
+            return orgs.team_usage(tx, org_id, month)
+
+    # -- features ----------------------------------------------------------------------
+
+    def set_feature(
+        self,
+        key: str,
+        *,
+        name: str | None = None,
+        cost: Amount | None = None,
+        unit_rate: Amount | None = None,
+        unit: str | None = None,
+    ) -> Feature:
+        """Price a feature: a fixed ``cost`` per use, or a ``unit_rate`` per ``unit``."""
+        with writing(self.engine, self.clock) as tx:
+            return features.set_feature(
+                tx, key, name=name, cost=cost, unit_rate=unit_rate, unit=unit
+            )
+
+    def feature(self, key: str) -> Feature:
+        with reading(self.engine, self.clock) as tx:
+            return features.get(tx, key)
+
+    def features(self) -> list[Feature]:
+        with reading(self.engine, self.clock) as tx:
+            return features.list_all(tx)
+
+    # -- grants ------------------------------------------------------------------------
+
+    def grant(
+        self,
+        org_id: str,
+        amount: Amount,
+        *,
+        expires_at: datetime | None = None,
+        available_from: datetime | None = None,
+        granted_by: str | None = None,
+        note: str | None = None,
+        reference: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Grant:
+        """Deposit ``amount`` credits. Permanent unless ``expires_at``; usable from
+        ``available_from`` (default: now)."""
+        req = grants.GrantRequest.parse(
+            amount,
+            expires_at=expires_at,
+            available_from=available_from,
+            granted_by=granted_by,
+            note=note,
+            reference=reference,
+        )
+        return self._mutate(
+            org_id, "grant", idempotency_key, req.arguments(), Grant, lambda w: grants.grant(w, req)
+        )
+
+    def void_grant(
+        self,
+        org_id: str,
+        grant_id: int,
+        *,
+        by: str | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Grant:
+        """Void a mistaken grant: its remaining credits leave the pool (a ledger entry)."""
+        by = check.text(by, "by")
+        reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
+        args = {"grant_id": grant_id, "by": by, "reason": reason}
+        return self._mutate(
+            org_id,
+            "void",
+            idempotency_key,
+            args,
+            Grant,
+            lambda w: grants.void(w, _id(grant_id, "grant id"), by, reason),
+        )
+
+    def grant_info(self, org_id: str, grant_id: int) -> Grant:
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            return grants.get(tx, org_id, _id(grant_id, "grant id"))
+
+    def grants(self, org_id: str) -> list[Grant]:
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            return grants.list_for_org(tx, org_id)
+
+    # -- consumptions and refunds ------------------------------------------------------
+
+    def consume(
+        self,
+        org_id: str,
+        feature: str,
+        *,
+        user_id: str,
+        quantity: Amount | None = None,
+        feature_name: str | None = None,
+        action: str | None = None,
+        integration: str | None = None,
+        breakdown: dict[str, int] | None = None,
+        requests: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        dry_run: bool = False,
+    ) -> Consumption:
+        """Charge one use of ``feature`` by ``user_id``: all or nothing.
+
+        Raises InsufficientCredits (nothing charged) when Left < cost. With ``dry_run`` the
+        answer shows the cost and the grants it would draw from, and nothing is written.
+        """
+        req = consumptions.ConsumeRequest.parse(
+            feature,
+            user_id,
+            quantity=quantity,
+            feature_name=feature_name,
+            action=action,
+            integration=integration,
+            breakdown=breakdown,
+            requests=requests,
+            metadata=metadata,
+        )
+        if dry_run:
+            with reading(self.engine, self.clock) as tx:
+                orgs.require_org(tx, org_id)
+                live = list(grants_repo.load_live(tx.conn, org_id).values())
+                return consumptions.dry_run(tx, org_id, live, req)
+        return self._mutate(
+            org_id,
+            "consume",
+            idempotency_key,
+            req.arguments(),
+            Consumption,
+            lambda w: consumptions.consume(w, req),
+        )
+
+    def refund(
+        self,
+        org_id: str,
+        consumption_id: int,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Refund a paid consumption; a second refund returns the first result."""
+        reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
+        cid = _id(consumption_id, "consumption id")
+        args = {"consumption_id": cid, "reason": reason}
+        return self._mutate(
+            org_id,
+            "refund",
+            idempotency_key,
+            args,
+            Refund,
+            lambda w: consumptions.refund(w, cid, reason),
+        )
+
+    def consumption(self, org_id: str, consumption_id: int) -> Consumption:
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            return consumptions.get(tx, org_id, _id(consumption_id, "consumption id"))
+
+    def consumptions(
+        self,
+        org_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        feature: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        status: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Consumption]:
+        """Newest first, at most ``limit``; pass the last id as ``before_id`` for the next page."""
+        if status not in (None, "paid", "refunded"):
+            raise InvalidInput("status must be 'paid' or 'refunded'")
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            rows = consumptions_repo.search(
+                tx.conn,
+                org_id,
+                since=check.aware(since, "since"),
+                until=check.aware(until, "until"),
+                feature=feature,
+                user_id=user_id,
+                team_id=team_id,
+                status=status,
+                before_id=before_id,
+                limit=_page(limit),
+            )
+            return consumptions.from_rows(rows, tx)
+
+    def funded_by(self, org_id: str, grant_id: int) -> list[int]:
+        """Ids of the consumptions a grant paid for."""
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            grants.get(tx, org_id, grant_id)
+            return consumptions_repo.consumption_ids_funded_by(tx.conn, org_id, grant_id)
+
+    # -- balance and ledger ------------------------------------------------------------
+
+    def balance(self, org_id: str, at: datetime | None = None) -> Balance:
+        """Total, used, left, held and upcoming, now or at any past instant."""
+        with reading(self.engine, self.clock) as tx:
+            return ledger.balance(tx, org_id, check.aware(at, "at"))
+
+    def ledger(
+        self,
+        org_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_seq: int | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries in order; availability and expiry that fell due are written first."""
+        self.sweep(org_id)
+        with reading(self.engine, self.clock) as tx:
+            return ledger.entries(
+                tx,
+                org_id,
+                since=check.aware(since, "since"),
+                until=check.aware(until, "until"),
+                after_seq=after_seq,
+                limit=None if limit is None else _page(limit),
+            )
+
+    def sweep(self, org_id: str | None = None) -> int:
+        """Write the availability and expiry entries that fell due; returns entries written.
+        Also forgets idempotency keys older than the retention period."""
+        written = 0
+        with reading(self.engine, self.clock) as tx:
+            due = orgs_repo.due_org_ids(tx.conn, tx.now)
+        for oid in due:
+            if org_id is not None and oid != org_id:
+                continue
+            with writing(self.engine, self.clock) as tx:
+                w = OrgWriter.lock(tx, oid)
+                w.finish()
+                written += len(w.entries)
+        if org_id is None:
+            with writing(self.engine, self.clock) as tx:
+                idempotency_repo.delete_older_than(tx.conn, tx.now - IDEMPOTENCY_KEY_RETENTION)
+        return written
+
+    def verify(self, org_id: str | None = None) -> list[str]:
+        """Replay the ledger and check every invariant: an empty list when sound."""
+        self.sweep(org_id)
+        problems: list[str] = []
+        with reading(self.engine, self.clock) as tx:
+            ids = [org_id] if org_id is not None else orgs_repo.all_org_ids(tx.conn)
+            for oid in ids:
+                problems += ledger.verify_org(tx.conn, orgs.require_org(tx, oid))
+        return problems
+
+    # -- the one way to change a pool --------------------------------------------------
+
+    def _mutate(
+        self,
+        org_id: str,
+        operation: str,
+        key: str | None,
+        arguments: dict[str, Any],
+        model: type[M],
+        run: Callable[[OrgWriter], M],
+    ) -> M:
+        key = idempotency.validate_key(key)
+        digest = idempotency.fingerprint(operation, arguments) if key else ""
+        with writing(self.engine, self.clock) as tx:
+            w = OrgWriter.lock(tx, org_id)
+            if key is not None:
+                stored = idempotency.recall(tx.conn, org_id, key, operation, digest)
+                if stored is not None:
+                    w.finish()  # keep any availability/expiry entries that fell due
+                    return model.model_validate(stored)
+            result = run(w)
+            w.finish()
+            if key is not None:
+                idempotency_repo.insert(
+                    tx.conn,
+                    org_id=org_id,
+                    key=key,
+                    operation=operation,
+                    request_hash=digest,
+                    result=result.model_dump(mode="json"),
+                    created_at=tx.now,
+                )
+            return result
+
+
+def _page(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInput(f"limit must be from 1 to {PAGE_SIZE_MAX}")
+    return limit
+
+
+def _id(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(f"{field} must be a positive whole number")
+    return value

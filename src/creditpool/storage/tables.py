@@ -1,0 +1,206 @@
+"""The schema. Every organization-owned table carries ``org_id`` first in its primary key,
+so that the data can be distributed by organization (e.g. Citus); the feature catalog is
+the one global reference table.
+
+Ids of grants, consumptions and holds are per organization, allocated from the
+organization's row under its lock (``object_seq``); ledger entries are numbered per
+organization without gaps (``ledger_seq``), which is what event streams resume from.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from creditpool.storage.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(64)
+Units = BigInteger
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("low_balance_thresholds", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("ledger_seq", BigInteger, nullable=False),
+    Column("object_seq", BigInteger, nullable=False),
+    # The instant of the last ledger entry: entries never go back in time.
+    Column("ledger_at", UTCDateTime, nullable=True),
+    # The earliest not yet logged availability or expiry: lets a change skip the catch-up.
+    Column("next_event_at", UTCDateTime, nullable=True),
+)
+
+features = Table(
+    "features",
+    metadata,
+    Column("key", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    # rate units (1e-8 credit) per use, or per unit when ``per_unit``
+    Column("rate", BigInteger, nullable=False),
+    Column("per_unit", Boolean, nullable=False),
+    Column("unit", String(64), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("id", ID, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("monthly_limit", Units, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("team_id", ID, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+    ForeignKeyConstraint(["org_id", "team_id"], ["teams.org_id", "teams.id"]),
+)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("amount", Units, nullable=False),
+    Column("remaining", Units, nullable=False),
+    Column("granted_at", UTCDateTime, nullable=False),
+    Column("available_from", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("note", Text, nullable=True),
+    Column("reference", String(200), nullable=True),
+    Column("granted_by", String(200), nullable=True),
+    Column("voided_at", UTCDateTime, nullable=True),
+    Column("voided_by", String(200), nullable=True),
+    Column("void_reason", Text, nullable=True),
+    Column("voided_credits", Units, nullable=False),
+    Column("added_logged", Boolean, nullable=False),
+    Column("expiry_logged", Boolean, nullable=False),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+# The "live" grants (neither voided nor logged as expired) are read on every change.
+Index("ix_grants_live", grants.c.org_id, grants.c.expiry_logged, grants.c.voided_at)
+
+consumptions = Table(
+    "consumptions",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("feature", ID, nullable=False),
+    Column("feature_name", String(500), nullable=True),
+    Column("action", String(64), nullable=True),
+    Column("integration", String(200), nullable=True),
+    Column("user_id", ID, nullable=False),
+    Column("team_id", ID, nullable=True),
+    Column("quantity", Units, nullable=True),
+    Column("rate", BigInteger, nullable=False),
+    Column("cost", Units, nullable=False),
+    Column("breakdown", JSON, nullable=True),
+    Column("requests", Integer, nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("refunded_at", UTCDateTime, nullable=True),
+    Column("refund_reason", Text, nullable=True),
+    Column("refund_restored", Units, nullable=True),
+    Column("refund_lost", Units, nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+Index("ix_consumptions_org_created", consumptions.c.org_id, consumptions.c.created_at)
+Index(
+    "ix_consumptions_org_user",
+    consumptions.c.org_id,
+    consumptions.c.user_id,
+    consumptions.c.created_at,
+)
+Index(
+    "ix_consumptions_org_team",
+    consumptions.c.org_id,
+    consumptions.c.team_id,
+    consumptions.c.created_at,
+)
+
+allocations = Table(
+    "allocations",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("consumption_id", BigInteger, primary_key=True),
+    Column("grant_id", BigInteger, primary_key=True),
+    Column("amount", Units, nullable=False),
+    ForeignKeyConstraint(["org_id", "consumption_id"], ["consumptions.org_id", "consumptions.id"]),
+    ForeignKeyConstraint(["org_id", "grant_id"], ["grants.org_id", "grants.id"]),
+)
+Index("ix_allocations_grant", allocations.c.org_id, allocations.c.grant_id)
+
+restorations = Table(
+    "restorations",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("consumption_id", BigInteger, primary_key=True),
+    Column("grant_id", BigInteger, primary_key=True),
+    Column("amount", Units, nullable=False),
+    ForeignKeyConstraint(["org_id", "consumption_id"], ["consumptions.org_id", "consumptions.id"]),
+    ForeignKeyConstraint(["org_id", "grant_id"], ["grants.org_id", "grants.id"]),
+)
+Index("ix_restorations_grant", restorations.c.org_id, restorations.c.grant_id)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("credits", Units, nullable=False),
+    Column("total_before", Units, nullable=False),
+    Column("total_after", Units, nullable=False),
+    Column("grant_id", BigInteger, nullable=True),
+    Column("consumption_id", BigInteger, nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+Index("ix_ledger_org_at", ledger.c.org_id, ledger.c.at)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("operation", String(32), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("result", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+Index("ix_idempotency_created", idempotency_keys.c.created_at)
