@@ -1,0 +1,73 @@
+"""Fixtures shared by every tier.
+
+``db_url`` is a fresh, migrated database per test: SQLite always, PostgreSQL too when
+CREDITPOOL_TEST_POSTGRES_URL is set (the test is then run once per backend). Without the
+variable the PostgreSQL runs are skipped with a message saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from creditpool import CreditPool
+from tests.support import FakeClock, PostgresTemplates, SqliteTemplates, postgres_admin_url
+
+SKIP_PG = "PostgreSQL not configured: set CREDITPOOL_TEST_POSTGRES_URL to run on it"
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_templates() -> Iterator[PostgresTemplates | None]:
+    url = postgres_admin_url()
+    if url is None:
+        yield None
+        return
+    templates = PostgresTemplates(url)
+    yield templates
+    templates.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "postgres" and postgres_admin_url() is None:
+        pytest.skip(SKIP_PG)
+    return name
+
+
+@pytest.fixture
+def db_url(
+    backend: str,
+    sqlite_templates: SqliteTemplates,
+    postgres_templates: PostgresTemplates | None,
+) -> Iterator[str]:
+    if backend == "sqlite":
+        yield sqlite_templates.fresh()
+        return
+    assert postgres_templates is not None
+    url = postgres_templates.fresh()
+    yield url
+    postgres_templates.drop(url)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pool(db_url: str, clock: FakeClock) -> Iterator[CreditPool]:
+    with CreditPool.open(db_url, clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def tmp_dir(tmp_path: Path) -> Path:
+    return tmp_path
