@@ -7,6 +7,7 @@ variable the PostgreSQL runs are skipped with a message saying so.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,13 @@ from creditpool import CreditPool
 from tests.support import FakeClock, PostgresTemplates, SqliteTemplates, postgres_admin_url
 
 SKIP_PG = "PostgreSQL not configured: set CREDITPOOL_TEST_POSTGRES_URL to run on it"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip where a part is missing; in CI (CREDITPOOL_TEST_REQUIRE_ALL=1) fail instead."""
+    if os.environ.get("CREDITPOOL_TEST_REQUIRE_ALL") == "1":
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +46,7 @@ def postgres_templates() -> Iterator[PostgresTemplates | None]:
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
     if name == "postgres" and postgres_admin_url() is None:
-        pytest.skip(SKIP_PG)
+        skip_or_fail(SKIP_PG)
     return name
 
 
