@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.storage.tables import (
@@ -129,18 +129,19 @@ def search(
     """Newest first; ``before_id`` is the cursor of the next page."""
     c = consumptions.c
     query = select(consumptions).where(c.org_id == org_id).order_by(c.id.desc()).limit(limit)
-    conditions = [
-        (since, c.created_at >= since),
-        (until, c.created_at < until),
-        (feature, c.feature == feature),
-        (user_id, c.user_id == user_id),
-        (team_id, c.team_id == team_id),
-        (status, c.status == status),
-        (before_id, c.id < before_id),
+    # Each condition is built only when its value is given: `column >= None` is an error.
+    conditions: list[tuple[object, Callable[[], ColumnElement[bool]]]] = [
+        (since, lambda: c.created_at >= since),
+        (until, lambda: c.created_at < until),
+        (feature, lambda: c.feature == feature),
+        (user_id, lambda: c.user_id == user_id),
+        (team_id, lambda: c.team_id == team_id),
+        (status, lambda: c.status == status),
+        (before_id, lambda: c.id < before_id),
     ]
     for value, condition in conditions:
         if value is not None:
-            query = query.where(condition)
+            query = query.where(condition())
     return conn.execute(query).all()
 
 
