@@ -16,15 +16,18 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from creditpool import validation as check
+from creditpool.auth import service as keys
+from creditpool.auth.models import ApiKey
 from creditpool.consumptions import repository as consumptions_repo
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import InvalidInput
+from creditpool.core.money import to_decimal
 from creditpool.features import service as features
 from creditpool.features.models import Feature
 from creditpool.grants import repository as grants_repo
 from creditpool.grants import service as grants
-from creditpool.grants.models import Grant
+from creditpool.grants.models import Funding, Grant
 from creditpool.idempotency import repository as idempotency_repo
 from creditpool.idempotency import service as idempotency
 from creditpool.ledger import service as ledger
@@ -338,12 +341,13 @@ class CreditPool:
             )
             return consumptions.from_rows(rows, tx)
 
-    def funded_by(self, org_id: str, grant_id: int) -> list[int]:
-        """Ids of the consumptions a grant paid for."""
+    def funded_by(self, org_id: str, grant_id: int) -> list[Funding]:
+        """What a grant paid towards each consumption it funded."""
         with reading(self.engine, self.clock) as tx:
             orgs.require_org(tx, org_id)
             grants.get(tx, org_id, grant_id)
-            return consumptions_repo.consumption_ids_funded_by(tx.conn, org_id, grant_id)
+            rows = consumptions_repo.funded_by(tx.conn, org_id, grant_id)
+            return [Funding(consumption_id=c, amount=to_decimal(a)) for c, a in rows]
 
     # -- balance and ledger ------------------------------------------------------------
 
@@ -400,6 +404,32 @@ class CreditPool:
             for oid in ids:
                 problems += ledger.verify_org(tx.conn, orgs.require_org(tx, oid))
         return problems
+
+    # -- API keys ----------------------------------------------------------------------
+
+    def create_key(
+        self,
+        role: str,
+        *,
+        org_id: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new API key and its secret token (shown once; only a hash is stored)."""
+        with writing(self.engine, self.clock) as tx:
+            return keys.create(tx, role, org_id, user_id, name)
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        with reading(self.engine, self.clock) as tx:
+            return keys.authenticate(tx, token)
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        with writing(self.engine, self.clock) as tx:
+            return keys.revoke(tx, key_id)
+
+    def keys(self) -> list[ApiKey]:
+        with reading(self.engine, self.clock) as tx:
+            return keys.list_all(tx)
 
     # -- the one way to change a pool --------------------------------------------------
 

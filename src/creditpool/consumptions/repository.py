@@ -145,10 +145,11 @@ def search(
     return conn.execute(query).all()
 
 
-def consumption_ids_funded_by(conn: Connection, org_id: str, grant_id: int) -> list[int]:
+def funded_by(conn: Connection, org_id: str, grant_id: int) -> list[tuple[int, int]]:
+    """(consumption id, amount) of everything a grant paid for."""
     query = (
-        select(allocations.c.consumption_id)
+        select(allocations.c.consumption_id, allocations.c.amount)
         .where(allocations.c.org_id == org_id, allocations.c.grant_id == grant_id)
         .order_by(allocations.c.consumption_id)
     )
-    return [int(i) for i in conn.execute(query).scalars()]
+    return [(int(c), int(a)) for c, a in conn.execute(query)]

@@ -24,3 +24,16 @@ class Grant(Model):
     voided_by: str | None
     void_reason: str | None
     state: GrantState
+
+
+class Funding(Model):
+    """What one grant paid towards one consumption."""
+
+    consumption_id: int
+    amount: Decimal
+
+
+class GrantDetail(Grant):
+    """A grant with the consumptions it funded."""
+
+    funded: tuple[Funding, ...]

@@ -204,3 +204,32 @@ idempotency_keys = Table(
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
 )
 Index("ix_idempotency_created", idempotency_keys.c.created_at)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("org_id", ID, nullable=True),
+    Column("user_id", ID, nullable=True),
+    # SHA-256 of the secret: the secret is 32 random bytes, so a fast hash is enough
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+
+http_idempotency = Table(
+    "http_idempotency",
+    metadata,
+    # who sent it (an API key id) and the key it chose
+    Column("scope", String(32), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("org_id", ID, nullable=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+Index("ix_http_idempotency_created", http_idempotency.c.created_at)

@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI over the library. Endpoints live beside each domain."""

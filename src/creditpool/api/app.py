@@ -1,0 +1,68 @@
+"""The FastAPI application: one CreditPool per process, routers of every domain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+
+from creditpool.api import metrics, problems
+from creditpool.api.limits import BodyLimitMiddleware
+from creditpool.api.replay import Replayer
+from creditpool.api.security import KeyCache
+from creditpool.consumptions.endpoints import router as consumptions_router
+from creditpool.features.endpoints import router as features_router
+from creditpool.grants.endpoints import router as grants_router
+from creditpool.ledger.endpoints import router as ledger_router
+from creditpool.orgs.endpoints import router as orgs_router
+from creditpool.pool import CreditPool
+from creditpool.storage import migrate
+
+DESCRIPTION = """\
+A prepaid credit pool per organization. Amounts are exact decimal strings ("0.50").
+Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`.
+Mutations accept an `Idempotency-Key` header.
+"""
+
+
+def create_app(pool: CreditPool) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
+    app = FastAPI(title="creditpool", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.pool = pool
+    app.state.key_cache = KeyCache()
+    app.state.replayer = Replayer(pool)
+    problems.install(app)
+    for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
+        app.include_router(router)
+    _operations(app, pool)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
+    return app
+
+
+def _operations(app: FastAPI, pool: CreditPool) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    def readyz() -> Response:
+        """The database is reachable and its schema is at the newest migration."""
+        try:
+            ready = migrate.is_at_head(pool.engine)
+        except Exception as error:  # any failure to reach the database means "not ready"
+            return JSONResponse({"status": "unavailable", "detail": type(error).__name__}, 503)
+        if not ready:
+            return JSONResponse({"status": "migrations pending"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return metrics.metrics_response()

@@ -1,0 +1,84 @@
+"""RFC 9457 problem details: every error leaves through here, with a stable ``code``."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from creditpool.core.errors import CreditPoolError
+
+MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("creditpool.api")
+
+
+class Unauthorized(CreditPoolError):
+    code = "unauthorized"
+    status = 401
+    title = "Missing or invalid API key"
+
+
+class Forbidden(CreditPoolError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed for this key"
+
+
+class IdempotencyInFlight(CreditPoolError):
+    code = "idempotency_in_flight"
+    status = 409
+    title = "A request with this idempotency key is still in flight"
+
+
+class PayloadTooLarge(CreditPoolError):
+    code = "payload_too_large"
+    status = 413
+    title = "Request body too large"
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"https://creditpool.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update({k: str(v) if isinstance(v, Decimal) else v for k, v in extra.items()})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def from_error(error: CreditPoolError) -> JSONResponse:
+    return problem(error.status, error.code, error.title, error.detail, **error.extra)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(CreditPoolError)
+    async def _expected(_: Request, error: CreditPoolError) -> JSONResponse:
+        return from_error(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
+            for e in error.errors()
+        ]
+        first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+        detail = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['msg']}"
+        return problem(422, "invalid_input", "Invalid input", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return problem(error.status_code, code, str(error.detail), str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=error)
+        return problem(500, "internal_error", "Internal error", "an unexpected error occurred")

@@ -1,0 +1,47 @@
+"""Shapes shared by every endpoint: pages, amounts, limits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+from creditpool.core.errors import InvalidAmount
+
+T = TypeVar("T")
+
+PAGE_SIZE_DEFAULT = 50
+PAGE_SIZE_MAX = 500
+# An amount in a request: a decimal string such as "0.50" (an integer is fine too). A JSON
+# float is accepted by the schema only to be refused by the library with invalid_amount.
+AmountIn = Annotated[StrictStr | StrictInt | StrictFloat, Field(examples=["10.00"])]
+Limit = Annotated[int, Field(ge=1, le=PAGE_SIZE_MAX)]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused, so that typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class Items(BaseModel, Generic[T]):
+    items: list[T]
+
+
+@overload
+def exact(value: str | int | float, field: str = ...) -> str | int: ...
+@overload
+def exact(value: str | int | float | None, field: str = ...) -> str | int | None: ...
+def exact(value: str | int | float | None, field: str = "amount") -> str | int | None:
+    """A JSON number with a fraction arrives as a binary float: it cannot be exact."""
+    if isinstance(value, float):
+        raise InvalidAmount(f'{field} must be a decimal string such as "0.50", not a JSON float')
+    return value

@@ -1,0 +1,129 @@
+"""Who may do what: a bearer key's role and organization decide every request.
+
+Keys of one organization (admin, member) asking about another get 404, exactly as for an
+organization that does not exist, so that existence never leaks. A permitted organization
+but a forbidden action gets 403.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from creditpool.api.problems import Forbidden, Unauthorized
+from creditpool.auth.models import ApiKey, Role
+from creditpool.core.errors import NotFound
+from creditpool.pool import CreditPool
+
+KEY_CACHE_TTL_S = 5.0  # a revoked key stops working within this many seconds
+KEY_CACHE_SIZE_MAX = 10_000
+
+
+class Action(StrEnum):
+    ORGS_CREATE = "orgs.create"
+    ORGS_LIST = "orgs.list"
+    ORGS_READ = "orgs.read"
+    ORGS_UPDATE = "orgs.update"
+    THRESHOLDS_UPDATE = "orgs.update_thresholds"
+    TEAMS_READ = "teams.read"
+    TEAMS_WRITE = "teams.write"
+    TEAM_LIMIT = "teams.limit"
+    MEMBERS_READ = "members.read"
+    MEMBERS_WRITE = "members.write"
+    FEATURES_READ = "features.read"
+    FEATURES_WRITE = "features.write"
+    GRANTS_READ = "grants.read"
+    GRANTS_WRITE = "grants.write"
+    CONSUMPTIONS_READ = "consumptions.read"
+    OWN_CONSUMPTIONS_READ = "consumptions.read_own"
+    CONSUME = "consume"
+    REFUND = "refund"
+    BALANCE_READ = "balance.read"
+    USAGE_READ = "usage.read"
+    LEDGER_READ = "ledger.read"
+    PORTAL_CREATE = "portal.create"
+
+
+_READ_ALL = {
+    Action.ORGS_READ,
+    Action.TEAMS_READ,
+    Action.MEMBERS_READ,
+    Action.FEATURES_READ,
+    Action.GRANTS_READ,
+    Action.CONSUMPTIONS_READ,
+    Action.OWN_CONSUMPTIONS_READ,
+    Action.BALANCE_READ,
+    Action.USAGE_READ,
+    Action.LEDGER_READ,
+}
+
+PERMISSIONS: dict[Role, frozenset[Action]] = {
+    Role.SERVICE: frozenset(set(Action) - {Action.GRANTS_WRITE}),
+    Role.STAFF: frozenset(_READ_ALL | {Action.ORGS_LIST, Action.GRANTS_WRITE}),
+    Role.ADMIN: frozenset(_READ_ALL | {Action.THRESHOLDS_UPDATE, Action.TEAM_LIMIT}),
+    Role.MEMBER: frozenset(
+        {Action.FEATURES_READ, Action.BALANCE_READ, Action.OWN_CONSUMPTIONS_READ}
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key: ApiKey
+
+    @property
+    def role(self) -> Role:
+        return self.key.role
+
+    def may(self, action: Action) -> bool:
+        return action in PERMISSIONS[self.key.role]
+
+    def require(self, action: Action, org_id: str | None = None) -> None:
+        """403 for a forbidden action; 404 for another organization than the key's own."""
+        if org_id is not None and self.key.org_id is not None and org_id != self.key.org_id:
+            raise NotFound(f"organization {org_id!r} not found")
+        if not self.may(action):
+            raise Forbidden(f"a {self.key.role.value} key may not do {action.value}")
+
+
+class KeyCache:
+    """Authenticated keys for a few seconds, so a request costs no extra query."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+
+    def lookup(self, pool: CreditPool, token: str) -> ApiKey | None:
+        now = time.monotonic()
+        hit = self._entries.get(token)
+        if hit is not None and now - hit[0] < KEY_CACHE_TTL_S:
+            return hit[1]
+        key = pool.authenticate(token)
+        if len(self._entries) >= KEY_CACHE_SIZE_MAX:
+            self._entries.clear()
+        self._entries[token] = (now, key)
+        return key
+
+
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cpk_...`")
+
+
+def principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+    pool: CreditPool = request.app.state.pool
+    cache: KeyCache = request.app.state.key_cache
+    key = cache.lookup(pool, credentials.credentials)
+    if key is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return Principal(key)
+
+
+Caller = Annotated[Principal, Depends(principal)]

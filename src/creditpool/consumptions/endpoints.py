@@ -1,0 +1,121 @@
+"""Consumptions and refunds over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from creditpool.api import metrics
+from creditpool.api.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Limit, Page, exact
+from creditpool.api.security import Action, Caller
+from creditpool.auth.models import Role
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.consumptions.schemas import ConsumeBody, RefundBody
+from creditpool.core.errors import CreditPoolError, NotFound
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"])
+
+
+@router.post(
+    "/consumptions",
+    status_code=201,
+    response_model=Consumption,
+    responses={200: {"description": "A dry run: nothing was charged"}},
+)
+def consume(
+    org: OrgId, body: ConsumeBody, request: Request, caller: Caller, pool: Pool, replay: Replay
+) -> Response:
+    caller.require(Action.CONSUME, org)
+    fields = body.model_dump(exclude={"feature", "user_id", "dry_run"})
+    fields["quantity"] = exact(body.quantity, "quantity")
+    try:
+        response = replay.run(
+            request,
+            caller,
+            org,
+            body,
+            200 if body.dry_run else 201,
+            lambda key: pool.consume(
+                org,
+                body.feature,
+                user_id=body.user_id,
+                dry_run=body.dry_run,
+                idempotency_key=key,
+                **fields,
+            ),
+        )
+    except CreditPoolError as error:
+        metrics.REFUSALS.labels(feature=body.feature, code=error.code).inc()
+        raise
+    if not body.dry_run:
+        metrics.CONSUMPTIONS.labels(feature=body.feature).inc()
+    return response
+
+
+@router.get("/consumptions", response_model=Page[Consumption])
+def list_consumptions(
+    org: OrgId,
+    caller: Caller,
+    pool: Pool,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    feature: Annotated[str | None, Query(max_length=64)] = None,
+    user: Annotated[str | None, Query(max_length=64)] = None,
+    team: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["paid", "refunded"] | None = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Page[Consumption]:
+    """Newest first. A member key sees only its own user's consumptions."""
+    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
+    if not caller.may(Action.CONSUMPTIONS_READ):
+        user = caller.key.user_id
+    found = pool.consumptions(
+        org,
+        since=since,
+        until=until,
+        feature=feature,
+        user_id=user,
+        team_id=team,
+        status=status,
+        before_id=cursor,
+        limit=limit + 1,
+    )
+    more = len(found) > limit
+    next_cursor = str(found[limit - 1].id) if more else None
+    return Page(items=found[:limit], next_cursor=next_cursor)
+
+
+@router.get("/consumptions/{consumption_id}", response_model=Consumption)
+def get_consumption(
+    org: OrgId, consumption_id: ObjectId, caller: Caller, pool: Pool
+) -> Consumption:
+    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
+    found = pool.consumption(org, consumption_id)
+    if caller.role is Role.MEMBER and found.user_id != caller.key.user_id:
+        raise NotFound(f"consumption {consumption_id} not found in organization {org!r}")
+    return found
+
+
+@router.post("/consumptions/{consumption_id}/refund", response_model=Refund)
+def refund(
+    org: OrgId,
+    consumption_id: ObjectId,
+    body: RefundBody,
+    request: Request,
+    caller: Caller,
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    caller.require(Action.REFUND, org)
+    return replay.run(
+        request,
+        caller,
+        org,
+        body,
+        200,
+        lambda key: pool.refund(org, consumption_id, reason=body.reason, idempotency_key=key),
+    )

@@ -1,0 +1,73 @@
+"""Grants over HTTP: staff grant and void; ``granted_by`` is the staff key's name."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from creditpool.api.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.api.schemas import Items, exact
+from creditpool.api.security import Action, Caller
+from creditpool.grants.models import Grant, GrantDetail
+from creditpool.grants.schemas import GrantCreate, VoidBody
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["grants"])
+
+
+@router.post("/grants", status_code=201, response_model=Grant)
+def create_grant(
+    org: OrgId, body: GrantCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
+) -> Response:
+    caller.require(Action.GRANTS_WRITE, org)
+    return replay.run(
+        request,
+        caller,
+        org,
+        body,
+        201,
+        lambda key: pool.grant(
+            org,
+            exact(body.amount),
+            expires_at=body.expires_at,
+            available_from=body.available_from,
+            granted_by=caller.key.name,
+            note=body.note,
+            reference=body.reference,
+            idempotency_key=key,
+        ),
+    )
+
+
+@router.get("/grants", response_model=Items[Grant])
+def list_grants(org: OrgId, caller: Caller, pool: Pool) -> Items[Grant]:
+    caller.require(Action.GRANTS_READ, org)
+    return Items(items=pool.grants(org))
+
+
+@router.get("/grants/{grant_id}", response_model=GrantDetail)
+def get_grant(org: OrgId, grant_id: ObjectId, caller: Caller, pool: Pool) -> GrantDetail:
+    caller.require(Action.GRANTS_READ, org)
+    grant = pool.grant_info(org, grant_id)
+    return GrantDetail(**grant.model_dump(), funded=tuple(pool.funded_by(org, grant_id)))
+
+
+@router.post("/grants/{grant_id}/void", response_model=Grant)
+def void_grant(
+    org: OrgId,
+    grant_id: ObjectId,
+    body: VoidBody,
+    request: Request,
+    caller: Caller,
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    caller.require(Action.GRANTS_WRITE, org)
+    return replay.run(
+        request,
+        caller,
+        org,
+        body,
+        200,
+        lambda key: pool.void_grant(
+            org, grant_id, by=caller.key.name, reason=body.reason, idempotency_key=key
+        ),
+    )

@@ -1,0 +1,43 @@
+"""The balance and the ledger over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from creditpool.api.deps import OrgId, Pool
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.api.security import Action, Caller
+from creditpool.ledger.models import Balance, LedgerEntry
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["balance and ledger"])
+
+
+@router.get("/balance", response_model=Balance)
+def balance(
+    org: OrgId,
+    caller: Caller,
+    pool: Pool,
+    at: Annotated[datetime | None, Query(description="A past instant, with offset")] = None,
+) -> Balance:
+    caller.require(Action.BALANCE_READ, org)
+    return pool.balance(org, at=at)
+
+
+@router.get("/ledger", response_model=Page[LedgerEntry])
+def ledger(
+    org: OrgId,
+    caller: Caller,
+    pool: Pool,
+    since: Annotated[datetime | None, Query(alias="from")] = None,
+    until: Annotated[datetime | None, Query(alias="to")] = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[int | None, Query(ge=0, le=2**62, description="The last seq seen")] = None,
+) -> Page[LedgerEntry]:
+    """Oldest first, in sequence order."""
+    caller.require(Action.LEDGER_READ, org)
+    found = pool.ledger(org, since=since, until=until, after_seq=cursor, limit=limit + 1)
+    more = len(found) > limit
+    return Page(items=found[:limit], next_cursor=str(found[limit - 1].seq) if more else None)

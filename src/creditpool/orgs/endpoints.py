@@ -1,0 +1,148 @@
+"""Organizations, teams, members and team usage over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from creditpool.api.deps import OrgId, Pool, Replay, TeamId, UserId
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Items, Limit, Page, exact
+from creditpool.api.security import Action, Caller
+from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.orgs.schemas import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
+
+router = APIRouter(prefix="/v1", tags=["organizations"])
+
+
+@router.post("/orgs", status_code=201, response_model=Org)
+def create_org(
+    body: OrgCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
+) -> Response:
+    caller.require(Action.ORGS_CREATE)
+    return replay.run(
+        request,
+        caller,
+        body.id,
+        body,
+        201,
+        lambda _: pool.create_org(body.id, name=body.name, timezone=body.timezone),
+    )
+
+
+@router.get("/orgs", response_model=Page[Org])
+def list_orgs(
+    caller: Caller,
+    pool: Pool,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[Org]:
+    caller.require(Action.ORGS_LIST)
+    found = pool.orgs(after=cursor, limit=limit + 1, search=search)
+    more = len(found) > limit
+    return Page(items=found[:limit], next_cursor=found[limit - 1].id if more else None)
+
+
+@router.get("/orgs/{org}", response_model=Org)
+def get_org(org: OrgId, caller: Caller, pool: Pool) -> Org:
+    caller.require(Action.ORGS_READ, org)
+    return pool.org(org)
+
+
+@router.patch("/orgs/{org}", response_model=Org)
+def update_org(
+    org: OrgId, body: OrgUpdate, request: Request, caller: Caller, pool: Pool, replay: Replay
+) -> Response:
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("low_balance_thresholds") is not None:
+        changes["low_balance_thresholds"] = [
+            exact(v, "threshold") for v in changes["low_balance_thresholds"]
+        ]
+    only_thresholds = set(changes) <= {"low_balance_thresholds"}
+    caller.require(Action.THRESHOLDS_UPDATE if only_thresholds else Action.ORGS_UPDATE, org)
+    return replay.run(request, caller, org, body, 200, lambda _: pool.update_org(org, **changes))
+
+
+@router.post("/orgs/{org}/teams", status_code=201, response_model=Team)
+def create_team(
+    org: OrgId, body: TeamCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
+) -> Response:
+    caller.require(Action.TEAMS_WRITE, org)
+    return replay.run(
+        request,
+        caller,
+        org,
+        body,
+        201,
+        lambda _: pool.create_team(
+            org, body.id, name=body.name, monthly_limit=exact(body.monthly_limit, "monthly_limit")
+        ),
+    )
+
+
+@router.get("/orgs/{org}/teams", response_model=Items[Team])
+def list_teams(org: OrgId, caller: Caller, pool: Pool) -> Items[Team]:
+    caller.require(Action.TEAMS_READ, org)
+    return Items(items=pool.teams(org))
+
+
+@router.patch("/orgs/{org}/teams/{team}", response_model=Team)
+def update_team(
+    org: OrgId,
+    team: TeamId,
+    body: TeamUpdate,
+    request: Request,
+    caller: Caller,
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    changes = body.model_dump(exclude_unset=True)
+    if "monthly_limit" in changes:
+        changes["monthly_limit"] = exact(changes["monthly_limit"], "monthly_limit")
+    only_limit = set(changes) <= {"monthly_limit"}
+    caller.require(Action.TEAM_LIMIT if only_limit else Action.TEAMS_WRITE, org)
+    return replay.run(
+        request, caller, org, body, 200, lambda _: pool.update_team(org, team, **changes)
+    )
+
+
+@router.put("/orgs/{org}/members/{user}", response_model=Member)
+def put_member(
+    org: OrgId,
+    user: UserId,
+    body: MemberPut,
+    request: Request,
+    caller: Caller,
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    caller.require(Action.MEMBERS_WRITE, org)
+    return replay.run(
+        request, caller, org, body, 200, lambda _: pool.set_member(org, user, team_id=body.team_id)
+    )
+
+
+@router.get("/orgs/{org}/members/{user}", response_model=Member)
+def get_member(org: OrgId, user: UserId, caller: Caller, pool: Pool) -> Member:
+    caller.require(Action.MEMBERS_READ, org)
+    return pool.member(org, user)
+
+
+@router.get("/orgs/{org}/members", response_model=Items[Member])
+def list_members(
+    org: OrgId, caller: Caller, pool: Pool, team: Annotated[str | None, Query(max_length=64)] = None
+) -> Items[Member]:
+    caller.require(Action.MEMBERS_READ, org)
+    return Items(items=pool.members(org, team_id=team))
+
+
+@router.get("/orgs/{org}/usage/teams", response_model=Items[TeamUsage])
+def team_usage(
+    org: OrgId,
+    caller: Caller,
+    pool: Pool,
+    month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+) -> Items[TeamUsage]:
+    caller.require(Action.USAGE_READ, org)
+    return Items(items=pool.team_usage(org, month))
