@@ -1,0 +1,155 @@
+"""Changes to a pool: grant, void, consume, refund. Each takes an idempotency key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+
+from creditpool.cli import render
+from creditpool.cli.context import (
+    IdempotencyKey,
+    JsonFlag,
+    breakdown,
+    instant,
+    json_object,
+    open_pool,
+)
+from creditpool.consumptions.models import ConsumptionStatus
+
+OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
+# Amounts are positional; without this a negative one would be read as an unknown option
+# and refused with a confusing message instead of the library's clear one.
+AMOUNT_ARGS: dict[str, Any] = {"ignore_unknown_options": True}
+
+
+def grant(
+    ctx: typer.Context,
+    org_id: OrgId,
+    amount: Annotated[str, typer.Argument(help="Credits, e.g. 100 or 12.5 (at most 4 decimals).")],
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(parser=instant, metavar="ISO-DATETIME", help="None: permanent."),
+    ] = None,
+    available_from: Annotated[
+        datetime | None,
+        typer.Option(parser=instant, metavar="ISO-DATETIME", help="Default: now."),
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="Who grants (a staff member).")] = None,
+    note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
+    reference: Annotated[str | None, typer.Option(help="E.g. an invoice number.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Deposit credits into an organization's pool."""
+    g = open_pool(ctx).grant(
+        org_id,
+        amount,
+        expires_at=expires_at,
+        available_from=available_from,
+        granted_by=by,
+        note=note,
+        reference=reference,
+        idempotency_key=idempotency_key,
+    )
+    if as_json:
+        render.emit_json(g)
+        return
+    expiry = f"expires {render.when(g.expires_at)}" if g.expires_at else "permanent"
+    render.line(
+        f"grant {g.id}: {g.amount} credits to {org_id}, {g.state}, "
+        f"available from {render.when(g.available_from)}, {expiry}"
+    )
+
+
+def void(
+    ctx: typer.Context,
+    org_id: OrgId,
+    grant_id: Annotated[int, typer.Argument(help="The grant's id.")],
+    by: Annotated[str | None, typer.Option(help="Who voids it (a staff member).")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why, e.g. 'duplicate'.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Void a mistaken grant: its remaining credits leave the pool."""
+    pool = open_pool(ctx)
+    g = pool.void_grant(org_id, grant_id, by=by, reason=reason, idempotency_key=idempotency_key)
+    if as_json:
+        render.emit_json(g)
+        return
+    render.line(f"grant {g.id} of {org_id} voided: {g.remaining} of {g.amount} credits removed")
+
+
+def consume(
+    ctx: typer.Context,
+    org_id: OrgId,
+    feature: Annotated[str, typer.Argument(help="The feature's key, e.g. report.")],
+    user: Annotated[str, typer.Option(help="The user who used the feature.")],
+    quantity: Annotated[
+        str | None, typer.Option(help="Units used, for variable-cost features.")
+    ] = None,
+    feature_name: Annotated[
+        str | None, typer.Option(help="The instance, e.g. the tracker's name.")
+    ] = None,
+    action: Annotated[str | None, typer.Option(help="publish, generate, accept, run...")] = None,
+    integration: Annotated[str | None, typer.Option(help="E.g. an MCP integration.")] = None,
+    breakdown_: Annotated[
+        dict[str, int] | None,
+        typer.Option(
+            "--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"
+        ),
+    ] = None,
+    requests: Annotated[int | None, typer.Option(help="Number of API requests.")] = None,
+    metadata: Annotated[
+        dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the cost and the grants; change nothing.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Charge an organization for one use of a feature: all or nothing."""
+    c = open_pool(ctx).consume(
+        org_id,
+        feature,
+        user_id=user,
+        quantity=quantity,
+        feature_name=feature_name,
+        action=action,
+        integration=integration,
+        breakdown=breakdown_,
+        requests=requests,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+        dry_run=dry_run,
+    )
+    if as_json:
+        render.emit_json(c)
+        return
+    drawn = render.allocations(c.allocations)
+    if c.status is ConsumptionStatus.DRY_RUN:
+        render.line(f"dry run: {c.feature} would cost {c.cost} credits ({drawn}); nothing charged")
+        return
+    render.line(f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits ({drawn})")
+
+
+def refund(
+    ctx: typer.Context,
+    org_id: OrgId,
+    consumption_id: Annotated[int, typer.Argument(help="The consumption's id.")],
+    reason: Annotated[str | None, typer.Option(help="Why, e.g. 'downvoted'.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Refund a paid consumption; refunding it again returns the first result."""
+    pool = open_pool(ctx)
+    r = pool.refund(org_id, consumption_id, reason=reason, idempotency_key=idempotency_key)
+    if as_json:
+        render.emit_json(r)
+        return
+    render.line(
+        f"consumption {r.consumption_id} refunded: {r.restored} credits restored "
+        f"({render.allocations(r.restorations)}), {r.lost} lost"
+    )

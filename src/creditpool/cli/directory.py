@@ -1,0 +1,186 @@
+"""Who is charged and at what price: organizations, teams, members, the feature catalog."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from creditpool.cli import render
+from creditpool.cli.context import JsonFlag, open_pool
+
+orgs_app = typer.Typer(help="Organizations: one credit pool each.", no_args_is_help=True)
+teams_app = typer.Typer(help="Teams and their monthly limits.", no_args_is_help=True)
+members_app = typer.Typer(help="Members and the team they belong to.", no_args_is_help=True)
+features_app = typer.Typer(help="The feature catalog and its prices.", no_args_is_help=True)
+
+OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
+TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
+NO_LIMIT = "none"
+
+
+@orgs_app.command("create")
+def orgs_create(
+    ctx: typer.Context,
+    org_id: OrgId,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
+    timezone: Annotated[
+        str, typer.Option(help="IANA time zone: decides calendar months and report dates.")
+    ] = "UTC",
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an organization."""
+    org = open_pool(ctx).create_org(org_id, name=name, timezone=timezone)
+    if as_json:
+        render.emit_json(org)
+        return
+    render.line(f"created organization {org.id} ({org.name}, {org.timezone})")
+
+
+@orgs_app.command("list")
+def orgs_list(
+    ctx: typer.Context,
+    search: Annotated[str | None, typer.Option(help="Only ids or names containing this.")] = None,
+    after: Annotated[str | None, typer.Option(help="Start after this id (paging).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """List organizations, by id."""
+    found = open_pool(ctx).orgs(after=after, limit=limit, search=search)
+    if as_json:
+        render.emit_json(found)
+        return
+    render.table(
+        "Organizations",
+        ["ID", "Name", "Time zone", "Created@"],
+        ((o.id, o.name, o.timezone, o.created_at) for o in found),
+    )
+
+
+@teams_app.command("create")
+def teams_create(
+    ctx: typer.Context,
+    org_id: OrgId,
+    team_id: TeamId,
+    name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
+    monthly_limit: Annotated[
+        str | None, typer.Option(help="Credits per calendar month (informational).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a team."""
+    team = open_pool(ctx).create_team(org_id, team_id, name=name, monthly_limit=monthly_limit)
+    if as_json:
+        render.emit_json(team)
+        return
+    limit = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
+    render.line(f"created team {team.id} ({team.name}) in {org_id}, {limit}")
+
+
+@teams_app.command("set-limit", context_settings={"ignore_unknown_options": True})
+def teams_set_limit(
+    ctx: typer.Context,
+    org_id: OrgId,
+    team_id: TeamId,
+    limit: Annotated[str, typer.Argument(help=f"Credits per month, or '{NO_LIMIT}'.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Set (or remove, with 'none') a team's monthly limit. It never blocks a consumption."""
+    value = None if limit.strip().lower() == NO_LIMIT else limit
+    team = open_pool(ctx).set_team_limit(org_id, team_id, value)
+    if as_json:
+        render.emit_json(team)
+        return
+    shown = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
+    render.line(f"team {team.id} in {org_id}: {shown}")
+
+
+@teams_app.command("list")
+def teams_list(
+    ctx: typer.Context,
+    org_id: OrgId,
+    month: Annotated[
+        str | None, typer.Option(help="YYYY-MM in the organization's zone (default: now).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Each team's paid usage in a calendar month against its limit."""
+    usage = open_pool(ctx).team_usage(org_id, month)
+    if as_json:
+        render.emit_json(usage)
+        return
+    title = f"Team usage in {usage[0].month}" if usage else "Team usage"
+    render.table(
+        title,
+        ["Team", "Name", "Used=", "Limit=", "Uses=", "Over limit"],
+        ((u.team_id, u.name, u.used, u.monthly_limit, u.consumptions, u.over_limit) for u in usage),
+    )
+
+
+@members_app.command("set")
+def members_set(
+    ctx: typer.Context,
+    org_id: OrgId,
+    user_id: Annotated[str, typer.Argument(help="The vendor's user id.")],
+    team: Annotated[str | None, typer.Option(help="The team (omit: no team).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put a member in a team, or in none. Later consumptions are attributed to it."""
+    member = open_pool(ctx).set_member(org_id, user_id, team_id=team)
+    if as_json:
+        render.emit_json(member)
+        return
+    where = f"team {member.team_id}" if member.team_id else "no team"
+    render.line(f"member {member.user_id} of {org_id}: {where}")
+
+
+@members_app.command("list")
+def members_list(
+    ctx: typer.Context,
+    org_id: OrgId,
+    team: Annotated[str | None, typer.Option(help="Only this team's members.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List an organization's members."""
+    members = open_pool(ctx).members(org_id, team_id=team)
+    if as_json:
+        render.emit_json(members)
+        return
+    render.table("Members", ["User", "Team"], ((m.user_id, m.team_id) for m in members))
+
+
+@features_app.command("list")
+def features_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The catalog: what each feature costs now."""
+    catalog = open_pool(ctx).features()
+    if as_json:
+        render.emit_json(catalog)
+        return
+    render.table(
+        "Features",
+        ["Key", "Name", "Cost=", "Rate=", "Unit", "Updated@"],
+        ((f.key, f.name, f.cost, f.unit_rate, f.unit, f.updated_at) for f in catalog),
+    )
+
+
+@features_app.command("set")
+def features_set(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The feature's key, e.g. report.")],
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    cost: Annotated[str | None, typer.Option(help="A fixed cost per use.")] = None,
+    unit_rate: Annotated[str | None, typer.Option(help="A cost per unit (variable).")] = None,
+    unit: Annotated[str | None, typer.Option(help="The unit, e.g. 'feedback item'.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Price a feature. Past consumptions keep the price they were charged."""
+    feature = open_pool(ctx).set_feature(key, name=name, cost=cost, unit_rate=unit_rate, unit=unit)
+    if as_json:
+        render.emit_json(feature)
+        return
+    price = (
+        f"{feature.unit_rate} per {feature.unit or 'unit'}"
+        if feature.variable
+        else f"{feature.cost} per use"
+    )
+    render.line(f"feature {feature.key} ({feature.name}): {price}")

@@ -1,0 +1,91 @@
+"""Every failure of a command ends here: one line on stderr, exit code 1, no traceback.
+
+The root group runs click in non-standalone mode so that every exception, whether the
+library's (``CreditPoolError``), click's (a bad option value) or the database's (cannot
+connect), comes back to ``CliGroup.main`` and is written the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+from typer.core import TyperGroup
+
+from creditpool.core.errors import CreditPoolError
+
+TRACEBACK_FLAG = "--traceback"
+
+
+class CliError(Exception):
+    """A failure the CLI itself detects (a bad database URL, a malformed option)."""
+
+
+class CliGroup(TyperGroup):
+    """The root command: turns any exception into ``error: <one line>`` and exit code 1."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        # A hidden escape hatch, first on the line, for whoever debugs the CLI itself.
+        show_traceback = argv[:1] == [TRACEBACK_FLAG]
+        if show_traceback:
+            argv = argv[1:]
+        try:
+            result = super().main(
+                argv,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+            code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+        except Exception as exc:
+            if show_traceback:
+                raise
+            click.echo(f"error: {describe(exc)}", err=True)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def describe(exc: BaseException) -> str:
+    """One line that says what went wrong, in the words of whoever detected it."""
+    if isinstance(exc, CreditPoolError):
+        text = f"{exc.code}: {exc.detail}"
+    elif isinstance(exc, click.UsageError):
+        text = exc.format_message()
+        if exc.ctx is not None:
+            text += f" (see '{exc.ctx.command_path} --help')"
+    elif isinstance(exc, click.ClickException):
+        text = exc.format_message()
+    elif isinstance(exc, click.Abort):
+        text = "aborted"
+    elif isinstance(exc, SQLAlchemyError):
+        text = f"database: {_first_line(str(getattr(exc, 'orig', None) or exc))}"
+    elif isinstance(exc, CliError):
+        text = str(exc)
+    else:
+        text = f"unexpected {type(exc).__name__}: {exc} (run 'creditpool {TRACEBACK_FLAG} ...' for details)"
+    return _one_line(text)
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "unknown database error"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -1,0 +1,60 @@
+"""The ``creditpool`` command: ``creditpool --db URL <command>``.
+
+Commands are thin: parse the options, call one ``CreditPool`` method, render the result
+(a rich table, or JSON with ``--json``). Every failure is one line on stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from creditpool.cli import admin, credits, directory, reads
+from creditpool.cli.context import State
+from creditpool.cli.credits import AMOUNT_ARGS
+from creditpool.cli.errors import CliGroup
+from creditpool.settings import Settings
+
+app = typer.Typer(
+    cls=CliGroup,
+    name="creditpool",
+    help="An exact prepaid credit pool: grants, consumptions, refunds and their ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            metavar="URL",
+            help="sqlite:///file.db or postgresql://user@host/db "
+            "[env CREDITPOOL_DATABASE_URL; default sqlite:///creditpool.db]",
+        ),
+    ] = None,
+) -> None:
+    """An exact prepaid credit pool: grants, consumptions, refunds and their ledger."""
+    ctx.obj = State(db or Settings().database_url)
+
+
+app.command("migrate")(admin.migrate)
+app.add_typer(directory.orgs_app, name="orgs")
+app.add_typer(directory.teams_app, name="teams")
+app.add_typer(directory.members_app, name="members")
+app.add_typer(directory.features_app, name="features")
+app.command("grant", context_settings=AMOUNT_ARGS)(credits.grant)
+app.command("void")(credits.void)
+app.command("consume")(credits.consume)
+app.command("refund")(credits.refund)
+app.command("balance")(reads.balance)
+app.command("grants")(reads.grants)
+app.command("history")(reads.history)
+app.command("ledger")(reads.ledger)
+app.command("verify")(admin.verify)
+app.command("sweep")(admin.sweep)
+app.command("demo")(admin.demo)

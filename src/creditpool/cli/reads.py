@@ -1,0 +1,166 @@
+"""Reading a pool: balance, grants, consumption history, ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from creditpool.cli import render
+from creditpool.cli.context import JsonFlag, instant, open_pool
+
+OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
+Since = Annotated[
+    datetime | None,
+    typer.Option(parser=instant, metavar="ISO-DATETIME", help="From this instant (included)."),
+]
+Until = Annotated[
+    datetime | None,
+    typer.Option(parser=instant, metavar="ISO-DATETIME", help="Before this instant."),
+]
+
+
+def balance(
+    ctx: typer.Context,
+    org_id: OrgId,
+    at: Annotated[
+        datetime | None,
+        typer.Option(parser=instant, metavar="ISO-DATETIME", help="A past instant (default: now)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Total, used and left over the active grants; held and upcoming apart."""
+    b = open_pool(ctx).balance(org_id, at=at)
+    if as_json:
+        render.emit_json(b)
+        return
+    render.table(
+        f"Balance of {b.org_id} at {render.when(b.at)}",
+        ["Total=", "Used=", "Left=", "Held=", "Upcoming="],
+        [(b.total, b.used, b.left, b.held, b.upcoming)],
+    )
+
+
+def grants(ctx: typer.Context, org_id: OrgId, as_json: JsonFlag = False) -> None:
+    """Every grant of an organization with its state now (the purchase history)."""
+    found = open_pool(ctx).grants(org_id)
+    if as_json:
+        render.emit_json(found)
+        return
+    render.table(
+        f"Grants of {org_id}",
+        [
+            "ID",
+            "Amount=",
+            "Remaining=",
+            "State",
+            "Granted@",
+            "Available from@",
+            "Expires@",
+            "Ref",
+            "Note",
+        ],
+        (
+            (
+                g.id,
+                g.amount,
+                g.remaining,
+                g.state,
+                g.granted_at,
+                g.available_from,
+                g.expires_at,
+                g.reference,
+                g.note,
+            )
+            for g in found
+        ),
+    )
+
+
+def history(
+    ctx: typer.Context,
+    org_id: OrgId,
+    since: Since = None,
+    until: Until = None,
+    feature: Annotated[str | None, typer.Option(help="Only this feature's key.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
+    status: Annotated[str | None, typer.Option(help="paid or refunded.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 50,
+    before_id: Annotated[
+        int | None, typer.Option(help="Older than this consumption id (the next page).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Consumptions, newest first."""
+    found = open_pool(ctx).consumptions(
+        org_id,
+        since=since,
+        until=until,
+        feature=feature,
+        user_id=user,
+        team_id=team,
+        status=status,
+        before_id=before_id,
+        limit=limit,
+    )
+    if as_json:
+        render.emit_json(found)
+        return
+    render.table(
+        f"Usage history of {org_id}",
+        ["ID", "Time@", "Feature", "Name", "Action", "User", "Team", "Credits=", "Status"],
+        (
+            (
+                c.id,
+                c.created_at,
+                c.feature,
+                c.feature_name,
+                c.action,
+                c.user_id,
+                c.team_id,
+                c.cost,
+                c.status,
+            )
+            for c in found
+        ),
+    )
+    if len(found) == limit and found[-1].id is not None:
+        render.line(f"more: add --before-id {found[-1].id}")
+
+
+def ledger(
+    ctx: typer.Context,
+    org_id: OrgId,
+    since: Since = None,
+    until: Until = None,
+    after_seq: Annotated[int | None, typer.Option(help="After this entry (paging).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many (1-1000).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every change of the balance, in order (Left before and after)."""
+    entries = open_pool(ctx).ledger(
+        org_id, since=since, until=until, after_seq=after_seq, limit=limit
+    )
+    if as_json:
+        render.emit_json(entries)
+        return
+    render.table(
+        f"Ledger of {org_id}",
+        ["Seq", "At@", "Action", "Method", "Credits=", "Before=", "After=", "Grant", "Consumption"],
+        (
+            (
+                e.seq,
+                e.at,
+                e.action,
+                e.method,
+                e.credits,
+                e.total_before,
+                e.total_after,
+                e.grant_id,
+                e.consumption_id,
+            )
+            for e in entries
+        ),
+    )

@@ -1,0 +1,23 @@
+"""Settings: one class, read from the environment with the ``CREDITPOOL_`` prefix.
+
+Every field has a default that works out of the box (a SQLite file in the working
+directory), so ``creditpool demo`` runs with no set-up at all.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
+
+
+class Settings(BaseSettings):
+    """``CREDITPOOL_DATABASE_URL``: ``sqlite:///path.db`` or ``postgresql://user@host/db``."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITPOOL_")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # Server processes; SQLite always runs one (one writer per database file).
+    workers: int = 1
