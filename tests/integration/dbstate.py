@@ -35,7 +35,7 @@ def snapshot(pool: CreditPool, org_id: str) -> dict[str, Any]:
         ]
         org = conn.execute(select(orgs).where(orgs.c.id == org_id)).one()
         state["org"] = (org.ledger_seq, org.object_seq)
-        state["balance"] = pool.balance(org_id)
+        state["balance"] = pool.balance(org_id).model_dump(exclude={"at"})
         return state
 
 
