@@ -1,0 +1,83 @@
+"""When and how long to wait before sending a request again."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from creditpool.client._errors import problem_code
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A bounded retry policy with exponential backoff and jitter.
+
+    A request is sent at most ``attempts`` times. Between attempts the client waits
+    ``backoff_s * 2**(n-1)`` (capped at ``backoff_s_max``), half of it fixed and half random,
+    or what the server asks for in ``Retry-After`` if that is longer (capped at
+    ``retry_after_s_max``). Retried: connection failures and timeouts, the ``statuses``, and
+    for mutations a 409 ``idempotency_in_flight`` (the first attempt is still running).
+    Mutations keep their idempotency key on every attempt, so none is applied twice.
+    """
+
+    attempts: int = 4
+    backoff_s: float = 0.25
+    backoff_s_max: float = 8.0
+    retry_after_s_max: float = 60.0
+    statuses: frozenset[int] = field(default=RETRY_STATUSES)
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if self.backoff_s < 0 or self.backoff_s_max < 0 or self.retry_after_s_max < 0:
+            raise ValueError("waits cannot be negative")
+
+    def retries_error(self, error: httpx.TransportError) -> bool:
+        """Failures where the request may be sent again; not our own malformed requests."""
+        return isinstance(
+            error, httpx.NetworkError | httpx.TimeoutException | httpx.RemoteProtocolError
+        )
+
+    def retries_response(self, response: httpx.Response, *, mutating: bool) -> bool:
+        if response.status_code in self.statuses:
+            return True
+        return (
+            mutating
+            and response.status_code == 409
+            and problem_code(response) == "idempotency_in_flight"
+        )
+
+    def delay_s(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1 for the first)."""
+        ceiling = min(self.backoff_s_max, self.backoff_s * 2 ** (attempt - 1))
+        wait: float = ceiling / 2 + random.uniform(0, ceiling / 2)
+        asked = retry_after_s(response) if response is not None else None
+        if asked is not None:
+            wait = max(wait, min(asked, self.retry_after_s_max))
+        return wait
+
+
+NO_RETRY = Retry(attempts=1)
+
+
+def retry_after_s(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or bad."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

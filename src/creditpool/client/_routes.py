@@ -1,0 +1,415 @@
+"""Every route of the API as a ``Call``: what to send and how to read the answer.
+
+``Client`` and ``AsyncClient`` differ only in how they send a ``Call``; the arguments, the
+encoding of amounts and times, and the decoding into the library's models live here once.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeAlias, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from creditpool.client._errors import error_from
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.core.errors import InvalidAmount, InvalidInput
+from creditpool.features.models import Feature
+from creditpool.grants.models import Grant, GrantDetail
+from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.orgs.models import Member, Org, Team, TeamUsage
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+Amount: TypeAlias = str | int | Decimal
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
+MISSING = _Missing.MISSING
+"""The default of fields a PATCH leaves alone (None is a value: "remove the limit")."""
+
+Missing: TypeAlias = _Missing
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing; pass ``next_cursor`` as ``cursor`` for the next (None: last)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class _Items(BaseModel, Generic[T]):
+    items: list[T]
+
+
+class Health(BaseModel):
+    """The answer of ``/healthz`` or ``/readyz``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: str
+    detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Alive (``/healthz``) or ready to serve (``/readyz``)."""
+        return self.status in ("ok", "ready")
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One request. A mutation carries its idempotency key, fixed for every attempt."""
+
+    method: str
+    path: str
+    decode: Callable[[httpx.Response], T]
+    params: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    answers: frozenset[int] = frozenset()  # error statuses that are answers, not failures
+    retry: bool = True
+
+    @property
+    def mutating(self) -> bool:
+        return self.idempotency_key is not None
+
+    def request(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """Built once: every attempt sends the very same bytes and key."""
+        headers: dict[str, str] = {}
+        content: bytes | None = None
+        if self.idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = self.idempotency_key
+        if self.body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(self.body, default=_json_default).encode()
+        return http.build_request(
+            self.method, self.path, params=self.params, content=content, headers=headers
+        )
+
+    def result(self, response: httpx.Response) -> T:
+        if response.is_success or response.status_code in self.answers:
+            return self.decode(response)
+        raise error_from(response)
+
+
+# -- encoding ----------------------------------------------------------------------------
+
+
+def amount(value: object, name: str = "amount") -> str:
+    """An amount as the exact decimal string the API wants; floats are refused here."""
+    if isinstance(value, bool | float):
+        raise InvalidAmount(f"{name} must be a decimal string, an int or a Decimal, not a float")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise InvalidAmount(f"{name} must be a finite number, not {value!r}")
+        return format(value, "f")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise InvalidAmount(f"{name} must be a decimal string, an int or a Decimal")
+
+
+def _optional_amount(value: object, name: str) -> str | None:
+    return None if value is None else amount(value, name)
+
+
+def _segment(value: object, name: str) -> str:
+    text = str(value)
+    if not text:
+        raise InvalidInput(f"{name} must be a non-empty string")
+    return quote(text, safe="")
+
+
+def _org(org_id: str) -> str:
+    return f"/v1/orgs/{_segment(org_id, 'org_id')}"
+
+
+def _params(**values: object) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        out[name] = value.isoformat() if isinstance(value, datetime) else str(value)
+    return out
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _key(given: str | None) -> str:
+    return given if given is not None else str(uuid.uuid4())
+
+
+def _set(body: dict[str, Any], **fields: object) -> dict[str, Any]:
+    """Only the fields given: what a PATCH leaves alone is not sent."""
+    body.update({k: v for k, v in fields.items() if v is not MISSING})
+    return body
+
+
+# -- decoding ----------------------------------------------------------------------------
+
+
+def _one(model: type[M]) -> Callable[[httpx.Response], M]:
+    return lambda response: model.model_validate_json(response.content)
+
+
+def _list(model: type[M]) -> Callable[[httpx.Response], list[M]]:
+    return lambda response: _Items[model].model_validate_json(response.content).items  # type: ignore[valid-type]
+
+
+def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
+    return lambda response: Page[model].model_validate_json(response.content)  # type: ignore[valid-type]
+
+
+def _health(response: httpx.Response) -> Health:
+    data = response.json()
+    return Health(status=str(data.get("status")), detail=data.get("detail"))
+
+
+# -- operations --------------------------------------------------------------------------
+
+
+def healthz() -> Call[Health]:
+    return Call("GET", "/healthz", _health)
+
+
+def readyz() -> Call[Health]:
+    return Call("GET", "/readyz", _health, answers=frozenset({503}), retry=False)
+
+
+def create_org(org_id: str, name: str | None, timezone: str | None, key: str | None) -> Call[Org]:
+    body = {"id": org_id, "name": name, "timezone": timezone or "UTC"}
+    return Call("POST", "/v1/orgs", _one(Org), body=body, idempotency_key=_key(key))
+
+
+def orgs(cursor: str | None, limit: int | None, search: str | None) -> Call[Page[Org]]:
+    return Call("GET", "/v1/orgs", _page(Org), _params(cursor=cursor, limit=limit, search=search))
+
+
+def org(org_id: str) -> Call[Org]:
+    return Call("GET", _org(org_id), _one(Org))
+
+
+def update_org(
+    org_id: str,
+    name: str | Missing,
+    timezone: str | Missing,
+    low_balance_thresholds: list[Amount] | tuple[Amount, ...] | Missing | None,
+    key: str | None,
+) -> Call[Org]:
+    thresholds: list[str] | Missing | None = None
+    if low_balance_thresholds is MISSING:
+        thresholds = MISSING
+    elif low_balance_thresholds is not None:
+        thresholds = [amount(v, "threshold") for v in low_balance_thresholds]
+    body = _set({}, name=name, timezone=timezone, low_balance_thresholds=thresholds)
+    return Call("PATCH", _org(org_id), _one(Org), body=body, idempotency_key=_key(key))
+
+
+def create_team(
+    org_id: str,
+    team_id: str,
+    name: str | None,
+    monthly_limit: Amount | None,
+    key: str | None,
+) -> Call[Team]:
+    body = {
+        "id": team_id,
+        "name": name,
+        "monthly_limit": _optional_amount(monthly_limit, "monthly_limit"),
+    }
+    return Call("POST", f"{_org(org_id)}/teams", _one(Team), body=body, idempotency_key=_key(key))
+
+
+def teams(org_id: str) -> Call[list[Team]]:
+    return Call("GET", f"{_org(org_id)}/teams", _list(Team))
+
+
+def update_team(
+    org_id: str,
+    team_id: str,
+    name: str | Missing,
+    monthly_limit: Amount | Missing | None,
+    key: str | None,
+) -> Call[Team]:
+    limit = monthly_limit
+    if limit is not MISSING and limit is not None:
+        limit = amount(limit, "monthly_limit")
+    body = _set({}, name=name, monthly_limit=limit)
+    path = f"{_org(org_id)}/teams/{_segment(team_id, 'team_id')}"
+    return Call("PATCH", path, _one(Team), body=body, idempotency_key=_key(key))
+
+
+def set_member(org_id: str, user_id: str, team_id: str | None, key: str | None) -> Call[Member]:
+    path = f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}"
+    body = {"team_id": team_id}
+    return Call("PUT", path, _one(Member), body=body, idempotency_key=_key(key))
+
+
+def member(org_id: str, user_id: str) -> Call[Member]:
+    return Call("GET", f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}", _one(Member))
+
+
+def members(org_id: str, team_id: str | None) -> Call[list[Member]]:
+    return Call("GET", f"{_org(org_id)}/members", _list(Member), _params(team=team_id))
+
+
+def team_usage(org_id: str, month: str | None) -> Call[list[TeamUsage]]:
+    return Call("GET", f"{_org(org_id)}/usage/teams", _list(TeamUsage), _params(month=month))
+
+
+def features() -> Call[list[Feature]]:
+    return Call("GET", "/v1/features", _list(Feature))
+
+
+def set_feature(
+    feature_key: str,
+    name: str | None,
+    cost: Amount | None,
+    unit_rate: Amount | None,
+    unit: str | None,
+    key: str | None,
+) -> Call[Feature]:
+    body = {
+        "name": name,
+        "cost": _optional_amount(cost, "cost"),
+        "unit_rate": _optional_amount(unit_rate, "unit_rate"),
+        "unit": unit,
+    }
+    path = f"/v1/features/{_segment(feature_key, 'key')}"
+    return Call("PUT", path, _one(Feature), body=body, idempotency_key=_key(key))
+
+
+def grant(
+    org_id: str,
+    value: Amount,
+    expires_at: datetime | None,
+    available_from: datetime | None,
+    note: str | None,
+    reference: str | None,
+    key: str | None,
+) -> Call[Grant]:
+    body = {
+        "amount": amount(value),
+        "expires_at": expires_at,
+        "available_from": available_from,
+        "note": note,
+        "reference": reference,
+    }
+    return Call("POST", f"{_org(org_id)}/grants", _one(Grant), body=body, idempotency_key=_key(key))
+
+
+def grants(org_id: str) -> Call[list[Grant]]:
+    return Call("GET", f"{_org(org_id)}/grants", _list(Grant))
+
+
+def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
+    path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}"
+    return Call("GET", path, _one(GrantDetail))
+
+
+def void_grant(org_id: str, grant_id: int, reason: str | None, key: str | None) -> Call[Grant]:
+    path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}/void"
+    return Call("POST", path, _one(Grant), body={"reason": reason}, idempotency_key=_key(key))
+
+
+def consume(
+    org_id: str,
+    feature: str,
+    *,
+    user_id: str,
+    quantity: Amount | None,
+    feature_name: str | None,
+    action: str | None,
+    integration: str | None,
+    breakdown: Mapping[str, int] | None,
+    requests: int | None,
+    metadata: Mapping[str, Any] | None,
+    dry_run: bool,
+    key: str | None,
+) -> Call[Consumption]:
+    body = {
+        "feature": feature,
+        "user_id": user_id,
+        "quantity": _optional_amount(quantity, "quantity"),
+        "feature_name": feature_name,
+        "action": action,
+        "integration": integration,
+        "breakdown": None if breakdown is None else dict(breakdown),
+        "requests": requests,
+        "metadata": None if metadata is None else dict(metadata),
+        "dry_run": dry_run,
+    }
+    path = f"{_org(org_id)}/consumptions"
+    return Call("POST", path, _one(Consumption), body=body, idempotency_key=_key(key))
+
+
+def consumptions(
+    org_id: str,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    feature: str | None,
+    user_id: str | None,
+    team_id: str | None,
+    status: str | None,
+    cursor: str | int | None,
+    limit: int | None,
+) -> Call[Page[Consumption]]:
+    params = _params(
+        **{"from": since, "to": until},
+        feature=feature,
+        user=user_id,
+        team=team_id,
+        status=status,
+        cursor=cursor,
+        limit=limit,
+    )
+    return Call("GET", f"{_org(org_id)}/consumptions", _page(Consumption), params)
+
+
+def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
+    path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}"
+    return Call("GET", path, _one(Consumption))
+
+
+def refund(org_id: str, consumption_id: int, reason: str | None, key: str | None) -> Call[Refund]:
+    path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}/refund"
+    return Call("POST", path, _one(Refund), body={"reason": reason}, idempotency_key=_key(key))
+
+
+def balance(org_id: str, at: datetime | None) -> Call[Balance]:
+    return Call("GET", f"{_org(org_id)}/balance", _one(Balance), _params(at=at))
+
+
+def ledger(
+    org_id: str,
+    since: datetime | None,
+    until: datetime | None,
+    cursor: str | int | None,
+    limit: int | None,
+) -> Call[Page[LedgerEntry]]:
+    params = _params(**{"from": since, "to": until}, cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/ledger", _page(LedgerEntry), params)

@@ -1,0 +1,405 @@
+"""``Client``: the HTTP API with the library's methods, models and exceptions."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from creditpool.client import _routes as routes
+from creditpool.client._retry import NO_RETRY, Retry
+from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Page
+from creditpool.client._settings import client_headers
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.features.models import Feature
+from creditpool.grants.models import Grant, GrantDetail
+from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.orgs.models import Member, Org, Team, TeamUsage
+
+T = TypeVar("T")
+
+
+class Client:
+    """A creditpool server, called like the ``CreditPool`` library.
+
+    Every method returns the library's models and raises the library's exceptions (plus
+    ``Unauthorized``, ``Forbidden``, ``IdempotencyInFlight`` and ``PayloadTooLarge`` from
+    ``creditpool.api.problems``); ``httpx.TransportError`` when the server stays unreachable.
+    Each mutation sends an ``Idempotency-Key`` (a new uuid4 unless ``idempotency_key`` is
+    given) and keeps it on every retry, so a retried consumption is charged once.
+
+        with Client("http://127.0.0.1:8000", api_key="cp_...") as client:
+            client.consume("acme", "report", user_id="u-1")
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = 30.0,
+        retry: Retry | None = None,
+        transport: httpx.BaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.retry = retry or Retry()
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers=client_headers(api_key, headers),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, call: Call[T]) -> T:
+        policy = self.retry if call.retry else NO_RETRY
+        request = call.request(self._http)
+        attempt = 1
+        while True:
+            try:
+                response = self._http.send(request)
+            except httpx.TransportError as error:
+                if attempt >= policy.attempts or not policy.retries_error(error):
+                    raise
+                wait = policy.delay_s(attempt)
+            else:
+                retry = policy.retries_response(response, mutating=call.mutating)
+                if attempt >= policy.attempts or not retry:
+                    return call.result(response)
+                wait = policy.delay_s(attempt, response)
+            time.sleep(wait)
+            attempt += 1
+
+    # -- operations ----------------------------------------------------------------------
+
+    def healthz(self) -> Health:
+        """Whether the server process is alive."""
+        return self._run(routes.healthz())
+
+    def readyz(self) -> Health:
+        """Whether the server reaches its database at the newest migration (never retried)."""
+        return self._run(routes.readyz())
+
+    # -- organizations, teams, members ---------------------------------------------------
+
+    def create_org(
+        self,
+        org_id: str,
+        *,
+        name: str | None = None,
+        timezone: str = "UTC",
+        idempotency_key: str | None = None,
+    ) -> Org:
+        """Create an organization; ``org_id`` is the vendor's own identifier."""
+        return self._run(routes.create_org(org_id, name, timezone, idempotency_key))
+
+    def orgs(
+        self, *, cursor: str | None = None, limit: int | None = None, search: str | None = None
+    ) -> Page[Org]:
+        """One page of organizations in id order, optionally matching ``search``."""
+        return self._run(routes.orgs(cursor, limit, search))
+
+    def iter_orgs(self, *, search: str | None = None, limit: int | None = None) -> Iterator[Org]:
+        """Every organization, fetching page after page of ``limit``."""
+        return _walk(lambda cursor: self.orgs(cursor=cursor, limit=limit, search=search))
+
+    def org(self, org_id: str) -> Org:
+        return self._run(routes.org(org_id))
+
+    def update_org(
+        self,
+        org_id: str,
+        *,
+        name: str | Missing = MISSING,
+        timezone: str | Missing = MISSING,
+        low_balance_thresholds: list[Amount] | tuple[Amount, ...] | Missing | None = MISSING,
+        idempotency_key: str | None = None,
+    ) -> Org:
+        """Change the name, time zone or low-balance thresholds; others stay as they are."""
+        call = routes.update_org(org_id, name, timezone, low_balance_thresholds, idempotency_key)
+        return self._run(call)
+
+    def create_team(
+        self,
+        org_id: str,
+        team_id: str,
+        *,
+        name: str | None = None,
+        monthly_limit: Amount | None = None,
+        idempotency_key: str | None = None,
+    ) -> Team:
+        """Create a team, optionally with an (informational) monthly limit."""
+        return self._run(routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key))
+
+    def teams(self, org_id: str) -> list[Team]:
+        return self._run(routes.teams(org_id))
+
+    def update_team(
+        self,
+        org_id: str,
+        team_id: str,
+        *,
+        name: str | Missing = MISSING,
+        monthly_limit: Amount | Missing | None = MISSING,
+        idempotency_key: str | None = None,
+    ) -> Team:
+        """Change the name or the monthly limit (None removes the limit)."""
+        call = routes.update_team(org_id, team_id, name, monthly_limit, idempotency_key)
+        return self._run(call)
+
+    def set_team_limit(
+        self,
+        org_id: str,
+        team_id: str,
+        monthly_limit: Amount | None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Team:
+        """Set (or with None remove) a team's monthly limit."""
+        return self.update_team(
+            org_id, team_id, monthly_limit=monthly_limit, idempotency_key=idempotency_key
+        )
+
+    def set_member(
+        self,
+        org_id: str,
+        user_id: str,
+        *,
+        team_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Member:
+        """Put a member in a team (or in none); future consumptions are attributed to it."""
+        return self._run(routes.set_member(org_id, user_id, team_id, idempotency_key))
+
+    def member(self, org_id: str, user_id: str) -> Member:
+        return self._run(routes.member(org_id, user_id))
+
+    def members(self, org_id: str, *, team_id: str | None = None) -> list[Member]:
+        return self._run(routes.members(org_id, team_id))
+
+    def team_usage(self, org_id: str, month: str | None = None) -> list[TeamUsage]:
+        """Paid usage per team in a calendar month (``YYYY-MM``; default: this month)."""
+        return self._run(routes.team_usage(org_id, month))
+
+    # -- features ------------------------------------------------------------------------
+
+    def features(self) -> list[Feature]:
+        return self._run(routes.features())
+
+    def set_feature(
+        self,
+        key: str,
+        *,
+        name: str | None = None,
+        cost: Amount | None = None,
+        unit_rate: Amount | None = None,
+        unit: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Feature:
+        """Price a feature: a fixed ``cost`` per use, or a ``unit_rate`` per ``unit``."""
+        call = routes.set_feature(key, name, cost, unit_rate, unit, idempotency_key)
+        return self._run(call)
+
+    # -- grants --------------------------------------------------------------------------
+
+    def grant(
+        self,
+        org_id: str,
+        amount: Amount,
+        *,
+        expires_at: datetime | None = None,
+        available_from: datetime | None = None,
+        note: str | None = None,
+        reference: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Grant:
+        """Deposit credits (a staff key; ``granted_by`` is the key's name)."""
+        call = routes.grant(
+            org_id, amount, expires_at, available_from, note, reference, idempotency_key
+        )
+        return self._run(call)
+
+    def grants(self, org_id: str) -> list[Grant]:
+        return self._run(routes.grants(org_id))
+
+    def grant_info(self, org_id: str, grant_id: int) -> GrantDetail:
+        """A grant with the consumptions it ``funded``."""
+        return self._run(routes.grant_info(org_id, grant_id))
+
+    def void_grant(
+        self,
+        org_id: str,
+        grant_id: int,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Grant:
+        """Void a mistaken grant: its remaining credits leave the pool."""
+        return self._run(routes.void_grant(org_id, grant_id, reason, idempotency_key))
+
+    # -- consumptions and refunds --------------------------------------------------------
+
+    def consume(
+        self,
+        org_id: str,
+        feature: str,
+        *,
+        user_id: str,
+        quantity: Amount | None = None,
+        feature_name: str | None = None,
+        action: str | None = None,
+        integration: str | None = None,
+        breakdown: Mapping[str, int] | None = None,
+        requests: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        dry_run: bool = False,
+    ) -> Consumption:
+        """Charge one use of ``feature`` by ``user_id``: all or nothing.
+
+        Raises InsufficientCredits (``extra["left"]``, ``extra["required"]``) when the pool
+        holds too little. With ``dry_run`` nothing is charged: the answer shows the cost
+        and the grants it would draw from.
+        """
+        call = routes.consume(
+            org_id,
+            feature,
+            user_id=user_id,
+            quantity=quantity,
+            feature_name=feature_name,
+            action=action,
+            integration=integration,
+            breakdown=breakdown,
+            requests=requests,
+            metadata=metadata,
+            dry_run=dry_run,
+            key=idempotency_key,
+        )
+        return self._run(call)
+
+    def consumptions(
+        self,
+        org_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        feature: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        status: str | None = None,
+        cursor: str | int | None = None,
+        limit: int | None = None,
+    ) -> Page[Consumption]:
+        """One page of consumptions, newest first (``status``: paid or refunded)."""
+        call = routes.consumptions(
+            org_id,
+            since=since,
+            until=until,
+            feature=feature,
+            user_id=user_id,
+            team_id=team_id,
+            status=status,
+            cursor=cursor,
+            limit=limit,
+        )
+        return self._run(call)
+
+    def iter_consumptions(
+        self,
+        org_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        feature: str | None = None,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        status: str | None = None,
+        limit: int | None = None,
+    ) -> Iterator[Consumption]:
+        """Every matching consumption, newest first, page after page."""
+        return _walk(
+            lambda cursor: self.consumptions(
+                org_id,
+                since=since,
+                until=until,
+                feature=feature,
+                user_id=user_id,
+                team_id=team_id,
+                status=status,
+                cursor=cursor,
+                limit=limit,
+            )
+        )
+
+    def consumption(self, org_id: str, consumption_id: int) -> Consumption:
+        return self._run(routes.consumption(org_id, consumption_id))
+
+    def refund(
+        self,
+        org_id: str,
+        consumption_id: int,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Refund:
+        """Refund a paid consumption; a second refund returns the first result."""
+        return self._run(routes.refund(org_id, consumption_id, reason, idempotency_key))
+
+    # -- balance and ledger --------------------------------------------------------------
+
+    def balance(self, org_id: str, at: datetime | None = None) -> Balance:
+        """Total, used, left, held and upcoming, now or at a past instant ``at``."""
+        return self._run(routes.balance(org_id, at))
+
+    def ledger(
+        self,
+        org_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | int | None = None,
+        limit: int | None = None,
+    ) -> Page[LedgerEntry]:
+        """One page of ledger entries, oldest first."""
+        return self._run(routes.ledger(org_id, since, until, cursor, limit))
+
+    def iter_ledger(
+        self,
+        org_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[LedgerEntry]:
+        """Every ledger entry in order, page after page."""
+        return _walk(
+            lambda cursor: self.ledger(org_id, since=since, until=until, cursor=cursor, limit=limit)
+        )
+
+
+def _walk(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """The items of page after page until the last."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
