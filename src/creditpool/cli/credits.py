@@ -78,7 +78,10 @@ def void(
     if as_json:
         render.emit_json(g)
         return
-    render.line(f"grant {g.id} of {org_id} voided: {g.remaining} of {g.amount} credits removed")
+    render.line(
+        f"grant {g.id} of {org_id} ({g.amount} credits) voided at {render.when(g.voided_at)}: "
+        "what was left of it has left the pool"
+    )
 
 
 def consume(

@@ -1,7 +1,7 @@
 """Every failure of a command ends here: one line on stderr, exit code 1, no traceback.
 
-The root group runs click in non-standalone mode so that every exception, whether the
-library's (``CreditPoolError``), click's (a bad option value) or the database's (cannot
+The root group runs Typer's click in non-standalone mode so that every exception, whether the
+library's (``CreditPoolError``), Typer's (a bad option value) or the database's (cannot
 connect), comes back to ``CliGroup.main`` and is written the same way.
 """
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import click
+import typer
 from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
@@ -54,25 +54,32 @@ class CliGroup(TyperGroup):
         except Exception as exc:
             if show_traceback:
                 raise
-            click.echo(f"error: {describe(exc)}", err=True)
-            code = 1
+            code = report(exc)
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def report(exc: Exception) -> int:
+    """Write the failure on stderr; the exit code."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        return 2  # not a failure: Typer printed the help already; exit as it would
+    typer.echo(f"error: {describe(exc)}", err=True)
+    return 1
 
 
 def describe(exc: BaseException) -> str:
     """One line that says what went wrong, in the words of whoever detected it."""
     if isinstance(exc, CreditPoolError):
         text = f"{exc.code}: {exc.detail}"
-    elif isinstance(exc, click.UsageError):
-        text = exc.format_message()
-        if exc.ctx is not None:
-            text += f" (see '{exc.ctx.command_path} --help')"
-    elif isinstance(exc, click.ClickException):
-        text = exc.format_message()
-    elif isinstance(exc, click.Abort):
+    elif isinstance(exc, typer.Abort):
         text = "aborted"
+    elif isinstance(exc, typer.TyperException):
+        # Typer's (vendored click's) usage errors: a bad or missing option value.
+        text = exc.format_message()
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            text += f" (see '{ctx.command_path} --help')"
     elif isinstance(exc, SQLAlchemyError):
         text = f"database: {_first_line(str(getattr(exc, 'orig', None) or exc))}"
     elif isinstance(exc, CliError):
