@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from creditpool.cli.main import app
 from creditpool.storage import engine as engines
 
-runner = CliRunner(env={"COLUMNS": "200"})
+runner = CliRunner()
 
 
 def run(db_url: str, *args: str) -> Result:

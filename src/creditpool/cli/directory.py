@@ -52,7 +52,7 @@ def orgs_list(
         return
     render.table(
         "Organizations",
-        ["ID", "Name", "Time zone", "Created@"],
+        ["ID", "Name~", "Time zone", "Created"],
         ((o.id, o.name, o.timezone, o.created_at) for o in found),
     )
 
@@ -112,7 +112,7 @@ def teams_list(
     title = f"Team usage in {usage[0].month}" if usage else "Team usage"
     render.table(
         title,
-        ["Team", "Name", "Used=", "Limit=", "Uses=", "Over limit"],
+        ["Team", "Name~", "Used=", "Limit=", "Uses=", "Over limit"],
         ((u.team_id, u.name, u.used, u.monthly_limit, u.consumptions, u.over_limit) for u in usage),
     )
 
@@ -158,7 +158,7 @@ def features_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         return
     render.table(
         "Features",
-        ["Key", "Name", "Cost=", "Rate=", "Unit", "Updated@"],
+        ["Key", "Name~", "Cost=", "Rate=", "Unit", "Updated"],
         ((f.key, f.name, f.cost, f.unit_rate, f.unit, f.updated_at) for f in catalog),
     )
 

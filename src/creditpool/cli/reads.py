@@ -35,8 +35,9 @@ def balance(
     if as_json:
         render.emit_json(b)
         return
+    render.line(f"Balance of {b.org_id} at {render.when(b.at)}")
     render.table(
-        f"Balance of {b.org_id} at {render.when(b.at)}",
+        None,
         ["Total=", "Used=", "Left=", "Held=", "Upcoming="],
         [(b.total, b.used, b.left, b.held, b.upcoming)],
     )
@@ -55,11 +56,11 @@ def grants(ctx: typer.Context, org_id: OrgId, as_json: JsonFlag = False) -> None
             "Amount=",
             "Remaining=",
             "State",
-            "Granted@",
-            "Available from@",
-            "Expires@",
-            "Ref",
-            "Note",
+            "Granted",
+            "Available from",
+            "Expires",
+            "Ref~",
+            "Note~",
         ],
         (
             (
@@ -110,7 +111,7 @@ def history(
         return
     render.table(
         f"Usage history of {org_id}",
-        ["ID", "Time@", "Feature", "Name", "Action", "User", "Team", "Credits=", "Status"],
+        ["ID", "Time", "Feature", "Name~", "Action", "User", "Team", "Credits=", "Status"],
         (
             (
                 c.id,
@@ -148,7 +149,7 @@ def ledger(
         return
     render.table(
         f"Ledger of {org_id}",
-        ["Seq", "At@", "Action", "Method", "Credits=", "Before=", "After=", "Grant", "Consumption"],
+        ["Seq", "At", "Action", "Method", "Credits=", "Before=", "After=", "Grant", "Consumption"],
         (
             (
                 e.seq,

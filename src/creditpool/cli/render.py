@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import typer
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from creditpool.consumptions.models import Allocation
+
+TABLE_WIDTH_MAX = 1000
 
 
 def console() -> Console:
@@ -40,20 +43,32 @@ def line(text: str) -> None:
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """A column named ``Credits=`` holds amounts (right-aligned), ``Time@`` instants; neither
-    is ever wrapped: a narrow terminal squeezes the text columns instead."""
-    t = Table(title=title, title_justify="left")
+    """Column names carry a mark: ``Credits=`` amounts (right-aligned), ``Note~`` free text
+    (wraps); the rest (ids, times, states) never wrap, so a narrow terminal squeezes the
+    free text first."""
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in columns:
         t.add_column(
-            name.rstrip("=@"),
+            name.rstrip("=~"),
             justify="right" if name.endswith("=") else "left",
-            no_wrap=name.endswith(("=", "@")),
+            no_wrap=not name.endswith("~"),
             overflow="fold",
         )
     for row in rows:
         # Text, not str: user data such as "[urgent]" must not be read as rich markup.
         t.add_row(*(Text(cell(value)) for value in row))
-    console().print(t)
+    _print_uncropped(t)
+
+
+def _print_uncropped(t: Table) -> None:
+    """Never crop a cell (a cropped amount is a wrong amount): into a pipe or a file, print
+    at the table's natural width; in a terminal too narrow for the unwrappable columns, the
+    same, and let the terminal wrap the lines."""
+    out = console()
+    natural = out.measure(t, options=out.options.update_width(TABLE_WIDTH_MAX))
+    if not out.is_terminal or natural.minimum > out.width:
+        out = Console(highlight=False, width=min(natural.maximum, TABLE_WIDTH_MAX))
+    out.print(t)
 
 
 def cell(value: object) -> str:
@@ -69,10 +84,10 @@ def cell(value: object) -> str:
 
 
 def when(value: datetime | None) -> str:
-    """ISO 8601 with offset, to the second."""
+    """ISO 8601 in UTC (the ``Z`` offset), to the second: short enough for a table."""
     if value is None:
         return "-"
-    return value.replace(microsecond=0).isoformat()
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def credits(value: Decimal | None) -> str:
