@@ -445,9 +445,11 @@ class CreditPool:
         key = idempotency.validate_key(key)
         digest = idempotency.fingerprint(operation, arguments) if key else ""
         with writing(self.engine, self.clock) as tx:
-            w = OrgWriter.lock(tx, org_id)
+            # The key's record is read with the lock: one round trip, and no other writer
+            # of this organization can record the same key in between.
+            w = OrgWriter.lock(tx, org_id, key)
             if key is not None:
-                stored = idempotency.recall(tx.conn, org_id, key, operation, digest)
+                stored = idempotency.replay(w.stored_key, key, operation, digest)
                 if stored is not None:
                     w.finish()  # keep any availability/expiry entries that fell due
                     return model.model_validate(stored)

@@ -5,47 +5,43 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, false, select, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.grants import GrantRow
+from creditpool.storage.engine import driver_sql, read_time
 from creditpool.storage.tables import grants
 from creditpool.storage.types import DbRow
 
-_LIVE = (
-    select(
-        grants.c.id,
-        grants.c.amount,
-        grants.c.remaining,
-        grants.c.granted_at,
-        grants.c.available_from,
-        grants.c.expires_at,
-        grants.c.added_logged,
-        grants.c.expiry_logged,
-    )
-    .where(
-        grants.c.org_id == bindparam("org_id"),
-        grants.c.expiry_logged == false(),
-        grants.c.voided_at.is_(None),
-    )
-    .order_by(grants.c.id)
+# Read and written on every change of an organization: plain SQL (see storage.engine).
+_LIVE = driver_sql(
+    "SELECT id, amount, remaining, granted_at, available_from, expires_at, added_logged,"
+    " expiry_logged FROM grants"
+    " WHERE org_id = :org_id AND expiry_logged = :no AND voided_at IS NULL ORDER BY id"
 )
-
-_SAVE = (
-    update(grants)
-    .where(grants.c.org_id == bindparam("o"), grants.c.id == bindparam("i"))
-    .values(
-        remaining=bindparam("r"),
-        added_logged=bindparam("a"),
-        expiry_logged=bindparam("e"),
-    )
+_SAVE = driver_sql(
+    "UPDATE grants SET remaining = :r, added_logged = :a, expiry_logged = :e"
+    " WHERE org_id = :o AND id = :i"
 )
 
 
 def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
     """Every grant that can still matter to Left: neither voided nor logged as expired."""
-    rows = conn.execute(_LIVE, {"org_id": org_id}).all()
-    return {r[0]: GrantRow(r[0], r[1], r[2], r[3], r[4], r[5], None, r[6], r[7]) for r in rows}
+    rows = conn.exec_driver_sql(_LIVE[conn.dialect.name], {"org_id": org_id, "no": False})
+    return {
+        r[0]: GrantRow(
+            r[0],
+            r[1],
+            r[2],
+            read_time(r[3]),  # type: ignore[arg-type]
+            read_time(r[4]),  # type: ignore[arg-type]
+            read_time(r[5]),
+            None,
+            bool(r[6]),
+            bool(r[7]),
+        )
+        for r in rows
+    }
 
 
 def to_grant_row(row: DbRow) -> GrantRow:
@@ -69,7 +65,7 @@ def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> 
             {"o": org_id, "i": g.id, "r": g.remaining, "a": g.added_logged, "e": g.expiry_logged}
             for g in rows
         ]
-        conn.execute(_SAVE, params)
+        conn.exec_driver_sql(_SAVE[conn.dialect.name], params)
 
 
 def insert(conn: Connection, **values: Any) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from creditpool.core.errors import IdempotencyConflict, InvalidInput
 from creditpool.idempotency import repository
+from creditpool.idempotency.repository import StoredKey
 
 KEY_LENGTH_MAX = 255
 
@@ -28,6 +29,20 @@ def fingerprint(operation: str, arguments: dict[str, Any]) -> str:
         [operation, arguments], sort_keys=True, default=str, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replay(
+    stored: StoredKey | None, key: str, operation: str, request_hash: str
+) -> dict[str, Any] | None:
+    """The stored result for this key (read with the org's lock), or None when it is new."""
+    if stored is None:
+        return None
+    if stored.operation != operation or stored.request_hash != request_hash:
+        raise IdempotencyConflict(
+            f"idempotency key {key!r} was already used with other arguments",
+            key=key,
+        )
+    return stored.result
 
 
 def recall(

@@ -9,13 +9,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from creditpool.storage.engine import bind_time, driver_sql
 from creditpool.storage.tables import ledger
 from creditpool.storage.types import DbRow
 
+# Written by every change of a balance: plain SQL (see storage.engine).
+_INSERT = driver_sql(
+    "INSERT INTO ledger (org_id, seq, at, action, method, credits, total_before, total_after,"
+    " grant_id, consumption_id) VALUES (:org_id, :seq, :at, :action, :method, :credits,"
+    " :total_before, :total_after, :grant_id, :consumption_id)"
+)
+
 
 def insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(ledger.insert(), rows)
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    params = [{**r, "at": bind_time(dialect, r["at"])} for r in rows]
+    conn.exec_driver_sql(_INSERT[dialect], params[0] if len(params) == 1 else params)
 
 
 def list_entries(

@@ -9,6 +9,7 @@ ledger entries with an unbroken before/after chain. ``finish`` writes it all bac
 from __future__ import annotations
 
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 from creditpool.core import timeline
@@ -17,6 +18,8 @@ from creditpool.core.grants import GrantRow
 from creditpool.core.invariant import invariant
 from creditpool.core.timeline import LedgerDraft
 from creditpool.grants import repository as grants_repo
+from creditpool.idempotency import repository as idempotency_repo
+from creditpool.idempotency.repository import StoredKey
 from creditpool.ledger import repository as ledger_repo
 from creditpool.orgs import repository as orgs_repo
 from creditpool.storage.uow import Tx
@@ -39,13 +42,17 @@ class OrgWriter:
         self._entries: list[dict[str, Any]] = []
         # What each grant looked like when loaded or inserted: only changed rows are saved.
         self._saved: dict[int, tuple[int, bool, bool]] = {}
+        self.stored_key: StoredKey | None = None
 
     @classmethod
-    def lock(cls, tx: Tx, org_id: str) -> OrgWriter:
-        org = orgs_repo.lock_org(tx.conn, org_id)
+    def lock(cls, tx: Tx, org_id: str, idempotency_key: str | None = None) -> OrgWriter:
+        """Lock the organization; ``stored_key`` is what ``idempotency_key`` recorded (read
+        in the same round trip as the lock)."""
+        org = idempotency_repo.lock_org_with_key(tx.conn, org_id, idempotency_key)
         if org is None:
             raise NotFound(f"organization {org_id!r} not found")
         writer = cls(tx, org)
+        writer.stored_key = org.stored
         if writer._next_event_at is not None and writer._next_event_at <= writer.now:
             writer.catch_up()
         return writer
@@ -112,17 +119,21 @@ class OrgWriter:
 
     def finish(self) -> None:
         """Write the grants' working copies, the ledger entries and the org's counters."""
-        values: dict[str, Any] = {}
+        next_event_at: datetime | EllipsisType | None = ...  # unchanged unless grants loaded
         if self._grants is not None:
             self.catch_up()  # a grant added in this call may already be available
             changed = [g for gid, g in self._grants.items() if self._saved[gid] != _snapshot(g)]
             grants_repo.save_working_copies(self.conn, self.org_id, changed)
-            values["next_event_at"] = timeline.next_event_at(list(self._grants.values()))
+            next_event_at = timeline.next_event_at(list(self._grants.values()))
         ledger_repo.insert_entries(self.conn, self._entries)
-        values["ledger_seq"] = self._ledger_seq
-        values["object_seq"] = self._object_seq
-        values["ledger_at"] = self._ledger_at
-        orgs_repo.update_org(self.conn, self.org_id, **values)
+        orgs_repo.save_counters(
+            self.conn,
+            self.org_id,
+            ledger_seq=self._ledger_seq,
+            object_seq=self._object_seq,
+            ledger_at=self._ledger_at,
+            next_event_at=next_event_at,
+        )
 
 
 def _snapshot(g: GrantRow) -> tuple[int, bool, bool]:

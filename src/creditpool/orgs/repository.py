@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.storage.engine import bind_time, driver_sql
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
 
@@ -48,6 +50,41 @@ def all_org_ids(conn: Connection) -> list[str]:
 def due_org_ids(conn: Connection, now: datetime) -> list[str]:
     query = select(orgs.c.id).where(orgs.c.next_event_at <= now).order_by(orgs.c.id)
     return list(conn.execute(query).scalars())
+
+
+# Written at the end of every change of an organization: plain SQL (see storage.engine).
+_SAVE_COUNTERS = driver_sql(
+    "UPDATE orgs SET ledger_seq = :ledger_seq, object_seq = :object_seq,"
+    " ledger_at = :ledger_at, next_event_at = :next_event_at WHERE id = :id"
+)
+_SAVE_SEQS = driver_sql(
+    "UPDATE orgs SET ledger_seq = :ledger_seq, object_seq = :object_seq,"
+    " ledger_at = :ledger_at WHERE id = :id"
+)
+
+
+def save_counters(
+    conn: Connection,
+    org_id: str,
+    *,
+    ledger_seq: int,
+    object_seq: int,
+    ledger_at: datetime | None,
+    next_event_at: datetime | EllipsisType | None = ...,
+) -> None:
+    """The writer's counters; ``next_event_at`` is left alone when not given."""
+    dialect = conn.dialect.name
+    params = {
+        "id": org_id,
+        "ledger_seq": ledger_seq,
+        "object_seq": object_seq,
+        "ledger_at": bind_time(dialect, ledger_at),
+    }
+    if next_event_at is ...:
+        conn.exec_driver_sql(_SAVE_SEQS[dialect], params)
+    else:
+        params["next_event_at"] = bind_time(dialect, next_event_at)
+        conn.exec_driver_sql(_SAVE_COUNTERS[dialect], params)
 
 
 def update_org(conn: Connection, org_id: str, **values: Any) -> None:

@@ -7,18 +7,31 @@ row lock: one writer per database, which is SQLite's own limit anyway). Read tra
 open with a plain ``BEGIN`` and never block writers under WAL.
 
 PostgreSQL: psycopg 3; writers lock the organization's row with ``SELECT ... FOR UPDATE``.
+A pooled connection is pinged before use only when it sat idle for a while
+(``PING_IDLE_S``): a ping on every checkout is one more round trip on every call, and a
+connection used a moment ago is as alive as a ping would show.
+
+``driver_sql`` and the ``bind_*``/``read_*`` helpers serve the few statements of the
+consume path that repositories run as plain SQL (``exec_driver_sql``): they skip
+SQLAlchemy's per-statement work, which costs more than SQLite itself on those statements.
 """
 
 from __future__ import annotations
 
+import json
+import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 READ_ONLY = "creditpool_read_only"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+PING_IDLE_S = 5.0
+_CHECKED_IN_AT = "creditpool_checked_in_at"
 
 
 def normalize_url(url: str) -> str:
@@ -35,10 +48,35 @@ def create(url: str, *, pool_size: int = 5) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=10)
+        _ping_when_idle(engine)
+        return engine
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string()!r}: use sqlite or postgresql"
     )
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling, paid only by connections that sat idle."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    ) -> None:
+        checked_in_at = record.info.get(_CHECKED_IN_AT)
+        if checked_in_at is None or time.monotonic() - checked_in_at < PING_IDLE_S:
+            return  # brand new, or used a moment ago
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except Exception as error:
+            # The pool discards this connection and checks out (or opens) another one.
+            raise exc.DisconnectionError(f"stale connection: {error}") from error
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -73,3 +111,55 @@ def _sqlite_engine(url: str) -> Engine:
 
 def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+# -- plain SQL on the hot path -------------------------------------------------------------
+
+_NAMED = re.compile(r"(?<!:):(\w+)")
+
+
+def driver_sql(
+    sqlite: str, postgresql: str | None = None, *, json_params: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """One statement in both drivers' parameter styles, keyed by dialect name.
+
+    Write it once with ``:name`` parameters (sqlite3's named style); the PostgreSQL text
+    gets ``%(name)s`` (psycopg), with ``json_params`` cast to JSON. ``postgresql``, when
+    given, is appended to the PostgreSQL text (e.g. ``FOR UPDATE``).
+    """
+
+    def pg(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"CAST(%({name})s AS JSON)" if name in json_params else f"%({name})s"
+
+    pg_text = _NAMED.sub(pg, sqlite.replace("%", "%%"))
+    return {"sqlite": sqlite, "postgresql": pg_text + (postgresql or "")}
+
+
+def bind_time(dialect: str, value: datetime | None) -> Any:
+    """A timestamp as the column stores it (see ``UTCDateTime``)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: timestamps must be timezone-aware")
+    value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds") if dialect == "sqlite" else value
+
+
+def read_time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)
+
+
+def bind_json(value: Any) -> str:
+    """What SQLAlchemy's JSON type writes (None is the JSON ``null``, as there)."""
+    return json.dumps(value)
+
+
+def read_json(dialect: str, value: Any) -> Any:
+    """SQLite hands JSON back as text; psycopg has parsed it already."""
+    return json.loads(value) if dialect == "sqlite" and value is not None else value
