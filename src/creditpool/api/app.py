@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
-from creditpool.api import metrics, problems
+from creditpool.api import metrics, openapi, problems
 from creditpool.api.limits import BodyLimitMiddleware
 from creditpool.api.replay import Replayer
 from creditpool.api.security import KeyCache
@@ -41,6 +41,7 @@ def create_app(pool: CreditPool) -> FastAPI:
     for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
         app.include_router(router)
     _operations(app, pool)
+    openapi.install(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from creditpool.core.errors import CreditPoolError
 
 MEDIA_TYPE = "application/problem+json"
+HTTP_METHODS = {"get", "put", "post", "patch", "delete", "options", "head", "trace"}
 log = logging.getLogger("creditpool.api")
 
 
@@ -41,7 +44,14 @@ class PayloadTooLarge(CreditPoolError):
     title = "Request body too large"
 
 
-def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://creditpool.dev/problems/{code}",
         "title": title,
@@ -50,12 +60,27 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
         "code": code,
     }
     body.update({k: str(v) if isinstance(v, Decimal) else v for k, v in extra.items()})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def from_error(error: CreditPoolError) -> JSONResponse:
     return problem(error.status, error.code, error.title, error.detail, **error.extra)
+
+
+def _allowed_methods(request: Request, default: str) -> str:
+    """Every documented method at this path (RFC 9110). Starlette's own Allow names only the
+    first route that matched the path, and FastAPI has a route per method."""
+    paths: dict[str, Any] = request.app.openapi().get("paths", {})
+    for template, item in paths.items():
+        pattern = "^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            methods = {m.upper() for m in item if m in HTTP_METHODS}
+            methods |= {"HEAD"} if "GET" in methods else set()
+            return ", ".join(sorted(methods))
+    return default
 
 
 def install(app: FastAPI) -> None:
@@ -74,9 +99,17 @@ def install(app: FastAPI) -> None:
         return problem(422, "invalid_input", "Invalid input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's answer to a body it cannot even decode (not UTF-8): invalid input
+            # like any other malformed JSON, not a status of its own.
+            detail = f"the request body is not valid JSON: {error.detail}"
+            return problem(422, "invalid_input", "Invalid input", detail)
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
-        return problem(error.status_code, code, str(error.detail), str(error.detail))
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = _allowed_methods(request, headers.get("Allow", ""))
+        return problem(error.status_code, code, str(error.detail), str(error.detail), headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, error: Exception) -> JSONResponse:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar, overload
+import re
+from typing import Annotated, Any, Generic, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+)
 
 from creditpool.core.errors import InvalidAmount
 
@@ -19,6 +29,22 @@ Limit = Annotated[int, Field(ge=1, le=PAGE_SIZE_MAX)]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=2000)]
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _iso_8601(value: Any) -> Any:
+    """Pydantic would read a number (``at=0.5``) as seconds since 1970; only ISO 8601 here."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and not _ISO_DATE.match(value)
+    ):
+        raise ValueError("expected an ISO 8601 date-time with offset, such as 2026-11-02T09:00Z")
+    return value
+
+
+# An instant in a request: ISO 8601 with an offset (a naive one is refused).
+Instant = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 
 class Body(BaseModel):

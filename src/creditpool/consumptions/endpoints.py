@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from creditpool.api import metrics
 from creditpool.api.deps import ObjectId, OrgId, Pool, Replay
-from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Limit, Page, exact
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page, exact
 from creditpool.api.security import Action, Caller
 from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption, Refund
@@ -23,7 +22,10 @@ router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"])
     "/consumptions",
     status_code=201,
     response_model=Consumption,
-    responses={200: {"description": "A dry run: nothing was charged"}},
+    responses={
+        200: {"description": "A dry run: nothing was charged"},
+        402: {"description": "Not enough credits left (`insufficient_credits`, with the balance)"},
+    },
 )
 def consume(
     org: OrgId, body: ConsumeBody, request: Request, caller: Caller, pool: Pool, replay: Replay
@@ -60,8 +62,8 @@ def list_consumptions(
     org: OrgId,
     caller: Caller,
     pool: Pool,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[Instant | None, Query(alias="from")] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
     feature: Annotated[str | None, Query(max_length=64)] = None,
     user: Annotated[str | None, Query(max_length=64)] = None,
     team: Annotated[str | None, Query(max_length=64)] = None,

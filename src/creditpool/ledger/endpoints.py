@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from creditpool.api.deps import OrgId, Pool
-from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
 from creditpool.api.security import Action, Caller
 from creditpool.ledger.models import Balance, LedgerEntry
 
@@ -20,7 +19,7 @@ def balance(
     org: OrgId,
     caller: Caller,
     pool: Pool,
-    at: Annotated[datetime | None, Query(description="A past instant, with offset")] = None,
+    at: Annotated[Instant | None, Query(description="A past instant, with offset")] = None,
 ) -> Balance:
     caller.require(Action.BALANCE_READ, org)
     return pool.balance(org, at=at)
@@ -31,8 +30,8 @@ def ledger(
     org: OrgId,
     caller: Caller,
     pool: Pool,
-    since: Annotated[datetime | None, Query(alias="from")] = None,
-    until: Annotated[datetime | None, Query(alias="to")] = None,
+    since: Annotated[Instant | None, Query(alias="from")] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     cursor: Annotated[int | None, Query(ge=0, le=2**62, description="The last seq seen")] = None,
 ) -> Page[LedgerEntry]:
