@@ -26,11 +26,8 @@ T = TypeVar("T")
 class AsyncClient:
     """A creditpool server, called like the ``CreditPool`` library, with ``await``.
 
-    The same methods, arguments, results and errors as ``Client``. Every method returns the library's models and raises the library's exceptions (plus
-    ``Unauthorized``, ``Forbidden``, ``IdempotencyInFlight`` and ``PayloadTooLarge`` from
-    ``creditpool.api.problems``); ``httpx.TransportError`` when the server stays unreachable.
-    Each mutation sends an ``Idempotency-Key`` (a new uuid4 unless ``idempotency_key`` is
-    given) and keeps it on every retry, so a retried consumption is charged once.
+    The same methods, arguments, models, exceptions, idempotency keys and retries as
+    ``Client``; ``iter_*`` methods are async iterators.
 
         async with AsyncClient("http://127.0.0.1:8000", api_key="cp_...") as client:
             await client.consume("acme", "report", user_id="u-1")

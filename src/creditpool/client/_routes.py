@@ -176,11 +176,13 @@ def _one(model: type[M]) -> Callable[[httpx.Response], M]:
 
 
 def _list(model: type[M]) -> Callable[[httpx.Response], list[M]]:
-    return lambda response: _Items[model].model_validate_json(response.content).items  # type: ignore[valid-type]
+    shape = _Items[model]  # type: ignore[valid-type]  # a runtime type argument
+    return lambda response: shape.model_validate_json(response.content).items
 
 
 def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
-    return lambda response: Page[model].model_validate_json(response.content)  # type: ignore[valid-type]
+    shape = Page[model]  # type: ignore[valid-type]  # a runtime type argument
+    return lambda response: shape.model_validate_json(response.content)
 
 
 def _health(response: httpx.Response) -> Health:
