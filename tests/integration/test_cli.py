@@ -16,6 +16,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner, Result
 
 from creditpool.cli.main import app
+from creditpool.demo import DEMO_ORG_IDS, fill_demo
 from creditpool.storage import engine as engines
 
 runner = CliRunner()
@@ -222,6 +223,11 @@ def test_balance_at_a_past_instant_is_before_the_grant(acme: str) -> None:
     assert "10.00" in ok(acme, "balance", "acme")
 
 
+def test_user_text_that_looks_like_rich_markup_is_printed_as_is(acme: str) -> None:
+    ok(acme, "grant", "acme", "1", "--note", "[bold]renewal[/bold]")
+    assert "[bold]renewal[/bold]" in ok(acme, "grants", "acme")
+
+
 def test_grants_lists_every_grant_with_its_state(acme: str) -> None:
     [grant] = as_json(acme, "grants", "acme")
     assert (grant["amount"], grant["remaining"], grant["state"]) == ("10.00", "10.00", "active")
@@ -412,6 +418,16 @@ def test_demo_fills_every_grant_state_and_refunds_and_verifies_clean(db_url: str
     assert Decimal(0) <= Decimal(low["left"]) < Decimal(25)  # one organization runs low
     assert as_json(db_url, "verify") == {"sound": True, "problems": []}
     assert "nothing changed" in ok(db_url, "demo")
+
+
+def test_demo_writes_the_same_company_for_the_same_now(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    first, second = f"sqlite:///{tmp_path}/a.db", f"sqlite:///{tmp_path}/b.db"
+    assert fill_demo(first, now) == fill_demo(second, now) == list(DEMO_ORG_IDS)
+    for org_id in DEMO_ORG_IDS:
+        for read in (("grants", org_id), ("history", org_id, "--limit", "1000")):
+            assert as_json(first, *read) == as_json(second, *read)
+    assert fill_demo(first, now) == []  # already there: nothing changes
 
 
 # -- the installed command, as a real process ---------------------------------------------
