@@ -53,12 +53,12 @@ class GrantRow:
         return self.state_at(t) is GrantState.ACTIVE
 
 
-_FAR_FUTURE = datetime.max  # noqa: DTZ901 - compared only with naive expiry keys
-
-
 def consumption_order(g: GrantRow) -> tuple[bool, datetime, datetime, datetime, int]:
     """Expiring grants first (soonest first), permanent last; then start, creation, id."""
-    expiry = g.expires_at.replace(tzinfo=None) if g.expires_at is not None else _FAR_FUTURE
+    # Aware datetimes compare as instants (a naive key would compare wall-clock readings
+    # across offsets). Permanent grants are all behind the first field; repeating
+    # available_from in the second lets their ties fall through to it.
+    expiry = g.expires_at if g.expires_at is not None else g.available_from
     return (g.expires_at is None, expiry, g.available_from, g.granted_at, g.id)
 
 
