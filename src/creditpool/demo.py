@@ -203,10 +203,10 @@ class Simulation:
     start: datetime
     end: datetime
     stats: Stats = field(default_factory=Stats)
-    _queue: list[tuple[datetime, int, Callable[[], None]]] = field(default_factory=list)
+    _queue: list[tuple[datetime, int, Callable[[], object]]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
-    def at(self, when: datetime, action: Callable[[], None]) -> None:
+    def at(self, when: datetime, action: Callable[[], object]) -> None:
         if self.start <= when < self.end:
             heapq.heappush(self._queue, (when, next(self._seq), action))
 
@@ -270,7 +270,7 @@ def _set_up(sim: Simulation, plan: OrgPlan) -> list[str]:
         pool.set_member(plan.id, user, team_id=None)
     # Halfway through, someone changes teams: older usage stays with the old team.
     mover, new_team = users[-1], plan.teams[0].id
-    sim.at(sim.day(45), lambda: _ignore(pool.set_member(plan.id, mover, team_id=new_team)))
+    sim.at(sim.day(45), partial(pool.set_member, plan.id, mover, team_id=new_team))
     return users
 
 
@@ -292,12 +292,10 @@ def _grant(sim: Simulation, org_id: str, g: GrantPlan, granted: datetime) -> Non
         reference=g.reference,
     )
     if g.voided_after is not None:
-        sim.at(
-            granted + timedelta(days=g.voided_after),
-            lambda: _ignore(
-                sim.pool.void_grant(org_id, made.id, by="maria@vendor.example", reason=g.note)
-            ),
+        void = partial(
+            sim.pool.void_grant, org_id, made.id, by="maria@vendor.example", reason=g.note
         )
+        sim.at(granted + timedelta(days=g.voided_after), void)
 
 
 def _schedule_usage(sim: Simulation, plan: OrgPlan, users: list[str]) -> None:
@@ -385,7 +383,3 @@ def _refund(sim: Simulation, org_id: str, consumption_id: int) -> None:
 def _local(day: date, hour: float, zone: ZoneInfo) -> datetime:
     local = datetime.combine(day, time(0), tzinfo=zone) + timedelta(hours=hour)
     return local.astimezone(UTC)
-
-
-def _ignore(_: object) -> None:
-    """Lets a lambda call a method for its effect."""
