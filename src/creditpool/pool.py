@@ -8,7 +8,7 @@ key, run the service, write back, remember the result under the key, commit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -36,6 +36,9 @@ from creditpool.ledger.writer import OrgWriter
 from creditpool.orgs import repository as orgs_repo
 from creditpool.orgs import service as orgs
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.reports import service as reports
+from creditpool.reports.models import ReportKind
+from creditpool.settings import REPORT_SPAN_DAYS_MAX
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.uow import Clock, reading, system_clock, writing
@@ -404,6 +407,27 @@ class CreditPool:
             for oid in ids:
                 problems += ledger.verify_org(tx.conn, orgs.require_org(tx, oid))
         return problems
+
+    # -- reports -----------------------------------------------------------------------
+
+    def report(
+        self,
+        org_id: str,
+        kind: ReportKind | str,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        *,
+        span_days_max: int = REPORT_SPAN_DAYS_MAX,
+    ) -> reports.Report:
+        """The ``usage``, ``balance`` or ``purchases`` report over the days [start, end] of
+        the organization's zone (default: this month so far). Refusals (unknown
+        organization, bad range) come now; rows are read as the report is iterated
+        (``rows()``, or ``reports.formats.csv_chunks`` / ``write_xlsx``). Availability and
+        expiry entries that fell due are written first."""
+        self.sweep(org_id)
+        return reports.open_report(
+            self.engine, self.clock, org_id, kind, start, end, span_days_max=span_days_max
+        )
 
     # -- API keys ----------------------------------------------------------------------
 

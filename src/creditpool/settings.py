@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
+REPORT_SPAN_DAYS_MAX = 366  # days one report may cover: a year, leap day included
 
 
 class Settings(BaseSettings):
@@ -21,3 +22,5 @@ class Settings(BaseSettings):
     port: int = 8000
     # Server processes; SQLite always runs one (one writer per database file).
     workers: int = 1
+    # The longest date range one report may cover, in days.
+    report_span_days_max: int = REPORT_SPAN_DAYS_MAX

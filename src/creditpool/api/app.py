@@ -18,6 +18,7 @@ from creditpool.grants.endpoints import router as grants_router
 from creditpool.ledger.endpoints import router as ledger_router
 from creditpool.orgs.endpoints import router as orgs_router
 from creditpool.pool import CreditPool
+from creditpool.reports.endpoints import router as reports_router
 from creditpool.storage import migrate
 
 DESCRIPTION = """\
@@ -40,6 +41,7 @@ def create_app(pool: CreditPool) -> FastAPI:
     problems.install(app)
     for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
         app.include_router(router)
+    app.include_router(reports_router)
     _operations(app, pool)
     openapi.install(app)
     app.add_middleware(BodyLimitMiddleware)

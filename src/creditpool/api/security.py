@@ -47,6 +47,7 @@ class Action(StrEnum):
     USAGE_READ = "usage.read"
     LEDGER_READ = "ledger.read"
     PORTAL_CREATE = "portal.create"
+    REPORTS_READ = "reports.read"
 
 
 _READ_ALL = {
@@ -60,6 +61,7 @@ _READ_ALL = {
     Action.BALANCE_READ,
     Action.USAGE_READ,
     Action.LEDGER_READ,
+    Action.REPORTS_READ,
 }
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {

@@ -1,0 +1,88 @@
+"""Report downloads over HTTP: CSV streamed as rows come, XLSX sent once written."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from creditpool.api.deps import OrgId, Pool
+from creditpool.api.security import Action, Caller
+from creditpool.reports import formats
+from creditpool.reports.models import MEDIA_TYPES, TITLES, ReportFormat, ReportKind
+from creditpool.settings import Settings
+
+router = APIRouter(prefix="/v1/orgs/{org}/reports", tags=["reports"])
+
+Day = Annotated[
+    str | None,
+    Query(
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+        description="A day (YYYY-MM-DD) in the organization's time zone, included",
+        examples=["2026-11-01"],
+    ),
+]
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: a header row, then one row per item, oldest first",
+        "content": {
+            MEDIA_TYPES[ReportFormat.CSV]: {"schema": {"type": "string"}},
+            MEDIA_TYPES[ReportFormat.XLSX]: {"schema": {"type": "string", "format": "binary"}},
+        },
+        "headers": {
+            "Content-Disposition": {
+                "description": "attachment; the file name says organization, report, range",
+                "schema": {"type": "string"},
+            }
+        },
+    }
+}
+
+
+@cache
+def span_days_max() -> int:
+    return Settings().report_span_days_max
+
+
+def _route(kind: ReportKind) -> None:
+    async def download(
+        org: OrgId,
+        caller: Caller,
+        pool: Pool,
+        start: Annotated[Day, Query(alias="from")] = None,
+        end: Annotated[Day, Query(alias="to")] = None,
+        fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.CSV,
+    ) -> StreamingResponse:
+        caller.require(Action.REPORTS_READ, org)
+        report = await run_in_threadpool(
+            pool.report, org, kind, start, end, span_days_max=span_days_max()
+        )
+        headers = {"Content-Disposition": f'attachment; filename="{report.filename(fmt)}"'}
+        if fmt is ReportFormat.CSV:
+            body = formats.csv_chunks(report)
+        else:
+            path = await run_in_threadpool(formats.xlsx_file, report)
+            body = formats.file_chunks(path)
+        return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
+
+    router.add_api_route(
+        f"/{kind.value}",
+        download,
+        methods=["GET"],
+        name=f"report_{kind.value}",
+        summary=f"{TITLES[kind]} report",
+        description=(
+            f"{TITLES[kind]} over the days [from, to] of the organization's time zone (default:"
+            " this month so far; at most the configured span). Times are ISO 8601 with the"
+            " zone's offset, credits exact decimals. CSV is streamed as rows are read."
+        ),
+        response_class=StreamingResponse,
+        responses=RESPONSES,
+    )
+
+
+for _kind in ReportKind:
+    _route(_kind)

@@ -1,0 +1,296 @@
+"""The three reports: a date range in the organization's zone, rows read as they come.
+
+``open_report`` checks everything that can be refused (the organization, the kind, the
+range) before a single row is read, so that an API answer or a CLI run fails before its
+first byte. ``Report.batches`` then reads the rows in one read transaction and shapes them
+in batches, with one cell maker per cell type (``Cells``): text for CSV, typed values
+for spreadsheets and for library callers. Nothing holds more than one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine
+
+from creditpool.core.errors import InvalidInput
+from creditpool.core.money import format_credits, to_decimal
+from creditpool.orgs import service as orgs
+from creditpool.reports import repository
+from creditpool.reports.models import COLUMNS, TITLES, Column, ReportFormat, ReportKind
+from creditpool.settings import REPORT_SPAN_DAYS_MAX
+from creditpool.storage.engine import read_time
+from creditpool.storage.uow import Clock, reading
+
+REPORT_BATCH_ROWS = 2_000  # rows per fetch from the server-side cursor
+CELL_CACHE_SIZE_MAX = 10_000  # formatted amounts and breakdowns remembered per report
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_GAINS = frozenset({"added", "refunded", "released"})  # the other methods take credits out
+
+Row = tuple[Any, ...]
+
+
+# -- the range ---------------------------------------------------------------------------
+
+
+def parse_day(value: str | date | None, field_name: str) -> date | None:
+    """A calendar day, written YYYY-MM-DD."""
+    if value is None or isinstance(value, date):
+        return value
+    text = value.strip()
+    if not _DAY.match(text):
+        raise InvalidInput(f"{field_name} must be a date written YYYY-MM-DD, not {value!r}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{field_name} is not a calendar date: {value!r}") from None
+
+
+def resolve_range(
+    start: date | None, end: date | None, today: date, span_days_max: int
+) -> tuple[date, date]:
+    """[start, end], both included. Defaults: ``end`` today, ``start`` the first of its month."""
+    end = end or today
+    start = start or end.replace(day=1)
+    if end < start:
+        raise InvalidInput(f"the range ends ({end}) before it starts ({start})")
+    span = (end - start).days + 1
+    if span > span_days_max:
+        raise InvalidInput(f"the range spans {span} days: at most {span_days_max} days per report")
+    return start, end
+
+
+def day_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The instants [first midnight, midnight after the last day) of the range, in UTC."""
+    lo = datetime.combine(start, time(0), tzinfo=zone)
+    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone)
+    return lo.astimezone(UTC), hi.astimezone(UTC)
+
+
+# -- cells -------------------------------------------------------------------------------
+
+
+@dataclass
+class Cells:
+    """Makes the cells of one report: an instant from a stored timestamp (a datetime, or
+    SQLite's ISO text) and credits from units. ``text`` for CSV; otherwise typed values."""
+
+    zone: ZoneInfo
+    text: bool
+    _credits: dict[int, Any] = field(default_factory=dict)
+
+    def instant(self, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        local = value.astimezone(self.zone)
+        return local.isoformat(timespec="seconds") if self.text else local
+
+    def credits(self, units: int) -> Any:
+        made = self._credits.get(units)
+        if made is None:
+            made = format_credits(units) if self.text else to_decimal(units)
+            if len(self._credits) >= CELL_CACHE_SIZE_MAX:
+                self._credits.clear()
+            self._credits[units] = made
+        return made
+
+
+def readable_breakdown(encoded: str | None) -> str | None:
+    """``{"calls": 12, "web_searches": 3}`` -> ``12 calls, 3 web searches``."""
+    if encoded is None:
+        return None
+    counts = json.loads(encoded)
+    if not isinstance(counts, dict) or not counts:
+        return None
+    return ", ".join(f"{n} {_noun(str(key), n)}" for key, n in counts.items())
+
+
+def _noun(key: str, n: object) -> str:
+    words = key.replace("_", " ")
+    if n != 1:
+        return words
+    for ending in ("ches", "shes", "sses", "xes"):
+        if words.endswith(ending):
+            return words[:-2]
+    return words[:-1] if words.endswith("s") and not words.endswith("ss") else words
+
+
+# -- rows --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    cells: Cells
+    feature_names: dict[str, str]
+    now: datetime
+    breakdowns: dict[str | None, str | None] = field(default_factory=dict)
+
+    def breakdown(self, encoded: str | None) -> str | None:
+        made = self.breakdowns.get(encoded, "")
+        if made == "":
+            made = readable_breakdown(encoded)
+            if len(self.breakdowns) >= CELL_CACHE_SIZE_MAX:
+                self.breakdowns.clear()
+            self.breakdowns[encoded] = made
+        return made
+
+
+def _usage_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
+    instant, credits, breakdown = ctx.cells.instant, ctx.cells.credits, ctx.breakdown
+    names = ctx.feature_names
+    return [
+        (instant(at), names.get(f, f), name, act, integ, user, credits(cost), breakdown(b), req)
+        for at, f, name, act, integ, user, cost, b, req in batch
+    ]
+
+
+def action_label(action: str, grant_id: int | None, consumption_id: int | None) -> str:
+    labels = {
+        "grant_added": f"Grant #{grant_id} added",
+        "expiry": f"Grant #{grant_id} expired",
+        "void": f"Grant #{grant_id} voided",
+        "consumption": f"Consumption #{consumption_id}",
+        "refund": f"Refund of consumption #{consumption_id}",
+    }
+    return labels.get(action) or action.replace("_", " ").capitalize()
+
+
+def _balance_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
+    instant, credits = ctx.cells.instant, ctx.cells.credits
+    return [
+        (
+            instant(at),
+            action_label(action, grant_id, consumption_id),
+            f"Credits {method}",
+            credits(amount if method in _GAINS else -amount),
+            credits(before),
+            credits(after),
+        )
+        for at, action, method, amount, before, after, grant_id, consumption_id in batch
+    ]
+
+
+def _purchase_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
+    instant, credits = ctx.cells.instant, ctx.cells.credits
+    rows: list[Row] = []
+    for granted_at, amount, available_from, expires_at, remaining, voided_at in batch:
+        expires = read_time(expires_at)
+        # What the grant can still pay for: nothing once voided or expired.
+        gone = voided_at is not None or (expires is not None and expires <= ctx.now)
+        rows.append(
+            (
+                instant(granted_at),
+                credits(amount),
+                instant(available_from),
+                instant(expires),
+                credits(0 if gone else remaining),
+            )
+        )
+    return rows
+
+
+_SHAPES: dict[ReportKind, tuple[dict[str, str], Callable[[Sequence[Any], _Context], list[Row]]]]
+_SHAPES = {
+    ReportKind.USAGE: (repository.USAGE_SQL, _usage_rows),
+    ReportKind.BALANCE: (repository.BALANCE_SQL, _balance_rows),
+    ReportKind.PURCHASES: (repository.PURCHASES_SQL, _purchase_rows),
+}
+
+
+# -- a report ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """One report of one organization over [start, end] (days in ``timezone``), not yet read.
+
+    ``rows()`` gives typed cells (aware datetimes in the organization's zone, Decimal
+    credits, str, int, None); ``batches(text=True)`` gives the CSV text of every cell.
+    Each iteration reads the database afresh, in one read transaction.
+    """
+
+    engine: Engine
+    clock: Clock
+    kind: ReportKind
+    org_id: str
+    timezone: str
+    start: date
+    end: date
+    now: datetime
+    feature_names: dict[str, str]
+    batch_rows: int = REPORT_BATCH_ROWS
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return COLUMNS[self.kind]
+
+    @property
+    def header(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.kind]
+
+    @property
+    def bounds(self) -> tuple[datetime, datetime]:
+        return day_bounds(self.start, self.end, ZoneInfo(self.timezone))
+
+    def filename(self, fmt: ReportFormat | str) -> str:
+        """``acme_credit-usage_2026-11-01_2026-11-30.csv``: organization, report, range."""
+        org = re.sub(r"[^A-Za-z0-9.-]+", "-", self.org_id).strip("-.") or "org"
+        title = self.title.lower().replace(" ", "-")
+        return f"{org}_{title}_{self.start}_{self.end}.{ReportFormat(fmt).value}"
+
+    def count(self) -> int:
+        lo, hi = self.bounds
+        with reading(self.engine, self.clock) as tx:
+            return repository.count(tx.conn, self.kind.value, self.org_id, lo, hi)
+
+    def batches(self, *, text: bool = False) -> Iterator[list[Row]]:
+        statement, shape = _SHAPES[self.kind]
+        ctx = _Context(Cells(ZoneInfo(self.timezone), text), self.feature_names, self.now)
+        lo, hi = self.bounds
+        with reading(self.engine, self.clock) as tx:
+            for batch in repository.stream(
+                tx.conn, statement, self.org_id, lo, hi, self.batch_rows
+            ):
+                yield shape(batch, ctx)
+
+    def rows(self) -> Iterator[Row]:
+        for batch in self.batches():
+            yield from batch
+
+
+def open_report(
+    engine: Engine,
+    clock: Clock,
+    org_id: str,
+    kind: ReportKind | str,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    *,
+    span_days_max: int = REPORT_SPAN_DAYS_MAX,
+) -> Report:
+    """Check the organization, the kind and the range; read nothing else yet."""
+    try:
+        kind = ReportKind(kind)
+    except ValueError:
+        kinds = ", ".join(k.value for k in ReportKind)
+        raise InvalidInput(f"unknown report {kind!r}: one of {kinds}") from None
+    first, last = parse_day(start, "from"), parse_day(end, "to")
+    with reading(engine, clock) as tx:
+        org = orgs.require_org(tx, org_id)
+        names = repository.feature_names(tx.conn)
+        now = tx.now
+    today = now.astimezone(ZoneInfo(org.timezone)).date()
+    first, last = resolve_range(first, last, today, span_days_max)
+    return Report(engine, clock, kind, org.id, org.timezone, first, last, now, names)
