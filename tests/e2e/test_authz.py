@@ -1,0 +1,482 @@
+"""Who may do what, route by route, against a real server.
+
+``EXPECTED`` is the whole authorization table: every operation of the OpenAPI document and,
+per role, whether it is allowed. The walk calls every operation with a key of every role, with
+keys of another organization, with no key and with bad keys, and checks each answer. A route
+added to the API without a line here fails the test, and so does a line for a route that is
+gone.
+
+One server process per module and backend (starting one takes seconds); each test gets its own
+pair of organizations and keys of every role on it, so tests stay independent.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from creditpool import CreditPool
+from tests.conftest import SKIP_PG, skip_or_fail
+from tests.e2e.conftest import Server, start_server
+from tests.support import PostgresTemplates, SqliteTemplates
+
+ROLES = ("service", "staff", "admin", "member")
+FOREIGN = ("other_admin", "other_member")  # keys of globex, asking about acme
+MISSING_ORG = "no-such-org"
+
+OK = "ok"  # a 2xx
+NO = "forbidden"  # 403
+PUBLIC = "public"  # no key needed
+
+# (method, path) -> the answer for service, staff, admin, member.
+EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
+    ("POST", "/v1/orgs"): (OK, NO, NO, NO),
+    ("GET", "/v1/orgs"): (OK, OK, NO, NO),
+    ("GET", "/v1/orgs/{org}"): (OK, OK, OK, NO),
+    ("PATCH", "/v1/orgs/{org}"): (OK, NO, OK, NO),  # thresholds only: see BODIES
+    ("POST", "/v1/orgs/{org}/teams"): (OK, NO, NO, NO),
+    ("GET", "/v1/orgs/{org}/teams"): (OK, OK, OK, NO),
+    ("PATCH", "/v1/orgs/{org}/teams/{team}"): (OK, NO, OK, NO),  # monthly limit only
+    ("PUT", "/v1/orgs/{org}/members/{user}"): (OK, NO, NO, NO),
+    ("GET", "/v1/orgs/{org}/members/{user}"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/members"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/usage/teams"): (OK, OK, OK, NO),
+    ("GET", "/v1/features"): (OK, OK, OK, OK),
+    ("PUT", "/v1/features/{key}"): (OK, NO, NO, NO),
+    ("POST", "/v1/orgs/{org}/grants"): (NO, OK, NO, NO),
+    ("GET", "/v1/orgs/{org}/grants"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/grants/{grant_id}"): (OK, OK, OK, NO),
+    ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): (NO, OK, NO, NO),
+    ("POST", "/v1/orgs/{org}/consumptions"): (OK, NO, NO, NO),
+    ("GET", "/v1/orgs/{org}/consumptions"): (OK, OK, OK, OK),  # a member: its own
+    ("GET", "/v1/orgs/{org}/consumptions/{consumption_id}"): (OK, OK, OK, OK),
+    ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): (OK, NO, NO, NO),
+    ("GET", "/v1/orgs/{org}/balance"): (OK, OK, OK, OK),
+    ("GET", "/v1/orgs/{org}/ledger"): (OK, OK, OK, NO),
+    ("GET", "/healthz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
+    ("GET", "/readyz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
+}
+
+
+@contextmanager
+def shared_server(
+    request: pytest.FixtureRequest,
+    sqlite_templates: SqliteTemplates,
+    postgres_templates: PostgresTemplates | None,
+    log_dir: Path,
+) -> Iterator[Server]:
+    """A server on a fresh database of the backend in ``request.param``, for a whole module."""
+    if request.param == "postgres" and postgres_templates is None:
+        skip_or_fail(SKIP_PG)
+    db_url = sqlite_templates.fresh() if request.param == "sqlite" else None
+    if db_url is None:
+        assert postgres_templates is not None
+        db_url = postgres_templates.fresh()
+    pool = CreditPool.open(db_url)
+    log = log_dir / "server.log"
+    base_url, process = start_server(db_url, log)
+    running = Server(base_url, db_url, process, log, pool)
+    try:
+        yield running
+    finally:
+        running.stop()
+        pool.close()
+        if postgres_templates is not None and request.param == "postgres":
+            postgres_templates.drop(db_url)
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    request: pytest.FixtureRequest,
+    sqlite_templates: SqliteTemplates,
+    postgres_templates: PostgresTemplates | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    with shared_server(
+        request, sqlite_templates, postgres_templates, tmp_path_factory.mktemp("server")
+    ) as running:
+        yield running
+
+
+@dataclass
+class Tenant:
+    """Two fresh organizations on a shared server (``org`` and ``other``) and keys of every
+    role: service, staff, admin and member (user u-1) of ``org``, other_admin and
+    other_member of ``other``."""
+
+    server: Server
+    org: str
+    other: str
+    keys: dict[str, str]
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    @property
+    def pool(self) -> CreditPool:
+        return self.server.pool
+
+    def client(self, role: str | None = "service", **headers: str) -> httpx.Client:
+        if role is not None:
+            headers["Authorization"] = f"Bearer {self.keys[role]}"
+        client = httpx.Client(base_url=self.server.base_url, headers=headers, timeout=30)
+        self.clients.append(client)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+
+
+@contextmanager
+def new_tenant(server: Server) -> Iterator[Tenant]:
+    pool = server.pool
+    suffix = uuid.uuid4().hex[:8]
+    org, other = f"acme-{suffix}", f"globex-{suffix}"
+    pool.create_org(org, name="Acme Inc.", timezone="Europe/Berlin")
+    pool.create_org(other, name="Globex", timezone="America/New_York")
+    keys = {
+        "service": pool.create_key("service", name="backend")[1],
+        "staff": pool.create_key("staff", name="cs@vendor.example")[1],
+        "admin": pool.create_key("admin", org_id=org, name="acme admin")[1],
+        "member": pool.create_key("member", org_id=org, user_id="u-1", name="u-1")[1],
+        "other_admin": pool.create_key("admin", org_id=other, name="globex admin")[1],
+        "other_member": pool.create_key("member", org_id=other, user_id="g-1")[1],
+    }
+    tenant = Tenant(server, org, other, keys)
+    try:
+        yield tenant
+    finally:
+        tenant.close()
+
+
+@pytest.fixture
+def tenant(shared: Server) -> Iterator[Tenant]:
+    with new_tenant(shared) as fresh:
+        yield fresh
+
+
+def same_answer(a: httpx.Response, a_id: object, b: httpx.Response, b_id: object) -> bool:
+    """Two answers are the same but for the id each names (status, headers that matter and
+    every field of the body)."""
+
+    def blanked(response: httpx.Response, value: object) -> dict[str, Any]:
+        body: dict[str, Any] = response.json()
+        pattern = rf"(?<![\w-]){re.escape(str(value))}(?![\w-])"
+        body["detail"] = re.sub(pattern, "<id>", body["detail"])
+        return body
+
+    return (
+        a.status_code == b.status_code
+        and a.headers["content-type"] == b.headers["content-type"]
+        and blanked(a, a_id) == blanked(b, b_id)
+    )
+
+
+@dataclass
+class Objects:
+    """Objects of the tenant's organization that the calls name."""
+
+    grant_id: int
+    void_grant_id: int
+    own_consumption_id: int  # by u-1, the member key's user
+    other_consumption_id: int  # by u-2
+    refund_consumption_id: int
+
+
+# (method, path) -> the request body, a function of the tenant and the role (creations by
+# several roles must not collide).
+BODIES: dict[tuple[str, str], Callable[[Tenant, str], dict[str, Any]]] = {
+    ("POST", "/v1/orgs"): lambda t, role: {"id": f"{t.org}-{role}", "name": "New Org"},
+    ("PATCH", "/v1/orgs/{org}"): lambda t, _: {"low_balance_thresholds": ["10.00", "5"]},
+    ("POST", "/v1/orgs/{org}/teams"): lambda t, role: {"id": f"team-{role}", "monthly_limit": "2"},
+    ("PATCH", "/v1/orgs/{org}/teams/{team}"): lambda t, _: {"monthly_limit": "50.00"},
+    ("PUT", "/v1/orgs/{org}/members/{user}"): lambda t, _: {"team_id": "t-1"},
+    ("PUT", "/v1/features/{key}"): lambda t, _: {"name": "Custom", "cost": "1.25"},
+    ("POST", "/v1/orgs/{org}/grants"): lambda t, role: {"amount": "5", "note": f"by {role}"},
+    ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): lambda t, _: {"reason": "mistake"},
+    ("POST", "/v1/orgs/{org}/consumptions"): lambda t, _: {"feature": "report", "user_id": "u-1"},
+    ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): lambda t, _: {"reason": "x"},
+}
+
+
+def seed(t: Tenant) -> Objects:
+    """103 credits in two grants, a team t-1 with u-1 and u-2, three uses of 0.50."""
+    pool = t.pool
+    grant = pool.grant(t.org, "100", granted_by="setup")
+    to_void = pool.grant(t.org, "3", granted_by="setup")
+    pool.create_team(t.org, "t-1", name="Team One", monthly_limit="100")
+    pool.set_member(t.org, "u-1", team_id="t-1")
+    pool.set_member(t.org, "u-2", team_id="t-1")
+    own = pool.consume(t.org, "report", user_id="u-1")
+    other = pool.consume(t.org, "report", user_id="u-2")
+    to_refund = pool.consume(t.org, "action_plan", user_id="u-1")
+    pool.grant(t.other, "10", granted_by="setup")
+    assert own.id is not None
+    assert other.id is not None
+    assert to_refund.id is not None
+    return Objects(grant.id, to_void.id, own.id, other.id, to_refund.id)
+
+
+def money(t: Tenant) -> tuple[Decimal, ...]:
+    """The organization's balance now, without the instant it is for."""
+    b = t.pool.balance(t.org)
+    return (b.total, b.used, b.left, b.held, b.upcoming)
+
+
+def url(path: str, objects: Objects, org: str) -> str:
+    values = {
+        "org": org,
+        "team": "t-1",
+        "user": "u-1",
+        "key": "custom",
+        "grant_id": objects.grant_id,
+        "consumption_id": objects.own_consumption_id,
+    }
+    if path.endswith("/void"):
+        values["grant_id"] = objects.void_grant_id
+    if path.endswith("/refund"):
+        values["consumption_id"] = objects.refund_consumption_id
+    return path.format(**values)
+
+
+def call(
+    t: Tenant,
+    client: httpx.Client,
+    operation: tuple[str, str],
+    role: str,
+    objects: Objects,
+    org: str | None = None,
+) -> httpx.Response:
+    method, path = operation
+    body = BODIES.get(operation)
+    return client.request(
+        method,
+        url(path, objects, org or t.org),
+        json=body(t, role) if body is not None else None,
+    )
+
+
+def operations(server: Server) -> set[tuple[str, str]]:
+    document = httpx.get(f"{server.base_url}/openapi.json").json()
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+    }
+
+
+def test_the_table_names_every_operation_of_the_openapi_document_and_no_other(
+    shared: Server,
+) -> None:
+    served = operations(shared)
+    assert served - EXPECTED.keys() == set(), "routes without an authorization expectation"
+    assert EXPECTED.keys() - served == set(), "expectations for routes that no longer exist"
+    assert BODIES.keys() <= EXPECTED.keys()
+
+
+def test_every_operation_answers_each_role_as_the_table_says(tenant: Tenant) -> None:
+    objects = seed(tenant)
+    failures: list[str] = []
+    for operation, expected in EXPECTED.items():
+        for role, outcome in zip(ROLES, expected, strict=True):
+            response = call(tenant, tenant.client(role), operation, role, objects)
+            status, label = response.status_code, f"{role} {' '.join(operation)}"
+            if outcome in (OK, PUBLIC) and not 200 <= status < 300:
+                failures.append(f"{label}: {status} {response.text[:200]}")
+            if outcome == NO and (status != 403 or response.json()["code"] != "forbidden"):
+                failures.append(f"{label}: {status}, expected 403")
+    assert failures == []
+
+
+def test_keys_of_another_organization_get_the_same_404_as_for_a_missing_organization(
+    tenant: Tenant,
+) -> None:
+    objects = seed(tenant)
+    failures: list[str] = []
+    for operation in EXPECTED:
+        if "{org}" not in operation[1]:
+            continue
+        for role in FOREIGN:
+            client = tenant.client(role)
+            foreign = call(tenant, client, operation, role, objects)
+            missing = call(tenant, client, operation, role, objects, org=MISSING_ORG)
+            label = f"{role} {' '.join(operation)}"
+            if foreign.status_code != 404 or foreign.json()["code"] != "not_found":
+                failures.append(f"{label}: {foreign.status_code}, expected 404")
+            elif not same_answer(foreign, tenant.org, missing, MISSING_ORG):
+                failures.append(f"{label}: leaks existence: {foreign.text} vs {missing.text}")
+    assert failures == []
+    # And it is the answer a permitted key gets for an organization that does not exist.
+    truly_missing = tenant.client("service").get(f"/v1/orgs/{MISSING_ORG}")
+    foreign = tenant.client("other_admin").get(f"/v1/orgs/{tenant.org}")
+    assert same_answer(truly_missing, MISSING_ORG, foreign, tenant.org)
+
+
+def test_keys_of_another_organization_follow_their_role_outside_organizations(
+    tenant: Tenant,
+) -> None:
+    objects = seed(tenant)
+    for operation, expected in EXPECTED.items():
+        if "{org}" in operation[1]:
+            continue
+        for role, own_role in zip(FOREIGN, ("admin", "member"), strict=True):
+            response = call(tenant, tenant.client(role), operation, role, objects)
+            if expected[ROLES.index(own_role)] == NO:
+                assert response.status_code == 403, f"{role} {operation}"
+            else:
+                assert 200 <= response.status_code < 300, f"{role} {operation}"
+
+
+BAD_AUTHORIZATIONS = {
+    "no key": None,
+    "unknown key": "Bearer cpk_0123456789abcdef_nope",
+    "empty key": "Bearer",
+    "basic auth": "Basic dXNlcjpwYXNz",
+    "no scheme": "cpk_0123456789abcdef_nope",
+}
+
+
+def test_every_operation_refuses_a_missing_or_bad_key_with_401(tenant: Tenant) -> None:
+    objects = seed(tenant)
+    before = money(tenant)
+    failures: list[str] = []
+    for name, authorization in BAD_AUTHORIZATIONS.items():
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        client = tenant.client(None, **headers)
+        for operation, expected in EXPECTED.items():
+            response = call(tenant, client, operation, "anonymous", objects)
+            label = f"{name}: {' '.join(operation)}"
+            if expected[0] == PUBLIC:
+                if response.status_code != 200:
+                    failures.append(f"{label}: {response.status_code}, expected 200")
+            elif response.status_code != 401 or response.json()["code"] != "unauthorized":
+                failures.append(f"{label}: {response.status_code}, expected 401")
+            elif response.headers.get("www-authenticate") != "Bearer":
+                failures.append(f"{label}: no WWW-Authenticate: Bearer")
+    assert failures == []
+    assert money(tenant) == before
+
+
+def test_a_revoked_key_is_refused(tenant: Tenant) -> None:
+    key, token = tenant.pool.create_key("service", name="revoked")
+    tenant.pool.revoke_key(key.id)
+    response = tenant.client(None, Authorization=f"Bearer {token}").get("/v1/features")
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+def test_a_member_sees_only_its_own_consumptions(tenant: Tenant) -> None:
+    objects = seed(tenant)
+    member, base = tenant.client("member"), f"/v1/orgs/{tenant.org}/consumptions"
+    listed = member.get(base).json()["items"]
+    assert {c["user_id"] for c in listed} == {"u-1"}
+    assert len(listed) == 2
+    filtered = member.get(base, params={"user": "u-2"}).json()["items"]
+    assert {c["user_id"] for c in filtered} == {"u-1"}
+    own = member.get(f"{base}/{objects.own_consumption_id}")
+    assert own.status_code == 200
+    assert own.json()["user_id"] == "u-1"
+    # Another user's consumption answers exactly like one that does not exist.
+    theirs = member.get(f"{base}/{objects.other_consumption_id}")
+    missing_id = objects.refund_consumption_id + 10_000
+    missing = member.get(f"{base}/{missing_id}")
+    assert theirs.status_code == 404
+    assert same_answer(theirs, objects.other_consumption_id, missing, missing_id)
+    # Every other role of the organization sees everyone's.
+    for role in ("admin", "service", "staff"):
+        items = tenant.client(role).get(base).json()["items"]
+        assert {c["user_id"] for c in items} == {"u-1", "u-2"}
+
+
+def test_a_member_reads_balance_and_features_and_nothing_else_of_its_org(
+    tenant: Tenant,
+) -> None:
+    seed(tenant)
+    member = tenant.client("member")
+    assert member.get(f"/v1/orgs/{tenant.org}/balance").json()["left"] == "101.50"
+    assert member.get("/v1/features").status_code == 200
+    for path in ("", "/grants", "/ledger", "/teams", "/members", "/usage/teams"):
+        assert member.get(f"/v1/orgs/{tenant.org}{path}").status_code == 403
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "Renamed"},
+        {"timezone": "UTC"},
+        {"name": "Renamed", "low_balance_thresholds": ["1"]},
+        {"timezone": "UTC", "low_balance_thresholds": ["1"]},
+    ],
+    ids=["name", "timezone", "name and thresholds", "timezone and thresholds"],
+)
+def test_an_admin_may_not_rename_its_org_or_change_its_time_zone(
+    tenant: Tenant, body: dict[str, Any]
+) -> None:
+    response = tenant.client("admin").patch(f"/v1/orgs/{tenant.org}", json=body)
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+    org = tenant.pool.org(tenant.org)
+    assert (org.name, org.timezone, org.low_balance_thresholds) == (
+        "Acme Inc.",
+        "Europe/Berlin",
+        (),
+    )
+
+
+def test_an_admin_sets_thresholds_and_team_limits_but_not_team_names(tenant: Tenant) -> None:
+    seed(tenant)
+    admin = tenant.client("admin")
+    patched = admin.patch(f"/v1/orgs/{tenant.org}", json={"low_balance_thresholds": ["7.5"]})
+    assert patched.status_code == 200
+    assert tenant.pool.org(tenant.org).low_balance_thresholds == (Decimal("7.5"),)
+    team = f"/v1/orgs/{tenant.org}/teams/t-1"
+    assert admin.patch(team, json={"monthly_limit": "42"}).status_code == 200
+    assert tenant.pool.team(tenant.org, "t-1").monthly_limit == Decimal(42)
+    renamed = admin.patch(team, json={"name": "X", "monthly_limit": "1"})
+    assert renamed.status_code == 403
+    unchanged = tenant.pool.team(tenant.org, "t-1")
+    assert (unchanged.name, unchanged.monthly_limit) == ("Team One", Decimal(42))
+
+
+def test_a_grant_records_the_staff_key_name_and_staff_may_not_consume_refund_or_create_orgs(
+    tenant: Tenant,
+) -> None:
+    objects = seed(tenant)
+    staff, org = tenant.client("staff"), f"/v1/orgs/{tenant.org}"
+    granted = staff.post(f"/v1/orgs/{tenant.other}/grants", json={"amount": "2.5"})
+    assert granted.status_code == 201
+    assert granted.json()["granted_by"] == "cs@vendor.example"
+    consume = staff.post(f"{org}/consumptions", json={"feature": "report", "user_id": "x"})
+    assert consume.status_code == 403
+    refund = staff.post(f"{org}/consumptions/{objects.own_consumption_id}/refund", json={})
+    assert refund.status_code == 403
+    assert staff.post("/v1/orgs", json={"id": f"{tenant.org}-s"}).status_code == 403
+
+
+def test_refused_calls_change_nothing(tenant: Tenant) -> None:
+    objects = seed(tenant)
+    org = f"/v1/orgs/{tenant.org}"
+    before = money(tenant)
+    entries = tenant.pool.ledger(tenant.org, limit=500)
+    for role in ("admin", "member", "other_admin", "other_member", "service"):
+        client = tenant.client(role)
+        client.post(f"{org}/grants", json={"amount": "1000"})
+        client.post(f"{org}/grants/{objects.grant_id}/void", json={})
+        if role != "service":
+            client.post(f"{org}/consumptions", json={"feature": "report", "user_id": "u-1"})
+            client.post(f"{org}/consumptions/{objects.own_consumption_id}/refund", json={})
+    assert money(tenant) == before
+    assert tenant.pool.ledger(tenant.org, limit=500) == entries
+    assert tenant.pool.grant_info(tenant.org, objects.grant_id).voided_at is None
