@@ -40,8 +40,6 @@ from creditpool.core.money import (
         (7, 70_000),
         (Decimal("2.5"), 25_000),
         (Decimal("0.0001"), 1),
-        ("1e3", 10_000_000),
-        ("2.5E-3", 25),
     ],
 )
 def test_parse_credits_accepts_str_int_and_decimal_exactly(value: object, expected: int) -> None:
@@ -90,10 +88,16 @@ def test_parse_credits_refuses_a_bool(value: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["1.00001", "0.00001", Decimal("1.00001"), "1.5E-4", "100.12345", "1.000050"]
+    "value", ["1.00001", "0.00001", Decimal("1.00001"), Decimal("1.5E-4"), "100.12345", "1.000050"]
 )
 def test_parse_credits_refuses_more_than_four_fractional_digits(value: object) -> None:
     with pytest.raises(InvalidAmount, match="more than 4 fractional digits"):
+        parse_credits(value)
+
+
+@pytest.mark.parametrize("value", ["1e3", "2.5E-3", "1_000", "+5", "\u0661\u0662", "1.", ".5"])
+def test_parse_credits_refuses_text_that_is_not_a_plain_ascii_decimal(value: str) -> None:
+    with pytest.raises(InvalidAmount, match="plain decimal number"):
         parse_credits(value)
 
 
@@ -153,7 +157,7 @@ def test_parse_credits_refuses_values_of_other_types(value: object) -> None:
     [
         MAX_CREDITS + 1,
         f"{MAX_CREDITS}.0001",
-        "1e13",
+        "10000000000000",
         Decimal("1E+100"),
         10**30,
         -(10**13),
@@ -166,7 +170,7 @@ def test_parse_credits_refuses_absurdly_large_amounts(value: object) -> None:
 
 def test_parse_credits_refuses_an_absurdly_long_text() -> None:
     with pytest.raises(InvalidAmount, match="not a number"):
-        parse_credits("1." + "0" * 60)
+        parse_credits("1." + "0" * 70)
 
 
 def test_invalid_amount_is_an_input_error_with_a_stable_code_and_status() -> None:
@@ -308,7 +312,7 @@ def test_parse_rate_accepts_up_to_eight_fractional_digits(value: object, expecte
         (True, "float"),
         ("NaN", "finite"),
         ("x", "not a number"),
-        ("1e13", "too large"),
+        ("10000000000000", "too large"),
     ],
 )
 def test_parse_rate_refuses_inexact_nonpositive_or_absurd_rates(

@@ -7,6 +7,7 @@ cost rate x quantity can be rounded half-up to 4 digits exactly.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import TypeAlias
 
@@ -19,6 +20,9 @@ RATE_UNIT: int = 10**RATE_SCALE
 MAX_CREDITS = 10**12  # one trillion credits: anything above is a typo, not a purchase
 MAX_UNITS = MAX_CREDITS * UNIT
 MAX_QUANTITY = 10**9
+TEXT_LENGTH_MAX = 64
+# ASCII digits, an optional minus sign and fraction: no exponents, underscores or other scripts
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 Amount: TypeAlias = str | int | Decimal
 
@@ -31,17 +35,24 @@ def _to_decimal(value: object, field: str) -> Decimal:
     elif isinstance(value, int):
         d = Decimal(value)
     elif isinstance(value, str):
-        text = value.strip()
-        if not text or len(text) > 40:
-            raise InvalidAmount(f"{field} is not a number: {value!r}")
-        try:
-            d = Decimal(text)
-        except InvalidOperation:
-            raise InvalidAmount(f"{field} is not a number: {value!r}") from None
+        d = _parse_text(value, field)
     else:
         raise InvalidAmount(f"{field} must be a decimal string, an int or a Decimal")
     if not d.is_finite():
         raise InvalidAmount(f"{field} must be a finite number, not {value!r}")
+    return d
+
+
+def _parse_text(value: str, field: str) -> Decimal:
+    text = value.strip()
+    if len(text) > TEXT_LENGTH_MAX:
+        raise InvalidAmount(f"{field} is not a number (over {TEXT_LENGTH_MAX} characters)")
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        raise InvalidAmount(f"{field} is not a number: {value!r}") from None
+    if d.is_finite() and not _PLAIN_DECIMAL.fullmatch(text):
+        raise InvalidAmount(f'{field} is not a plain decimal number such as "0.50": {value!r}')
     return d
 
 
