@@ -62,6 +62,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): (OK, NO, NO, NO),
     ("GET", "/v1/orgs/{org}/balance"): (OK, OK, OK, OK),
     ("GET", "/v1/orgs/{org}/ledger"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/reports/usage"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/reports/balance"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/reports/purchases"): (OK, OK, OK, NO),
     ("GET", "/healthz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
     ("GET", "/readyz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
 }
