@@ -6,43 +6,55 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.tables import (
-    allocations,
-    consumptions,
-    features,
-    members,
-    restorations,
-)
+from creditpool.storage.engine import bind_json, bind_time, driver_sql
+from creditpool.storage.tables import allocations, consumptions, restorations
 from creditpool.storage.types import DbRow
 
-_PRICING = select(
-    features.c.rate,
-    features.c.per_unit,
-    select(members.c.team_id)
-    .where(members.c.org_id == bindparam("org_id"), members.c.user_id == bindparam("user_id"))
-    .scalar_subquery()
-    .label("team_id"),
-).where(features.c.key == bindparam("feature"))
+# The statements of every consumption: plain SQL (see storage.engine).
+_PRICING = driver_sql(
+    "SELECT f.rate, f.per_unit, (SELECT m.team_id FROM members m"
+    " WHERE m.org_id = :org_id AND m.user_id = :user_id) AS team_id"
+    " FROM features f WHERE f.key = :feature"
+)
+_COLUMNS = (
+    "org_id, id, created_at, feature, feature_name, action, integration, user_id, team_id,"
+    " quantity, rate, cost, breakdown, requests, metadata, status"
+)
+_INSERT = driver_sql(
+    f"INSERT INTO consumptions ({_COLUMNS}) VALUES ("
+    + ", ".join(":" + c.strip() for c in _COLUMNS.split(","))
+    + ")",
+    json_params=("breakdown", "metadata"),
+)
+_INSERT_ALLOCATION = driver_sql(
+    "INSERT INTO allocations (org_id, consumption_id, grant_id, amount)"
+    " VALUES (:org_id, :consumption_id, :grant_id, :amount)"
+)
 
 
 def pricing(conn: Connection, org_id: str, feature: str, user_id: str) -> DbRow | None:
     """The feature's price now and the user's team now, in one round trip."""
     params = {"org_id": org_id, "user_id": user_id, "feature": feature}
-    return conn.execute(_PRICING, params).first()
+    return conn.exec_driver_sql(_PRICING[conn.dialect.name], params).first()
 
 
 def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]]) -> None:
-    conn.execute(consumptions.insert(), values)
-    conn.execute(
-        allocations.insert(),
-        [
-            {"org_id": values["org_id"], "consumption_id": values["id"], "grant_id": g, "amount": a}
-            for g, a in draws
-        ],
-    )
+    dialect = conn.dialect.name
+    row = {
+        **values,
+        "created_at": bind_time(dialect, values["created_at"]),
+        "breakdown": bind_json(values["breakdown"]),
+        "metadata": bind_json(values["metadata"]),
+    }
+    conn.exec_driver_sql(_INSERT[dialect], row)
+    rows = [
+        {"org_id": values["org_id"], "consumption_id": values["id"], "grant_id": g, "amount": a}
+        for g, a in draws
+    ]
+    conn.exec_driver_sql(_INSERT_ALLOCATION[dialect], rows[0] if len(rows) == 1 else rows)
 
 
 def get(conn: Connection, org_id: str, consumption_id: int) -> DbRow | None:

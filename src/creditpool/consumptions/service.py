@@ -67,7 +67,7 @@ def price(tx: Tx, org_id: str, req: ConsumeRequest) -> Priced:
     row = repository.pricing(tx.conn, org_id, req.feature, req.user_id)
     if row is None:
         raise NotFound(f"feature {req.feature!r} is not in the catalog")
-    if row.per_unit and req.quantity is None:
+    if bool(row.per_unit) and req.quantity is None:
         raise InvalidInput(f"feature {req.feature!r} is priced per unit: give a quantity")
     cost = cost_units(row.rate, UNIT if req.quantity is None else req.quantity)
     if cost <= 0:
@@ -203,11 +203,14 @@ def _row_values(
 
 
 def _allocations(draws: list[tuple[int, int]]) -> tuple[Allocation, ...]:
-    return tuple(Allocation(grant_id=g, amount=to_decimal(a)) for g, a in draws)
+    # Trusted values of the right types: construct without validating again.
+    return tuple(Allocation.model_construct(grant_id=g, amount=to_decimal(a)) for g, a in draws)
 
 
 def _model(v: dict[str, Any], draws: list[tuple[int, int]]) -> Consumption:
-    return Consumption(
+    # Every value comes from a parsed request, the catalog or our own rows, already of the
+    # declared type: construct without validating again (a third of the call's CPU).
+    return Consumption.model_construct(
         org_id=v["org_id"],
         id=v["id"],
         created_at=v["created_at"],
