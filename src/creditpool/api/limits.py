@@ -39,8 +39,10 @@ class BodyLimitMiddleware:
             await _too_large(send, self.limit)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(BaseException):
+    """Raised from ``receive`` when a streamed body passes the limit. Not an ``Exception``:
+    FastAPI turns any ``Exception`` raised while it reads a body into a 400 "error parsing
+    the body", which would hide the 413; this must reach the middleware unchanged."""
 
 
 async def _too_large(send: Send, limit: int) -> None:
