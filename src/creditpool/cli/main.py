@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from creditpool.cli import admin, credits, directory, reads
+from creditpool.cli import admin, credits, directory, reads, reports
 from creditpool.cli.context import State
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import CliGroup
@@ -58,3 +58,4 @@ app.command("ledger")(reads.ledger)
 app.command("verify")(admin.verify)
 app.command("sweep")(admin.sweep)
 app.command("demo")(admin.demo)
+app.command("report")(reports.report)

@@ -9,6 +9,8 @@ very same SELECT under PostgreSQL's ``COPY`` as its baseline.
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -17,19 +19,32 @@ from sqlalchemy.engine import Connection
 
 from creditpool.storage.engine import bind_time, driver_sql
 
+
+def _statement(sql: str) -> dict[str, str]:
+    """One statement for both drivers. ``utc(column)`` marks the timestamps: read as
+    stored (SQLite: UTC text; PostgreSQL: timestamptz). Reading them as UTC text on
+    PostgreSQL too (``AT TIME ZONE 'UTC'``) was measured slower: the named cursor's
+    batches do not overlap the server's work with ours."""
+    sqlite = re.sub(r"utc\((\w+)\)", r"\1", sql)
+    postgresql = re.sub(r"utc\((\w+)\)", r"\1", sql)
+    return {"sqlite": sqlite, "postgresql": driver_sql(postgresql)["postgresql"]}
+
+
 # Paid consumptions only: a refunded consumption is not consumed.
-USAGE_SQL = driver_sql(
-    "SELECT created_at, feature, feature_name, action, integration, user_id, cost,"
+USAGE_SQL = _statement(
+    "SELECT utc(created_at), feature, feature_name, action, integration, user_id, cost,"
     " CAST(breakdown AS TEXT), requests FROM consumptions"
     " WHERE org_id = :org_id AND status = 'paid' AND created_at >= :lo AND created_at < :hi"
     " ORDER BY created_at, id"
 )
-BALANCE_SQL = driver_sql(
-    "SELECT at, action, method, credits, total_before, total_after, grant_id, consumption_id"
-    " FROM ledger WHERE org_id = :org_id AND at >= :lo AND at < :hi ORDER BY seq"
+BALANCE_SQL = _statement(
+    "SELECT utc(at), action, method, credits, total_before, total_after, grant_id,"
+    " consumption_id FROM ledger WHERE org_id = :org_id AND at >= :lo AND at < :hi"
+    " ORDER BY seq"
 )
-PURCHASES_SQL = driver_sql(
-    "SELECT granted_at, amount, available_from, expires_at, remaining, voided_at FROM grants"
+PURCHASES_SQL = _statement(
+    "SELECT utc(granted_at), amount, utc(available_from), utc(expires_at), remaining,"
+    " voided_at FROM grants"
     " WHERE org_id = :org_id AND granted_at >= :lo AND granted_at < :hi ORDER BY granted_at, id"
 )
 COUNT_SQL = {
@@ -62,12 +77,30 @@ def stream(
 ) -> Iterator[Sequence[Any]]:
     """The rows of ``statement`` in [lo, hi), ``batch_rows`` at a time, as they come."""
     dialect = conn.dialect.name
+    params = _params(dialect, org_id, lo, hi)
+    if dialect == "postgresql":
+        yield from _stream_postgresql(conn, statement[dialect], params, batch_rows)
+        return
     streaming = conn.execution_options(stream_results=True, yield_per=batch_rows)
-    result = streaming.exec_driver_sql(statement[dialect], _params(dialect, org_id, lo, hi))
+    result = streaming.exec_driver_sql(statement[dialect], params)
     try:
         yield from result.partitions(batch_rows)
     finally:
         result.close()
+
+
+def _stream_postgresql(
+    conn: Connection, sql: str, params: dict[str, Any], batch_rows: int
+) -> Iterator[Sequence[Any]]:
+    """A psycopg server-side (named) cursor in the connection's transaction, fetched
+    ``batch_rows`` at a time: plain tuples, one round trip per batch. (SQLAlchemy's
+    ``stream_results`` does the same but fetches in small, growing steps.)"""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor(name=f"report_{uuid.uuid4().hex}") as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(batch_rows):
+            yield batch
 
 
 def count(conn: Connection, kind: str, org_id: str, lo: datetime, hi: datetime) -> int:

@@ -25,10 +25,9 @@ from creditpool.orgs import service as orgs
 from creditpool.reports import repository
 from creditpool.reports.models import COLUMNS, TITLES, Column, ReportFormat, ReportKind
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
-from creditpool.storage.engine import read_time
 from creditpool.storage.uow import Clock, reading
 
-REPORT_BATCH_ROWS = 2_000  # rows per fetch from the server-side cursor
+REPORT_BATCH_ROWS = 5_000  # rows per fetch from the server-side cursor
 CELL_CACHE_SIZE_MAX = 10_000  # formatted amounts and breakdowns remembered per report
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GAINS = frozenset({"added", "refunded", "released"})  # the other methods take credits out
@@ -76,22 +75,54 @@ def day_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, dateti
 # -- cells -------------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECONDS = [f"{s:02d}" for s in range(60)]
+_UNSEEN: tuple[str, str] = ("", "")
+
+
 @dataclass
 class Cells:
     """Makes the cells of one report: an instant from a stored timestamp (a datetime, or
-    SQLite's ISO text) and credits from units. ``text`` for CSV; otherwise typed values."""
+    SQLite's fixed-width UTC ISO text) and credits from units. ``text`` for CSV (ISO 8601
+    in the organization's zone, to the second, with its offset); otherwise typed values
+    (aware datetimes in that zone, Decimal credits)."""
 
     zone: ZoneInfo
     text: bool
     _credits: dict[int, Any] = field(default_factory=dict)
+    # minute (of UTC) -> (local "YYYY-MM-DDTHH:MM:", offset): rows come in time order, so
+    # most rows find their minute here and cost a lookup instead of a time zone conversion.
+    _minutes: dict[Any, tuple[str, str] | None] = field(default_factory=dict)
 
     def instant(self, value: Any) -> Any:
         if value is None:
             return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        local = value.astimezone(self.zone)
-        return local.isoformat(timespec="seconds") if self.text else local
+        if not self.text:
+            return _aware(value).astimezone(self.zone)
+        if isinstance(value, str):  # UTC text: "YYYY-MM-DD HH:MM:SS[.ffffff][+00:00]"
+            key: Any = value[:16]
+            second = int(value[17:19])
+        else:
+            delta = value - _EPOCH
+            key, second = divmod(delta.days * 86_400 + delta.seconds, 60)
+        minute = self._minutes.get(key, _UNSEEN)
+        if minute is _UNSEEN:
+            minute = self._minute(_aware(value).replace(second=0, microsecond=0))
+            if len(self._minutes) >= CELL_CACHE_SIZE_MAX:
+                self._minutes.clear()
+            self._minutes[key] = minute
+        if minute is None:  # the offset changes within this minute
+            return _aware(value).astimezone(self.zone).isoformat(timespec="seconds")
+        prefix, offset = minute
+        return prefix + _SECONDS[second] + offset
+
+    def _minute(self, start: datetime) -> tuple[str, str] | None:
+        local = start.astimezone(self.zone)
+        end = (start + timedelta(seconds=59)).astimezone(self.zone)
+        if local.utcoffset() != end.utcoffset():
+            return None
+        text = local.isoformat(timespec="seconds")
+        return text[:17], text[19:]
 
     def credits(self, units: int) -> Any:
         made = self._credits.get(units)
@@ -101,6 +132,13 @@ class Cells:
                 self._credits.clear()
             self._credits[units] = made
         return made
+
+
+def _aware(value: Any) -> datetime:
+    """A stored instant: a datetime, or UTC text (with or without its ``+00:00``)."""
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    assert isinstance(parsed, datetime)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def readable_breakdown(encoded: str | None) -> str | None:
@@ -182,7 +220,7 @@ def _purchase_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
     instant, credits = ctx.cells.instant, ctx.cells.credits
     rows: list[Row] = []
     for granted_at, amount, available_from, expires_at, remaining, voided_at in batch:
-        expires = read_time(expires_at)
+        expires = None if expires_at is None else _aware(expires_at)
         # What the grant can still pay for: nothing once voided or expired.
         gone = voided_at is not None or (expires is not None and expires <= ctx.now)
         rows.append(
