@@ -4,6 +4,7 @@ limits on everything that can grow."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,12 +19,21 @@ BREAKDOWN_KEYS_MAX = 32
 COUNT_MAX = 10**12
 
 
+# Ids travel in URL paths and file names: letters, digits and . _ : @ + - only (no "/").
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,63}$"
+_ID = re.compile(ID_PATTERN, re.ASCII)
+# Free text: anything printable, plus tabs and line breaks; never NUL or other controls,
+# which PostgreSQL refuses in text and which have no place in a name or a note.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def identifier(value: object, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"{field} must be a non-empty string")
-    if len(value) > ID_LENGTH_MAX or not value.isprintable() or value != value.strip():
+    if not _ID.fullmatch(value):
         raise InvalidInput(
-            f"{field} must be at most {ID_LENGTH_MAX} printable characters without surrounding spaces"
+            f"{field} must be 1 to {ID_LENGTH_MAX} letters, digits or . _ : @ + -"
+            f" (starting with a letter or digit): {value[:80]!r}"
         )
     return value
 
@@ -35,6 +45,8 @@ def text(value: object, field: str, length_max: int = NAME_LENGTH_MAX) -> str | 
         raise InvalidInput(f"{field} must be a string")
     if len(value) > length_max:
         raise InvalidInput(f"{field} is longer than {length_max} characters")
+    if _CONTROL.search(value):
+        raise InvalidInput(f"{field} contains control characters")
     return value
 
 
@@ -101,6 +113,8 @@ def metadata(value: object) -> dict[str, Any] | None:
         raise InvalidInput(
             "metadata must be JSON-serializable (no floats NaN/inf, no objects)"
         ) from None
+    if "\\u0000" in encoded:
+        raise InvalidInput("metadata must not contain NUL characters")
     if len(encoded.encode()) > METADATA_BYTES_MAX:
         raise InvalidInput(f"metadata is larger than {METADATA_BYTES_MAX} bytes")
     return value

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 
 from creditpool.api.replay import Replayer
 from creditpool.pool import CreditPool
+from creditpool.validation import ID_PATTERN
 
 
 def _pool(request: Request) -> CreditPool:
@@ -22,8 +23,10 @@ def _replayer(request: Request) -> Replayer:
 
 Pool = Annotated[CreditPool, Depends(_pool)]
 Replay = Annotated[Replayer, Depends(_replayer)]
-OrgId = Annotated[str, Path(min_length=1, max_length=64, description="The organization's id")]
-TeamId = Annotated[str, Path(min_length=1, max_length=64)]
-UserId = Annotated[str, Path(min_length=1, max_length=64)]
-FeatureKey = Annotated[str, Path(min_length=1, max_length=64)]
+OrgId = Annotated[str, Path(pattern=ID_PATTERN, description="The organization's id")]
+TeamId = Annotated[str, Path(pattern=ID_PATTERN)]
+UserId = Annotated[str, Path(pattern=ID_PATTERN)]
+FeatureKey = Annotated[str, Path(pattern=ID_PATTERN)]
+IdFilter = Annotated[str | None, Query(pattern=ID_PATTERN)]
+SearchText = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 ObjectId = Annotated[int, Path(ge=1, le=2**62)]

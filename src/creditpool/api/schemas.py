@@ -17,18 +17,21 @@ from pydantic import (
 )
 
 from creditpool.core.errors import InvalidAmount
+from creditpool.validation import ID_PATTERN
 
 T = TypeVar("T")
 
+# Text without control characters (tabs and line breaks are fine)
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 PAGE_SIZE_DEFAULT = 50
 PAGE_SIZE_MAX = 500
 # An amount in a request: a decimal string such as "0.50" (an integer is fine too). A JSON
 # float is accepted by the schema only to be refused by the library with invalid_amount.
 AmountIn = Annotated[StrictStr | StrictInt | StrictFloat, Field(examples=["10.00"])]
 Limit = Annotated[int, Field(ge=1, le=PAGE_SIZE_MAX)]
-Id = Annotated[str, Field(min_length=1, max_length=64)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Text = Annotated[str, Field(max_length=2000)]
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
+Text = Annotated[str, Field(max_length=2000, pattern=PRINTABLE)]
 
 
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")

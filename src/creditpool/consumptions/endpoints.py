@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from creditpool.api import metrics
-from creditpool.api.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.api.deps import IdFilter, ObjectId, OrgId, Pool, Replay
 from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page, exact
 from creditpool.api.security import Action, Caller
 from creditpool.auth.models import Role
@@ -64,9 +64,9 @@ def list_consumptions(
     pool: Pool,
     since: Annotated[Instant | None, Query(alias="from")] = None,
     until: Annotated[Instant | None, Query(alias="to")] = None,
-    feature: Annotated[str | None, Query(max_length=64)] = None,
-    user: Annotated[str | None, Query(max_length=64)] = None,
-    team: Annotated[str | None, Query(max_length=64)] = None,
+    feature: IdFilter = None,
+    user: IdFilter = None,
+    team: IdFilter = None,
     status: Literal["paid", "refunded"] | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from creditpool.api.deps import OrgId, Pool, Replay, TeamId, UserId
+from creditpool.api.deps import IdFilter, OrgId, Pool, Replay, SearchText, TeamId, UserId
 from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Items, Limit, Page, exact
 from creditpool.api.security import Action, Caller
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
@@ -35,8 +35,8 @@ def list_orgs(
     caller: Caller,
     pool: Pool,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
-    search: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: IdFilter = None,
+    search: SearchText = None,
 ) -> Page[Org]:
     caller.require(Action.ORGS_LIST)
     found = pool.orgs(after=cursor, limit=limit + 1, search=search)
@@ -130,9 +130,7 @@ def get_member(org: OrgId, user: UserId, caller: Caller, pool: Pool) -> Member:
 
 
 @router.get("/orgs/{org}/members", response_model=Items[Member])
-def list_members(
-    org: OrgId, caller: Caller, pool: Pool, team: Annotated[str | None, Query(max_length=64)] = None
-) -> Items[Member]:
+def list_members(org: OrgId, caller: Caller, pool: Pool, team: IdFilter = None) -> Items[Member]:
     caller.require(Action.MEMBERS_READ, org)
     return Items(items=pool.members(org, team_id=team))
 
