@@ -385,6 +385,8 @@ class CreditPool:
         Also forgets idempotency keys older than the retention period."""
         written = 0
         with reading(self.engine, self.clock) as tx:
+            if org_id is not None:
+                orgs.require_org(tx, org_id)
             due = orgs_repo.due_org_ids(tx.conn, tx.now)
         for oid in due:
             if org_id is not None and oid != org_id:
