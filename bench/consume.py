@@ -145,7 +145,12 @@ def raw_values(kind: str, org: str, cid: int, i: int, at: object) -> tuple[objec
 def sqlite_raw(path: Path, kind: str, orgs: list[str]) -> tuple[Consume, Callable[[], None]]:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     # The library's settings (engine.py): WAL, synchronous NORMAL, foreign keys on.
-    for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON"):
+    for pragma in (
+        "journal_mode = WAL",
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+        "wal_autocheckpoint = 10000",
+    ):
         db.execute(f"PRAGMA {pragma}")
     db.execute(RAW_ORGS.format(p=kind))
     for ddl in RAW_CONSUMPTIONS[kind]:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_json, bind_time, driver_sql
+from creditpool.storage.engine import bind_json, bind_time, driver_sql, fetch, run
 from creditpool.storage.tables import allocations, consumptions, restorations
 from creditpool.storage.types import DbRow
 
+
 # The statements of every consumption: plain SQL (see storage.engine).
+class Pricing(NamedTuple):
+    rate: int
+    per_unit: bool
+    team_id: str | None
+
+
 _PRICING = driver_sql(
     "SELECT f.rate, f.per_unit, (SELECT m.team_id FROM members m"
     " WHERE m.org_id = :org_id AND m.user_id = :user_id) AS team_id"
@@ -35,10 +42,11 @@ _INSERT_ALLOCATION = driver_sql(
 )
 
 
-def pricing(conn: Connection, org_id: str, feature: str, user_id: str) -> DbRow | None:
+def pricing(conn: Connection, org_id: str, feature: str, user_id: str) -> Pricing | None:
     """The feature's price now and the user's team now, in one round trip."""
     params = {"org_id": org_id, "user_id": user_id, "feature": feature}
-    return conn.exec_driver_sql(_PRICING[conn.dialect.name], params).first()
+    rows = fetch(conn, _PRICING, params)
+    return Pricing(int(rows[0][0]), bool(rows[0][1]), rows[0][2]) if rows else None
 
 
 def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]]) -> None:
@@ -49,12 +57,12 @@ def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]
         "breakdown": bind_json(values["breakdown"]),
         "metadata": bind_json(values["metadata"]),
     }
-    conn.exec_driver_sql(_INSERT[dialect], row)
+    run(conn, _INSERT, row)
     rows = [
         {"org_id": values["org_id"], "consumption_id": values["id"], "grant_id": g, "amount": a}
         for g, a in draws
     ]
-    conn.exec_driver_sql(_INSERT_ALLOCATION[dialect], rows[0] if len(rows) == 1 else rows)
+    run(conn, _INSERT_ALLOCATION, rows[0] if len(rows) == 1 else rows)
 
 
 def get(conn: Connection, org_id: str, consumption_id: int) -> DbRow | None:

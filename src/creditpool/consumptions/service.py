@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +53,9 @@ class ConsumeRequest:
         )
 
     def arguments(self) -> dict[str, Any]:
-        return asdict(self)
+        """The request as the idempotency fingerprint sees it (a shallow copy is enough:
+        the fingerprint only serializes it)."""
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)

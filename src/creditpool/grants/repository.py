@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.grants import GrantRow
-from creditpool.storage.engine import driver_sql, read_time
+from creditpool.storage.engine import driver_sql, fetch, read_time, run
 from creditpool.storage.tables import grants
 from creditpool.storage.types import DbRow
 
@@ -27,7 +27,7 @@ _SAVE = driver_sql(
 
 def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
     """Every grant that can still matter to Left: neither voided nor logged as expired."""
-    rows = conn.exec_driver_sql(_LIVE[conn.dialect.name], {"org_id": org_id, "no": False})
+    rows = fetch(conn, _LIVE, {"org_id": org_id, "no": False})
     return {
         r[0]: GrantRow(
             r[0],
@@ -65,7 +65,7 @@ def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> 
             {"o": org_id, "i": g.id, "r": g.remaining, "a": g.added_logged, "e": g.expiry_logged}
             for g in rows
         ]
-        conn.exec_driver_sql(_SAVE[conn.dialect.name], params)
+        run(conn, _SAVE, params)
 
 
 def insert(conn: Connection, **values: Any) -> None:

@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_json, bind_time, driver_sql, read_json, read_time
+from creditpool.storage.engine import (
+    bind_json,
+    bind_time,
+    driver_sql,
+    fetch,
+    read_json,
+    read_time,
+    run,
+)
 from creditpool.storage.tables import idempotency_keys as keys
 from creditpool.storage.types import DbRow
 
@@ -55,9 +63,10 @@ class StoredKey:
 def lock_org_with_key(conn: Connection, org_id: str, key: str | None) -> LockedOrg | None:
     """Lock the organization's row for this transaction and read its key's record."""
     dialect = conn.dialect.name
-    row = conn.exec_driver_sql(_LOCK_ORG_WITH_KEY[dialect], {"org_id": org_id, "key": key}).first()
-    if row is None:
+    rows = fetch(conn, _LOCK_ORG_WITH_KEY, {"org_id": org_id, "key": key})
+    if not rows:
         return None
+    row = rows[0]
     stored = None
     if row[7] is not None:
         stored = StoredKey(row[7], row[8], read_json(dialect, row[9]))
@@ -90,8 +99,9 @@ def insert(
     result: dict[str, Any],
     created_at: datetime,
 ) -> None:
-    conn.exec_driver_sql(
-        _INSERT[conn.dialect.name],
+    run(
+        conn,
+        _INSERT,
         {
             "org_id": org_id,
             "key": key,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_time, driver_sql
+from creditpool.storage.engine import bind_time, driver_sql, run
 from creditpool.storage.tables import ledger
 from creditpool.storage.types import DbRow
 
@@ -26,7 +26,7 @@ def insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
         return
     dialect = conn.dialect.name
     params = [{**r, "at": bind_time(dialect, r["at"])} for r in rows]
-    conn.exec_driver_sql(_INSERT[dialect], params[0] if len(params) == 1 else params)
+    run(conn, _INSERT, params[0] if len(params) == 1 else params)
 
 
 def list_entries(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_time, driver_sql
+from creditpool.storage.engine import bind_time, driver_sql, run
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
 
@@ -81,10 +81,10 @@ def save_counters(
         "ledger_at": bind_time(dialect, ledger_at),
     }
     if next_event_at is ...:
-        conn.exec_driver_sql(_SAVE_SEQS[dialect], params)
+        run(conn, _SAVE_SEQS, params)
     else:
         params["next_event_at"] = bind_time(dialect, next_event_at)
-        conn.exec_driver_sql(_SAVE_COUNTERS[dialect], params)
+        run(conn, _SAVE_COUNTERS, params)
 
 
 def update_org(conn: Connection, org_id: str, **values: Any) -> None:

@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("refund_lost", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_consumptions_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "id", name=op.f("pk_consumptions")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("consumptions", schema=None) as batch_op:
         batch_op.create_index("ix_consumptions_org_created", ["org_id", "created_at"], unique=False)
@@ -114,6 +115,7 @@ def upgrade() -> None:
         sa.Column("expiry_logged", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_grants_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "id", name=op.f("pk_grants")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("grants", schema=None) as batch_op:
         batch_op.create_index(
@@ -134,6 +136,7 @@ def upgrade() -> None:
             ["org_id"], ["orgs.id"], name=op.f("fk_idempotency_keys_org_id_orgs")
         ),
         sa.PrimaryKeyConstraint("org_id", "key", name=op.f("pk_idempotency_keys")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.create_index("ix_idempotency_created", ["created_at"], unique=False)
@@ -152,6 +155,7 @@ def upgrade() -> None:
         sa.Column("consumption_id", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_ledger_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "seq", name=op.f("pk_ledger")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("ledger", schema=None) as batch_op:
         batch_op.create_index("ix_ledger_org_at", ["org_id", "at"], unique=False)
@@ -167,6 +171,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_teams_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "id", name=op.f("pk_teams")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "allocations",
@@ -187,6 +192,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "org_id", "consumption_id", "grant_id", name=op.f("pk_allocations")
         ),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("allocations", schema=None) as batch_op:
         batch_op.create_index("ix_allocations_grant", ["org_id", "grant_id"], unique=False)
@@ -206,6 +212,7 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["org_id"], ["orgs.id"], name=op.f("fk_members_org_id_orgs")),
         sa.PrimaryKeyConstraint("org_id", "user_id", name=op.f("pk_members")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "restorations",
@@ -226,6 +233,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "org_id", "consumption_id", "grant_id", name=op.f("pk_restorations")
         ),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("restorations", schema=None) as batch_op:
         batch_op.create_index("ix_restorations_grant", ["org_id", "grant_id"], unique=False)

@@ -47,6 +47,7 @@ def upgrade() -> None:
             "created_at", creditpool.storage.types.UTCDateTime(timezone=True), nullable=False
         ),
         sa.PrimaryKeyConstraint("scope", "key", name=op.f("pk_http_idempotency")),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_http_idempotency_created", "http_idempotency", ["created_at"], unique=False)
 
