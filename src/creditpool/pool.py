@@ -8,6 +8,8 @@ key, run the service, write back, remember the result under the key, commit.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -21,7 +23,8 @@ from creditpool.auth.models import ApiKey
 from creditpool.consumptions import repository as consumptions_repo
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
-from creditpool.core.errors import InvalidInput
+from creditpool.consumptions.service import ConsumeRequest
+from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.core.money import to_decimal
 from creditpool.features import service as features
 from creditpool.features.models import Feature
@@ -47,6 +50,53 @@ M = TypeVar("M", bound=BaseModel)
 Amount = str | int | Decimal
 PAGE_SIZE_MAX = 1000
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
+
+
+_replayed: ContextVar[bool] = ContextVar("creditpool_replayed", default=False)
+
+
+def last_call_replayed() -> bool:
+    """Whether this thread's last mutation returned a stored result (a replayed key)."""
+    return _replayed.get()
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumeCall:
+    """One consumption of a batch: the arguments of ``CreditPool.consume``."""
+
+    feature: str
+    user_id: str
+    quantity: Amount | None = None
+    feature_name: str | None = None
+    action: str | None = None
+    integration: str | None = None
+    breakdown: dict[str, int] | None = None
+    requests: int | None = None
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+    def request(self) -> ConsumeRequest:
+        return ConsumeRequest.parse(
+            self.feature,
+            self.user_id,
+            quantity=self.quantity,
+            feature_name=self.feature_name,
+            action=self.action,
+            integration=self.integration,
+            breakdown=self.breakdown,
+            requests=self.requests,
+            metadata=self.metadata,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One call's answer: its consumption (``replayed`` when its key was known) or its
+    refusal."""
+
+    result: Consumption | None = None
+    error: CreditPoolError | None = None
+    replayed: bool = False
 
 
 class CreditPool:
@@ -459,6 +509,84 @@ class CreditPool:
 
     # -- the one way to change a pool --------------------------------------------------
 
+    def consume_batch(self, org_id: str, calls: list[ConsumeCall]) -> list[BatchOutcome]:
+        """Charge several consumptions of one organization in ONE transaction (one lock,
+        one commit), in order. Each call is all-or-nothing on its own: a refused call
+        (insufficient credits, bad input, idempotency conflict) writes nothing and leaves
+        the others untouched; a replayed key returns its first result. An unexpected
+        failure (the database) fails the whole batch and raises.
+        """
+        outcomes: list[BatchOutcome | None] = [None] * len(calls)
+        parsed: list[tuple[int, ConsumeRequest, str | None, str]] = []
+        for i, call in enumerate(calls):
+            try:
+                req = call.request()
+                key = idempotency.validate_key(call.idempotency_key)
+                digest = idempotency.fingerprint("consume", req.arguments()) if key else ""
+                parsed.append((i, req, key, digest))
+            except CreditPoolError as error:
+                outcomes[i] = BatchOutcome(error=error)
+        with writing(self.engine, self.clock) as tx:
+            w = OrgWriter.lock(tx, org_id)
+            seen: dict[str, tuple[str, BatchOutcome]] = {}
+            for i, req, key, digest in parsed:
+                outcomes[i] = self._consume_in_batch(w, req, key, digest, seen)
+            w.finish()
+            for key, (digest, outcome) in seen.items():
+                if outcome.result is not None and not outcome.replayed:
+                    idempotency_repo.insert(
+                        tx.conn,
+                        org_id=org_id,
+                        key=key,
+                        operation="consume",
+                        request_hash=digest,
+                        result=outcome.result.model_dump(mode="json"),
+                        created_at=tx.now,
+                    )
+        return [o if o is not None else BatchOutcome() for o in outcomes]
+
+    def _consume_in_batch(
+        self,
+        w: OrgWriter,
+        req: ConsumeRequest,
+        key: str | None,
+        digest: str,
+        seen: dict[str, tuple[str, BatchOutcome]],
+    ) -> BatchOutcome:
+        try:
+            if key is not None:
+                if key in seen:  # the same key twice in one batch: the second replays
+                    first_digest, first = seen[key]
+                    stored = idempotency.replay(
+                        idempotency_repo.StoredKey("consume", first_digest, {}),
+                        key,
+                        "consume",
+                        digest,
+                    )
+                    if first.result is None:
+                        return first
+                    return BatchOutcome(result=first.result, replayed=True)
+                row = idempotency_repo.get(w.conn, w.org_id, key)
+                if row is not None:
+                    stored = idempotency.replay(
+                        idempotency_repo.StoredKey(row.operation, row.request_hash, row.result),
+                        key,
+                        "consume",
+                        digest,
+                    )
+                    assert stored is not None
+                    replayed = BatchOutcome(
+                        result=Consumption.model_validate(stored), replayed=True
+                    )
+                    seen[key] = (digest, replayed)
+                    return replayed
+            outcome = BatchOutcome(result=consumptions.consume(w, req))
+        except CreditPoolError as error:
+            outcome = BatchOutcome(error=error)
+        if key is not None and outcome.result is not None:
+            seen[key] = (digest, outcome)
+        return outcome
+
     def _mutate(
         self,
         org_id: str,
@@ -470,6 +598,7 @@ class CreditPool:
     ) -> M:
         key = idempotency.validate_key(key)
         digest = idempotency.fingerprint(operation, arguments) if key else ""
+        _replayed.set(False)
         with writing(self.engine, self.clock) as tx:
             # The key's record is read with the lock: one round trip, and no other writer
             # of this organization can record the same key in between.
@@ -478,6 +607,7 @@ class CreditPool:
                 stored = idempotency.replay(w.stored_key, key, operation, digest)
                 if stored is not None:
                     w.finish()  # keep any availability/expiry entries that fell due
+                    _replayed.set(True)
                     return model.model_validate(stored)
             result = run(w)
             w.finish()

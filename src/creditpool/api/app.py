@@ -9,6 +9,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from creditpool.api import metrics, openapi, problems
+from creditpool.api.batching import ConsumeBatcher
 from creditpool.api.limits import BodyLimitMiddleware
 from creditpool.api.replay import Replayer
 from creditpool.api.security import KeyCache
@@ -38,6 +39,7 @@ def create_app(pool: CreditPool) -> FastAPI:
     app.state.pool = pool
     app.state.key_cache = KeyCache()
     app.state.replayer = Replayer(pool)
+    app.state.batcher = ConsumeBatcher(pool)
     problems.install(app)
     for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
         app.include_router(router)

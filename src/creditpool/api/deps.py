@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 
+from creditpool.api.batching import ConsumeBatcher
 from creditpool.api.replay import Replayer
 from creditpool.pool import CreditPool
 from creditpool.validation import ID_PATTERN
@@ -21,6 +22,12 @@ def _replayer(request: Request) -> Replayer:
     return replayer
 
 
+def _batcher(request: Request) -> ConsumeBatcher:
+    batcher: ConsumeBatcher = request.app.state.batcher
+    return batcher
+
+
+Batcher = Annotated[ConsumeBatcher, Depends(_batcher)]
 Pool = Annotated[CreditPool, Depends(_pool)]
 Replay = Annotated[Replayer, Depends(_replayer)]
 OrgId = Annotated[str, Path(pattern=ID_PATTERN, description="The organization's id")]

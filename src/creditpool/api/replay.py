@@ -9,9 +9,12 @@ A mutating request may carry ``Idempotency-Key``. Scoped to the API key that sen
   then replays;
 - errors are not remembered: a refused request changed nothing, and its retry runs anew.
 
-For ledger mutations the key also goes to the library, which stores it in the same
-transaction as the change: a change is never applied twice, even if the response was lost
-before this store recorded it.
+Ledger mutations (consume, refund, grant, void) keep no HTTP record at all: the key goes
+to the library, which stores the result in the same transaction as the change and replays
+it from there. Their status is fixed per route, so the first status and body come back
+exactly, with no extra round trip on the hot path, and a change is never applied twice even
+if the process dies before answering. Other mutations (organizations, teams, members,
+features) are recorded here after they succeed.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ HEADER = "Idempotency-Key"
 REPLAYED = "Idempotent-Replayed"
 
 Run = Callable[[str | None], BaseModel]
+RunLedger = Callable[[str | None], tuple[BaseModel, bool]]
 
 
 class Replayer:
@@ -57,7 +61,7 @@ class Replayer:
     ) -> Response:
         key = validate_key(request.headers.get(HEADER))
         if key is None:
-            return _json(status, fn(None))
+            return json_response(status, fn(None))
         scope = caller.key.id
         fingerprint = _fingerprint(request, body)
         token = (scope, key)
@@ -70,6 +74,33 @@ class Replayer:
         finally:
             with self._lock:
                 self._in_flight.discard(token)
+
+    def run_ledger(
+        self, request: Request, caller: Principal, status: int, fn: RunLedger
+    ) -> Response:
+        """A ledger mutation: ``fn`` gets the library key and answers (result, replayed)."""
+        key = validate_key(request.headers.get(HEADER))
+        if key is None:
+            return json_response(status, fn(None)[0])
+        token = (caller.key.id, key)
+        with self._lock:
+            if token in self._in_flight:
+                raise IdempotencyInFlight(f"a request with idempotency key {key!r} is in flight")
+            self._in_flight.add(token)
+        try:
+            result, replayed = fn(library_key(caller.key.id, key))
+        except IdempotencyConflict:
+            # The library saw its derived key; tell the caller about the key it sent.
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for another request", key=key
+            ) from None
+        finally:
+            with self._lock:
+                self._in_flight.discard(token)
+        response = json_response(status, result)
+        if replayed:
+            response.headers[REPLAYED] = "true"
+        return response
 
     def _run_once(
         self, scope: str, key: str, org_id: str | None, fingerprint: str, status: int, fn: Run
@@ -87,8 +118,7 @@ class Replayer:
                 media_type="application/json",
                 headers={REPLAYED: "true"},
             )
-        library_key = hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
-        result = fn(library_key)
+        result = fn(library_key(scope, key))
         body = result.model_dump_json()
         try:
             with writing(self.pool.engine, self.pool.clock) as tx:
@@ -107,11 +137,16 @@ class Replayer:
         return Response(body, status, media_type="application/json")
 
 
+def library_key(scope: str, key: str) -> str:
+    """The library's key for an API key's idempotency key (keys are per API key)."""
+    return hashlib.sha256(f"{scope}\0{key}".encode()).hexdigest()
+
+
 def _fingerprint(request: Request, body: Any) -> str:
     encoded = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
     parts = [request.method, request.url.path, sorted(request.query_params.multi_items()), encoded]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _json(status: int, result: BaseModel) -> Response:
+def json_response(status: int, result: BaseModel) -> Response:
     return Response(result.model_dump_json(), status, media_type="application/json")

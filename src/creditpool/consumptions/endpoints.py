@@ -7,13 +7,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from creditpool.api import metrics
-from creditpool.api.deps import IdFilter, ObjectId, OrgId, Pool, Replay
+from creditpool.api.deps import Batcher, IdFilter, ObjectId, OrgId, Pool, Replay
+from creditpool.api.replay import json_response as _json
 from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page, exact
 from creditpool.api.security import Action, Caller
 from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.schemas import ConsumeBody, RefundBody
 from creditpool.core.errors import CreditPoolError, NotFound
+from creditpool.pool import ConsumeCall, last_call_replayed
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"])
 
@@ -28,27 +30,33 @@ router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"])
     },
 )
 def consume(
-    org: OrgId, body: ConsumeBody, request: Request, caller: Caller, pool: Pool, replay: Replay
+    org: OrgId,
+    body: ConsumeBody,
+    request: Request,
+    caller: Caller,
+    pool: Pool,
+    replay: Replay,
+    batcher: Batcher,
 ) -> Response:
+    """Charge one use of a feature. Concurrent requests for one organization are committed
+    together (one transaction, each request all-or-nothing with its own answer)."""
     caller.require(Action.CONSUME, org)
     fields = body.model_dump(exclude={"feature", "user_id", "dry_run"})
     fields["quantity"] = exact(body.quantity, "quantity")
     try:
-        response = replay.run(
-            request,
-            caller,
-            org,
-            body,
-            200 if body.dry_run else 201,
-            lambda key: pool.consume(
-                org,
-                body.feature,
-                user_id=body.user_id,
-                dry_run=body.dry_run,
-                idempotency_key=key,
-                **fields,
-            ),
-        )
+        if body.dry_run:  # changes nothing: no key, no batch
+            response = _json(
+                200, pool.consume(org, body.feature, user_id=body.user_id, dry_run=True, **fields)
+            )
+        else:
+            response = replay.run_ledger(
+                request,
+                caller,
+                201,
+                lambda key: batcher.consume(
+                    org, ConsumeCall(body.feature, body.user_id, idempotency_key=key, **fields)
+                ),
+            )
     except CreditPoolError as error:
         metrics.REFUSALS.labels(feature=body.feature, code=error.code).inc()
         raise
@@ -113,11 +121,12 @@ def refund(
     replay: Replay,
 ) -> Response:
     caller.require(Action.REFUND, org)
-    return replay.run(
+    return replay.run_ledger(
         request,
         caller,
-        org,
-        body,
         200,
-        lambda key: pool.refund(org, consumption_id, reason=body.reason, idempotency_key=key),
+        lambda key: (
+            pool.refund(org, consumption_id, reason=body.reason, idempotency_key=key),
+            last_call_replayed(),
+        ),
     )

@@ -9,6 +9,7 @@ from creditpool.api.schemas import Items, exact
 from creditpool.api.security import Action, Caller
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.grants.schemas import GrantCreate, VoidBody
+from creditpool.pool import last_call_replayed
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["grants"])
 
@@ -18,21 +19,21 @@ def create_grant(
     org: OrgId, body: GrantCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
 ) -> Response:
     caller.require(Action.GRANTS_WRITE, org)
-    return replay.run(
+    return replay.run_ledger(
         request,
         caller,
-        org,
-        body,
         201,
-        lambda key: pool.grant(
-            org,
-            exact(body.amount),
-            expires_at=body.expires_at,
-            available_from=body.available_from,
-            granted_by=caller.key.name,
-            note=body.note,
-            reference=body.reference,
-            idempotency_key=key,
+        lambda key: _with_replay_flag(
+            pool.grant(
+                org,
+                exact(body.amount),
+                expires_at=body.expires_at,
+                available_from=body.available_from,
+                granted_by=caller.key.name,
+                note=body.note,
+                reference=body.reference,
+                idempotency_key=key,
+            )
         ),
     )
 
@@ -61,13 +62,17 @@ def void_grant(
     replay: Replay,
 ) -> Response:
     caller.require(Action.GRANTS_WRITE, org)
-    return replay.run(
+    return replay.run_ledger(
         request,
         caller,
-        org,
-        body,
         200,
-        lambda key: pool.void_grant(
-            org, grant_id, by=caller.key.name, reason=body.reason, idempotency_key=key
+        lambda key: _with_replay_flag(
+            pool.void_grant(
+                org, grant_id, by=caller.key.name, reason=body.reason, idempotency_key=key
+            )
         ),
     )
+
+
+def _with_replay_flag(grant: Grant) -> tuple[Grant, bool]:
+    return grant, last_call_replayed()

@@ -1,0 +1,110 @@
+"""Group commit: concurrent consumptions of one organization share one transaction, and
+each is still all-or-nothing with its own answer."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+import pytest
+
+from creditpool import CreditPool, IdempotencyConflict, InsufficientCredits, InvalidAmount
+from creditpool.api.batching import ConsumeBatcher
+from creditpool.pool import ConsumeCall
+
+
+def test_a_batch_charges_each_call_on_its_own_and_refuses_only_what_does_not_fit(
+    pool: CreditPool,
+) -> None:
+    pool.create_org("acme")
+    pool.grant("acme", "1.00")
+    calls = [
+        ConsumeCall("report", "u-1"),  # 0.50
+        ConsumeCall("topic_detection", "u-2", quantity="1.00001"),  # malformed
+        ConsumeCall("report", "u-3"),  # 0.50: the last credits
+        ConsumeCall("agent_recommendation", "u-4"),  # 0.25: nothing left
+    ]
+    outcomes = pool.consume_batch("acme", calls)
+    assert [o.result is not None for o in outcomes] == [True, False, True, False]
+    assert isinstance(outcomes[1].error, InvalidAmount)
+    assert isinstance(outcomes[3].error, InsufficientCredits)
+    assert [o.result.cost for o in outcomes if o.result] == [Decimal("0.50"), Decimal("0.50")]
+    assert pool.balance("acme").left == 0
+    assert len(pool.consumptions("acme")) == 2
+    assert [e.method for e in pool.ledger("acme")] == ["added", "used", "used"]
+    assert pool.verify() == []
+
+
+def test_a_key_repeated_in_one_batch_or_across_batches_charges_once(pool: CreditPool) -> None:
+    pool.create_org("acme")
+    pool.grant("acme", "10")
+    first = pool.consume_batch(
+        "acme",
+        [
+            ConsumeCall("report", "u-1", idempotency_key="k"),
+            ConsumeCall("report", "u-1", idempotency_key="k"),
+        ],
+    )
+    assert first[0].result == first[1].result
+    assert (first[0].replayed, first[1].replayed) == (False, True)
+    again = pool.consume_batch("acme", [ConsumeCall("report", "u-1", idempotency_key="k")])
+    assert again[0].result == first[0].result and again[0].replayed
+    single = pool.consume("acme", "report", user_id="u-1", idempotency_key="k")
+    assert single == first[0].result
+    other = pool.consume_batch("acme", [ConsumeCall("report", "u-2", idempotency_key="k")])
+    assert isinstance(other[0].error, IdempotencyConflict)
+    assert pool.balance("acme").left == Decimal("9.50")
+    assert pool.verify() == []
+
+
+def test_concurrent_threads_are_committed_together_and_never_overspend(
+    pool: CreditPool,
+) -> None:
+    pool.create_org("acme")
+    pool.grant("acme", "10.00")  # room for exactly 40 agent recommendations (0.25)
+    batcher = ConsumeBatcher(pool)
+    sizes: list[int] = []
+    original = pool.consume_batch
+
+    def recording(org_id: str, calls: list[ConsumeCall]) -> list:  # type: ignore[type-arg]
+        sizes.append(len(calls))
+        return original(org_id, calls)
+
+    pool.consume_batch = recording  # type: ignore[method-assign]
+    charged: list[Decimal] = []
+    refused: list[Exception] = []
+    guard = threading.Lock()
+    start = threading.Barrier(16)
+
+    def worker(n: int) -> None:
+        start.wait()
+        for i in range(5):
+            try:
+                result, replayed = batcher.consume(
+                    "acme",
+                    ConsumeCall("agent_recommendation", f"u-{n}", idempotency_key=f"{n}-{i}"),
+                )
+                assert not replayed
+                with guard:
+                    charged.append(result.cost)
+            except InsufficientCredits as error:
+                with guard:
+                    refused.append(error)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(charged) == 40 and len(refused) == 40
+    assert sum(charged) == Decimal("10.00")
+    assert pool.balance("acme").left == 0
+    assert sum(sizes) == 80
+    assert max(sizes) > 1, "concurrent requests of one organization should share a batch"
+    assert pool.verify() == []
+
+
+def test_an_unknown_organization_fails_every_call_of_the_batch(pool: CreditPool) -> None:
+    batcher = ConsumeBatcher(pool)
+    with pytest.raises(Exception, match="not found"):
+        batcher.consume("nope", ConsumeCall("report", "u-1"))
