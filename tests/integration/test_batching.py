@@ -48,7 +48,8 @@ def test_a_key_repeated_in_one_batch_or_across_batches_charges_once(pool: Credit
     assert first[0].result == first[1].result
     assert (first[0].replayed, first[1].replayed) == (False, True)
     again = pool.consume_batch("acme", [ConsumeCall("report", "u-1", idempotency_key="k")])
-    assert again[0].result == first[0].result and again[0].replayed
+    assert again[0].result == first[0].result
+    assert again[0].replayed
     single = pool.consume("acme", "report", user_id="u-1", idempotency_key="k")
     assert single == first[0].result
     other = pool.consume_batch("acme", [ConsumeCall("report", "u-2", idempotency_key="k")])
@@ -96,7 +97,8 @@ def test_concurrent_threads_are_committed_together_and_never_overspend(
         t.start()
     for t in threads:
         t.join()
-    assert len(charged) == 40 and len(refused) == 40
+    assert len(charged) == 40
+    assert len(refused) == 40
     assert sum(charged) == Decimal("10.00")
     assert pool.balance("acme").left == 0
     assert sum(sizes) == 80
