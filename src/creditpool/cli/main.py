@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from creditpool.cli import admin, credits, directory, reads, reports
+from creditpool.cli import admin, credits, directory, reads, reports, server
 from creditpool.cli.context import State
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import CliGroup
@@ -59,3 +59,5 @@ app.command("verify")(admin.verify)
 app.command("sweep")(admin.sweep)
 app.command("demo")(admin.demo)
 app.command("report")(reports.report)
+app.command("serve")(server.serve)
+app.add_typer(server.keys_app, name="keys")

@@ -1,0 +1,110 @@
+"""Serving the API and managing its keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from creditpool.api import server
+from creditpool.cli import render
+from creditpool.cli.context import JsonFlag, open_pool, state
+from creditpool.settings import Settings
+
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="[env CREDITPOOL_HOST; default 127.0.0.1]")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="[env CREDITPOOL_PORT; default 8000]")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Server processes (PostgreSQL only; SQLite runs one) [env CREDITPOOL_WORKERS]"
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Fill demo data and print keys for every role.")
+    ] = False,
+) -> None:
+    """Serve the HTTP API (and its OpenAPI docs at /docs)."""
+    settings = Settings(database_url=state(ctx).database_url)
+    changes = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
+    settings = settings.model_copy(update=changes)
+    keys = server.prepare(settings.database_url, demo=demo)
+    url = f"http://{settings.host}:{settings.port}"
+    render.line(f"creditpool is serving {state(ctx).shown_url} at {url}")
+    render.line(f"  API docs:  {url}/docs")
+    if keys is not None:
+        render.line(f"  demo organization {keys.org_id!r}; API keys (shown once):")
+        render.line(f"    service  {keys.service}")
+        render.line(f"    staff    {keys.staff}")
+        render.line(f"    admin    {keys.admin}")
+        render.line(f"    member   {keys.member}   (user {keys.member_user})")
+        render.line(
+            f"  try: curl -H 'Authorization: Bearer {keys.admin}' {url}/v1/orgs/{keys.org_id}/balance"
+        )
+    server.serve(settings)
+
+
+def create_key(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Option(help="service, staff, admin or member")],
+    org: Annotated[
+        str | None, typer.Option(help="The organization (admin and member keys)")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="The user (member keys)")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="A name (staff keys: recorded as granted_by)")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create a key. Its secret is printed once; only a hash of it is stored."""
+    key, secret = open_pool(ctx).create_key(role, org_id=org, user_id=user, name=name)
+    if as_json:
+        render.emit_json({**key.model_dump(mode="json"), "secret": secret})
+        return
+    render.line(f"created {key.role.value} key {key.id} ({key.name})")
+    render.line(f"secret (shown once): {secret}")
+
+
+def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Every key, without secrets."""
+    keys = open_pool(ctx).keys()
+    if as_json:
+        render.emit_json(keys)
+        return
+    rows = [
+        (
+            k.id,
+            k.name,
+            k.role.value,
+            k.org_id or "",
+            k.user_id or "",
+            render.when(k.created_at),
+            render.when(k.revoked_at) if k.revoked_at else "",
+        )
+        for k in keys
+    ]
+    render.table("API keys", ["id", "name", "role", "org", "user", "created", "revoked"], rows)
+
+
+def revoke_key(
+    ctx: typer.Context,
+    key_id: Annotated[str, typer.Argument(help="The key's id (not its secret)")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke a key: it stops working within seconds."""
+    key = open_pool(ctx).revoke_key(key_id)
+    if as_json:
+        render.emit_json(key)
+        return
+    render.line(f"revoked {key.role.value} key {key.id} ({key.name})")
+
+
+keys_app.command("create")(create_key)
+keys_app.command("list")(list_keys)
+keys_app.command("revoke")(revoke_key)
