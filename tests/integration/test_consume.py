@@ -78,6 +78,22 @@ def test_a_consumption_spans_several_grants_with_one_allocation_each(
     ]
 
 
+def test_a_stored_consumption_lists_its_allocations_in_the_order_they_were_drawn(
+    acme: CreditPool, clock: FakeClock
+) -> None:
+    permanent = acme.grant("acme", "1")
+    expiring = acme.grant("acme", "0.2", expires_at=clock.now + timedelta(days=1))
+    used = acme.consume("acme", "report", user_id="u-1")
+    assert [a.grant_id for a in used.allocations] == [expiring.id, permanent.id]
+    assert acme.consumption("acme", _id(used.id)) == used
+    assert acme.consumptions("acme") == [used]
+
+
+def _id(value: int | None) -> int:
+    assert value is not None
+    return value
+
+
 def test_insufficient_credits_refuses_the_whole_consumption_and_changes_nothing(
     acme: CreditPool, clock: FakeClock
 ) -> None:

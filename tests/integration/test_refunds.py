@@ -74,6 +74,7 @@ def test_a_refund_fills_the_most_recent_grant_then_spills_into_the_next(
         Allocation(grant_id=older.id, amount=Decimal("1")),
     )
     assert [g.remaining for g in acme.grants("acme")] == [Decimal("1"), Decimal("0.3")]
+    assert acme.refund("acme", _id(c.id)) == r  # a second refund: the first result, as it was
     assert acme.verify() == []
 
 

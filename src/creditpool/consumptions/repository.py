@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.storage.engine import bind_json, bind_time, driver_sql, fetch, run
-from creditpool.storage.tables import allocations, consumptions, restorations
+from creditpool.storage.tables import allocations, consumptions, grants, restorations
 from creditpool.storage.types import DbRow
 
 
@@ -90,10 +90,18 @@ def _movements(
     found: dict[int, list[tuple[int, int]]] = {i: [] for i in ids}
     if not ids:
         return found
+    # In the order the rules produced them (so a stored result equals the first one):
+    # allocations in consumption order, restorations most recent grant first.
+    g = grants.c
+    if table is allocations:
+        order = [g.expires_at.is_(None), g.expires_at, g.available_from, g.granted_at, g.id]
+    else:
+        order = [g.granted_at.desc(), g.id.desc()]
     query = (
         select(table.c.consumption_id, table.c.grant_id, table.c.amount)
+        .join(grants, (grants.c.org_id == table.c.org_id) & (grants.c.id == table.c.grant_id))
         .where(table.c.org_id == org_id, table.c.consumption_id.in_(ids))
-        .order_by(table.c.consumption_id, table.c.grant_id)
+        .order_by(table.c.consumption_id, *order)
     )
     for cid, gid, amount in conn.execute(query):
         found[cid].append((gid, amount))
