@@ -7,7 +7,9 @@ key, run the service, write back, remember the result under the key, commit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -46,7 +48,9 @@ from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.uow import Clock, reading, system_clock, writing
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+CommitListener = Callable[[str, int], None]
 Amount = str | int | Decimal
 PAGE_SIZE_MAX = 1000
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
@@ -105,6 +109,7 @@ class CreditPool:
     def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
         self.engine = engine
         self.clock: Clock = clock or system_clock
+        self._commit_listeners: list[CommitListener] = []
 
     @classmethod
     def open(
@@ -124,6 +129,27 @@ class CreditPool:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def on_commit(self, listener: CommitListener) -> Callable[[], None]:
+        """Call ``listener(org_id, last_seq)`` after each commit that wrote ledger entries
+        (in the committing thread; keep it quick). Returns a function that removes it."""
+        self._commit_listeners.append(listener)
+        return lambda: self._commit_listeners.remove(listener)
+
+    @contextmanager
+    def _announcing(self) -> Iterator[list[OrgWriter]]:
+        """Around a write transaction: after it committed, tell the commit listeners about
+        the writers' new entries (nothing when it raised)."""
+        writers: list[OrgWriter] = []
+        yield writers
+        for w in writers:
+            if not w.entries:
+                continue
+            for listener in list(self._commit_listeners):
+                try:
+                    listener(w.org_id, w.entries[-1]["seq"])
+                except Exception:  # the change is committed: a listener cannot undo it
+                    log.exception("commit listener failed")
 
     def __enter__(self) -> CreditPool:
         return self
@@ -441,8 +467,9 @@ class CreditPool:
         for oid in due:
             if org_id is not None and oid != org_id:
                 continue
-            with writing(self.engine, self.clock) as tx:
+            with self._announcing() as done, writing(self.engine, self.clock) as tx:
                 w = OrgWriter.lock(tx, oid)
+                done.append(w)
                 w.finish()
                 written += len(w.entries)
         if org_id is None:
@@ -526,8 +553,9 @@ class CreditPool:
                 parsed.append((i, req, key, digest))
             except CreditPoolError as error:
                 outcomes[i] = BatchOutcome(error=error)
-        with writing(self.engine, self.clock) as tx:
+        with self._announcing() as done, writing(self.engine, self.clock) as tx:
             w = OrgWriter.lock(tx, org_id)
+            done.append(w)
             seen: dict[str, tuple[str, BatchOutcome]] = {}
             for i, req, key, digest in parsed:
                 outcomes[i] = self._consume_in_batch(w, req, key, digest, seen)
@@ -599,10 +627,11 @@ class CreditPool:
         key = idempotency.validate_key(key)
         digest = idempotency.fingerprint(operation, arguments) if key else ""
         _replayed.set(False)
-        with writing(self.engine, self.clock) as tx:
+        with self._announcing() as done, writing(self.engine, self.clock) as tx:
             # The key's record is read with the lock: one round trip, and no other writer
             # of this organization can record the same key in between.
             w = OrgWriter.lock(tx, org_id, key)
+            done.append(w)
             if key is not None:
                 stored = idempotency.replay(w.stored_key, key, operation, digest)
                 if stored is not None:

@@ -6,6 +6,7 @@ directory), so ``creditpool demo`` runs with no set-up at all.
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
@@ -24,3 +25,8 @@ class Settings(BaseSettings):
     workers: int = 1
     # The longest date range one report may cover, in days.
     report_span_days_max: int = REPORT_SPAN_DAYS_MAX
+    # Event streams (GET /v1/orgs/{org}/events): a heartbeat comment after this many quiet
+    # seconds (also how often missed notifications are looked for), and the longest a
+    # stream stays open before the server ends it (EventSource reconnects, missing nothing).
+    sse_heartbeat_s: float = Field(default=15.0, gt=0)
+    sse_lifetime_s_max: float = Field(default=300.0, gt=0)

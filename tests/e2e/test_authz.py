@@ -62,9 +62,11 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): (OK, NO, NO, NO),
     ("GET", "/v1/orgs/{org}/balance"): (OK, OK, OK, OK),
     ("GET", "/v1/orgs/{org}/ledger"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/events"): (OK, OK, OK, OK),  # every user sees balance changes
     ("GET", "/v1/orgs/{org}/reports/usage"): (OK, OK, OK, NO),
     ("GET", "/v1/orgs/{org}/reports/balance"): (OK, OK, OK, NO),
     ("GET", "/v1/orgs/{org}/reports/purchases"): (OK, OK, OK, NO),
+    ("POST", "/v1/portal-sessions"): (OK, NO, NO, NO),
     ("GET", "/healthz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
     ("GET", "/readyz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
 }
@@ -210,6 +212,11 @@ BODIES: dict[tuple[str, str], Callable[[Tenant, str], dict[str, Any]]] = {
     ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): lambda t, _: {"reason": "mistake"},
     ("POST", "/v1/orgs/{org}/consumptions"): lambda t, _: {"feature": "report", "user_id": "u-1"},
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): lambda t, _: {"reason": "x"},
+    ("POST", "/v1/portal-sessions"): lambda t, _: {
+        "org_id": t.org,
+        "user_id": "u-1",
+        "role": "member",
+    },
 }
 
 
@@ -263,6 +270,11 @@ def call(
 ) -> httpx.Response:
     method, path = operation
     body = BODIES.get(operation)
+    if path.endswith("/events"):  # a stream: its status and headers, not its long body
+        with client.stream(method, url(path, objects, org or t.org)) as response:
+            if response.status_code >= 300:
+                response.read()
+        return response
     return client.request(
         method,
         url(path, objects, org or t.org),

@@ -14,12 +14,15 @@ from creditpool.api.limits import BodyLimitMiddleware
 from creditpool.api.replay import Replayer
 from creditpool.api.security import KeyCache
 from creditpool.consumptions.endpoints import router as consumptions_router
+from creditpool.events.endpoints import router as events_router
+from creditpool.events.hub import Hub
 from creditpool.features.endpoints import router as features_router
 from creditpool.grants.endpoints import router as grants_router
 from creditpool.ledger.endpoints import router as ledger_router
 from creditpool.orgs.endpoints import router as orgs_router
 from creditpool.pool import CreditPool
 from creditpool.reports.endpoints import router as reports_router
+from creditpool.settings import Settings
 from creditpool.storage import migrate
 
 DESCRIPTION = """\
@@ -29,10 +32,16 @@ Mutations accept an `Idempotency-Key` header.
 """
 
 
-def create_app(pool: CreditPool) -> FastAPI:
+def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
+    """The app over ``pool``; ``settings`` tunes it (defaults: ``Settings()``'s defaults)."""
+    settings = settings or Settings.model_construct()
+    hub = Hub(pool, heartbeat_s=settings.sse_heartbeat_s, lifetime_s=settings.sse_lifetime_s_max)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
         yield
+        await hub.stop()
         pool.close()
 
     app = FastAPI(title="creditpool", version="1", description=DESCRIPTION, lifespan=lifespan)
@@ -40,10 +49,12 @@ def create_app(pool: CreditPool) -> FastAPI:
     app.state.key_cache = KeyCache()
     app.state.replayer = Replayer(pool)
     app.state.batcher = ConsumeBatcher(pool)
+    app.state.hub = hub
     problems.install(app)
     for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
         app.include_router(router)
     app.include_router(reports_router)
+    app.include_router(events_router)
     _operations(app, pool)
     openapi.install(app)
     app.add_middleware(BodyLimitMiddleware)

@@ -48,6 +48,7 @@ class Action(StrEnum):
     LEDGER_READ = "ledger.read"
     PORTAL_CREATE = "portal.create"
     REPORTS_READ = "reports.read"
+    EVENTS_READ = "events.read"
 
 
 _READ_ALL = {
@@ -62,6 +63,7 @@ _READ_ALL = {
     Action.USAGE_READ,
     Action.LEDGER_READ,
     Action.REPORTS_READ,
+    Action.EVENTS_READ,
 }
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
@@ -69,7 +71,12 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
     Role.STAFF: frozenset(_READ_ALL | {Action.ORGS_LIST, Action.GRANTS_WRITE}),
     Role.ADMIN: frozenset(_READ_ALL | {Action.THRESHOLDS_UPDATE, Action.TEAM_LIMIT}),
     Role.MEMBER: frozenset(
-        {Action.FEATURES_READ, Action.BALANCE_READ, Action.OWN_CONSUMPTIONS_READ}
+        {
+            Action.FEATURES_READ,
+            Action.BALANCE_READ,
+            Action.OWN_CONSUMPTIONS_READ,
+            Action.EVENTS_READ,  # every user of the organization sees balance changes
+        }
     ),
 }
 

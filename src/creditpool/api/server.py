@@ -19,7 +19,8 @@ from creditpool.storage.engine import create as create_engine
 def app_from_env() -> FastAPI:
     """The uvicorn factory: each worker process opens its own pool from the settings."""
     settings = Settings()
-    return create_app(CreditPool.open(settings.database_url, migrate_schema=False))
+    pool = CreditPool.open(settings.database_url, migrate_schema=False)
+    return create_app(pool, settings)
 
 
 @dataclass(frozen=True)

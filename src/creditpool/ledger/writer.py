@@ -17,6 +17,7 @@ from creditpool.core.errors import NotFound
 from creditpool.core.grants import GrantRow
 from creditpool.core.invariant import invariant
 from creditpool.core.timeline import LedgerDraft
+from creditpool.events import repository as events_repo
 from creditpool.grants import repository as grants_repo
 from creditpool.idempotency import repository as idempotency_repo
 from creditpool.idempotency.repository import StoredKey
@@ -134,6 +135,9 @@ class OrgWriter:
             ledger_at=self._ledger_at,
             next_event_at=next_event_at,
         )
+        if self._entries and self.conn.dialect.name == "postgresql":
+            # Delivered to every server's LISTEN connection when (and only if) this commits.
+            events_repo.announce(self.conn, self.org_id, self._ledger_seq)
 
 
 def _snapshot(g: GrantRow) -> tuple[int, bool, bool]:

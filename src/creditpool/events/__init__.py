@@ -1,0 +1,1 @@
+"""Real time: every ledger change of an organization, pushed as server-sent events."""
