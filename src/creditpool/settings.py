@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
 REPORT_SPAN_DAYS_MAX = 366  # days one report may cover: a year, leap day included
+SESSION_TTL_S = 8 * 3600  # a browser session lasts a working day
+PORTAL_LINK_TTL_S = 300  # a one-time portal link must be opened within five minutes
 
 
 class Settings(BaseSettings):
@@ -30,3 +32,11 @@ class Settings(BaseSettings):
     # stream stays open before the server ends it (EventSource reconnects, missing nothing).
     sse_heartbeat_s: float = Field(default=15.0, gt=0)
     sse_lifetime_s_max: float = Field(default=300.0, gt=0)
+    # Signs browser session cookies. Unset: a secret generated once per database and
+    # stored in it, which every server process on that database shares.
+    session_secret: str | None = None
+    # How long a browser session lasts, and how soon a one-time portal link must be opened.
+    session_ttl_s: int = SESSION_TTL_S
+    portal_link_ttl_s: int = PORTAL_LINK_TTL_S
+    # `creditpool serve --demo`: /demo/admin, /demo/member and /demo/staff open sessions.
+    demo: bool = False

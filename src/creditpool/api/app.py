@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from creditpool.api import metrics, openapi, problems
 from creditpool.api.batching import ConsumeBatcher
@@ -22,8 +23,13 @@ from creditpool.ledger.endpoints import router as ledger_router
 from creditpool.orgs.endpoints import router as orgs_router
 from creditpool.pool import CreditPool
 from creditpool.reports.endpoints import router as reports_router
+from creditpool.sessions.cookies import Sessions
+from creditpool.sessions.endpoints import router as sessions_router
 from creditpool.settings import Settings
 from creditpool.storage import migrate
+from creditpool.web import errors as web_errors
+from creditpool.web.endpoints import router as web_router
+from creditpool.web.render import STATIC
 
 DESCRIPTION = """\
 A prepaid credit pool per organization. Amounts are exact decimal strings ("0.50").
@@ -54,6 +60,12 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
         app.include_router(router)
     app.include_router(reports_router)
+    app.include_router(sessions_router)
+    # Pages: the same pool, the same authorization (a session cookie is a principal).
+    app.state.sessions = Sessions(pool, settings)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    web_errors.install(app)
     app.include_router(events_router)
     _operations(app, pool)
     openapi.install(app)

@@ -1,5 +1,10 @@
 """Who may do what: a bearer key's role and organization decide every request.
 
+A browser session (the signed cookie of a portal link or a staff sign-in) stands for a key
+of its role, organization and user, so pages, the event stream and the API authorize it the
+same way. Bearer keys win when both are sent. A session never changes anything through the
+API unless the request also carries the session's CSRF token in ``X-CSRF-Token``.
+
 Keys of one organization (admin, member) asking about another get 404, exactly as for an
 organization that does not exist, so that existence never leaks. A permitted organization
 but a forbidden action gets 403.
@@ -7,8 +12,11 @@ but a forbidden action gets 403.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
@@ -19,9 +27,14 @@ from creditpool.api.problems import Forbidden, Unauthorized
 from creditpool.auth.models import ApiKey, Role
 from creditpool.core.errors import NotFound
 from creditpool.pool import CreditPool
+from creditpool.sessions.cookies import Sessions
+from creditpool.sessions.models import SessionClaims
 
 KEY_CACHE_TTL_S = 5.0  # a revoked key stops working within this many seconds
 KEY_CACHE_SIZE_MAX = 10_000
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SESSION_KEY_CREATED_AT = datetime.fromtimestamp(0, UTC)
 
 
 class Action(StrEnum):
@@ -126,12 +139,51 @@ def principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+        claims = session_claims(request)
+        if claims is None:
+            raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+        if request.method not in SAFE_METHODS and not csrf_matches(
+            claims, request.headers.get(CSRF_HEADER)
+        ):
+            raise Forbidden(f"a browser session must send its CSRF token in {CSRF_HEADER}")
+        return session_principal(claims)
     pool: CreditPool = request.app.state.pool
     cache: KeyCache = request.app.state.key_cache
     key = cache.lookup(pool, credentials.credentials)
     if key is None:
         raise Unauthorized("the API key is unknown or revoked")
+    return Principal(key)
+
+
+def session_claims(request: Request) -> SessionClaims | None:
+    """The request's browser session, if it carries a valid one (read once per request)."""
+    if "session_claims" not in request.scope:
+        sessions: Sessions = request.app.state.sessions
+        request.scope["session_claims"] = sessions.read(request)
+    claims: SessionClaims | None = request.scope["session_claims"]
+    return claims
+
+
+def csrf_matches(claims: SessionClaims, token: str | None) -> bool:
+    return token is not None and hmac.compare_digest(claims.csrf.encode(), token.encode())
+
+
+def session_principal(claims: SessionClaims) -> Principal:
+    """A session acts as a key of its role: a staff session as the staff key it was opened
+    with; a portal session as a key of its organization and user."""
+    key_id = claims.key_id
+    if key_id is None:
+        who = f"{claims.role}:{claims.org_id}:{claims.user_id}"
+        key_id = "s" + hashlib.sha256(who.encode()).hexdigest()[:15]
+    key = ApiKey(
+        id=key_id,
+        name=claims.name,
+        role=Role(claims.role),
+        org_id=claims.org_id,
+        user_id=claims.user_id,
+        created_at=_SESSION_KEY_CREATED_AT,
+        revoked_at=None,
+    )
     return Principal(key)
 
 

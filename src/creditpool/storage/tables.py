@@ -246,3 +246,27 @@ http_idempotency = Table(
     sqlite_with_rowid=False,
 )
 Index("ix_http_idempotency_created", http_idempotency.c.created_at)
+
+portal_tokens = Table(
+    "portal_tokens",
+    metadata,
+    # SHA-256 of a one-time sign-in token: the token itself is only ever in the link
+    Column("token_hash", String(64), primary_key=True),
+    Column("org_id", ID, nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+Index("ix_portal_tokens_expires", portal_tokens.c.expires_at)
+
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    # Secrets every server process of one database shares (e.g. the session signing key)
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Browser sessions: one-time portal links, signed session cookies, the shared secret."""

@@ -1,0 +1,33 @@
+"""Portal sessions over HTTP: the vendor's backend mints a one-time sign-in link."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+
+from creditpool.api.deps import Pool
+from creditpool.api.security import Action, Caller
+from creditpool.sessions import service
+from creditpool.sessions.cookies import Sessions
+from creditpool.sessions.schemas import PortalSessionCreate, PortalSessionOut
+
+router = APIRouter(prefix="/v1", tags=["portal"])
+
+
+@router.post("/portal-sessions", status_code=201, response_model=PortalSessionOut)
+def create_portal_session(
+    body: PortalSessionCreate, request: Request, caller: Caller, pool: Pool
+) -> PortalSessionOut:
+    """A one-time link to the organization's usage page for one user. The link works
+    once, within a few minutes; opening it sets an HttpOnly session cookie and redirects
+    to the page. Send the user there straight away (never store the link)."""
+    caller.require(Action.PORTAL_CREATE)  # the role first: the organization is in the body
+    caller.require(Action.PORTAL_CREATE, body.org_id)
+    sessions: Sessions = request.app.state.sessions
+    ttl = timedelta(seconds=sessions.settings.portal_link_ttl_s)
+    link = service.open_link(
+        pool.engine, pool.clock, body.org_id, body.user_id, body.role.value, ttl
+    )
+    url = str(request.url_for("portal_sign_in", token=link.token))
+    return PortalSessionOut(url=url, expires_at=link.expires_at)

@@ -1,0 +1,427 @@
+"""Page routes: thin. Parse, call the web service (which reads through the library),
+render. Forms POST with the session's CSRF token; every other route is a GET that changes
+nothing. Not in the OpenAPI document: pages are not the API."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from creditpool import validation as check
+from creditpool.api.deps import ObjectId, OrgId, Pool, TeamId
+from creditpool.api.security import Action, Principal
+from creditpool.auth.models import Role
+from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
+from creditpool.pool import CreditPool
+from creditpool.reports import formats
+from creditpool.reports.endpoints import span_days_max
+from creditpool.reports.models import ReportFormat, ReportKind
+from creditpool.sessions import service as sessions_service
+from creditpool.sessions.cookies import Sessions
+from creditpool.sessions.models import SessionClaims
+from creditpool.web import service
+from creditpool.web.auth import CsrfRefused, form_caller, page_caller
+from creditpool.web.render import fragment, page
+
+router = APIRouter(include_in_schema=False)
+LOGIN_CSRF_COOKIE = "creditpool_login_csrf"
+Text = Annotated[str | None, Query(max_length=200)]
+FormText = Annotated[str, Form(max_length=2000)]
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.sessions
+    return sessions
+
+
+def _optional(value: str | None) -> str | None:
+    return value.strip() or None if value is not None else None
+
+
+def _identifier(value: str | None, field: str) -> str | None:
+    value = _optional(value)
+    return None if value is None else check.identifier(value, field)
+
+
+def _day(value: str | None, field: str) -> date | None:
+    value = _optional(value)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"{field} must be a date (YYYY-MM-DD): {value[:20]!r}") from None
+
+
+# -- signing in and out ------------------------------------------------------------------
+
+
+@router.get("/portal/{token}", name="portal_sign_in")
+def portal_sign_in(token: str, request: Request, pool: Pool) -> Response:
+    """A one-time link: open a session for its org and user, then show the usage page."""
+    link = sessions_service.use_link(pool.engine, pool.clock, token)
+    if link is None:
+        raise NotFound("this sign-in link does not exist")
+    sessions = _sessions(request)
+    claims = sessions.new_claims(
+        link.role.value, org_id=link.org_id, user_id=link.user_id, name=link.user_id
+    )
+    response = RedirectResponse(f"/app/orgs/{link.org_id}", status_code=303)
+    sessions.start(response, request, claims)
+    return response
+
+
+@router.post("/app/logout")
+def app_logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    form_caller(request, csrf)
+    response = page(request, "signed_out.html")
+    _sessions(request).end(response)
+    return response
+
+
+@router.get("/staff/login")
+def staff_login_form(request: Request) -> Response:
+    token = secrets.token_urlsafe(24)
+    response = page(request, "staff_login.html", login_csrf=token, error=None)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+        secure=request.url.scheme == "https", path="/staff/login",
+    )  # fmt: skip
+    return response
+
+
+@router.post("/staff/login")
+def staff_login(
+    request: Request,
+    pool: Pool,
+    key: Annotated[str, Form(max_length=200)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Sign staff in with a staff API key; the session acts as that key."""
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf):
+        raise CsrfRefused("reload the sign-in page and try again")
+    found = pool.authenticate(key.strip())
+    if found is None or found.role is not Role.STAFF:
+        token = secrets.token_urlsafe(24)
+        refused = page(
+            request, "staff_login.html", status_code=401, login_csrf=token,
+            error="That is not a valid staff key.",
+        )  # fmt: skip
+        refused.set_cookie(
+            LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
+            path="/staff/login",
+        )  # fmt: skip
+        return refused
+    sessions = _sessions(request)
+    claims = sessions.new_claims(
+        Role.STAFF.value, org_id=None, user_id=None, name=found.name, key_id=found.id
+    )
+    response = RedirectResponse("/staff", status_code=303)
+    sessions.start(response, request, claims)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
+    return response
+
+
+@router.post("/staff/logout")
+def staff_logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    form_caller(request, csrf)
+    response = RedirectResponse("/staff/login", status_code=303)
+    _sessions(request).end(response)
+    return response
+
+
+@router.get("/demo/{role}")
+def demo_sign_in(role: str, request: Request, pool: Pool) -> Response:
+    """``serve --demo`` only: a fresh session for the demo admin, member or staff."""
+    sessions = _sessions(request)
+    if not sessions.settings.demo or role not in ("admin", "member", "staff"):
+        raise NotFound("no such page")
+    from creditpool.demo import DEMO_ORG_IDS
+
+    org_id = DEMO_ORG_IDS[0]
+    if role == "staff":
+        claims = _demo_staff(pool, sessions)
+        target = "/staff"
+    else:
+        user = "demo.admin" if role == "admin" else pool.members(org_id)[0].user_id
+        claims = sessions.new_claims(role, org_id=org_id, user_id=user, name=user)
+        target = f"/app/orgs/{org_id}"
+    response = RedirectResponse(target, status_code=303)
+    sessions.start(response, request, claims)
+    return response
+
+
+def _demo_staff(pool: CreditPool, sessions: Sessions) -> SessionClaims:
+    name = "cs@demo.example"
+    every_key = pool.keys()
+    live = [k for k in every_key if k.role is Role.STAFF and k.revoked_at is None]
+    key = next((k for k in live if k.name == name), None)
+    if key is None:
+        key = pool.create_key("staff", name=name)[0]
+    return sessions.new_claims("staff", org_id=None, user_id=None, name=name, key_id=key.id)
+
+
+# -- the usage page and the credits page -------------------------------------------------
+
+
+@router.get("/app/orgs/{org}")
+def usage(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    feature: Text = None,
+    user: Text = None,
+    team: Text = None,
+    status: Text = None,
+    start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=20)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    days: Annotated[int, Query()] = 30,
+) -> Response:
+    caller = page_caller(request)
+    caller.require(Action.BALANCE_READ, org)
+    status = _optional(status)
+    if status not in (None, "paid", "refunded"):
+        raise InvalidInput("status must be paid or refunded")
+    filters = service.HistoryFilters(
+        feature=_identifier(feature, "feature"),
+        user=_identifier(user, "user"),
+        team=_identifier(team, "team"),
+        status=status,
+        start=_day(start, "from"),
+        end=_day(end, "to"),
+    )
+    return _usage_page(request, pool, caller, org, filters, before, days)
+
+
+def _usage_page(
+    request: Request,
+    pool: Pool,
+    caller: Principal,
+    org: str,
+    filters: service.HistoryFilters,
+    before: int | None,
+    days: int,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
+    view = service.usage_page(pool, caller, org, filters, before, days)
+    return page(
+        request, "usage.html", status_code=status_code, view=view, caller=caller,
+        filters=filters, before=before, Action=Action, **extra,
+    )  # fmt: skip
+
+
+@router.get("/app/orgs/{org}/history/{consumption_id}")
+def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+    """One row of the usage history, for the page's live updates."""
+    caller = page_caller(request)
+    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
+    found = service.consumption_row(pool, caller, org, consumption_id)
+    if found is None:
+        raise NotFound(f"consumption {consumption_id} not found")
+    org_model, consumption, names = found
+    html = fragment("_history_row.html", c=consumption, org=org_model, features=names)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/app/orgs/{org}/teams/{team}/limit")
+def set_team_limit(
+    org: OrgId,
+    team: TeamId,
+    request: Request,
+    pool: Pool,
+    monthly_limit: FormText = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    caller = form_caller(request, csrf)
+    caller.require(Action.TEAM_LIMIT, org)
+    team_id = team
+    limit = _optional(monthly_limit)
+    try:
+        pool.update_team(org, team_id, monthly_limit=limit)
+    except InvalidInput as error:
+        return _usage_page(
+            request, pool, caller, org, service.HistoryFilters(), None, 30, status_code=422,
+            limit_error=(team_id, error.detail),
+        )  # fmt: skip
+    return RedirectResponse(f"/app/orgs/{org}?saved={team_id}#teams", status_code=303)
+
+
+@router.get("/app/orgs/{org}/credits")
+def credits(org: OrgId, request: Request, pool: Pool) -> Response:
+    caller = page_caller(request)
+    caller.require(Action.GRANTS_READ, org)
+    view = service.credits_page(pool, org)
+    return page(request, "credits.html", view=view, caller=caller, Action=Action, report_error=None)
+
+
+@router.get("/app/orgs/{org}/credits/report")
+async def download_report(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    kind: Annotated[ReportKind, Query()] = ReportKind.USAGE,
+    start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
+    end: Annotated[str | None, Query(alias="to", max_length=20)] = None,
+    fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.CSV,
+) -> Response:
+    """The report as the API serves it (the same library call, the same bytes)."""
+    caller = page_caller(request)
+    caller.require(Action.REPORTS_READ, org)
+    try:
+        report = await run_in_threadpool(
+            pool.report, org, kind, _optional(start), _optional(end), span_days_max=span_days_max()
+        )
+    except InvalidInput as error:
+        view = await run_in_threadpool(service.credits_page, pool, org)
+        return page(
+            request, "credits.html", status_code=422, view=view, caller=caller, Action=Action,
+            report_error=error.detail,
+        )  # fmt: skip
+    headers = {"Content-Disposition": f'attachment; filename="{report.filename(fmt)}"'}
+    if fmt is ReportFormat.CSV:
+        body = formats.csv_chunks(report)
+    else:
+        path = await run_in_threadpool(formats.xlsx_file, report)
+        body = formats.file_chunks(path)
+    return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
+
+
+# -- the staff console -------------------------------------------------------------------
+
+
+def _staff(request: Request) -> Principal:
+    caller = page_caller(request)
+    caller.require(Action.ORGS_LIST)
+    return caller
+
+
+@router.get("/staff")
+def staff_home(
+    request: Request,
+    pool: Pool,
+    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
+    after: Text = None,
+) -> Response:
+    caller = _staff(request)
+    rows, next_after = service.org_rows(pool, _optional(q), _identifier(after, "after"))
+    return page(
+        request, "staff_orgs.html", caller=caller, rows=rows, q=_optional(q) or "",
+        next_after=next_after, after=_optional(after),
+    )  # fmt: skip
+
+
+@router.get("/staff/orgs/{org}")
+def staff_org(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    granted: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    voided: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Response:
+    caller = _staff(request)
+    caller.require(Action.GRANTS_READ, org)
+    return _staff_org_page(request, pool, caller, org, before, granted=granted, voided=voided)
+
+
+def _staff_org_page(
+    request: Request,
+    pool: Pool,
+    caller: Principal,
+    org: str,
+    before: int | None = None,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    view = service.staff_org_page(pool, org, before)
+    context: dict[str, Any] = {"form": {}, "form_error": None, "granted": None, "voided": None}
+    context.update(extra)
+    return page(
+        request, "staff_org.html", status_code=status_code, view=view, caller=caller,
+        nonce=uuid.uuid4().hex, **context,
+    )  # fmt: skip
+
+
+@router.post("/staff/orgs/{org}/grants")
+def staff_grant(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    amount: FormText = "",
+    expires_at: FormText = "",
+    available_from: FormText = "",
+    note: FormText = "",
+    reference: FormText = "",
+    nonce: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    """Grant credits. The form's nonce is the idempotency key: a double submit grants once."""
+    caller = form_caller(request, csrf)
+    caller.require(Action.GRANTS_WRITE, org)
+    form = {
+        "amount": amount, "expires_at": expires_at, "available_from": available_from,
+        "note": note, "reference": reference,
+    }  # fmt: skip
+    try:
+        zone = pool.org(org).timezone
+        grant = pool.grant(
+            org,
+            amount.strip(),
+            expires_at=service.local_instant(expires_at, zone, "expiry"),
+            available_from=service.local_instant(available_from, zone, "availability start"),
+            granted_by=caller.key.name,
+            note=_optional(note),
+            reference=_optional(reference),
+            idempotency_key=f"web-grant-{nonce}" if nonce else None,
+        )
+    except CreditPoolError as error:
+        if isinstance(error, NotFound):
+            raise
+        return _staff_org_page(
+            request, pool, caller, org, status_code=error.status, form=form,
+            form_error=error.detail,
+        )  # fmt: skip
+    return RedirectResponse(f"/staff/orgs/{org}?granted={grant.id}", status_code=303)
+
+
+@router.get("/staff/orgs/{org}/grants/{grant_id}/void")
+def staff_void_confirm(org: OrgId, grant_id: ObjectId, request: Request, pool: Pool) -> Response:
+    caller = _staff(request)
+    caller.require(Action.GRANTS_WRITE, org)
+    grant = pool.grant_info(org, grant_id)
+    return page(
+        request, "staff_void.html", caller=caller, org=pool.org(org), grant=grant,
+        nonce=uuid.uuid4().hex,
+    )  # fmt: skip
+
+
+@router.post("/staff/orgs/{org}/grants/{grant_id}/void")
+def staff_void(
+    org: OrgId,
+    grant_id: ObjectId,
+    request: Request,
+    pool: Pool,
+    reason: FormText = "",
+    nonce: Annotated[str, Form(max_length=64)] = "",
+    csrf: Annotated[str, Form()] = "",
+) -> Response:
+    caller = form_caller(request, csrf)
+    caller.require(Action.GRANTS_WRITE, org)
+    pool.void_grant(
+        org,
+        grant_id,
+        by=caller.key.name,
+        reason=_optional(reason),
+        idempotency_key=f"web-void-{nonce}" if nonce else None,
+    )
+    return RedirectResponse(f"/staff/orgs/{org}?voided={grant_id}", status_code=303)

@@ -1,0 +1,134 @@
+// creditpool pages: live balance and history from the organization's event stream.
+// Hand-written, no build step. Amounts stay decimal strings: never parsed as floats.
+(function () {
+  "use strict";
+
+  function groupCredits(text) {
+    // Same as creditpool.web.render.credits: "12345.50" -> "12,345.50".
+    var sign = text.charAt(0) === "-" ? "-" : "";
+    var parts = text.replace(/^-/, "").split(".");
+    var whole = parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return sign + whole + (parts.length > 1 ? "." + parts[1] : "");
+  }
+
+  function units(text) {
+    // A decimal string as a BigInt of ten-thousandths (exact).
+    var neg = text.charAt(0) === "-";
+    var parts = text.replace(/^-/, "").split(".");
+    var frac = ((parts[1] || "") + "0000").slice(0, 4);
+    var value = BigInt(parts[0]) * 10000n + BigInt(frac);
+    return neg ? -value : value;
+  }
+
+  function percentUsed(used, total) {
+    var t = units(total);
+    if (t <= 0n) return 0;
+    var p = Number((units(used) * 100n) / t);
+    return Math.max(0, Math.min(100, p));
+  }
+
+  function applyBalance(balance) {
+    ["left", "used", "total", "held", "upcoming"].forEach(function (name) {
+      if (balance[name] === undefined) return;
+      document.querySelectorAll('[data-balance="' + name + '"]').forEach(function (el) {
+        var shown = groupCredits(String(balance[name]));
+        if (el.textContent !== shown) {
+          el.textContent = shown;
+          el.classList.remove("flash");
+          void el.offsetWidth; // restart the highlight
+          el.classList.add("flash");
+        }
+      });
+    });
+    document.querySelectorAll('[data-show-nonzero="held"]').forEach(function (el) {
+      el.classList.toggle("hidden", units(String(balance.held || "0")) === 0n);
+    });
+    var pct = percentUsed(String(balance.used), String(balance.total));
+    document.querySelectorAll("[data-balance-bar]").forEach(function (bar) {
+      bar.setAttribute("aria-valuenow", String(pct));
+      var fill = bar.querySelector(".bar-fill");
+      if (!fill) return;
+      fill.style.width = pct + "%";
+      fill.classList.toggle("warn", pct >= 80);
+      fill.classList.toggle("danger", pct >= 95);
+    });
+    document.querySelectorAll("[data-balance-pct]").forEach(function (el) {
+      el.textContent = String(pct);
+    });
+  }
+
+  function updateRow(root, consumptionId) {
+    var body = document.querySelector("[data-history-body]");
+    if (!body) return;
+    var existing = body.querySelector('tr[data-consumption="' + consumptionId + '"]');
+    // Only the unfiltered first page takes new rows; any page refreshes a row it shows.
+    if (!existing && root.dataset.history !== "1") return;
+    var url = "/app/orgs/" + encodeURIComponent(root.dataset.org) + "/history/" + consumptionId;
+    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (!html) return; // not ours to see (a member sees only their own usage)
+        var holder = document.createElement("tbody");
+        holder.innerHTML = html.trim();
+        var row = holder.querySelector("tr");
+        if (!row) return;
+        row.classList.add("fresh");
+        var current = body.querySelector('tr[data-consumption="' + consumptionId + '"]');
+        if (current) {
+          current.replaceWith(row);
+          return;
+        }
+        var empty = body.querySelector("tr.empty");
+        if (empty) empty.remove();
+        body.insertBefore(row, body.firstChild);
+        var limit = 25;
+        var rows = body.querySelectorAll("tr[data-consumption]");
+        for (var i = limit; i < rows.length; i++) rows[i].remove();
+      })
+      .catch(function () { /* the next event or a reload shows it */ });
+  }
+
+  function setStatus(text, on) {
+    document.querySelectorAll("[data-live-status]").forEach(function (el) {
+      el.textContent = text;
+      el.classList.toggle("on", on);
+    });
+  }
+
+  function connect(root) {
+    if (!window.EventSource) {
+      setStatus("reload to update", false);
+      return;
+    }
+    var url = "/v1/orgs/" + encodeURIComponent(root.dataset.org) + "/events?after=" +
+      encodeURIComponent(root.dataset.seq || "0");
+    var source = new EventSource(url, { withCredentials: true });
+    source.onopen = function () { setStatus("live", true); };
+    source.onerror = function () {
+      // EventSource reconnects by itself (with Last-Event-ID) unless the server refused it.
+      setStatus(source.readyState === EventSource.CLOSED ? "reload to update" : "reconnecting…", false);
+    };
+    source.addEventListener("ledger", function (event) {
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      if (event.lastEventId) root.dataset.seq = event.lastEventId;
+      if (data.balance) applyBalance(data.balance);
+      var entry = data.entry || {};
+      if (entry.consumption_id && (entry.action === "consumption" || entry.action === "refund")) {
+        updateRow(root, entry.consumption_id);
+      }
+    });
+    window.creditpoolStream = source; // for tests and debugging
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-back]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        history.back();
+      });
+    });
+    var root = document.querySelector("[data-live]");
+    if (root) connect(root);
+  });
+})();
