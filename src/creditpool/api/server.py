@@ -65,6 +65,8 @@ def prepare(database_url: str, *, demo: bool) -> DemoKeys | None:
 def serve(settings: Settings) -> None:
     """Start uvicorn. SQLite: one process. PostgreSQL: ``settings.workers`` processes."""
     os.environ["CREDITPOOL_DATABASE_URL"] = settings.database_url
+    # Workers read their settings from the environment: the demo sign-in links too.
+    os.environ["CREDITPOOL_DEMO"] = "1" if settings.demo else "0"
     workers = 1 if settings.database_url.startswith("sqlite") else max(1, settings.workers)
     uvicorn.run(
         "creditpool.api.server:app_from_env",

@@ -33,7 +33,7 @@ def serve(
     """Serve the HTTP API (and its OpenAPI docs at /docs)."""
     settings = Settings(database_url=state(ctx).database_url)
     changes = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
-    settings = settings.model_copy(update=changes)
+    settings = settings.model_copy(update={**changes, "demo": demo})
     keys = server.prepare(settings.database_url, demo=demo)
     url = f"http://{settings.host}:{settings.port}"
     render.line(f"creditpool is serving {state(ctx).shown_url} at {url}")
@@ -47,6 +47,11 @@ def serve(
         render.line(
             f"  try: curl -H 'Authorization: Bearer {keys.admin}' {url}/v1/orgs/{keys.org_id}/balance"
         )
+        render.line("  pages (each link opens a fresh browser session):")
+        render.line(f"    admin    {url}/demo/admin    usage page of {keys.org_id}")
+        render.line(f"    member   {url}/demo/member   ({keys.member_user}: only their usage)")
+        render.line(f"    staff    {url}/demo/staff    console; or sign in at {url}/staff/login")
+        render.line("             with the staff key above")
     server.serve(settings)
 
 
