@@ -17,8 +17,8 @@ import pytest
 
 from tests.e2e.conftest import Server
 
-EXAMPLES_MAX = 20  # per operation and phase: the two runs take about 20 s together
-RUN_S_MAX = 100
+EXAMPLES_MAX = 12
+RUN_S_MAX = 300  # generous: CI machines are shared and a slow run is not a failure
 SEED = 20261102
 
 # `positive_data_acceptance` expects every schema-valid request to be accepted. Ours are
