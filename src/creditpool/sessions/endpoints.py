@@ -7,7 +7,9 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 
 from creditpool.api.deps import Pool
+from creditpool.api.replay import HEADER
 from creditpool.api.security import Action, Caller
+from creditpool.idempotency.service import validate_key
 from creditpool.sessions import service
 from creditpool.sessions.cookies import Sessions
 from creditpool.sessions.schemas import PortalSessionCreate, PortalSessionOut
@@ -15,13 +17,22 @@ from creditpool.sessions.schemas import PortalSessionCreate, PortalSessionOut
 router = APIRouter(prefix="/v1", tags=["portal"])
 
 
-@router.post("/portal-sessions", status_code=201, response_model=PortalSessionOut)
+@router.post(
+    "/portal-sessions",
+    status_code=201,
+    response_model=PortalSessionOut,
+    responses={404: {"description": "Not found (`not_found`): no such organization"}},
+)
 def create_portal_session(
     body: PortalSessionCreate, request: Request, caller: Caller, pool: Pool
 ) -> PortalSessionOut:
     """A one-time link to the organization's usage page for one user. The link works
     once, within a few minutes; opening it sets an HttpOnly session cookie and redirects
-    to the page. Send the user there straight away (never store the link)."""
+    to the page. Send the user there straight away (never store the link).
+
+    An `Idempotency-Key` is checked but never replayed: a retry mints another link (the
+    unused one simply expires), so no usable link is ever stored."""
+    validate_key(request.headers.get(HEADER))
     caller.require(Action.PORTAL_CREATE)  # the role first: the organization is in the body
     caller.require(Action.PORTAL_CREATE, body.org_id)
     sessions: Sessions = request.app.state.sessions
