@@ -46,6 +46,7 @@ from creditpool.reports.models import ReportKind
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
+from creditpool.storage.engine import pipelined
 from creditpool.storage.uow import Clock, reading, system_clock, writing
 
 log = logging.getLogger(__name__)
@@ -559,18 +560,19 @@ class CreditPool:
             seen: dict[str, tuple[str, BatchOutcome]] = {}
             for i, req, key, digest in parsed:
                 outcomes[i] = self._consume_in_batch(w, req, key, digest, seen)
-            w.finish()
-            for key, (digest, outcome) in seen.items():
-                if outcome.result is not None and not outcome.replayed:
-                    idempotency_repo.insert(
-                        tx.conn,
-                        org_id=org_id,
-                        key=key,
-                        operation="consume",
-                        request_hash=digest,
-                        result=outcome.result.model_dump(mode="json"),
-                        created_at=tx.now,
-                    )
+            with pipelined(tx.conn):  # the writes below read nothing back
+                w.finish()
+                for key, (digest, outcome) in seen.items():
+                    if outcome.result is not None and not outcome.replayed:
+                        idempotency_repo.insert(
+                            tx.conn,
+                            org_id=org_id,
+                            key=key,
+                            operation="consume",
+                            request_hash=digest,
+                            result=outcome.result.model_dump(mode="json"),
+                            created_at=tx.now,
+                        )
         return [o if o is not None else BatchOutcome() for o in outcomes]
 
     def _consume_in_batch(
@@ -639,17 +641,18 @@ class CreditPool:
                     _replayed.set(True)
                     return model.model_validate(stored)
             result = run(w)
-            w.finish()
-            if key is not None:
-                idempotency_repo.insert(
-                    tx.conn,
-                    org_id=org_id,
-                    key=key,
-                    operation=operation,
-                    request_hash=digest,
-                    result=result.model_dump(mode="json"),
-                    created_at=tx.now,
-                )
+            with pipelined(tx.conn):  # the writes below read nothing back
+                w.finish()
+                if key is not None:
+                    idempotency_repo.insert(
+                        tx.conn,
+                        org_id=org_id,
+                        key=key,
+                        operation=operation,
+                        request_hash=digest,
+                        result=result.model_dump(mode="json"),
+                        created_at=tx.now,
+                    )
             return result
 
 

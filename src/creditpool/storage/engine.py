@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -210,3 +211,17 @@ def fetch(conn: Connection, sql: dict[str, str], params: dict[str, Any]) -> list
         return rows
     finally:
         cursor.close()
+
+
+def pipelined(conn: Connection) -> AbstractContextManager[object]:
+    """On PostgreSQL, psycopg's pipeline mode for the rest of a change: statements whose
+    results nobody reads (the inserts and updates that write a plan) travel together and
+    cost one round trip instead of one each; a read still waits for its own answer. An
+    error in any of them surfaces before the commit and rolls the transaction back.
+    SQLite has no round trips: nothing changes there."""
+    if conn.dialect.name != "postgresql":
+        return nullcontext()
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    pipeline: AbstractContextManager[object] = driver.pipeline()
+    return pipeline
