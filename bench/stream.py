@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# bench/http.py would shadow the standard library's ``http`` (httpx imports it) while this
+# bench/http_api.py would shadow the standard library's ``http`` (httpx imports it) while this
 # folder is first on sys.path: take the folder off.
 _HERE = str(Path(__file__).resolve().parent)
 sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != _HERE]

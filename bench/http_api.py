@@ -1,6 +1,6 @@
 """Consumptions per second over HTTP, against the raw SQL of a consumption.
 
-    uv run python bench/http.py [--seconds S] [--warmup S] [--workers N]
+    uv run python bench/http_api.py [--seconds S] [--warmup S] [--workers N]
 
 Creates a fresh PostgreSQL database (from CREDITPOOL_BENCH_POSTGRES_URL, else
 CREDITPOOL_TEST_POSTGRES_URL, else the local default; dropped at the end), fills 1,000
