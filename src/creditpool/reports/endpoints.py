@@ -13,6 +13,7 @@ from creditpool.api.deps import OrgId, Pool
 from creditpool.api.security import Action, Caller
 from creditpool.reports import formats
 from creditpool.reports.models import MEDIA_TYPES, TITLES, ReportFormat, ReportKind
+from creditpool.reports.service import Report
 from creditpool.settings import Settings
 
 router = APIRouter(prefix="/v1/orgs/{org}/reports", tags=["reports"])
@@ -60,13 +61,7 @@ def _route(kind: ReportKind) -> None:
         report = await run_in_threadpool(
             pool.report, org, kind, start, end, span_days_max=span_days_max()
         )
-        headers = {"Content-Disposition": f'attachment; filename="{report.filename(fmt)}"'}
-        if fmt is ReportFormat.CSV:
-            body = formats.csv_chunks(report)
-        else:
-            path = await run_in_threadpool(formats.xlsx_file, report)
-            body = formats.file_chunks(path)
-        return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
+        return await download_response(report, fmt)
 
     router.add_api_route(
         f"/{kind.value}",
@@ -86,3 +81,15 @@ def _route(kind: ReportKind) -> None:
 
 for _kind in ReportKind:
     _route(_kind)
+
+
+async def download_response(report: Report, fmt: ReportFormat) -> StreamingResponse:
+    """A report as a download: CSV streamed as rows are read; XLSX (whose index is written
+    last) built in a temporary file first, then streamed from it."""
+    headers = {"Content-Disposition": f'attachment; filename="{report.filename(fmt)}"'}
+    if fmt is ReportFormat.CSV:
+        body = formats.csv_chunks(report)
+    else:
+        path = await run_in_threadpool(formats.xlsx_file, report)
+        body = formats.file_chunks(path)
+    return StreamingResponse(body, media_type=fmt.media_type, headers=headers)

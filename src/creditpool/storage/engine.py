@@ -57,7 +57,7 @@ def create(url: str, *, pool_size: int = 5) -> Engine:
         # but all of them kept: an overflow connection is closed when it comes back to a full
         # pool, so a server running more transactions at once than pool_size (8 or more
         # concurrent consumers per process) opened and closed a PostgreSQL connection (a
-        # backend process) every few requests: ~120 new sessions in 5 s in bench/http.py.
+        # backend process) every few requests: ~120 new sessions in 5 s in bench/http_api.py.
         # Connections are still opened only when needed.
         engine = create_engine(url, pool_size=pool_size + POSTGRES_BURST, max_overflow=0)
         _ping_when_idle(engine)

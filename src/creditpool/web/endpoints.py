@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from creditpool import validation as check
@@ -19,8 +19,7 @@ from creditpool.api.security import Action, Principal
 from creditpool.auth.models import Role
 from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
 from creditpool.pool import CreditPool
-from creditpool.reports import formats
-from creditpool.reports.endpoints import span_days_max
+from creditpool.reports.endpoints import download_response, span_days_max
 from creditpool.reports.models import ReportFormat, ReportKind
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.cookies import Sessions
@@ -287,13 +286,7 @@ async def download_report(
             request, "credits.html", status_code=422, view=view, caller=caller, Action=Action,
             report_error=error.detail,
         )  # fmt: skip
-    headers = {"Content-Disposition": f'attachment; filename="{report.filename(fmt)}"'}
-    if fmt is ReportFormat.CSV:
-        body = formats.csv_chunks(report)
-    else:
-        path = await run_in_threadpool(formats.xlsx_file, report)
-        body = formats.file_chunks(path)
-    return StreamingResponse(body, media_type=fmt.media_type, headers=headers)
+    return await download_response(report, fmt)
 
 
 # -- the staff console -------------------------------------------------------------------
