@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_json, bind_time, driver_sql, fetch, pipelined, run
+from creditpool.storage.engine import bind_json, bind_time, driver_sql, fetch, run
 from creditpool.storage.tables import allocations, consumptions, grants, restorations
 from creditpool.storage.types import DbRow
 
@@ -61,9 +61,8 @@ def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]
         {"org_id": values["org_id"], "consumption_id": values["id"], "grant_id": g, "amount": a}
         for g, a in draws
     ]
-    with pipelined(conn):  # two writes, one round trip
-        run(conn, _INSERT, row)
-        run(conn, _INSERT_ALLOCATION, rows[0] if len(rows) == 1 else rows)
+    run(conn, _INSERT, row)
+    run(conn, _INSERT_ALLOCATION, rows[0] if len(rows) == 1 else rows)
 
 
 def get(conn: Connection, org_id: str, consumption_id: int) -> DbRow | None:

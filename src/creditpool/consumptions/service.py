@@ -85,7 +85,7 @@ def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
     apply_draws(grants, draws, -1)
     cid = w.new_id()
     values = _row_values(w.org_id, cid, w.now, req, priced)
-    repository.insert(w.conn, values, draws)
+    w.defer(lambda: repository.insert(w.conn, values, draws))
     w.append(
         LedgerDraft(
             w.now,

@@ -25,9 +25,16 @@ _SAVE = driver_sql(
 )
 
 
-def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
+def live_query(org_id: str) -> tuple[dict[str, str], dict[str, Any]]:
     """Every grant that can still matter to Left: neither voided nor logged as expired."""
-    rows = fetch(conn, _LIVE, {"org_id": org_id, "no": False})
+    return _LIVE, {"org_id": org_id, "no": False}
+
+
+def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
+    return parse_live(fetch(conn, *live_query(org_id)))
+
+
+def parse_live(rows: list[Any]) -> dict[int, GrantRow]:
     return {
         r[0]: GrantRow(
             r[0],

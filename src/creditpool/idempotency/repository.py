@@ -60,10 +60,16 @@ class StoredKey:
     result: dict[str, Any]
 
 
-def lock_org_with_key(conn: Connection, org_id: str, key: str | None) -> LockedOrg | None:
+def lock_query(org_id: str, key: str | None) -> tuple[dict[str, str], dict[str, Any]]:
     """Lock the organization's row for this transaction and read its key's record."""
-    dialect = conn.dialect.name
-    rows = fetch(conn, _LOCK_ORG_WITH_KEY, {"org_id": org_id, "key": key})
+    return _LOCK_ORG_WITH_KEY, {"org_id": org_id, "key": key}
+
+
+def lock_org_with_key(conn: Connection, org_id: str, key: str | None) -> LockedOrg | None:
+    return parse_locked(conn.dialect.name, fetch(conn, *lock_query(org_id, key)))
+
+
+def parse_locked(dialect: str, rows: list[Any]) -> LockedOrg | None:
     if not rows:
         return None
     row = rows[0]

@@ -8,6 +8,7 @@ ledger entries with an unbroken before/after chain. ``finish`` writes it all bac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from types import EllipsisType
 from typing import Any
@@ -23,6 +24,7 @@ from creditpool.idempotency import repository as idempotency_repo
 from creditpool.idempotency.repository import StoredKey
 from creditpool.ledger import repository as ledger_repo
 from creditpool.orgs import repository as orgs_repo
+from creditpool.storage.engine import fetch_together
 from creditpool.storage.uow import Tx
 
 
@@ -42,18 +44,26 @@ class OrgWriter:
         self._grants: dict[int, GrantRow] | None = None
         self._entries: list[dict[str, Any]] = []
         # What each grant looked like when loaded or inserted: only changed rows are saved.
+        self._deferred: list[Callable[[], None]] = []
         self._saved: dict[int, tuple[int, bool, bool]] = {}
         self.stored_key: StoredKey | None = None
 
     @classmethod
     def lock(cls, tx: Tx, org_id: str, idempotency_key: str | None = None) -> OrgWriter:
-        """Lock the organization; ``stored_key`` is what ``idempotency_key`` recorded (read
-        in the same round trip as the lock)."""
-        org = idempotency_repo.lock_org_with_key(tx.conn, org_id, idempotency_key)
+        """Lock the organization; ``stored_key`` is what ``idempotency_key`` recorded. The
+        key's record and the live grants are read in the same round trip as the lock
+        (every change but a replay needs the grants, and a replay is rare)."""
+        locked_rows, live_rows = fetch_together(
+            tx.conn,
+            [idempotency_repo.lock_query(org_id, idempotency_key), grants_repo.live_query(org_id)],
+        )
+        org = idempotency_repo.parse_locked(tx.dialect, locked_rows)
         if org is None:
             raise NotFound(f"organization {org_id!r} not found")
         writer = cls(tx, org)
         writer.stored_key = org.stored
+        writer._grants = grants_repo.parse_live(live_rows)
+        writer._saved = {gid: _snapshot(g) for gid, g in writer._grants.items()}
         if writer._next_event_at is not None and writer._next_event_at <= writer.now:
             writer.catch_up()
         return writer
@@ -118,8 +128,16 @@ class OrgWriter:
     def entries(self) -> list[dict[str, Any]]:
         return self._entries
 
+    def defer(self, write: Callable[[], None]) -> None:
+        """A write that reads nothing back, run first in ``finish`` (on PostgreSQL in the
+        same pipeline as the rest: one round trip for all of a change's writes)."""
+        self._deferred.append(write)
+
     def finish(self) -> None:
         """Write the grants' working copies, the ledger entries and the org's counters."""
+        for write in self._deferred:
+            write()
+        self._deferred.clear()
         next_event_at: datetime | EllipsisType | None = ...  # unchanged unless grants loaded
         if self._grants is not None:
             self.catch_up()  # a grant added in this call may already be available

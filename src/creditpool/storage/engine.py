@@ -225,3 +225,24 @@ def pipelined(conn: Connection) -> AbstractContextManager[object]:
     assert driver is not None
     pipeline: AbstractContextManager[object] = driver.pipeline()
     return pipeline
+
+
+def fetch_together(
+    conn: Connection, queries: list[tuple[dict[str, str], dict[str, Any]]]
+) -> list[list[Any]]:
+    """Rows of several independent queries. On PostgreSQL they travel in one pipeline (one
+    round trip; the server still runs them in order, so a query after a ``FOR UPDATE``
+    reads under that lock); on SQLite they simply run one after the other."""
+    if conn.dialect.name != "postgresql":
+        return [fetch(conn, sql, params) for sql, params in queries]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursors = [driver.cursor() for _ in queries]
+    try:
+        with driver.pipeline():
+            for cursor, (sql, params) in zip(cursors, queries, strict=True):
+                cursor.execute(sql["postgresql"], params)
+        return [list(cursor.fetchall()) for cursor in cursors]
+    finally:
+        for cursor in cursors:
+            cursor.close()
