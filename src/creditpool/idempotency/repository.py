@@ -13,7 +13,6 @@ from creditpool.storage.engine import (
     bind_json,
     bind_time,
     driver_sql,
-    fetch,
     read_json,
     read_time,
     run,
@@ -63,10 +62,6 @@ class StoredKey:
 def lock_query(org_id: str, key: str | None) -> tuple[dict[str, str], dict[str, Any]]:
     """Lock the organization's row for this transaction and read its key's record."""
     return _LOCK_ORG_WITH_KEY, {"org_id": org_id, "key": key}
-
-
-def lock_org_with_key(conn: Connection, org_id: str, key: str | None) -> LockedOrg | None:
-    return parse_locked(conn.dialect.name, fetch(conn, *lock_query(org_id, key)))
 
 
 def parse_locked(dialect: str, rows: list[Any]) -> LockedOrg | None:

@@ -7,10 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from sqlalchemy.engine import Connection
-
 from creditpool.core.errors import IdempotencyConflict, InvalidInput
-from creditpool.idempotency import repository
 from creditpool.idempotency.repository import StoredKey
 
 KEY_LENGTH_MAX = 255
@@ -43,19 +40,3 @@ def replay(
             key=key,
         )
     return stored.result
-
-
-def recall(
-    conn: Connection, org_id: str, key: str, operation: str, request_hash: str
-) -> dict[str, Any] | None:
-    """The stored result for this key, or None when the key is new."""
-    row = repository.get(conn, org_id, key)
-    if row is None:
-        return None
-    if row.operation != operation or row.request_hash != request_hash:
-        raise IdempotencyConflict(
-            f"idempotency key {key!r} was already used with other arguments",
-            key=key,
-        )
-    result: dict[str, Any] = row.result
-    return result

@@ -75,9 +75,6 @@ class OrgWriter:
             self._saved = {gid: _snapshot(g) for gid, g in self._grants.items()}
         return self._grants
 
-    def left(self) -> int:
-        return sum(g.remaining for g in self.grants().values() if g.is_active(self.now))
-
     def catch_up(self) -> None:
         for draft in timeline.catch_up(list(self.grants().values()), self.now):
             self.append(draft)

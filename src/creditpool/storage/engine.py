@@ -126,10 +126,6 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
-def is_sqlite(engine: Engine | Connection) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 # -- plain SQL on the hot path -------------------------------------------------------------
 
 _NAMED = re.compile(r"(?<!:):(\w+)")

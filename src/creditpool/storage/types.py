@@ -41,10 +41,5 @@ class UTCDateTime(TypeDecorator[datetime]):
         return read_time(value)
 
 
-def iso_utc(value: datetime) -> str:
-    """The SQLite text form of a timestamp, for raw statements on the hot path."""
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 DbRow: TypeAlias = Row[*tuple[Any, ...]]
 """A result row of any shape."""
