@@ -8,6 +8,9 @@ from decimal import Decimal
 import pytest
 
 from creditpool import CreditPool, IdempotencyConflict, InvalidInput
+from creditpool.api import repository as http_store
+from creditpool.pool import IDEMPOTENCY_KEY_RETENTION
+from creditpool.storage.uow import writing
 from tests.integration.dbstate import snapshot
 from tests.support import FakeClock
 
@@ -105,3 +108,32 @@ def test_a_malformed_key_is_refused(acme: CreditPool, key: str) -> None:
     with pytest.raises(InvalidInput):
         acme.consume("acme", "report", user_id="u-1", idempotency_key=key)
     assert snapshot(acme, "acme") == state
+
+
+def test_sweep_forgets_http_responses_with_the_library_keys_after_the_retention(
+    pool: CreditPool, clock: FakeClock
+) -> None:
+    pool.create_org("acme")
+    pool.grant("acme", "5", idempotency_key="g-1")
+    with writing(pool.engine, clock) as tx:
+        http_store.put_response(
+            tx.conn,
+            scope="key-1",
+            key="k",
+            org_id="acme",
+            fingerprint="f",
+            status=201,
+            body="{}",
+            created_at=tx.now,
+        )
+    clock.advance(seconds=IDEMPOTENCY_KEY_RETENTION.total_seconds() - 1)
+    pool.sweep()
+    with writing(pool.engine, clock) as tx:
+        assert http_store.get_response(tx.conn, "key-1", "k") is not None
+    clock.advance(seconds=2)
+    pool.sweep()
+    with writing(pool.engine, clock) as tx:
+        assert http_store.get_response(tx.conn, "key-1", "k") is None
+    # the library's key is gone too: the same key grants again
+    pool.grant("acme", "5", idempotency_key="g-1")
+    assert len(pool.grants("acme")) == 2

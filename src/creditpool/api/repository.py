@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from creditpool.storage.tables import http_idempotency as store
@@ -40,7 +40,3 @@ def put_response(
             created_at=created_at,
         )
     )
-
-
-def delete_older_than(conn: Connection, cutoff: datetime) -> int:
-    return conn.execute(delete(store).where(store.c.created_at < cutoff)).rowcount

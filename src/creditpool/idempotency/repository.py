@@ -17,6 +17,7 @@ from creditpool.storage.engine import (
     read_time,
     run,
 )
+from creditpool.storage.tables import http_idempotency
 from creditpool.storage.tables import idempotency_keys as keys
 from creditpool.storage.types import DbRow
 
@@ -115,4 +116,8 @@ def insert(
 
 
 def delete_older_than(conn: Connection, cutoff: datetime) -> int:
-    return conn.execute(delete(keys).where(keys.c.created_at < cutoff)).rowcount
+    """Forget every idempotency record older than ``cutoff``: the library's keys and the
+    HTTP layer's stored responses alike (one retention for both)."""
+    forgotten = conn.execute(delete(keys).where(keys.c.created_at < cutoff)).rowcount
+    responses = delete(http_idempotency).where(http_idempotency.c.created_at < cutoff)
+    return forgotten + conn.execute(responses).rowcount
