@@ -30,6 +30,7 @@ from pathlib import Path
 import psycopg
 
 from creditpool import CreditPool
+from creditpool.storage.engine import SQLITE_WAL_AUTOCHECKPOINT_PAGES, sqlite_synchronous
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 ORG_COUNT = 1000
@@ -144,12 +145,13 @@ def raw_values(kind: str, org: str, cid: int, i: int, at: object) -> tuple[objec
 
 def sqlite_raw(path: Path, kind: str, orgs: list[str]) -> tuple[Consume, Callable[[], None]]:
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    # The library's settings (engine.py): WAL, synchronous NORMAL, foreign keys on.
+    # The library's settings (engine.py): WAL, the same synchronous level (FULL unless
+    # CREDITPOOL_SQLITE_SYNCHRONOUS says otherwise), foreign keys on, the same checkpoints.
     for pragma in (
         "journal_mode = WAL",
-        "synchronous = NORMAL",
+        f"synchronous = {sqlite_synchronous()}",
         "foreign_keys = ON",
-        "wal_autocheckpoint = 10000",
+        f"wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT_PAGES}",
     ):
         db.execute(f"PRAGMA {pragma}")
     db.execute(RAW_ORGS.format(p=kind))

@@ -2,27 +2,37 @@
 
 from creditpool import CreditPool
 pool = CreditPool.open("sqlite:///credits.db")
+
+Every name here is imported when it is first asked for: ``import creditpool.client`` or
+``import creditpool.core.money`` loads no database code (SQLAlchemy, Alembic) on the way.
 """
 
-from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
-from creditpool.core.errors import (
-    AlreadyExists,
-    Conflict,
-    CreditPoolError,
-    GrantVoided,
-    IdempotencyConflict,
-    InsufficientCredits,
-    InvalidAmount,
-    InvalidInput,
-    NoActiveGrant,
-    NotFound,
-)
-from creditpool.core.grants import GrantState
-from creditpool.features.models import Feature
-from creditpool.grants.models import Grant
-from creditpool.ledger.models import Balance, LedgerEntry
-from creditpool.orgs.models import Member, Org, Team, TeamUsage
-from creditpool.pool import CreditPool
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
+    from creditpool.core.errors import (
+        AlreadyExists,
+        Conflict,
+        CreditPoolError,
+        GrantVoided,
+        IdempotencyConflict,
+        InsufficientCredits,
+        InvalidAmount,
+        InvalidInput,
+        NoActiveGrant,
+        NotFound,
+        PoolLimitExceeded,
+    )
+    from creditpool.core.grants import GrantState
+    from creditpool.features.models import Feature
+    from creditpool.grants.models import Grant
+    from creditpool.ledger.models import Balance, LedgerEntry
+    from creditpool.orgs.models import Member, Org, Team, TeamUsage
+    from creditpool.pool import CreditPool
 
 __all__ = [
     "Allocation",
@@ -46,7 +56,46 @@ __all__ = [
     "NoActiveGrant",
     "NotFound",
     "Org",
+    "PoolLimitExceeded",
     "Refund",
     "Team",
     "TeamUsage",
 ]
+
+# The module each exported name comes from; the imports above are the same, for type checkers.
+_HOMES = {
+    "creditpool.consumptions.models": ("Allocation", "Consumption", "ConsumptionStatus", "Refund"),
+    "creditpool.core.errors": (
+        "AlreadyExists",
+        "Conflict",
+        "CreditPoolError",
+        "GrantVoided",
+        "IdempotencyConflict",
+        "InsufficientCredits",
+        "InvalidAmount",
+        "InvalidInput",
+        "NoActiveGrant",
+        "NotFound",
+        "PoolLimitExceeded",
+    ),
+    "creditpool.core.grants": ("GrantState",),
+    "creditpool.features.models": ("Feature",),
+    "creditpool.grants.models": ("Grant",),
+    "creditpool.ledger.models": ("Balance", "LedgerEntry"),
+    "creditpool.orgs.models": ("Member", "Org", "Team", "TeamUsage"),
+    "creditpool.pool": ("CreditPool",),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'creditpool' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # asked once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -2,7 +2,11 @@
 
 Mutations (grant, void, consume, refund) go through ``_mutate``: lock the organization,
 write the availability/expiry entries that fell due, replay or refuse a known idempotency
-key, run the service, write back, remember the result under the key, commit.
+key, run the service, write back, remember the result under the key, commit. A transaction
+that lost a race to a concurrent one (a scoped key claimed meanwhile in another
+organization) is run again, and then replays or refuses. Changes of the directory (organizations, teams, members, features)
+go through ``_write``, which lets the HTTP layer record its response in the same
+transaction (``attach``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
@@ -35,6 +39,7 @@ from creditpool.grants import service as grants
 from creditpool.grants.models import Funding, Grant
 from creditpool.idempotency import repository as idempotency_repo
 from creditpool.idempotency import service as idempotency
+from creditpool.idempotency.service import ScopedKey
 from creditpool.ledger import service as ledger
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter
@@ -46,8 +51,9 @@ from creditpool.reports.models import ReportKind
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
+from creditpool.storage.conflicts import lost_a_race
 from creditpool.storage.engine import pipelined
-from creditpool.storage.uow import Clock, reading, system_clock, writing
+from creditpool.storage.uow import Clock, Tx, reading, system_clock, writing
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -55,9 +61,24 @@ CommitListener = Callable[[str, int], None]
 Amount = str | int | Decimal
 PAGE_SIZE_MAX = 1000
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
+# Runs of one transaction that lost a race (see ``storage.conflicts.lost_a_race``): the
+# second run sees what the winner committed, so more than two is already unusual.
+RACE_ATTEMPTS = 4
+IdempotencyKey = str | ScopedKey
 
 
 _replayed: ContextVar[bool] = ContextVar("creditpool_replayed", default=False)
+
+
+class WriteHook(Protocol):
+    """Takes part in the transaction of a directory change (see ``CreditPool.attach``)."""
+
+    def begin(self, tx: Tx) -> None: ...
+
+    def end(self, tx: Tx, result: BaseModel) -> None: ...
+
+
+_write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
 
 
 def last_call_replayed() -> bool:
@@ -78,7 +99,7 @@ class ConsumeCall:
     breakdown: dict[str, int] | None = None
     requests: int | None = None
     metadata: dict[str, Any] | None = None
-    idempotency_key: str | None = None
+    idempotency_key: IdempotencyKey | None = None
 
     def request(self) -> ConsumeRequest:
         return ConsumeRequest.parse(
@@ -152,6 +173,38 @@ class CreditPool:
                 except Exception:  # the change is committed: a listener cannot undo it
                     log.exception("commit listener failed")
 
+    @contextmanager
+    def attach(self, hook: WriteHook) -> Iterator[None]:
+        """Within this block, a change of organizations, teams, members or features made
+        from this thread (or task) calls ``hook.begin(tx)`` first and ``hook.end(tx,
+        result)`` last, inside its transaction: the HTTP layer claims an idempotency key and
+        records its response there, so the change and its record commit together. ``begin``
+        may raise to stop the change (nothing is written)."""
+        token = _write_hook.set(hook)
+        try:
+            yield
+        finally:
+            _write_hook.reset(token)
+
+    def _write(self, change: Callable[[Tx], M]) -> M:
+        """One transaction of a directory change, with the attached hook if there is one;
+        run again if it lost a race to a concurrent transaction."""
+        hook = _write_hook.get()
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                with writing(self.engine, self.clock) as tx:
+                    if hook is not None:
+                        hook.begin(tx)
+                    result = change(tx)
+                    if hook is not None:
+                        hook.end(tx, result)
+                    return result
+            except Exception as error:
+                if attempt == RACE_ATTEMPTS or not lost_a_race(error):
+                    raise
+                log.info("a directory change lost a race and runs again: %s", error)
+        raise AssertionError("unreachable")
+
     def __enter__(self) -> CreditPool:
         return self
 
@@ -161,16 +214,14 @@ class CreditPool:
     # -- organizations, teams, members -------------------------------------------------
 
     def create_org(self, org_id: str, *, name: str | None = None, timezone: str = "UTC") -> Org:
-        with writing(self.engine, self.clock) as tx:
-            return orgs.create_org(tx, org_id, name, timezone)
+        return self._write(lambda tx: orgs.create_org(tx, org_id, name, timezone))
 
     def update_org(self, org_id: str, **changes: Any) -> Org:
         """Change ``name``, ``timezone`` or ``low_balance_thresholds``."""
         unknown = set(changes) - {"name", "timezone", "low_balance_thresholds"}
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of an organization")
-        with writing(self.engine, self.clock) as tx:
-            return orgs.update_org(tx, org_id, changes)
+        return self._write(lambda tx: orgs.update_org(tx, org_id, changes))
 
     def org(self, org_id: str) -> Org:
         with reading(self.engine, self.clock) as tx:
@@ -190,16 +241,14 @@ class CreditPool:
         name: str | None = None,
         monthly_limit: Amount | None = None,
     ) -> Team:
-        with writing(self.engine, self.clock) as tx:
-            return orgs.create_team(tx, org_id, team_id, name, monthly_limit)
+        return self._write(lambda tx: orgs.create_team(tx, org_id, team_id, name, monthly_limit))
 
     def update_team(self, org_id: str, team_id: str, **changes: Any) -> Team:
         """Change ``name`` or ``monthly_limit`` (None removes the limit)."""
         unknown = set(changes) - {"name", "monthly_limit"}
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of a team")
-        with writing(self.engine, self.clock) as tx:
-            return orgs.update_team(tx, org_id, team_id, changes)
+        return self._write(lambda tx: orgs.update_team(tx, org_id, team_id, changes))
 
     def set_team_limit(self, org_id: str, team_id: str, monthly_limit: Amount | None) -> Team:
         return self.update_team(org_id, team_id, monthly_limit=monthly_limit)
@@ -214,8 +263,7 @@ class CreditPool:
 
     def set_member(self, org_id: str, user_id: str, *, team_id: str | None = None) -> Member:
         """Put a member in a team (or in none). Future consumptions are attributed to it."""
-        with writing(self.engine, self.clock) as tx:
-            return orgs.set_member(tx, org_id, user_id, team_id)
+        return self._write(lambda tx: orgs.set_member(tx, org_id, user_id, team_id))
 
     def member(self, org_id: str, user_id: str) -> Member:
         with reading(self.engine, self.clock) as tx:
@@ -242,10 +290,11 @@ class CreditPool:
         unit: str | None = None,
     ) -> Feature:
         """Price a feature: a fixed ``cost`` per use, or a ``unit_rate`` per ``unit``."""
-        with writing(self.engine, self.clock) as tx:
-            return features.set_feature(
+        return self._write(
+            lambda tx: features.set_feature(
                 tx, key, name=name, cost=cost, unit_rate=unit_rate, unit=unit
             )
+        )
 
     def feature(self, key: str) -> Feature:
         with reading(self.engine, self.clock) as tx:
@@ -267,7 +316,7 @@ class CreditPool:
         granted_by: str | None = None,
         note: str | None = None,
         reference: str | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Grant:
         """Deposit ``amount`` credits. Permanent unless ``expires_at``; usable from
         ``available_from`` (default: now)."""
@@ -290,7 +339,7 @@ class CreditPool:
         *,
         by: str | None = None,
         reason: str | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Grant:
         """Void a mistaken grant: its remaining credits leave the pool (a ledger entry)."""
         by = check.text(by, "by")
@@ -330,7 +379,7 @@ class CreditPool:
         breakdown: dict[str, int] | None = None,
         requests: int | None = None,
         metadata: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
         dry_run: bool = False,
     ) -> Consumption:
         """Charge one use of ``feature`` by ``user_id``: all or nothing.
@@ -369,7 +418,7 @@ class CreditPool:
         consumption_id: int,
         *,
         reason: str | None = None,
-        idempotency_key: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
     ) -> Refund:
         """Refund a paid consumption; a second refund returns the first result."""
         reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
@@ -545,23 +594,56 @@ class CreditPool:
         failure (the database) fails the whole batch and raises.
         """
         outcomes: list[BatchOutcome | None] = [None] * len(calls)
-        parsed: list[tuple[int, ConsumeRequest, str | None, str]] = []
+        parsed: list[_BatchCall] = []
         for i, call in enumerate(calls):
             try:
                 req = call.request()
-                key = idempotency.validate_key(call.idempotency_key)
+                key, scoped = idempotency.parse_key(call.idempotency_key)
                 digest = idempotency.fingerprint("consume", req.arguments()) if key else ""
-                parsed.append((i, req, key, digest))
+                parsed.append(_BatchCall(i, req, key, scoped, digest))
             except CreditPoolError as error:
                 outcomes[i] = BatchOutcome(error=error)
+        keyed = any(c.key is not None for c in parsed)
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                for i, outcome in self._consume_batch_once(org_id, parsed):
+                    outcomes[i] = outcome
+                break
+            except Exception as error:
+                if not keyed or attempt == RACE_ATTEMPTS or not lost_a_race(error):
+                    raise
+                log.info("a batch lost a race on an idempotency key and runs again: %s", error)
+        return [o if o is not None else BatchOutcome() for o in outcomes]
+
+    def _consume_batch_once(
+        self, org_id: str, parsed: list[_BatchCall]
+    ) -> list[tuple[int, BatchOutcome]]:
+        # The first key is read with the lock (a batch of one, the usual case without
+        # contention, then costs no extra round trip); the others each with one query.
+        first = next((c for c in parsed if c.key is not None), None)
         with self._announcing() as done, writing(self.engine, self.clock) as tx:
-            w = OrgWriter.lock(tx, org_id)
+            w = OrgWriter.lock(
+                tx,
+                org_id,
+                first.key if first is not None else None,
+                first.scoped_pair if first is not None else None,
+            )
             done.append(w)
             seen: dict[str, tuple[str, BatchOutcome]] = {}
-            for i, req, key, digest in parsed:
-                outcomes[i] = self._consume_in_batch(w, req, key, digest, seen)
+            answers: list[tuple[int, BatchOutcome]] = []
+            for call in parsed:
+                if call is first:
+                    known = (w.stored_key, w.scope_claim)
+                elif call.key is not None and call.key not in seen:
+                    known = idempotency_repo.get(
+                        w.conn, org_id, call.key, *call.scoped_pair_or_none
+                    )
+                else:
+                    known = (None, None)
+                answers.append((call.index, self._consume_in_batch(w, call, known, seen)))
             with pipelined(tx.conn):  # the writes below read nothing back
                 w.finish()
+                claims: list[tuple[str, str, str, str]] = []
                 for key, (digest, outcome) in seen.items():
                     if outcome.result is not None and not outcome.replayed:
                         idempotency_repo.insert(
@@ -573,44 +655,43 @@ class CreditPool:
                             result=outcome.result.model_dump(mode="json"),
                             created_at=tx.now,
                         )
-        return [o if o is not None else BatchOutcome() for o in outcomes]
+                        scoped = next(c.scoped for c in parsed if c.key == key)
+                        if scoped is not None:
+                            claims.append((scoped.scope, scoped.key, org_id, digest))
+                idempotency_repo.claim(tx.conn, claims, tx.now)
+        return answers
 
     def _consume_in_batch(
         self,
         w: OrgWriter,
-        req: ConsumeRequest,
-        key: str | None,
-        digest: str,
+        call: _BatchCall,
+        known: tuple[idempotency_repo.StoredKey | None, idempotency_repo.ScopeClaim | None],
         seen: dict[str, tuple[str, BatchOutcome]],
     ) -> BatchOutcome:
+        key, digest = call.key, call.digest
         try:
             if key is not None:
                 if key in seen:  # the same key twice in one batch: the second replays
                     first_digest, first = seen[key]
-                    stored = idempotency.replay(
+                    idempotency.replay(
                         idempotency_repo.StoredKey("consume", first_digest, {}),
-                        key,
+                        call.shown_key,
                         "consume",
                         digest,
                     )
                     if first.result is None:
                         return first
                     return BatchOutcome(result=first.result, replayed=True)
-                row = idempotency_repo.get(w.conn, w.org_id, key)
-                if row is not None:
-                    stored = idempotency.replay(
-                        idempotency_repo.StoredKey(row.operation, row.request_hash, row.result),
-                        key,
-                        "consume",
-                        digest,
-                    )
-                    assert stored is not None
+                stored, claim = known
+                idempotency.check_scope(claim, w.org_id, call.scoped)
+                result = idempotency.replay(stored, call.shown_key, "consume", digest)
+                if result is not None:
                     replayed = BatchOutcome(
-                        result=Consumption.model_validate(stored), replayed=True
+                        result=Consumption.model_validate(result), replayed=True
                     )
                     seen[key] = (digest, replayed)
                     return replayed
-            outcome = BatchOutcome(result=consumptions.consume(w, req))
+            outcome = BatchOutcome(result=consumptions.consume(w, call.req))
         except CreditPoolError as error:
             outcome = BatchOutcome(error=error)
         if key is not None and outcome.result is not None:
@@ -621,21 +702,46 @@ class CreditPool:
         self,
         org_id: str,
         operation: str,
-        key: str | None,
+        key: IdempotencyKey | None,
         arguments: dict[str, Any],
         model: type[M],
         run: Callable[[OrgWriter], M],
     ) -> M:
-        key = idempotency.validate_key(key)
-        digest = idempotency.fingerprint(operation, arguments) if key else ""
+        stored_key, scoped = idempotency.parse_key(key)
+        digest = idempotency.fingerprint(operation, arguments) if stored_key else ""
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                return self._mutate_once(org_id, operation, stored_key, scoped, digest, model, run)
+            except Exception as error:
+                # Without a key nothing can collide: one writer per organization.
+                if stored_key is None or attempt == RACE_ATTEMPTS or not lost_a_race(error):
+                    raise
+                log.info("a change lost a race on an idempotency key and runs again: %s", error)
+        raise AssertionError("unreachable")
+
+    def _mutate_once(
+        self,
+        org_id: str,
+        operation: str,
+        key: str | None,
+        scoped: ScopedKey | None,
+        digest: str,
+        model: type[M],
+        run: Callable[[OrgWriter], M],
+    ) -> M:
         _replayed.set(False)
         with self._announcing() as done, writing(self.engine, self.clock) as tx:
-            # The key's record is read with the lock: one round trip, and no other writer
-            # of this organization can record the same key in between.
-            w = OrgWriter.lock(tx, org_id, key)
+            # The key's record (and a scoped key's claim) is read with the lock: one round
+            # trip, and no other writer of this organization can record the key in between.
+            # A scoped key can still be claimed meanwhile in another organization: claiming
+            # it then fails, and ``_mutate`` runs this again, which refuses.
+            pair = (scoped.scope, scoped.key) if scoped is not None else None
+            w = OrgWriter.lock(tx, org_id, key, pair)
             done.append(w)
             if key is not None:
-                stored = idempotency.replay(w.stored_key, key, operation, digest)
+                idempotency.check_scope(w.scope_claim, org_id, scoped)
+                shown = scoped.key if scoped is not None else key
+                stored = idempotency.replay(w.stored_key, shown, operation, digest)
                 if stored is not None:
                     w.finish()  # keep any availability/expiry entries that fell due
                     _replayed.set(True)
@@ -653,7 +759,35 @@ class CreditPool:
                         result=result.model_dump(mode="json"),
                         created_at=tx.now,
                     )
+                if scoped is not None:
+                    idempotency_repo.claim(
+                        tx.conn, [(scoped.scope, scoped.key, org_id, digest)], tx.now
+                    )
             return result
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _BatchCall:
+    """A parsed call of a batch: its index, request, stored key and scoped key, and hash."""
+
+    index: int
+    req: ConsumeRequest
+    key: str | None
+    scoped: ScopedKey | None
+    digest: str
+
+    @property
+    def shown_key(self) -> str:
+        """The key as its caller sent it (for messages)."""
+        return self.scoped.key if self.scoped is not None else self.key or ""
+
+    @property
+    def scoped_pair(self) -> tuple[str, str] | None:
+        return (self.scoped.scope, self.scoped.key) if self.scoped is not None else None
+
+    @property
+    def scoped_pair_or_none(self) -> tuple[str | None, str | None]:
+        return (self.scoped.scope, self.scoped.key) if self.scoped is not None else (None, None)
 
 
 def _page(limit: int) -> int:

@@ -6,13 +6,16 @@ directory), so ``creditpool demo`` runs with no set-up at all.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal, TypeAlias
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
 REPORT_SPAN_DAYS_MAX = 366  # days one report may cover: a year, leap day included
 SESSION_TTL_S = 8 * 3600  # a browser session lasts a working day
 PORTAL_LINK_TTL_S = 300  # a one-time portal link must be opened within five minutes
+SqliteSynchronous: TypeAlias = Literal["full", "normal"]
 
 
 class Settings(BaseSettings):
@@ -21,10 +24,22 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CREDITPOOL_")
 
     database_url: str = DEFAULT_DATABASE_URL
+    # SQLite's PRAGMA synchronous. "full": every acknowledged change is on disk before the
+    # answer (survives a power cut). "normal": faster commits, but in WAL mode a power cut
+    # or OS crash may lose the last acknowledged changes (the file stays consistent).
+    sqlite_synchronous: SqliteSynchronous = "full"
     host: str = "127.0.0.1"
     port: int = 8000
     # Server processes; SQLite always runs one (one writer per database file).
     workers: int = 1
+    # Slow or oversized requests (api/http.py): the request line and headers must arrive
+    # within request_header_timeout_s of the connection (or of the request's first byte on
+    # a kept-alive connection) and fit in request_header_bytes_max; the body must arrive
+    # within request_body_timeout_s of the headers. Else 408 (or 431) and the connection
+    # is closed. A reverse proxy in front should have its own (docs/DEPLOYMENT.md).
+    request_header_timeout_s: float = Field(default=30.0, gt=0)
+    request_body_timeout_s: float = Field(default=30.0, gt=0)
+    request_header_bytes_max: int = Field(default=16 * 1024, ge=1024)
     # The longest date range one report may cover, in days.
     report_span_days_max: int = REPORT_SPAN_DAYS_MAX
     # Event streams (GET /v1/orgs/{org}/events): a heartbeat comment after this many quiet
@@ -40,3 +55,8 @@ class Settings(BaseSettings):
     portal_link_ttl_s: int = PORTAL_LINK_TTL_S
     # `creditpool serve --demo`: /demo/admin, /demo/member and /demo/staff open sessions.
     demo: bool = False
+
+    @field_validator("sqlite_synchronous", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value

@@ -1,13 +1,21 @@
 """Checks of caller input shared by every entry point (library, CLI, HTTP): clear errors,
-limits on everything that can grow."""
+limits on everything that can grow.
+
+Every text that is stored must be written back out: in a JSON answer, a CSV report, a
+PostgreSQL column. So no text anywhere (names, notes, ids, metadata keys and values at any
+depth) may hold NUL or a lone surrogate (half of a UTF-16 pair: a Python string can hold
+one, UTF-8 cannot), and metadata holds only what JSON storage gives back exactly. Each is
+refused here, before anything is written.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from datetime import datetime
+from functools import cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from creditpool.core.errors import InvalidInput
 
@@ -15,6 +23,9 @@ ID_LENGTH_MAX = 64
 NAME_LENGTH_MAX = 200
 TEXT_LENGTH_MAX = 2000
 METADATA_BYTES_MAX = 16_384
+METADATA_DEPTH_MAX = 32  # objects and lists nested in metadata, metadata itself included
+# Integers beyond 2**53 lose digits in JavaScript and most JSON readers (RFC 7493, I-JSON)
+METADATA_NUMBER_MAX = 2**53 - 1
 BREAKDOWN_KEYS_MAX = 32
 COUNT_MAX = 10**12
 
@@ -24,7 +35,14 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+\-]{0,63}$"
 _ID = re.compile(ID_PATTERN, re.ASCII)
 # Free text: anything printable, plus tabs and line breaks; never NUL or other controls,
 # which PostgreSQL refuses in text and which have no place in a name or a note.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROLS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+TEXT_PATTERN = rf"^[^{CONTROLS}]*$"
+# What str.strip() removes, less the controls refused anyway: a name of only these is blank.
+SPACES = r"\t\n\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NAME_PATTERN = rf"^[^{CONTROLS}]*[^{CONTROLS}{SPACES}][^{CONTROLS}]*$"
+_CONTROL = re.compile(rf"[{CONTROLS}]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NUL_OR_SURROGATE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def identifier(value: object, field: str) -> str:
@@ -33,7 +51,7 @@ def identifier(value: object, field: str) -> str:
     if not _ID.fullmatch(value):
         raise InvalidInput(
             f"{field} must be 1 to {ID_LENGTH_MAX} letters, digits or . _ : @ + -"
-            f" (starting with a letter or digit): {value[:80]!r}"
+            f" (starting with a letter or digit): {_shown(value)}"
         )
     return value
 
@@ -47,6 +65,8 @@ def text(value: object, field: str, length_max: int = NAME_LENGTH_MAX) -> str | 
         raise InvalidInput(f"{field} is longer than {length_max} characters")
     if _CONTROL.search(value):
         raise InvalidInput(f"{field} contains control characters")
+    if _SURROGATE.search(value):
+        raise InvalidInput(f"{field} is not valid Unicode (it holds a lone surrogate)")
     return value
 
 
@@ -57,15 +77,24 @@ def required_text(value: object, field: str, length_max: int = NAME_LENGTH_MAX) 
     return checked
 
 
+@cache
+def time_zones() -> frozenset[str]:
+    """The IANA time zone names accepted: those of the installed tz database, less
+    ``localtime``, which is this machine's own setting rather than a zone of the database."""
+    return frozenset(available_timezones() - {"localtime"})
+
+
 def timezone(value: object) -> str:
     if not isinstance(value, str) or not value or len(value) > ID_LENGTH_MAX:
         raise InvalidInput("timezone must be an IANA time zone name such as 'Europe/Berlin'")
+    if value not in time_zones():
+        raise InvalidInput(
+            f"unknown time zone {_shown(value)}: use an IANA name such as 'Europe/Berlin'"
+        )
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"unknown time zone {value!r}: use an IANA name such as 'Europe/Berlin'"
-        ) from None
+    except (ZoneInfoNotFoundError, ValueError):  # listed, yet unreadable: a broken install
+        raise InvalidInput(f"time zone {value!r} cannot be read") from None
     return value
 
 
@@ -103,18 +132,93 @@ def breakdown(value: object) -> dict[str, int] | None:
 
 
 def metadata(value: object) -> dict[str, Any] | None:
+    """Free-form JSON about a use: an object of objects, lists, strings, numbers, booleans
+    and nulls that JSON storage (SQLite, PostgreSQL) gives back exactly."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise InvalidInput("metadata must be a JSON object")
-    try:
-        encoded = json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        raise InvalidInput(
-            "metadata must be JSON-serializable (no floats NaN/inf, no objects)"
-        ) from None
-    if "\\u0000" in encoded:
-        raise InvalidInput("metadata must not contain NUL characters")
+    _json_value(value, "metadata", 1)
+    encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
     if len(encoded.encode()) > METADATA_BYTES_MAX:
         raise InvalidInput(f"metadata is larger than {METADATA_BYTES_MAX} bytes")
     return value
+
+
+def _json_value(value: object, where: str, depth: int) -> None:
+    """Refuse what JSON storage would not give back exactly, or not at all."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if _NUL_OR_SURROGATE.search(value):
+            raise InvalidInput(f"{where} holds NUL or a lone surrogate (not valid Unicode text)")
+        return
+    if isinstance(value, int | float):
+        if not -METADATA_NUMBER_MAX <= value <= METADATA_NUMBER_MAX:  # NaN fails this too
+            raise InvalidInput(
+                f"{where} holds a number that is not finite or not within"
+                f" ±{METADATA_NUMBER_MAX} (2**53 - 1), which JSON readers keep exactly"
+            )
+        return
+    if not isinstance(value, dict | list):
+        raise InvalidInput(
+            f"{where} holds a {type(value).__name__}: metadata is JSON (objects, lists,"
+            " strings, numbers, booleans, null)"
+        )
+    if depth > METADATA_DEPTH_MAX:
+        raise InvalidInput(f"metadata is nested too deep (at most {METADATA_DEPTH_MAX} levels)")
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _json_value(item, f"{where}[{i}]", depth + 1)
+        return
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidInput(f"{where} has a key that is not a string: {key!r}")
+        if _NUL_OR_SURROGATE.search(key):
+            raise InvalidInput(f"{where} has a key with NUL or a lone surrogate")
+        _json_value(item, f"{where}[{key[:40]!r}]", depth + 1)
+
+
+def _shown(value: str) -> str:
+    """A caller's text in an error message, safe to write out (no lone surrogates)."""
+    return ascii(value[:80])
+
+
+# -- JSON read strictly: the same rules for HTTP bodies and the CLI's JSON options ----
+
+
+class _Refused(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Refused(f"duplicate key {ascii(key)[:80]} in an object")
+        found[key] = value
+    return found
+
+
+def _no_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a JSON number")
+
+
+def strict_json(body: bytes) -> Any:
+    """``body`` as JSON, or ``json.JSONDecodeError`` (which FastAPI answers with a 422)
+    saying why not: not UTF-8, malformed, a duplicate key, NaN or Infinity, a number of
+    thousands of digits, nesting too deep for the parser."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise json.JSONDecodeError("the body is not UTF-8", "", error.start) from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except json.JSONDecodeError:
+        raise
+    except _Refused as error:
+        raise json.JSONDecodeError(str(error), text, 0) from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise json.JSONDecodeError(f"a number is too long ({error})", text, 0) from None
+    except RecursionError:
+        raise json.JSONDecodeError("the JSON is nested too deep", text, 0) from None

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from creditpool import CreditPool
+from creditpool.api.http import HTTP_PROTOCOL
 
 STARTUP_S_MAX = 30.0
 
@@ -58,16 +59,25 @@ class Server:
 
 
 def start_server(
-    db_url: str, log: Path, *, workers: int = 1
+    db_url: str,
+    log: Path,
+    *,
+    workers: int = 1,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    startup_s: float = STARTUP_S_MAX,
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    env = {**os.environ, "CREDITPOOL_DATABASE_URL": db_url}
+    """Start a server; ``port`` to restart one where it was, ``env`` for more settings."""
+    port = port or free_port()
+    env = {**os.environ, **(env or {}), "CREDITPOOL_DATABASE_URL": db_url}
     command = [
         sys.executable,
         "-m",
         "uvicorn",
         "creditpool.api.server:app_from_env",
         "--factory",
+        "--http",
+        HTTP_PROTOCOL,  # as `creditpool serve` runs it: deadlines on slow requests
         "--host",
         "127.0.0.1",
         "--port",
@@ -77,10 +87,10 @@ def start_server(
     ]
     if workers > 1:
         command += ["--workers", str(workers)]
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_S_MAX
+    deadline = time.monotonic() + startup_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log.read_text()}")
@@ -91,6 +101,7 @@ def start_server(
             pass
         time.sleep(0.1)
     process.kill()
+    process.wait()
     raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
 
 

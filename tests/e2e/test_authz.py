@@ -23,8 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from creditpool import CreditPool
+from creditpool.api.app import create_app
+from creditpool.api.routing import AuthorizedRoute, guards_of
 from tests.conftest import SKIP_PG, skip_or_fail
 from tests.e2e.conftest import Server, start_server
 from tests.support import PostgresTemplates, SqliteTemplates
@@ -495,3 +498,103 @@ def test_refused_calls_change_nothing(tenant: Tenant) -> None:
     assert money(tenant) == before
     assert tenant.pool.ledger(tenant.org, limit=500) == entries
     assert tenant.pool.grant_info(tenant.org, objects.grant_id).voided_at is None
+
+
+# Bodies no route accepts: the answer must still say who may call, never what is wrong with
+# the body (that would tell a caller without the right about the route's input).
+MALFORMED_BODIES: dict[str, bytes] = {
+    "not json": b'{"id": ',
+    "wrong types": b'{"id": 5, "amount": 1.5, "feature": [], "reason": {"a": 1}}',
+    "duplicate keys": b'{"reason": "a", "reason": "b"}',
+    "not an object": b'["a", "list"]',
+    "lone surrogate": b'{"reason": "\\ud800", "metadata": {"\\ud800": 1}}',
+    "not utf-8": b"\xff\xfe{",
+}
+MUTATING = [op for op in EXPECTED if op[0] in {"POST", "PUT", "PATCH", "DELETE"}]
+
+
+def send_raw(
+    t: Tenant, client: httpx.Client, operation: tuple[str, str], objects: Objects, body: bytes
+) -> httpx.Response:
+    method, path = operation
+    headers = {"Content-Type": "application/json", "Idempotency-Key": "k" * 300}
+    return client.request(method, url(path, objects, t.org), content=body, headers=headers)
+
+
+def test_a_forbidden_key_gets_403_before_its_body_is_looked_at(tenant: Tenant) -> None:
+    objects = seed(tenant)
+    before = money(tenant)
+    clients = {role: tenant.client(role) for role in ROLES}
+    failures: list[str] = []
+    for operation in MUTATING:
+        for role, outcome in zip(ROLES, EXPECTED[operation], strict=True):
+            if outcome != NO:
+                continue
+            for name, body in MALFORMED_BODIES.items():
+                response = send_raw(tenant, clients[role], operation, objects, body)
+                if response.status_code != 403 or response.json()["code"] != "forbidden":
+                    label = f"{role} {' '.join(operation)} with {name}"
+                    failures.append(f"{label}: {response.status_code} {response.text[:120]}")
+    assert failures == []
+    assert money(tenant) == before
+
+
+def test_a_key_of_another_organization_gets_404_before_its_body_is_looked_at(
+    tenant: Tenant,
+) -> None:
+    objects = seed(tenant)
+    clients = {role: tenant.client(role) for role in FOREIGN}
+    failures: list[str] = []
+    for operation in MUTATING:
+        if "{org}" not in operation[1]:
+            continue
+        for role in FOREIGN:
+            for name, body in MALFORMED_BODIES.items():
+                response = send_raw(tenant, clients[role], operation, objects, body)
+                if response.status_code != 404 or response.json()["code"] != "not_found":
+                    label = f"{role} {' '.join(operation)} with {name}"
+                    failures.append(f"{label}: {response.status_code} {response.text[:120]}")
+    assert failures == []
+
+
+def test_a_missing_key_gets_401_before_its_body_is_looked_at(tenant: Tenant) -> None:
+    objects = seed(tenant)
+    anonymous = tenant.client(None)
+    failures: list[str] = []
+    for operation in MUTATING:
+        for name, body in MALFORMED_BODIES.items():
+            response = send_raw(tenant, anonymous, operation, objects, body)
+            if response.status_code != 401:
+                label = f"{' '.join(operation)} with {name}"
+                failures.append(f"{label}: {response.status_code} {response.text[:120]}")
+    assert failures == []
+
+
+def test_a_forbidden_key_gets_403_before_its_query_is_looked_at(tenant: Tenant) -> None:
+    member = tenant.client("member")
+    for path in (
+        "/ledger?limit=0",
+        "/grants/1.0",
+        "/usage/teams?month=13",
+        "/reports/usage?from=x",
+    ):
+        response = member.get(f"/v1/orgs/{tenant.org}{path}")
+        assert response.status_code == 403, f"{path}: {response.text}"
+
+
+def test_every_api_route_declares_the_action_it_needs(shared: Server) -> None:
+    """Authorization is declared per route (a ``Allowed`` dependency), so that the route
+    class can check it before the body is read; a new route without one fails here."""
+    app = create_app(shared.pool)
+    routes = [
+        (context.path, context.original_route)
+        for context in iter_route_contexts(app.routes)
+        if isinstance(context.original_route, APIRoute) and context.path.startswith("/v1/")
+    ]
+    assert len(routes) == len([op for op in EXPECTED if op[1].startswith("/v1/")])
+    missing = [
+        f"{sorted(route.methods)} {path}"
+        for path, route in routes
+        if not isinstance(route, AuthorizedRoute) or not guards_of(route)
+    ]
+    assert missing == []

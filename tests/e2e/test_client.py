@@ -36,8 +36,8 @@ from creditpool import (
     Team,
     TeamUsage,
 )
-from creditpool.api.problems import Forbidden, PayloadTooLarge, Unauthorized
 from creditpool.client import IDEMPOTENCY_HEADER, REPLAYED_HEADER, AsyncClient, Client, Page, Retry
+from creditpool.core.errors import Forbidden, PayloadTooLarge, Unauthorized
 from creditpool.grants.models import GrantDetail
 from tests.e2e.conftest import Server
 

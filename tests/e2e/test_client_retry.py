@@ -17,9 +17,9 @@ import httpx
 import pytest
 
 from creditpool import CreditPoolError, InsufficientCredits, InvalidInput, NotFound
-from creditpool.api.problems import IdempotencyInFlight
 from creditpool.client import IDEMPOTENCY_HEADER, AsyncClient, Client, Retry
 from creditpool.client._retry import retry_after_s
+from creditpool.core.errors import IdempotencyInFlight
 
 URL = "http://creditpool.test"
 NO_WAIT = Retry(attempts=3, backoff_s=0, backoff_s_max=0)

@@ -449,3 +449,19 @@ def test_the_installed_command_prints_one_line_errors_and_no_traceback(db_url: s
     assert refused.stderr == "error: insufficient_credits: 0.50 credits needed, 0.25 left\n"
     shown = creditpool("balance", "acme", "--json")
     assert json.loads(shown.stdout)["left"] == "0.25"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--metadata", '{"a": 1, "a": 2}'),
+        ("--metadata", '{"a": NaN}'),
+        ("--breakdown", '{"calls": 1, "calls": 2}'),
+    ],
+)
+def test_consume_refuses_json_options_an_http_body_would_refuse(
+    acme: str, option: str, value: str
+) -> None:
+    line = fails(acme, "consume", "acme", "report", "--user", "u-1", option, value)
+    assert f"Invalid value for '{option}'" in line
+    assert as_json(acme, "balance", "acme")["left"] == "10.00"

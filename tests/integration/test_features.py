@@ -83,9 +83,11 @@ def test_a_variable_cost_is_rate_times_quantity_rounded_half_up(
     assert acme.balance("acme").used == Decimal(cost)
 
 
-def test_a_new_feature_needs_a_name_and_exactly_one_kind_of_price(pool: CreditPool) -> None:
-    with pytest.raises(InvalidInput):
-        pool.set_feature("summary", cost="1")
+def test_a_new_feature_needs_exactly_one_kind_of_price_and_is_named_after_its_key(
+    pool: CreditPool,
+) -> None:
+    # Named after its key unless named, as organizations and teams are.
+    assert pool.set_feature("digest", cost="1").name == "digest"
     with pytest.raises(InvalidInput):
         pool.set_feature("summary", name="Summary", cost="1", unit_rate="0.1")
     with pytest.raises(InvalidInput):
@@ -102,3 +104,18 @@ def test_a_feature_can_switch_from_fixed_to_per_unit_pricing(acme: CreditPool) -
     with pytest.raises(InvalidInput):
         acme.consume("acme", "report", user_id="u-1")
     assert acme.consume("acme", "report", user_id="u-1", quantity="7").cost == Decimal("0.7")
+
+
+@pytest.mark.parametrize(
+    "price",
+    [{"cost": "1000000000.0001"}, {"unit_rate": "1000000000.00000001"}, {"cost": "1000000000000"}],
+    ids=["cost", "unit rate", "the largest amount"],
+)
+def test_a_price_over_a_billion_credits_is_refused_before_it_is_stored(
+    pool: CreditPool, price: dict[str, str]
+) -> None:
+    """The stored rate (10**8 per credit) must fit a 64-bit column."""
+    with pytest.raises(InvalidAmount, match="at most 1000000000"):
+        pool.set_feature("huge", name="Huge", **price)
+    assert all(f.key != "huge" for f in pool.features())
+    assert pool.set_feature("huge", name="Huge", cost="1000000000").cost == Decimal(10**9)

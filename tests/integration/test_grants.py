@@ -15,7 +15,9 @@ from creditpool import (
     InvalidAmount,
     InvalidInput,
     NotFound,
+    PoolLimitExceeded,
 )
+from creditpool.core.money import MAX_CREDITS, MAX_POOL_CREDITS
 from tests.integration.dbstate import snapshot
 from tests.support import FakeClock
 
@@ -205,3 +207,64 @@ def test_an_aware_non_utc_expiry_is_the_same_instant(acme: CreditPool) -> None:
     g = acme.grant("acme", "1", expires_at=local)
     assert g.expires_at == datetime(2027, 1, 1, 3, 0, tzinfo=UTC)
     assert acme.grant_info("acme", g.id).expires_at == local
+
+
+def test_an_org_is_granted_at_most_the_pool_limit_and_a_grant_past_it_changes_nothing(
+    acme: CreditPool, clock: FakeClock
+) -> None:
+    # Today's cap: 10 grants of the largest amount. Without a cap, the 923rd made every sum
+    # of the pool overflow a 64-bit integer (a 500: "bigint out of range" / OverflowError).
+    assert MAX_POOL_CREDITS == 10 * MAX_CREDITS
+    for _ in range(9):
+        acme.grant("acme", MAX_CREDITS)
+    # expired credits still count: they may have been spent, and paid usage is summed
+    acme.grant("acme", MAX_CREDITS - 1, expires_at=clock.now + timedelta(days=1))
+    clock.advance(days=2)
+    acme.grant("acme", "1")  # exactly at the limit
+    before = snapshot(acme, "acme")
+    for amount in ("0.0001", MAX_CREDITS):
+        with pytest.raises(PoolLimitExceeded) as refused:
+            acme.grant("acme", amount, idempotency_key=f"past-{amount}")
+        assert refused.value.code == "pool_limit_exceeded"
+        assert refused.value.status == 422
+        assert isinstance(refused.value, InvalidAmount)
+        assert f"at most {MAX_POOL_CREDITS} credits" in refused.value.detail
+        assert refused.value.extra["granted"] == Decimal(MAX_POOL_CREDITS)
+        assert snapshot(acme, "acme") == before
+    assert acme.verify("acme") == []
+
+
+def test_voided_credits_free_room_under_the_pool_limit(acme: CreditPool) -> None:
+    grants = [acme.grant("acme", MAX_CREDITS) for _ in range(10)]
+    acme.consume("acme", "report", user_id="u-1")
+    with pytest.raises(PoolLimitExceeded):
+        acme.grant("acme", "1")
+    acme.void_grant("acme", grants[0].id)  # the 0.50 spent from it stays granted
+    acme.grant("acme", MAX_CREDITS - Decimal("0.5"))
+    with pytest.raises(PoolLimitExceeded):
+        acme.grant("acme", "0.0001")
+    assert acme.verify("acme") == []
+
+
+def test_every_sum_of_a_pool_at_its_limit_is_exact(acme: CreditPool) -> None:
+    """Balance, team usage, reports and verify add up a full pool without overflowing,
+    also after the same credits are drawn again and again (consume, refund, consume)."""
+    for _ in range(10):
+        acme.grant("acme", MAX_CREDITS)
+    acme.set_feature("bulk", name="Bulk", unit_rate="10000")
+    acme.create_team("acme", "t", name="T", monthly_limit=MAX_CREDITS)
+    acme.set_member("acme", "u-1", team_id="t")
+    for _ in range(3):
+        c = acme.consume("acme", "bulk", user_id="u-1", quantity=10**9)
+        assert c.cost == MAX_POOL_CREDITS
+        assert c.id is not None
+        acme.refund("acme", c.id)
+    acme.consume("acme", "bulk", user_id="u-1", quantity=10**9)
+    balance = acme.balance("acme")
+    assert balance.total == balance.used == MAX_POOL_CREDITS
+    assert balance.left == 0
+    [usage] = acme.team_usage("acme")
+    assert usage.used == MAX_POOL_CREDITS
+    rows = list(acme.report("acme", "usage").rows())
+    assert sum(Decimal(str(r[6])) for r in rows) == MAX_POOL_CREDITS
+    assert acme.verify("acme") == []

@@ -1,5 +1,6 @@
-"""The HTTP idempotency store (``Replayer``) on a real database, with real threads: a request
-still in flight with the same key is refused, and is replayed once it is done."""
+"""The HTTP idempotency store (``Replayer``) on a real database, with real threads: a
+duplicate of a request still in flight waits for it and replays its answer, and is refused
+only if the first one is still running after the wait."""
 
 from __future__ import annotations
 
@@ -47,11 +48,11 @@ def counting() -> tuple[list[str | None], Callable[[str | None], BaseModel]]:
     return calls, run
 
 
-def test_a_second_request_with_a_key_still_in_flight_is_refused_then_replayed(
+def test_a_duplicate_still_in_flight_after_the_wait_is_refused_then_replayed(
     pool: CreditPool,
 ) -> None:
     pool.create_org("acme")
-    replayer, who = Replayer(pool), caller(pool)
+    replayer, who = Replayer(pool, in_flight_wait_s=0.2), caller(pool)
     entered, release = threading.Event(), threading.Event()
     first: list[Response] = []
 
@@ -80,6 +81,39 @@ def test_a_second_request_with_a_key_still_in_flight_is_refused_then_replayed(
     replayed = replayer.run(request("k"), who, "acme", {"a": 1}, 201, fast)
     assert (replayed.status_code, replayed.body) == (201, b'{"n":1}')
     assert replayed.headers[REPLAYED] == "true"
+    assert calls == []
+
+
+def test_a_duplicate_waits_for_the_request_in_flight_and_replays_its_answer(
+    pool: CreditPool,
+) -> None:
+    pool.create_org("acme")
+    replayer, who = Replayer(pool, in_flight_wait_s=WAIT_S), caller(pool)
+    entered, release = threading.Event(), threading.Event()
+    answers: list[Response] = []
+
+    def slow(_: str | None) -> BaseModel:
+        entered.set()
+        assert release.wait(WAIT_S)
+        return Answer(n=1)
+
+    calls, fast = counting()
+    first = threading.Thread(
+        target=lambda: answers.append(replayer.run(request("k"), who, "acme", {}, 201, slow))
+    )
+    first.start()
+    assert entered.wait(WAIT_S)
+    second = threading.Thread(
+        target=lambda: answers.append(replayer.run(request("k"), who, "acme", {}, 201, fast))
+    )
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()  # waiting, not refused
+    release.set()
+    first.join(WAIT_S)
+    second.join(WAIT_S)
+    assert [(a.status_code, a.body) for a in answers] == [(201, b'{"n":1}')] * 2
+    assert [a.headers.get(REPLAYED) for a in answers] == [None, "true"]
     assert calls == []
 
 
@@ -120,3 +154,49 @@ def test_without_a_key_every_request_runs(pool: CreditPool) -> None:
     for _ in range(3):
         assert replayer.run(request(None), who, None, {}, 200, run).status_code == 200
     assert calls == [None, None, None]
+
+
+def test_duplicates_in_two_processes_get_the_first_answer_of_a_directory_change(
+    pool: CreditPool,
+) -> None:
+    """Two Replayers (two processes: no shared in-flight set) racing one key: the change's
+    transaction claims the key first, so duplicates wait on the claim and replay."""
+    pool.create_org("acme")
+    who = caller(pool)
+    replayers = [Replayer(pool), Replayer(pool)]
+    for n in range(3):
+        answers = _race_team_creation(pool, replayers, who, f"k-{n}", f"t-{n}")
+        assert {(a.status_code, a.body) for a in answers} == {(201, answers[0].body)}
+        assert sorted(str(a.headers.get(REPLAYED)) for a in answers) == ["None"] + ["true"] * 7
+        with pytest.raises(IdempotencyConflict):
+            replayers[1].run(
+                request(f"k-{n}", "/v1/orgs/acme/teams"),
+                who,
+                "acme",
+                {"id": "other"},
+                201,
+                lambda _: pool.create_team("acme", "other"),
+            )
+    assert [t.id for t in pool.teams("acme")] == ["t-0", "t-1", "t-2"]
+
+
+def _race_team_creation(
+    pool: CreditPool, replayers: list[Replayer], who: Principal, key: str, team: str
+) -> list[Response]:
+    threads = 8
+    start = threading.Barrier(threads)
+    answers: list[Response] = []
+
+    def create(replayer: Replayer) -> None:
+        start.wait(WAIT_S)
+        path = request(key, "/v1/orgs/acme/teams")
+        fn = lambda _: pool.create_team("acme", team)  # noqa: E731
+        answers.append(replayer.run(path, who, "acme", {"id": team}, 201, fn))
+
+    racing = [threading.Thread(target=create, args=(replayers[i % 2],)) for i in range(threads)]
+    for thread in racing:
+        thread.start()
+    for thread in racing:
+        thread.join(WAIT_S * 2)
+    assert len(answers) == threads
+    return answers

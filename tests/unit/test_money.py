@@ -46,6 +46,12 @@ def test_parse_credits_accepts_str_int_and_decimal_exactly(value: object, expect
     assert parse_credits(value) == expected
 
 
+@pytest.mark.parametrize("value", [" 1", "1 ", "\t2.5", "0.50\n", "\u00a01"])
+def test_parse_credits_refuses_an_amount_with_spaces_around_it(value: str) -> None:
+    with pytest.raises(InvalidAmount, match="spaces around it"):
+        parse_credits(value)
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -373,7 +379,7 @@ def test_parse_credits_returns_the_exact_value_or_raises_invalid_amount_never_an
         parsed = parse_credits(value)
     except InvalidAmount:
         return
-    exact = Decimal(value.strip()) if isinstance(value, str) else value
+    exact = Decimal(value) if isinstance(value, str) else value
     assert 0 < parsed <= MAX_UNITS
     assert Decimal(parsed).scaleb(-4) == exact
 

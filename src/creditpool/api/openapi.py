@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from creditpool.api.problems import MEDIA_TYPE
 from creditpool.api.replay import HEADER, REPLAYED
+from creditpool.api.routing import IDEMPOTENCY_KEY_PATTERN
 from creditpool.idempotency.service import KEY_LENGTH_MAX
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -53,7 +54,7 @@ DESCRIPTIONS = {
     404: "Not found (`not_found`), also for an organization other than the key's own",
     409: "Conflict: `idempotency_conflict`, `idempotency_in_flight`, `already_exists`, ...",
     413: "Request body too large (`payload_too_large`)",
-    422: "Invalid input (`invalid_input`, `invalid_amount`)",
+    422: "Invalid input (`invalid_input`, `invalid_amount`, `pool_limit_exceeded`)",
 }
 IDEMPOTENCY_PARAMETER: dict[str, Any] = {
     "name": HEADER,
@@ -63,7 +64,12 @@ IDEMPOTENCY_PARAMETER: dict[str, Any] = {
         "Replays of the same key with the same body return the first answer and change "
         "nothing; another body with the same key is refused (409). Scoped to the API key."
     ),
-    "schema": {"type": "string", "minLength": 1, "maxLength": KEY_LENGTH_MAX},
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": KEY_LENGTH_MAX,
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+    },
 }
 REPLAYED_HEADER: dict[str, Any] = {
     "description": "`true` when this is the stored answer to an earlier request with the key",
@@ -89,6 +95,7 @@ def document(schema: dict[str, Any]) -> None:
     schemas["Problem"] = PROBLEM_SCHEMA
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
+    _closed_mappings(schema)
     for path, item in schema.get("paths", {}).items():
         for method in METHODS:
             if method in item:
@@ -120,3 +127,21 @@ def _document_operation(path: str, operation: dict[str, Any]) -> None:
         responses["401"]["headers"] = {
             "WWW-Authenticate": {"schema": {"type": "string"}, "description": "`Bearer`"}
         }
+
+
+def _closed_mappings(node: Any) -> None:
+    """Pydantic documents a mapping with constrained keys (``dict[Id, int]``) as
+    ``patternProperties``, which lets any key that does not match through. The server
+    refuses those keys: say so with ``propertyNames``."""
+    if isinstance(node, dict):
+        patterns = node.get("patternProperties")
+        if isinstance(patterns, dict) and len(patterns) == 1 and "additionalProperties" not in node:
+            [(pattern, values)] = patterns.items()
+            del node["patternProperties"]
+            node["propertyNames"] = {"pattern": pattern}
+            node["additionalProperties"] = values
+        for value in node.values():
+            _closed_mappings(value)
+    elif isinstance(node, list):
+        for value in node:
+            _closed_mappings(value)

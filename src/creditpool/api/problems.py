@@ -14,34 +14,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditpool.core.errors import CreditPoolError
+from creditpool.core.errors import Forbidden as Forbidden
+from creditpool.core.errors import IdempotencyInFlight as IdempotencyInFlight
+from creditpool.core.errors import PayloadTooLarge as PayloadTooLarge
+from creditpool.core.errors import Unauthorized as Unauthorized
 
 MEDIA_TYPE = "application/problem+json"
 HTTP_METHODS = {"get", "put", "post", "patch", "delete", "options", "head", "trace"}
 log = logging.getLogger("creditpool.api")
-
-
-class Unauthorized(CreditPoolError):
-    code = "unauthorized"
-    status = 401
-    title = "Missing or invalid API key"
-
-
-class Forbidden(CreditPoolError):
-    code = "forbidden"
-    status = 403
-    title = "Not allowed for this key"
-
-
-class IdempotencyInFlight(CreditPoolError):
-    code = "idempotency_in_flight"
-    status = 409
-    title = "A request with this idempotency key is still in flight"
-
-
-class PayloadTooLarge(CreditPoolError):
-    code = "payload_too_large"
-    status = 413
-    title = "Request body too large"
 
 
 def problem(
@@ -56,7 +36,7 @@ def problem(
         "type": f"https://creditpool.dev/problems/{code}",
         "title": title,
         "status": status,
-        "detail": detail,
+        "detail": writable(detail),
         "code": code,
     }
     body.update({k: str(v) if isinstance(v, Decimal) else v for k, v in extra.items()})
@@ -64,6 +44,12 @@ def problem(
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def writable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: a lone surrogate echoed from a caller's input (a
+    Python string can hold one) is written as its escape, never fails the answer."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def from_error(error: CreditPoolError) -> JSONResponse:
@@ -83,6 +69,14 @@ def _allowed_methods(request: Request, default: str) -> str:
     return default
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    message = str(error.get("msg", ""))
+    if error.get("type") == "json_invalid":  # say why: malformed, a duplicate key, ...
+        reason = (error.get("ctx") or {}).get("error")
+        message = f"the request body is not valid JSON: {reason or message}"
+    return writable(message)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(CreditPoolError)
     async def _expected(_: Request, error: CreditPoolError) -> JSONResponse:
@@ -90,12 +84,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        found = list(error.errors())
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))}
-            for e in error.errors()
+            {"loc": [writable(str(p)) for p in e.get("loc", ())], "msg": _message(e)} for e in found
         ]
         first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
         detail = f"{'.'.join(first['loc'][1:]) or 'request'}: {first['msg']}"
+        if found and found[0].get("type") == "invalid_amount":  # api.schemas amounts
+            return problem(422, "invalid_amount", "Invalid amount", detail, errors=errors)
         return problem(422, "invalid_input", "Invalid input", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

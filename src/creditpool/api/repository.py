@@ -1,12 +1,19 @@
-"""All SQL of the HTTP layer: the idempotency store. Never commits."""
+"""All SQL of the HTTP layer: the idempotency store. Never commits.
+
+``http_idempotency`` holds every idempotency key an API key has used: the response of a
+directory change (organizations, teams, members, features), or, with status 0 and no body,
+the claim of a ledger change, whose result the library keeps with the organization (see
+``idempotency.repository``). Its primary key (API key, key) makes a key take effect once.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.storage import conflicts
 from creditpool.storage.tables import http_idempotency as store
 from creditpool.storage.types import DbRow
 
@@ -16,6 +23,39 @@ def get_response(conn: Connection, scope: str, key: str) -> DbRow | None:
         store.c.scope == scope, store.c.key == key
     )
     return conn.execute(query).first()
+
+
+def claim(
+    conn: Connection,
+    *,
+    scope: str,
+    key: str,
+    org_id: str | None,
+    fingerprint: str,
+    status: int,
+    created_at: datetime,
+) -> bool:
+    """Claim the key for this transaction's change; False when it is taken. A claim that a
+    concurrent transaction holds makes this wait until that one ends (PostgreSQL waits on
+    the primary key; SQLite has one writer at a time): then the key is taken if it
+    committed, and ours if it rolled back. The body is written by ``finish``."""
+    statement = conflicts.insert(conn, store).values(
+        scope=scope,
+        key=key,
+        org_id=org_id,
+        fingerprint=fingerprint,
+        status=status,
+        body="",
+        created_at=created_at,
+    )
+    claimed = statement.on_conflict_do_nothing(index_elements=[store.c.scope, store.c.key])
+    return conflicts.inserted(conn, claimed)
+
+
+def finish(conn: Connection, scope: str, key: str, body: str) -> None:
+    """The response of a claimed key, in the transaction that claimed it."""
+    query = update(store).where(store.c.scope == scope, store.c.key == key)
+    conn.execute(query.values(body=body))
 
 
 def put_response(
@@ -28,15 +68,16 @@ def put_response(
     status: int,
     body: str,
     created_at: datetime,
-) -> None:
-    conn.execute(
-        store.insert().values(
-            scope=scope,
-            key=key,
-            org_id=org_id,
-            fingerprint=fingerprint,
-            status=status,
-            body=body,
-            created_at=created_at,
-        )
+) -> bool:
+    """Record a response unless the key is taken; whether it was recorded."""
+    statement = conflicts.insert(conn, store).values(
+        scope=scope,
+        key=key,
+        org_id=org_id,
+        fingerprint=fingerprint,
+        status=status,
+        body=body,
+        created_at=created_at,
     )
+    recorded = statement.on_conflict_do_nothing(index_elements=[store.c.scope, store.c.key])
+    return conflicts.inserted(conn, recorded)

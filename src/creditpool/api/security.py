@@ -18,14 +18,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
-from creditpool.api.problems import Forbidden, Unauthorized
 from creditpool.auth.models import ApiKey, Role
-from creditpool.core.errors import NotFound
+from creditpool.core.errors import Forbidden, NotFound, Unauthorized
 from creditpool.pool import CreditPool
 from creditpool.sessions.cookies import Sessions
 from creditpool.sessions.models import SessionClaims
@@ -35,6 +35,7 @@ KEY_CACHE_SIZE_MAX = 10_000
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _SESSION_KEY_CREATED_AT = datetime.fromtimestamp(0, UTC)
+_PRINCIPAL = "creditpool.principal"  # the request's caller, once known
 
 
 class Action(StrEnum):
@@ -119,6 +120,13 @@ class KeyCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, ApiKey | None]] = {}
 
+    def fresh(self, token: str) -> tuple[ApiKey | None] | None:
+        """The cached answer for ``token`` (a 1-tuple, the key or None), if still fresh."""
+        hit = self._entries.get(token)
+        if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_TTL_S:
+            return (hit[1],)
+        return None
+
     def lookup(self, pool: CreditPool, token: str) -> ApiKey | None:
         now = time.monotonic()
         hit = self._entries.get(token)
@@ -134,10 +142,32 @@ class KeyCache:
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer cpk_...`")
 
 
-def principal(
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    """Who is calling: once per request (``AuthorizedRoute`` asks before the body is read,
+    the routes' dependencies ask again), and without leaving the event loop when the key
+    is in the cache."""
+    found: Principal | None = request.scope.get(_PRINCIPAL)
+    if found is None:
+        cache: KeyCache = request.app.state.key_cache
+        hit = None if credentials is None else cache.fresh(credentials.credentials)
+        if hit is not None and credentials is not None and credentials.scheme.lower() == "bearer":
+            found = _from_key(hit[0])
+        else:
+            found = await run_in_threadpool(_identify, request, credentials)
+        request.scope[_PRINCIPAL] = found
+    return found
+
+
+def _from_key(key: ApiKey | None) -> Principal:
+    if key is None:
+        raise Unauthorized("the API key is unknown or revoked")
+    return Principal(key)
+
+
+def _identify(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         claims = session_claims(request)
         if claims is None:
@@ -149,10 +179,7 @@ def principal(
         return session_principal(claims)
     pool: CreditPool = request.app.state.pool
     cache: KeyCache = request.app.state.key_cache
-    key = cache.lookup(pool, credentials.credentials)
-    if key is None:
-        raise Unauthorized("the API key is unknown or revoked")
-    return Principal(key)
+    return _from_key(cache.lookup(pool, credentials.credentials))
 
 
 def session_claims(request: Request) -> SessionClaims | None:
@@ -188,3 +215,38 @@ def session_principal(claims: SessionClaims) -> Principal:
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+class Allowed:
+    """A route's authorization, declared with the route (``caller: Annotated[Principal,
+    allowed(Action.X)]``): the caller, if its role may do one of ``actions`` in the path's
+    organization. ``api.routing.AuthorizedRoute`` checks it before the request's body is
+    read, so a caller without the right gets 401, 403 or 404 and never learns what is
+    wrong with its input. A route whose exact action depends on its body names every
+    action it may need here, and requires the exact one once the body is read."""
+
+    def __init__(self, *actions: Action) -> None:
+        if not actions:
+            raise ValueError("name at least one action")
+        self.actions = actions
+
+    def check(self, caller: Principal, request: Request) -> Principal:
+        org_id = request.path_params.get("org")
+        key_org = caller.key.org_id
+        if org_id is not None and key_org is not None and org_id != key_org:
+            raise NotFound(f"organization {org_id!r} not found")
+        if not any(caller.may(action) for action in self.actions):
+            names = " or ".join(action.value for action in self.actions)
+            raise Forbidden(f"a {caller.key.role.value} key may not do {names}")
+        return caller
+
+    async def __call__(self, request: Request, caller: Caller) -> Principal:
+        return self.check(caller, request)
+
+    def __repr__(self) -> str:
+        return f"Allowed({', '.join(a.value for a in self.actions)})"
+
+
+def allowed(*actions: Action) -> Any:
+    """The dependency of a route that needs one of ``actions``: its caller, authorized."""
+    return Depends(Allowed(*actions))

@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from creditpool.api.app import create_app
+from creditpool.api.http import HTTP_PROTOCOL
 from creditpool.pool import CreditPool
 from creditpool.settings import Settings
 from creditpool.storage import migrate
@@ -76,4 +77,7 @@ def serve(settings: Settings) -> None:
         workers=workers,
         log_level="warning",
         proxy_headers=True,
+        # httptools with deadlines for request headers and bodies and a header size limit
+        # (api/http.py); the limits are settings, read by each worker.
+        http=HTTP_PROTOCOL,
     )

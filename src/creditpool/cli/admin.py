@@ -1,8 +1,9 @@
-"""Looking after the database: migrate, sweep, verify, and the demo data."""
+"""Looking after the database: migrate, sweep, verify, backup, and the demo data."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,7 +11,9 @@ import typer
 from creditpool import demo as demo_data
 from creditpool.cli import render
 from creditpool.cli.context import JsonFlag, open_pool, state
+from creditpool.cli.errors import CliError
 from creditpool.ledger.models import Balance
+from creditpool.storage import backup as backups
 from creditpool.storage import migrate as migrations
 
 OrgOption = Annotated[str | None, typer.Argument(help="One organization (default: all).")]
@@ -45,6 +48,34 @@ def verify(ctx: typer.Context, org_id: OrgOption = None, as_json: JsonFlag = Fal
         render.line("sound: every invariant holds")
     if problems:
         raise typer.Exit(1)
+
+
+def backup(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Where to write the copy (a new file).")],
+    force: Annotated[bool, typer.Option("--force", help="Replace PATH if it exists.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Copy a live SQLite database consistently (safe while the server runs). For
+    PostgreSQL, says which of its own tools to use instead."""
+    try:
+        done = backups.backup(state(ctx).database_url, path, overwrite=force)
+    except backups.BackupError as error:
+        raise CliError(str(error)) from None
+    if as_json:
+        render.emit_json(
+            {
+                "source": str(done.source),
+                "path": str(done.destination),
+                "bytes": done.bytes,
+                "seconds": round(done.seconds, 3),
+            }
+        )
+        return
+    render.line(
+        f"backed up {done.source} to {done.destination}"
+        f" ({done.bytes:,} bytes in {done.seconds:.2f} s, one consistent state)"
+    )
 
 
 def demo(ctx: typer.Context, as_json: JsonFlag = False) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from creditpool.cli.errors import CliError
 from creditpool.pool import CreditPool
+from creditpool.validation import strict_json
 
 BREAKDOWN_EXAMPLE = "calls=12,emails=40,web_searches=3"
 
@@ -49,7 +50,7 @@ def open_pool(ctx: typer.Context) -> CreditPool:
     if st.pool is None:
         try:
             st.pool = CreditPool.open(st.database_url)
-        except (ValueError, ArgumentError) as exc:
+        except (ValueError, ArgumentError, ImportError) as exc:
             raise CliError(f"database URL {st.shown_url}: {exc}") from None
         ctx.find_root().call_on_close(st.pool.close)
     return st.pool
@@ -78,7 +79,7 @@ def breakdown(value: str) -> dict[str, int]:
     text = value.strip()
     if text.startswith("{"):
         try:
-            data = json.loads(text)
+            data = strict_json(text.encode("utf-8", "surrogatepass"))
         except json.JSONDecodeError:
             raise typer.BadParameter(f"not a JSON object: {value!r}") from None
         if not isinstance(data, dict) or not all(
@@ -96,10 +97,11 @@ def breakdown(value: str) -> dict[str, int]:
 
 
 def json_object(value: str) -> dict[str, Any]:
+    """A JSON object read as strictly as an HTTP body (no duplicate keys, no NaN)."""
     try:
-        data = json.loads(value)
-    except json.JSONDecodeError:
-        raise typer.BadParameter(f"not valid JSON: {value!r}") from None
+        data = strict_json(value.encode("utf-8", "surrogatepass"))
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"not valid JSON ({error.msg}): {value!r}") from None
     if not isinstance(data, dict):
         raise typer.BadParameter(f"must be a JSON object: {value!r}")
     return data

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from creditpool.api import server
 from creditpool.cli import render
 from creditpool.cli.context import JsonFlag, open_pool, state
+from creditpool.cli.errors import CliError
 from creditpool.settings import Settings
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
@@ -31,6 +31,10 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (and its OpenAPI docs at /docs)."""
+    try:
+        from creditpool.api import server  # only here: the rest of the CLI runs without it
+    except ImportError as error:
+        raise missing_extra(error, "server") from None
     settings = Settings(database_url=state(ctx).database_url)
     changes = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v}
     settings = settings.model_copy(update={**changes, "demo": demo})
@@ -53,6 +57,16 @@ def serve(
         render.line(f"    staff    {url}/demo/staff    console; or sign in at {url}/staff/login")
         render.line("             with the staff key above")
     server.serve(settings)
+
+
+def missing_extra(error: ImportError, extra: str) -> Exception:
+    """What to say when a command's optional dependencies are not installed."""
+    if (error.name or "creditpool").partition(".")[0] == "creditpool":
+        return error  # our own module is missing: a bug, not an extra to install
+    return CliError(
+        f"this command needs the {extra} extra (missing {error.name}): "
+        f"pip install 'creditpool[{extra}]'"
+    )
 
 
 def create_key(

@@ -1,4 +1,8 @@
-"""``AsyncClient``: ``Client`` for asyncio, method for method."""
+"""``AsyncClient``: the HTTP API with the library's methods, models and exceptions.
+
+The one implementation: ``_sync.py`` (``Client``) is generated from this file by
+``scripts/generate_sync_client.py``. Edit this file, then regenerate.
+"""
 
 from __future__ import annotations
 
@@ -24,10 +28,13 @@ T = TypeVar("T")
 
 
 class AsyncClient:
-    """A creditpool server, called like the ``CreditPool`` library, with ``await``.
+    """A creditpool server, called like the ``CreditPool`` library.
 
-    The same methods, arguments, models, exceptions, idempotency keys and retries as
-    ``Client``; ``iter_*`` methods are async iterators.
+    Every method returns the library's models and raises the library's exceptions (plus
+    ``Unauthorized``, ``Forbidden``, ``IdempotencyInFlight`` and ``PayloadTooLarge``, also in
+    ``creditpool.core.errors``); ``httpx.TransportError`` when the server stays unreachable.
+    Each mutation sends an ``Idempotency-Key`` (a new uuid4 unless ``idempotency_key`` is
+    given) and keeps it on every retry, so a retried consumption is charged once.
 
         async with AsyncClient("http://127.0.0.1:8000", api_key="cp_...") as client:
             await client.consume("acme", "report", user_id="u-1")

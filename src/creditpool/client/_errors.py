@@ -7,41 +7,21 @@ from typing import Any
 
 import httpx
 
-from creditpool.api.problems import Forbidden, IdempotencyInFlight, PayloadTooLarge, Unauthorized
-from creditpool.core.errors import (
-    AlreadyExists,
-    Conflict,
-    CreditPoolError,
-    GrantVoided,
-    IdempotencyConflict,
-    InsufficientCredits,
-    InvalidAmount,
-    InvalidInput,
-    NoActiveGrant,
-    NotFound,
-)
+from creditpool.core import errors
+from creditpool.core.errors import CreditPoolError
 
+# Every expected failure is defined once, in core/errors.py; each code maps back to its class.
 ERRORS: dict[str, type[CreditPoolError]] = {
     cls.code: cls
-    for cls in (
-        InvalidInput,
-        InvalidAmount,
-        NotFound,
-        Conflict,
-        AlreadyExists,
-        IdempotencyConflict,
-        NoActiveGrant,
-        GrantVoided,
-        InsufficientCredits,
-        Unauthorized,
-        Forbidden,
-        IdempotencyInFlight,
-        PayloadTooLarge,
-    )
+    for cls in vars(errors).values()
+    if isinstance(cls, type) and issubclass(cls, CreditPoolError) and cls is not CreditPoolError
 }
 # Members of a problem that every problem has; the rest become the exception's ``extra``.
 _STANDARD = frozenset({"type", "title", "status", "detail", "code"})
-_DECIMAL_EXTRAS = {"insufficient_credits": ("left", "required")}
+_DECIMAL_EXTRAS = {
+    "insufficient_credits": ("left", "required"),
+    "pool_limit_exceeded": ("granted", "limit"),
+}
 _TEXT_SHOWN_MAX = 200
 
 

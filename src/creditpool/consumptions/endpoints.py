@@ -12,15 +12,16 @@ from creditpool.api.batching import ConsumeBatcher
 from creditpool.api.deps import IdFilter, ObjectId, OrgId, Pool, Replay
 from creditpool.api.replay import Replayer
 from creditpool.api.replay import json_response as _json
-from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page, exact
-from creditpool.api.security import Action, Caller
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
+from creditpool.api.security import Action, Principal, allowed
 from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.schemas import ConsumeBody, RefundBody
 from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.pool import ConsumeCall, CreditPool, last_call_replayed
 
-router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"])
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"], route_class=AuthorizedRoute)
 
 
 @router.post(
@@ -32,17 +33,20 @@ router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"])
         402: {"description": "Not enough credits left (`insufficient_credits`, with the balance)"},
     },
 )
-async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Caller) -> Response:
+async def consume(
+    org: OrgId,
+    body: ConsumeBody,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.CONSUME)],
+) -> Response:
     """Charge one use of a feature. Concurrent requests for one organization are committed
     together (one transaction, each request all-or-nothing with its own answer)."""
     # Async, with the blocking part in ONE worker-thread call: FastAPI runs every sync
     # dependency and a sync endpoint in the thread pool, one hand-off each (5 per request
     # with Pool/Replay/Batcher as dependencies), which cost more CPU and latency than the
-    # request itself on a busy machine. The caller is still a dependency, so a request
-    # without a valid key gets 401 before its body is looked at, as everywhere else.
-    caller.require(Action.CONSUME, org)
+    # request itself on a busy machine. The caller is an async dependency, checked by the
+    # route class before the body is read (401, 403 or 404 first), as everywhere else.
     fields = body.model_dump(exclude={"feature", "user_id", "dry_run"})
-    fields["quantity"] = exact(body.quantity, "quantity")
     state = request.app.state
     pool: CreditPool = state.pool
     if body.dry_run:  # changes nothing: no key, no batch
@@ -79,7 +83,7 @@ async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Calle
 @router.get("/consumptions", response_model=Page[Consumption])
 def list_consumptions(
     org: OrgId,
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)],
     pool: Pool,
     since: Annotated[Instant | None, Query(alias="from")] = None,
     until: Annotated[Instant | None, Query(alias="to")] = None,
@@ -91,7 +95,6 @@ def list_consumptions(
     cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Page[Consumption]:
     """Newest first. A member key sees only its own user's consumptions."""
-    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
     if not caller.may(Action.CONSUMPTIONS_READ):
         user = caller.key.user_id
     found = pool.consumptions(
@@ -112,9 +115,11 @@ def list_consumptions(
 
 @router.get("/consumptions/{consumption_id}", response_model=Consumption)
 def get_consumption(
-    org: OrgId, consumption_id: ObjectId, caller: Caller, pool: Pool
+    org: OrgId,
+    consumption_id: ObjectId,
+    caller: Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)],
+    pool: Pool,
 ) -> Consumption:
-    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
     found = pool.consumption(org, consumption_id)
     if caller.role is Role.MEMBER and found.user_id != caller.key.user_id:
         raise NotFound(f"consumption {consumption_id} not found in organization {org!r}")
@@ -127,11 +132,10 @@ def refund(
     consumption_id: ObjectId,
     body: RefundBody,
     request: Request,
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.REFUND)],
     pool: Pool,
     replay: Replay,
 ) -> Response:
-    caller.require(Action.REFUND, org)
     return replay.run_ledger(
         request,
         caller,

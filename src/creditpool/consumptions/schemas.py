@@ -1,24 +1,29 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
-from pydantic import Field, StrictBool, StrictInt
+from pydantic import Field, StrictBool
 
-from creditpool.api.schemas import AmountIn, Body, Id, Text
+from creditpool.api.schemas import Body, Count, Id, Metadata, Quantity, ShortText, Text
+from creditpool.validation import BREAKDOWN_KEYS_MAX, TEXT_PATTERN
 
 
 class ConsumeBody(Body):
     feature: Id = Field(examples=["report"])
     user_id: Id
-    quantity: AmountIn | None = Field(default=None, description="For variable-cost features")
-    feature_name: str | None = Field(default=None, max_length=500)
-    action: str | None = Field(default=None, max_length=64, examples=["publish"])
-    integration: str | None = Field(default=None, max_length=200)
-    breakdown: dict[str, StrictInt] | None = Field(
-        default=None, max_length=32, examples=[{"calls": 12, "emails": 40, "web_searches": 3}]
+    quantity: Quantity | None = Field(default=None, description="For variable-cost features")
+    feature_name: Annotated[str, Field(max_length=500, pattern=TEXT_PATTERN)] | None = None
+    action: (
+        Annotated[str, Field(max_length=64, pattern=TEXT_PATTERN, examples=["publish"])] | None
+    ) = None
+    integration: ShortText | None = None
+    breakdown: dict[Id, Count] | None = Field(
+        default=None,
+        max_length=BREAKDOWN_KEYS_MAX,
+        examples=[{"calls": 12, "emails": 40, "web_searches": 3}],
     )
-    requests: StrictInt | None = Field(default=None, ge=0, le=10**12)
-    metadata: dict[str, Any] | None = None
+    requests: Count | None = None
+    metadata: Metadata | None = None
     # Strict: 0, 1 or "yes" are not booleans (pydantic would read them as such).
     dry_run: StrictBool = False
 

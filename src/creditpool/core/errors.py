@@ -29,6 +29,13 @@ class InvalidAmount(InvalidInput):
     title = "Invalid amount"
 
 
+class PoolLimitExceeded(InvalidAmount):
+    """A grant would take the organization's granted credits past ``MAX_POOL_CREDITS``."""
+
+    code = "pool_limit_exceeded"
+    title = "Pool limit exceeded"
+
+
 class NotFound(CreditPoolError):
     code = "not_found"
     status = 404
@@ -67,3 +74,31 @@ class InsufficientCredits(CreditPoolError):
     code = "insufficient_credits"
     status = 402
     title = "Insufficient credits"
+
+
+# Refusals of the HTTP layer. They live here, with the others, so that the client maps their
+# codes back to exceptions without importing the server.
+
+
+class Unauthorized(CreditPoolError):
+    code = "unauthorized"
+    status = 401
+    title = "Missing or invalid API key"
+
+
+class Forbidden(CreditPoolError):
+    code = "forbidden"
+    status = 403
+    title = "Not allowed for this key"
+
+
+class IdempotencyInFlight(CreditPoolError):
+    code = "idempotency_in_flight"
+    status = 409
+    title = "A request with this idempotency key is still in flight"
+
+
+class PayloadTooLarge(CreditPoolError):
+    code = "payload_too_large"
+    status = 413
+    title = "Request body too large"

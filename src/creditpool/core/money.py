@@ -19,6 +19,12 @@ RATE_SCALE = 8
 RATE_UNIT: int = 10**RATE_SCALE
 MAX_CREDITS = 10**12  # one trillion credits: anything above is a typo, not a purchase
 MAX_UNITS = MAX_CREDITS * UNIT
+# What one organization may ever be granted, net of voided credits: ten times the largest
+# grant. Every sum the pool keeps or reports (Left, Total, upcoming, paid usage per team,
+# day or report, a ledger entry's before/after) is at most this, so it fits a signed 64-bit
+# integer of units (about 9.2 * 10**18) with a factor of 90 to spare.
+MAX_POOL_CREDITS = 10**13
+MAX_POOL_UNITS = MAX_POOL_CREDITS * UNIT
 MAX_QUANTITY = 10**9
 TEXT_LENGTH_MAX = 64
 # ASCII digits, an optional minus sign and fraction: no exponents, underscores or other scripts
@@ -44,7 +50,9 @@ def _to_decimal(value: object, field: str) -> Decimal:
 
 
 def _parse_text(value: str, field: str) -> Decimal:
-    text = value.strip()
+    text = value
+    if text != text.strip() and text.strip():
+        raise InvalidAmount(f"{field} has spaces around it: {value!r}")
     if len(text) > TEXT_LENGTH_MAX:
         raise InvalidAmount(f"{field} is not a number (over {TEXT_LENGTH_MAX} characters)")
     try:

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from creditpool.api.deps import OrgId, Pool
-from creditpool.api.security import Action, Caller
-from creditpool.core.errors import InvalidInput, NotFound
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.security import Action, Principal, allowed
+from creditpool.core.errors import NotFound
 from creditpool.events import service
 from creditpool.events.hub import Hub
 
-router = APIRouter(prefix="/v1/orgs/{org}", tags=["real time"])
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["real time"], route_class=AuthorizedRoute)
 
 SEQ_MAX = 2**62
 
@@ -37,16 +38,18 @@ SEQ_MAX = 2**62
 async def events(
     org: OrgId,
     request: Request,
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.EVENTS_READ)],
     pool: Pool,
     after: Annotated[
         int | None, Query(ge=0, le=SEQ_MAX, description="Start after this ledger seq")
     ] = None,
-    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(pattern=r"^[0-9]{0,18}$", description="Resume after this ledger seq"),
+    ] = None,
 ) -> StreamingResponse:
     """Every ledger change of the organization from the resume point on: `Last-Event-ID`
     (a reconnecting EventSource), else `after`, else only changes from now on."""
-    caller.require(Action.EVENTS_READ, org)
     resume = _resume_point(last_event_id, after)
     hub: Hub = request.app.state.hub
     seqs = await service.ledger_seqs_async(pool, org)
@@ -58,8 +61,5 @@ async def events(
 
 
 def _resume_point(last_event_id: str | None, after: int | None) -> int | None:
-    if last_event_id is None or last_event_id == "":
-        return after
-    if not last_event_id.isdigit() or int(last_event_id) > SEQ_MAX:
-        raise InvalidInput("Last-Event-ID must be a ledger seq (a whole number)")
-    return int(last_event_id)
+    """``Last-Event-ID`` (digits, checked by its pattern) wins; an empty one is none."""
+    return int(last_event_id) if last_event_id else after

@@ -20,13 +20,14 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from creditpool.events import repository, service
 from creditpool.events.service import Batch
 from creditpool.pool import CreditPool
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,8 @@ class Hub:
     # -- PostgreSQL: one LISTEN connection per process -----------------------------------
 
     async def _listen(self) -> None:
+        import psycopg  # here: only PostgreSQL listens, and SQLite needs no postgres extra
+
         url = self.pool.engine.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         while True:

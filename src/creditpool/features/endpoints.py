@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 
 from creditpool.api.deps import FeatureKey, Pool, Replay
-from creditpool.api.schemas import Items, exact
-from creditpool.api.security import Action, Caller
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.schemas import Items
+from creditpool.api.security import Action, Principal, allowed
 from creditpool.features.models import Feature
 from creditpool.features.schemas import FeaturePut
 
-router = APIRouter(prefix="/v1", tags=["features"])
+router = APIRouter(prefix="/v1", tags=["features"], route_class=AuthorizedRoute)
 
 
 @router.get("/features", response_model=Items[Feature])
-def list_features(caller: Caller, pool: Pool) -> Items[Feature]:
-    caller.require(Action.FEATURES_READ)
+def list_features(
+    caller: Annotated[Principal, allowed(Action.FEATURES_READ)], pool: Pool
+) -> Items[Feature]:
     return Items(items=pool.features())
 
 
 @router.put("/features/{key}", response_model=Feature)
 def put_feature(
-    key: FeatureKey, body: FeaturePut, request: Request, caller: Caller, pool: Pool, replay: Replay
+    key: FeatureKey,
+    body: FeaturePut,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.FEATURES_WRITE)],
+    pool: Pool,
+    replay: Replay,
 ) -> Response:
-    caller.require(Action.FEATURES_WRITE)
+    price = body.root
     return replay.run(
         request,
         caller,
@@ -31,10 +40,6 @@ def put_feature(
         body,
         200,
         lambda _: pool.set_feature(
-            key,
-            name=body.name,
-            cost=exact(body.cost, "cost"),
-            unit_rate=exact(body.unit_rate, "unit_rate"),
-            unit=body.unit,
+            key, name=price.name, cost=price.cost, unit_rate=price.unit_rate, unit=price.unit
         ),
     )

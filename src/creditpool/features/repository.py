@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from creditpool.storage import conflicts
 from creditpool.storage.tables import features
 from creditpool.storage.types import DbRow
 
@@ -21,7 +22,6 @@ def list_all(conn: Connection) -> Sequence[DbRow]:
 
 
 def put(conn: Connection, key: str, **values: Any) -> None:
-    if get(conn, key) is None:
-        conn.execute(features.insert().values(key=key, **values))
-    else:
-        conn.execute(update(features).where(features.c.key == key).values(**values))
+    """Insert or update in one statement: two writers of a new key both succeed."""
+    statement = conflicts.insert(conn, features).values(key=key, **values)
+    conn.execute(statement.on_conflict_do_update(index_elements=[features.c.key], set_=values))

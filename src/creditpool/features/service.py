@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from creditpool import validation as check
-from creditpool.core.errors import InvalidInput, NotFound
+from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
 from creditpool.core.money import RATE_SCALE, UNIT, parse_credits, parse_rate, to_decimal
 from creditpool.features import repository
 from creditpool.features.models import Feature
@@ -13,6 +13,9 @@ from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
 RATE_PER_UNIT = 10**RATE_SCALE // UNIT  # rate units per credit unit
+# A billion credits per use or per unit at most: the stored rate (10**8 rate units per
+# credit) then fits a signed 64-bit column with room to spare.
+PRICE_MAX_CREDITS = 10**9
 
 
 def set_feature(
@@ -22,10 +25,10 @@ def set_feature(
     if (cost is None) == (unit_rate is None):
         raise InvalidInput("give a feature either a fixed cost per use or a unit_rate per unit")
     existing = repository.get(tx.conn, key)
-    if name is None and existing is None:
-        raise InvalidInput(f"feature {key!r} is new: give it a name")
+    if name is None:  # keep the name; a new feature is named after its key (as orgs, teams)
+        name = key if existing is None else existing.name
     values: dict[str, Any] = {"updated_at": tx.now}
-    values["name"] = check.required_text(name if name is not None else existing.name, "name")  # type: ignore[union-attr]
+    values["name"] = check.required_text(name, "name")
     if cost is not None:
         values.update(
             rate=parse_credits(cost, field="cost") * RATE_PER_UNIT, per_unit=False, unit=None
@@ -36,6 +39,8 @@ def set_feature(
             per_unit=True,
             unit=check.required_text(unit or "unit", "unit", 64),
         )
+    if values["rate"] > PRICE_MAX_CREDITS * 10**RATE_SCALE:
+        raise InvalidAmount(f"a feature costs at most {PRICE_MAX_CREDITS} credits per use or unit")
     repository.put(tx.conn, key, **values)
     return get(tx, key)
 

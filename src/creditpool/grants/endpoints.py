@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Request, Response
 
 from creditpool.api.deps import ObjectId, OrgId, Pool, Replay
-from creditpool.api.schemas import Items, exact
-from creditpool.api.security import Action, Caller
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.schemas import Items
+from creditpool.api.security import Action, Principal, allowed
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.grants.schemas import GrantCreate, VoidBody
 from creditpool.pool import last_call_replayed
 
-router = APIRouter(prefix="/v1/orgs/{org}", tags=["grants"])
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["grants"], route_class=AuthorizedRoute)
+Writer = Annotated[Principal, allowed(Action.GRANTS_WRITE)]
+Reader = Annotated[Principal, allowed(Action.GRANTS_READ)]
 
 
 @router.post("/grants", status_code=201, response_model=Grant)
 def create_grant(
-    org: OrgId, body: GrantCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
+    org: OrgId, body: GrantCreate, request: Request, caller: Writer, pool: Pool, replay: Replay
 ) -> Response:
-    caller.require(Action.GRANTS_WRITE, org)
     return replay.run_ledger(
         request,
         caller,
@@ -26,7 +30,7 @@ def create_grant(
         lambda key: _with_replay_flag(
             pool.grant(
                 org,
-                exact(body.amount),
+                body.amount,
                 expires_at=body.expires_at,
                 available_from=body.available_from,
                 granted_by=caller.key.name,
@@ -39,14 +43,12 @@ def create_grant(
 
 
 @router.get("/grants", response_model=Items[Grant])
-def list_grants(org: OrgId, caller: Caller, pool: Pool) -> Items[Grant]:
-    caller.require(Action.GRANTS_READ, org)
+def list_grants(org: OrgId, caller: Reader, pool: Pool) -> Items[Grant]:
     return Items(items=pool.grants(org))
 
 
 @router.get("/grants/{grant_id}", response_model=GrantDetail)
-def get_grant(org: OrgId, grant_id: ObjectId, caller: Caller, pool: Pool) -> GrantDetail:
-    caller.require(Action.GRANTS_READ, org)
+def get_grant(org: OrgId, grant_id: ObjectId, caller: Reader, pool: Pool) -> GrantDetail:
     grant = pool.grant_info(org, grant_id)
     return GrantDetail(**grant.model_dump(), funded=tuple(pool.funded_by(org, grant_id)))
 
@@ -57,11 +59,10 @@ def void_grant(
     grant_id: ObjectId,
     body: VoidBody,
     request: Request,
-    caller: Caller,
+    caller: Writer,
     pool: Pool,
     replay: Replay,
 ) -> Response:
-    caller.require(Action.GRANTS_WRITE, org)
     return replay.run_ledger(
         request,
         caller,

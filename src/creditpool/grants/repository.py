@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.grants import GrantRow
@@ -73,6 +73,12 @@ def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> 
             for g in rows
         ]
         run(conn, _SAVE, params)
+
+
+def granted_units(conn: Connection, org_id: str) -> int:
+    """What the organization was ever granted, net of voided credits (every grant)."""
+    total = func.coalesce(func.sum(grants.c.amount - grants.c.voided_credits), 0)
+    return int(conn.execute(select(total).where(grants.c.org_id == org_id)).scalar_one())
 
 
 def insert(conn: Connection, **values: Any) -> None:

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from creditpool.api.schemas import AmountIn, Body, Instant, Text
+from creditpool.api.schemas import Body, Credits, Instant, ShortText, Text
 
 
 class GrantCreate(Body):
-    amount: AmountIn
+    amount: Credits
     expires_at: Instant | None = Field(default=None, description="None: permanent")
     available_from: Instant | None = Field(default=None, description="None: now")
     note: Text | None = None
-    reference: str | None = Field(default=None, max_length=200, examples=["INV-2026-0042"])
+    reference: ShortText | None = Field(default=None, examples=["INV-2026-0042"])
 
 
 class VoidBody(Body):

@@ -7,9 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from creditpool import validation as check
-from creditpool.core.errors import GrantVoided, InvalidInput, NotFound
+from creditpool.core.errors import GrantVoided, InvalidInput, NotFound, PoolLimitExceeded
 from creditpool.core.grants import GrantRow, GrantState, left_at
-from creditpool.core.money import parse_credits, to_decimal
+from creditpool.core.money import (
+    MAX_POOL_CREDITS,
+    MAX_POOL_UNITS,
+    format_credits,
+    parse_credits,
+    to_decimal,
+)
 from creditpool.core.timeline import LedgerDraft
 from creditpool.grants import repository
 from creditpool.grants.models import Grant
@@ -57,6 +63,7 @@ def grant(w: OrgWriter, req: GrantRequest) -> Grant:
     available_from = req.available_from or w.now
     if req.expires_at is not None and req.expires_at <= max(available_from, w.now):
         raise InvalidInput("expires_at must be in the future and after available_from")
+    _check_pool_limit(w, req.amount)
     gid = w.new_id()
     values = {
         "org_id": w.org_id,
@@ -79,6 +86,21 @@ def grant(w: OrgWriter, req: GrantRequest) -> Grant:
     row = repository.get(w.conn, w.org_id, gid)
     assert row is not None
     return to_model(row, w.now, remaining=req.amount)
+
+
+def _check_pool_limit(w: OrgWriter, amount: int) -> None:
+    """Every sum of an organization's credits stays far inside a 64-bit integer of units:
+    what it was ever granted (net of voided credits) is capped at ``MAX_POOL_CREDITS``."""
+    granted = repository.granted_units(w.conn, w.org_id)
+    if granted + amount > MAX_POOL_UNITS:
+        room = max(0, MAX_POOL_UNITS - granted)
+        raise PoolLimitExceeded(
+            f"organization {w.org_id!r} may be granted at most {MAX_POOL_CREDITS} credits in all"
+            f" (net of voided credits); it was granted {format_credits(granted)}, so this grant"
+            f" may be at most {format_credits(room)}",
+            granted=to_decimal(granted),
+            limit=to_decimal(MAX_POOL_UNITS),
+        )
 
 
 def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Grant:

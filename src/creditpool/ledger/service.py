@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from creditpool.core.balance import summarize
@@ -126,8 +126,14 @@ def verify_org(conn: Connection, org: Any) -> list[str]:
 
 
 def _sums(conn: Connection, table: Any, key: Any, org_id: str) -> dict[int, int]:
-    query = select(key, func.sum(table.c.amount)).where(table.c.org_id == org_id).group_by(key)
-    return {k: int(v) for k, v in conn.execute(query)}
+    """Added up here, not by SUM(): a grant drawn from again and again (consumed, refunded,
+    consumed...) can be drawn more in all than a 64-bit integer holds, which SQLite's SUM()
+    refuses with "integer overflow"."""
+    sums: dict[int, int] = defaultdict(int)
+    query = select(key, table.c.amount).where(table.c.org_id == org_id)
+    for k, amount in conn.execute(query):
+        sums[k] += amount
+    return dict(sums)
 
 
 def _verify_grants(conn: Connection, org_id: str) -> list[str]:

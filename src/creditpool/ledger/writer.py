@@ -21,7 +21,7 @@ from creditpool.core.timeline import LedgerDraft
 from creditpool.events import repository as events_repo
 from creditpool.grants import repository as grants_repo
 from creditpool.idempotency import repository as idempotency_repo
-from creditpool.idempotency.repository import StoredKey
+from creditpool.idempotency.repository import ScopeClaim, StoredKey
 from creditpool.ledger import repository as ledger_repo
 from creditpool.orgs import repository as orgs_repo
 from creditpool.storage.engine import fetch_together
@@ -47,21 +47,29 @@ class OrgWriter:
         self._deferred: list[Callable[[], None]] = []
         self._saved: dict[int, tuple[int, bool, bool]] = {}
         self.stored_key: StoredKey | None = None
+        self.scope_claim: ScopeClaim | None = None
 
     @classmethod
-    def lock(cls, tx: Tx, org_id: str, idempotency_key: str | None = None) -> OrgWriter:
-        """Lock the organization; ``stored_key`` is what ``idempotency_key`` recorded. The
+    def lock(
+        cls,
+        tx: Tx,
+        org_id: str,
+        idempotency_key: str | None = None,
+        scoped: tuple[str, str] | None = None,
+    ) -> OrgWriter:
+        """Lock the organization; ``stored_key`` is what ``idempotency_key`` recorded, and
+        ``scope_claim`` who holds the ``scoped`` key (scope, key) if that is given. The
         key's record and the live grants are read in the same round trip as the lock
         (every change but a replay needs the grants, and a replay is rare)."""
-        locked_rows, live_rows = fetch_together(
-            tx.conn,
-            [idempotency_repo.lock_query(org_id, idempotency_key), grants_repo.live_query(org_id)],
-        )
-        org = idempotency_repo.parse_locked(tx.dialect, locked_rows)
+        scope, scoped_key = scoped if scoped is not None else (None, None)
+        lock = idempotency_repo.lock_queries(tx.dialect, org_id, idempotency_key, scope, scoped_key)
+        *locked, live_rows = fetch_together(tx.conn, [*lock, grants_repo.live_query(org_id)])
+        org = idempotency_repo.parse_locked(tx.dialect, locked)
         if org is None:
             raise NotFound(f"organization {org_id!r} not found")
         writer = cls(tx, org)
         writer.stored_key = org.stored
+        writer.scope_claim = org.claim
         writer._grants = grants_repo.parse_live(live_rows)
         writer._saved = {gid: _snapshot(g) for gid, g in writer._grants.items()}
         if writer._next_event_at is not None and writer._next_event_at <= writer.now:

@@ -6,20 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from creditpool.api.deps import IdFilter, OrgId, Pool, Replay, SearchText, TeamId, UserId
-from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Items, Limit, Page, exact
-from creditpool.api.security import Action, Caller
+from creditpool.api.deps import IdFilter, Month, OrgId, Pool, Replay, SearchText, TeamId, UserId
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.schemas import PAGE_SIZE_DEFAULT, Items, Limit, Page
+from creditpool.api.security import Action, Principal, allowed
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 from creditpool.orgs.schemas import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
 
-router = APIRouter(prefix="/v1", tags=["organizations"])
+router = APIRouter(prefix="/v1", tags=["organizations"], route_class=AuthorizedRoute)
 
 
 @router.post("/orgs", status_code=201, response_model=Org)
 def create_org(
-    body: OrgCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
+    body: OrgCreate,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.ORGS_CREATE)],
+    pool: Pool,
+    replay: Replay,
 ) -> Response:
-    caller.require(Action.ORGS_CREATE)
     return replay.run(
         request,
         caller,
@@ -32,33 +36,32 @@ def create_org(
 
 @router.get("/orgs", response_model=Page[Org])
 def list_orgs(
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.ORGS_LIST)],
     pool: Pool,
     limit: Limit = PAGE_SIZE_DEFAULT,
     cursor: IdFilter = None,
     search: SearchText = None,
 ) -> Page[Org]:
-    caller.require(Action.ORGS_LIST)
     found = pool.orgs(after=cursor, limit=limit + 1, search=search)
     more = len(found) > limit
     return Page(items=found[:limit], next_cursor=found[limit - 1].id if more else None)
 
 
 @router.get("/orgs/{org}", response_model=Org)
-def get_org(org: OrgId, caller: Caller, pool: Pool) -> Org:
-    caller.require(Action.ORGS_READ, org)
+def get_org(org: OrgId, caller: Annotated[Principal, allowed(Action.ORGS_READ)], pool: Pool) -> Org:
     return pool.org(org)
 
 
 @router.patch("/orgs/{org}", response_model=Org)
 def update_org(
-    org: OrgId, body: OrgUpdate, request: Request, caller: Caller, pool: Pool, replay: Replay
+    org: OrgId,
+    body: OrgUpdate,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.THRESHOLDS_UPDATE, Action.ORGS_UPDATE)],
+    pool: Pool,
+    replay: Replay,
 ) -> Response:
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("low_balance_thresholds") is not None:
-        changes["low_balance_thresholds"] = [
-            exact(v, "threshold") for v in changes["low_balance_thresholds"]
-        ]
     only_thresholds = set(changes) <= {"low_balance_thresholds"}
     caller.require(Action.THRESHOLDS_UPDATE if only_thresholds else Action.ORGS_UPDATE, org)
     return replay.run(request, caller, org, body, 200, lambda _: pool.update_org(org, **changes))
@@ -66,24 +69,27 @@ def update_org(
 
 @router.post("/orgs/{org}/teams", status_code=201, response_model=Team)
 def create_team(
-    org: OrgId, body: TeamCreate, request: Request, caller: Caller, pool: Pool, replay: Replay
+    org: OrgId,
+    body: TeamCreate,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.TEAMS_WRITE)],
+    pool: Pool,
+    replay: Replay,
 ) -> Response:
-    caller.require(Action.TEAMS_WRITE, org)
     return replay.run(
         request,
         caller,
         org,
         body,
         201,
-        lambda _: pool.create_team(
-            org, body.id, name=body.name, monthly_limit=exact(body.monthly_limit, "monthly_limit")
-        ),
+        lambda _: pool.create_team(org, body.id, name=body.name, monthly_limit=body.monthly_limit),
     )
 
 
 @router.get("/orgs/{org}/teams", response_model=Items[Team])
-def list_teams(org: OrgId, caller: Caller, pool: Pool) -> Items[Team]:
-    caller.require(Action.TEAMS_READ, org)
+def list_teams(
+    org: OrgId, caller: Annotated[Principal, allowed(Action.TEAMS_READ)], pool: Pool
+) -> Items[Team]:
     return Items(items=pool.teams(org))
 
 
@@ -93,13 +99,11 @@ def update_team(
     team: TeamId,
     body: TeamUpdate,
     request: Request,
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.TEAM_LIMIT, Action.TEAMS_WRITE)],
     pool: Pool,
     replay: Replay,
 ) -> Response:
     changes = body.model_dump(exclude_unset=True)
-    if "monthly_limit" in changes:
-        changes["monthly_limit"] = exact(changes["monthly_limit"], "monthly_limit")
     only_limit = set(changes) <= {"monthly_limit"}
     caller.require(Action.TEAM_LIMIT if only_limit else Action.TEAMS_WRITE, org)
     return replay.run(
@@ -113,34 +117,37 @@ def put_member(
     user: UserId,
     body: MemberPut,
     request: Request,
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.MEMBERS_WRITE)],
     pool: Pool,
     replay: Replay,
 ) -> Response:
-    caller.require(Action.MEMBERS_WRITE, org)
     return replay.run(
         request, caller, org, body, 200, lambda _: pool.set_member(org, user, team_id=body.team_id)
     )
 
 
 @router.get("/orgs/{org}/members/{user}", response_model=Member)
-def get_member(org: OrgId, user: UserId, caller: Caller, pool: Pool) -> Member:
-    caller.require(Action.MEMBERS_READ, org)
+def get_member(
+    org: OrgId, user: UserId, caller: Annotated[Principal, allowed(Action.MEMBERS_READ)], pool: Pool
+) -> Member:
     return pool.member(org, user)
 
 
 @router.get("/orgs/{org}/members", response_model=Items[Member])
-def list_members(org: OrgId, caller: Caller, pool: Pool, team: IdFilter = None) -> Items[Member]:
-    caller.require(Action.MEMBERS_READ, org)
+def list_members(
+    org: OrgId,
+    caller: Annotated[Principal, allowed(Action.MEMBERS_READ)],
+    pool: Pool,
+    team: IdFilter = None,
+) -> Items[Member]:
     return Items(items=pool.members(org, team_id=team))
 
 
 @router.get("/orgs/{org}/usage/teams", response_model=Items[TeamUsage])
 def team_usage(
     org: OrgId,
-    caller: Caller,
+    caller: Annotated[Principal, allowed(Action.USAGE_READ)],
     pool: Pool,
-    month: Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}$")] = None,
+    month: Annotated[Month | None, Query()] = None,
 ) -> Items[TeamUsage]:
-    caller.require(Action.USAGE_READ, org)
     return Items(items=pool.team_usage(org, month))

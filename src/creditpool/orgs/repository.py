@@ -10,13 +10,17 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.storage import conflicts
 from creditpool.storage.engine import bind_time, driver_sql, run
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
 
 
-def insert_org(conn: Connection, **values: Any) -> None:
-    conn.execute(orgs.insert().values(ledger_seq=0, object_seq=0, **values))
+def insert_org(conn: Connection, **values: Any) -> bool:
+    """Whether it was inserted (False: an organization with this id exists, or a
+    concurrent transaction has just inserted it)."""
+    statement = conflicts.insert(conn, orgs).values(ledger_seq=0, object_seq=0, **values)
+    return conflicts.inserted(conn, statement.on_conflict_do_nothing(index_elements=[orgs.c.id]))
 
 
 def get_org(conn: Connection, org_id: str) -> DbRow | None:
@@ -91,8 +95,11 @@ def update_org(conn: Connection, org_id: str, **values: Any) -> None:
     conn.execute(update(orgs).where(orgs.c.id == org_id).values(**values))
 
 
-def insert_team(conn: Connection, **values: Any) -> None:
-    conn.execute(teams.insert().values(**values))
+def insert_team(conn: Connection, **values: Any) -> bool:
+    """Whether it was inserted (False: the organization has a team with this id)."""
+    statement = conflicts.insert(conn, teams).values(**values)
+    keys = [teams.c.org_id, teams.c.id]
+    return conflicts.inserted(conn, statement.on_conflict_do_nothing(index_elements=keys))
 
 
 def get_team(conn: Connection, org_id: str, team_id: str) -> DbRow | None:
@@ -118,13 +125,11 @@ def get_member(conn: Connection, org_id: str, user_id: str) -> DbRow | None:
 def put_member(
     conn: Connection, org_id: str, user_id: str, team_id: str | None, now: datetime
 ) -> None:
-    if get_member(conn, org_id, user_id) is None:
-        conn.execute(
-            members.insert().values(org_id=org_id, user_id=user_id, team_id=team_id, updated_at=now)
-        )
-    else:
-        query = update(members).where(members.c.org_id == org_id, members.c.user_id == user_id)
-        conn.execute(query.values(team_id=team_id, updated_at=now))
+    """Insert or update in one statement: two writers of a new member both succeed."""
+    changes = {"team_id": team_id, "updated_at": now}
+    statement = conflicts.insert(conn, members).values(org_id=org_id, user_id=user_id, **changes)
+    keys = [members.c.org_id, members.c.user_id]
+    conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
 def list_members(conn: Connection, org_id: str, team_id: str | None = None) -> Sequence[DbRow]:

@@ -1,31 +1,56 @@
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
-from creditpool.api.schemas import AmountIn, Body, Id, Name
+from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from creditpool.api.schemas import (
+    Body,
+    Credits,
+    CreditsOrZero,
+    Id,
+    Name,
+    TimeZone,
+    omittable,
+    refuse_null,
+)
+from creditpool.orgs.service import THRESHOLDS_MAX
 
 
 class OrgCreate(Body):
     id: Id
     name: Name | None = None
-    timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Berlin"])
+    timezone: TimeZone = "UTC"
 
 
 class OrgUpdate(Body):
-    name: Name | None = None
-    timezone: str | None = Field(default=None, max_length=64)
-    low_balance_thresholds: list[AmountIn] | None = Field(default=None, max_length=10)
+    """Only the fields given change; none of them may be set to null."""
+
+    name: Name | SkipJsonSchema[None] = omittable()
+    timezone: TimeZone | SkipJsonSchema[None] = omittable()
+    low_balance_thresholds: (
+        Annotated[list[Credits], Field(max_length=THRESHOLDS_MAX)] | SkipJsonSchema[None]
+    ) = omittable()
+
+    _not_null = field_validator("name", "timezone", "low_balance_thresholds", mode="before")(
+        refuse_null
+    )
 
 
 class TeamCreate(Body):
     id: Id
     name: Name | None = None
-    monthly_limit: AmountIn | None = None
+    monthly_limit: CreditsOrZero | None = None
 
 
 class TeamUpdate(Body):
-    name: Name | None = None
-    monthly_limit: AmountIn | None = None
+    """Only the fields given change; a null ``monthly_limit`` removes the limit."""
+
+    name: Name | SkipJsonSchema[None] = omittable()
+    monthly_limit: CreditsOrZero | None = Field(default=None)
+
+    _not_null = field_validator("name", mode="before")(refuse_null)
 
 
 class MemberPut(Body):

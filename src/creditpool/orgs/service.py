@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import IntegrityError
-
 from creditpool import validation as check
 from creditpool.core.errors import AlreadyExists, InvalidInput, NotFound
 from creditpool.core.money import parse_credits, to_decimal
@@ -38,13 +36,10 @@ def create_org(tx: Tx, org_id: str, name: str | None, timezone: str) -> Org:
         "low_balance_thresholds": [],
         "created_at": tx.now,
     }
-    if repository.get_org(tx.conn, org_id) is not None:
+    # ON CONFLICT DO NOTHING: a concurrent creation of the same id makes this wait for it,
+    # then insert nothing (PostgreSQL); SQLite has one writer at a time anyway.
+    if not repository.insert_org(tx.conn, **values):
         raise AlreadyExists(f"organization {org_id!r} already exists")
-    try:
-        with tx.conn.begin_nested():
-            repository.insert_org(tx.conn, **values)
-    except IntegrityError:
-        raise AlreadyExists(f"organization {org_id!r} already exists") from None
     return get_org(tx, org_id)
 
 
@@ -92,9 +87,7 @@ def org_model(row: DbRow) -> Org:
 def create_team(tx: Tx, org_id: str, team_id: str, name: str | None, monthly_limit: object) -> Team:
     require_org(tx, org_id)
     team_id = check.identifier(team_id, "team id")
-    if repository.get_team(tx.conn, org_id, team_id) is not None:
-        raise AlreadyExists(f"team {team_id!r} already exists in organization {org_id!r}")
-    repository.insert_team(
+    inserted = repository.insert_team(
         tx.conn,
         org_id=org_id,
         id=team_id,
@@ -102,6 +95,8 @@ def create_team(tx: Tx, org_id: str, team_id: str, name: str | None, monthly_lim
         monthly_limit=_limit(monthly_limit),
         created_at=tx.now,
     )
+    if not inserted:  # it exists, or a concurrent creation of the same id committed first
+        raise AlreadyExists(f"team {team_id!r} already exists in organization {org_id!r}")
     return get_team(tx, org_id, team_id)
 
 

@@ -9,22 +9,21 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from creditpool.api.deps import Day as CalendarDay
 from creditpool.api.deps import OrgId, Pool
-from creditpool.api.security import Action, Caller
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.security import Action, Principal, allowed
 from creditpool.reports import formats
 from creditpool.reports.models import MEDIA_TYPES, TITLES, ReportFormat, ReportKind
 from creditpool.reports.service import Report
 from creditpool.settings import Settings
 
-router = APIRouter(prefix="/v1/orgs/{org}/reports", tags=["reports"])
+router = APIRouter(prefix="/v1/orgs/{org}/reports", tags=["reports"], route_class=AuthorizedRoute)
+Reader = Annotated[Principal, allowed(Action.REPORTS_READ)]
 
 Day = Annotated[
-    str | None,
-    Query(
-        pattern=r"^\d{4}-\d{2}-\d{2}$",
-        description="A day (YYYY-MM-DD) in the organization's time zone, included",
-        examples=["2026-11-01"],
-    ),
+    CalendarDay | None,
+    Query(description="A day (YYYY-MM-DD) in the organization's time zone, included"),
 ]
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -51,13 +50,12 @@ def span_days_max() -> int:
 def _route(kind: ReportKind) -> None:
     async def download(
         org: OrgId,
-        caller: Caller,
+        caller: Reader,
         pool: Pool,
         start: Annotated[Day, Query(alias="from")] = None,
         end: Annotated[Day, Query(alias="to")] = None,
         fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.CSV,
     ) -> StreamingResponse:
-        caller.require(Action.REPORTS_READ, org)
         report = await run_in_threadpool(
             pool.report, org, kind, start, end, span_days_max=span_days_max()
         )

@@ -22,8 +22,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import xlsxwriter  # type: ignore[import-untyped]
-
 from creditpool.core.errors import InvalidInput
 from creditpool.reports.models import CellType
 from creditpool.reports.service import Report
@@ -60,6 +58,8 @@ def csv_chunks(report: Report, progress: Progress | None = None) -> Iterator[byt
 def write_xlsx(report: Report, path: Path, progress: Progress | None = None) -> None:
     """The report as a one-sheet workbook: instants as dates (the organization's wall
     time), credits and counts as numbers, the header row frozen."""
+    import xlsxwriter  # type: ignore[import-untyped]  # here: half a second, for .xlsx only
+
     workbook = xlsxwriter.Workbook(str(path), {"constant_memory": True, "tmpdir": str(path.parent)})
     try:
         _fill(workbook, report, progress)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 
 from creditpool.api.deps import Pool
-from creditpool.api.replay import HEADER
-from creditpool.api.security import Action, Caller
-from creditpool.idempotency.service import validate_key
+from creditpool.api.routing import AuthorizedRoute
+from creditpool.api.security import Action, Principal, allowed
 from creditpool.sessions import service
 from creditpool.sessions.cookies import Sessions
 from creditpool.sessions.schemas import PortalSessionCreate, PortalSessionOut
 
-router = APIRouter(prefix="/v1", tags=["portal"])
+router = APIRouter(prefix="/v1", tags=["portal"], route_class=AuthorizedRoute)
 
 
 @router.post(
@@ -24,7 +24,10 @@ router = APIRouter(prefix="/v1", tags=["portal"])
     responses={404: {"description": "Not found (`not_found`): no such organization"}},
 )
 def create_portal_session(
-    body: PortalSessionCreate, request: Request, caller: Caller, pool: Pool
+    body: PortalSessionCreate,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.PORTAL_CREATE)],
+    pool: Pool,
 ) -> PortalSessionOut:
     """A one-time link to the organization's usage page for one user. The link works
     once, within a few minutes; opening it sets an HttpOnly session cookie and redirects
@@ -32,9 +35,7 @@ def create_portal_session(
 
     An `Idempotency-Key` is checked but never replayed: a retry mints another link (the
     unused one simply expires), so no usable link is ever stored."""
-    validate_key(request.headers.get(HEADER))
-    caller.require(Action.PORTAL_CREATE)  # the role first: the organization is in the body
-    caller.require(Action.PORTAL_CREATE, body.org_id)
+    caller.require(Action.PORTAL_CREATE, body.org_id)  # the organization is in the body
     sessions: Sessions = request.app.state.sessions
     ttl = timedelta(seconds=sessions.settings.portal_link_ttl_s)
     link = service.open_link(

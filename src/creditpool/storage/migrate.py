@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+
+# Alembic is imported where it is used, when a pool is opened: it costs most of a second,
+# which `import creditpool` and `creditpool --help` need not pay.
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -21,10 +25,14 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def head_revision(engine: Engine) -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -35,6 +43,8 @@ def upgrade(engine: Engine) -> None:
     Concurrent callers are serialized inside env.py (``BEGIN IMMEDIATE`` on SQLite, an
     advisory lock on PostgreSQL) and re-read the version after taking the lock.
     """
+    from alembic import command
+
     if current_revision(engine) == head_revision(engine):
         return
     command.upgrade(alembic_config(engine), "head")

@@ -232,6 +232,10 @@ api_keys = Table(
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
 )
 
+# Every idempotency key an API key used, whatever the organization: the response of a
+# directory change (organizations, teams, members, features), or, with status 0 and an empty
+# body, the claim of a ledger change (its result is the organization's idempotency_keys
+# row). The primary key makes an API key's key take effect once.
 http_idempotency = Table(
     "http_idempotency",
     metadata,
