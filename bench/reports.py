@@ -29,7 +29,7 @@ import httpx
 import psycopg
 
 from creditpool import CreditPool
-from creditpool.reports.repository import USAGE_SQL
+from creditpool.repositories.reports import USAGE_SQL
 from creditpool.storage.engine import normalize_url
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -108,7 +108,7 @@ def start_server(url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {**os.environ, "CREDITPOOL_DATABASE_URL": url}
     command = [
-        sys.executable, "-m", "uvicorn", "creditpool.api.server:app_from_env", "--factory",
+        sys.executable, "-m", "uvicorn", "creditpool.server.run:app_from_env", "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
     with log.open("wb") as out:

@@ -186,7 +186,7 @@ def servers(url: str, count: int, logs: Path) -> Iterator[list[str]]:
     try:
         for i in range(count):
             port = free_port()
-            command = [sys.executable, "-m", "uvicorn", "creditpool.api.server:app_from_env"]
+            command = [sys.executable, "-m", "uvicorn", "creditpool.server.run:app_from_env"]
             command += ["--factory", "--host", "127.0.0.1", "--port", str(port)]
             command += ["--log-level", "warning", "--backlog", "4096"]
             with (logs / f"server-{i}.log").open("wb") as log:

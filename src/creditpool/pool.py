@@ -23,10 +23,11 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
+from creditpool import changes
 from creditpool import validation as check
 from creditpool.auth import service as keys
 from creditpool.auth.models import ApiKey
-from creditpool.consumptions import repository as consumptions_repo
+from creditpool.changes import RACE_ATTEMPTS, AnyChange, AnyOutcome, Change, IdempotencyKey, Outcome
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
@@ -34,25 +35,23 @@ from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.core.money import to_decimal
 from creditpool.features import service as features
 from creditpool.features.models import Feature
-from creditpool.grants import repository as grants_repo
 from creditpool.grants import service as grants
 from creditpool.grants.models import Funding, Grant
-from creditpool.idempotency import repository as idempotency_repo
-from creditpool.idempotency import service as idempotency
-from creditpool.idempotency.service import ScopedKey
 from creditpool.ledger import service as ledger
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter
-from creditpool.orgs import repository as orgs_repo
 from creditpool.orgs import service as orgs
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 from creditpool.reports import service as reports
 from creditpool.reports.models import ReportKind
+from creditpool.repositories import consumptions as consumptions_repo
+from creditpool.repositories import grants as grants_repo
+from creditpool.repositories import idempotency as idempotency_repo
+from creditpool.repositories import orgs as orgs_repo
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.conflicts import lost_a_race
-from creditpool.storage.engine import pipelined
 from creditpool.storage.uow import Clock, Tx, reading, system_clock, writing
 
 log = logging.getLogger(__name__)
@@ -61,13 +60,6 @@ CommitListener = Callable[[str, int], None]
 Amount = str | int | Decimal
 PAGE_SIZE_MAX = 1000
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
-# Runs of one transaction that lost a race (see ``storage.conflicts.lost_a_race``): the
-# second run sees what the winner committed, so more than two is already unusual.
-RACE_ATTEMPTS = 4
-IdempotencyKey = str | ScopedKey
-
-
-_replayed: ContextVar[bool] = ContextVar("creditpool_replayed", default=False)
 
 
 class WriteHook(Protocol):
@@ -79,11 +71,6 @@ class WriteHook(Protocol):
 
 
 _write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
-
-
-def last_call_replayed() -> bool:
-    """Whether this thread's last mutation returned a stored result (a replayed key)."""
-    return _replayed.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +102,9 @@ class ConsumeCall:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """One call's answer: its consumption (``replayed`` when its key was known) or its
-    refusal."""
-
-    result: Consumption | None = None
-    error: CreditPoolError | None = None
-    replayed: bool = False
+BatchOutcome = Outcome[Consumption]
+"""One consumption of a batch: its result (``replayed`` when its key was known) or its
+refusal."""
 
 
 class CreditPool:
@@ -320,17 +302,16 @@ class CreditPool:
     ) -> Grant:
         """Deposit ``amount`` credits. Permanent unless ``expires_at``; usable from
         ``available_from`` (default: now)."""
-        req = grants.GrantRequest.parse(
+        change = changes.grant(
             amount,
             expires_at=expires_at,
             available_from=available_from,
             granted_by=granted_by,
             note=note,
             reference=reference,
+            idempotency_key=idempotency_key,
         )
-        return self._mutate(
-            org_id, "grant", idempotency_key, req.arguments(), Grant, lambda w: grants.grant(w, req)
-        )
+        return self.apply(org_id, change).unwrap()
 
     def void_grant(
         self,
@@ -342,17 +323,8 @@ class CreditPool:
         idempotency_key: IdempotencyKey | None = None,
     ) -> Grant:
         """Void a mistaken grant: its remaining credits leave the pool (a ledger entry)."""
-        by = check.text(by, "by")
-        reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
-        args = {"grant_id": grant_id, "by": by, "reason": reason}
-        return self._mutate(
-            org_id,
-            "void",
-            idempotency_key,
-            args,
-            Grant,
-            lambda w: grants.void(w, _id(grant_id, "grant id"), by, reason),
-        )
+        change = changes.void(grant_id, by=by, reason=reason, idempotency_key=idempotency_key)
+        return self.apply(org_id, change).unwrap()
 
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
         with reading(self.engine, self.clock) as tx:
@@ -403,14 +375,7 @@ class CreditPool:
                 orgs.require_org(tx, org_id)
                 live = list(grants_repo.load_live(tx.conn, org_id).values())
                 return consumptions.dry_run(tx, org_id, live, req)
-        return self._mutate(
-            org_id,
-            "consume",
-            idempotency_key,
-            req.arguments(),
-            Consumption,
-            lambda w: consumptions.consume(w, req),
-        )
+        return self.apply(org_id, changes.consume(req, idempotency_key)).unwrap()
 
     def refund(
         self,
@@ -421,17 +386,8 @@ class CreditPool:
         idempotency_key: IdempotencyKey | None = None,
     ) -> Refund:
         """Refund a paid consumption; a second refund returns the first result."""
-        reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
-        cid = _id(consumption_id, "consumption id")
-        args = {"consumption_id": cid, "reason": reason}
-        return self._mutate(
-            org_id,
-            "refund",
-            idempotency_key,
-            args,
-            Refund,
-            lambda w: consumptions.refund(w, cid, reason),
-        )
+        change = changes.refund(consumption_id, reason=reason, idempotency_key=idempotency_key)
+        return self.apply(org_id, change).unwrap()
 
     def consumption(self, org_id: str, consumption_id: int) -> Consumption:
         with reading(self.engine, self.clock) as tx:
@@ -586,208 +542,34 @@ class CreditPool:
 
     # -- the one way to change a pool --------------------------------------------------
 
-    def consume_batch(self, org_id: str, calls: list[ConsumeCall]) -> list[BatchOutcome]:
-        """Charge several consumptions of one organization in ONE transaction (one lock,
-        one commit), in order. Each call is all-or-nothing on its own: a refused call
-        (insufficient credits, bad input, idempotency conflict) writes nothing and leaves
-        the others untouched; a replayed key returns its first result. An unexpected
-        failure (the database) fails the whole batch and raises.
-        """
-        outcomes: list[BatchOutcome | None] = [None] * len(calls)
-        parsed: list[_BatchCall] = []
-        for i, call in enumerate(calls):
-            try:
-                req = call.request()
-                key, scoped = idempotency.parse_key(call.idempotency_key)
-                digest = idempotency.fingerprint("consume", req.arguments()) if key else ""
-                parsed.append(_BatchCall(i, req, key, scoped, digest))
-            except CreditPoolError as error:
-                outcomes[i] = BatchOutcome(error=error)
-        keyed = any(c.key is not None for c in parsed)
-        for attempt in range(1, RACE_ATTEMPTS + 1):
-            try:
-                for i, outcome in self._consume_batch_once(org_id, parsed):
-                    outcomes[i] = outcome
-                break
-            except Exception as error:
-                if not keyed or attempt == RACE_ATTEMPTS or not lost_a_race(error):
-                    raise
-                log.info("a batch lost a race on an idempotency key and runs again: %s", error)
-        return [o if o is not None else BatchOutcome() for o in outcomes]
-
-    def _consume_batch_once(
-        self, org_id: str, parsed: list[_BatchCall]
-    ) -> list[tuple[int, BatchOutcome]]:
-        # The first key is read with the lock (a batch of one, the usual case without
-        # contention, then costs no extra round trip); the others each with one query.
-        first = next((c for c in parsed if c.key is not None), None)
-        with self._announcing() as done, writing(self.engine, self.clock) as tx:
-            w = OrgWriter.lock(
-                tx,
-                org_id,
-                first.key if first is not None else None,
-                first.scoped_pair if first is not None else None,
-            )
-            done.append(w)
-            seen: dict[str, tuple[str, BatchOutcome]] = {}
-            answers: list[tuple[int, BatchOutcome]] = []
-            for call in parsed:
-                if call is first:
-                    known = (w.stored_key, w.scope_claim)
-                elif call.key is not None and call.key not in seen:
-                    known = idempotency_repo.get(
-                        w.conn, org_id, call.key, *call.scoped_pair_or_none
-                    )
-                else:
-                    known = (None, None)
-                answers.append((call.index, self._consume_in_batch(w, call, known, seen)))
-            with pipelined(tx.conn):  # the writes below read nothing back
-                w.finish()
-                claims: list[tuple[str, str, str, str]] = []
-                for key, (digest, outcome) in seen.items():
-                    if outcome.result is not None and not outcome.replayed:
-                        idempotency_repo.insert(
-                            tx.conn,
-                            org_id=org_id,
-                            key=key,
-                            operation="consume",
-                            request_hash=digest,
-                            result=outcome.result.model_dump(mode="json"),
-                            created_at=tx.now,
-                        )
-                        scoped = next(c.scoped for c in parsed if c.key == key)
-                        if scoped is not None:
-                            claims.append((scoped.scope, scoped.key, org_id, digest))
-                idempotency_repo.claim(tx.conn, claims, tx.now)
-        return answers
-
-    def _consume_in_batch(
-        self,
-        w: OrgWriter,
-        call: _BatchCall,
-        known: tuple[idempotency_repo.StoredKey | None, idempotency_repo.ScopeClaim | None],
-        seen: dict[str, tuple[str, BatchOutcome]],
-    ) -> BatchOutcome:
-        key, digest = call.key, call.digest
-        try:
-            if key is not None:
-                if key in seen:  # the same key twice in one batch: the second replays
-                    first_digest, first = seen[key]
-                    idempotency.replay(
-                        idempotency_repo.StoredKey("consume", first_digest, {}),
-                        call.shown_key,
-                        "consume",
-                        digest,
-                    )
-                    if first.result is None:
-                        return first
-                    return BatchOutcome(result=first.result, replayed=True)
-                stored, claim = known
-                idempotency.check_scope(claim, w.org_id, call.scoped)
-                result = idempotency.replay(stored, call.shown_key, "consume", digest)
-                if result is not None:
-                    replayed = BatchOutcome(
-                        result=Consumption.model_validate(result), replayed=True
-                    )
-                    seen[key] = (digest, replayed)
-                    return replayed
-            outcome = BatchOutcome(result=consumptions.consume(w, call.req))
-        except CreditPoolError as error:
-            outcome = BatchOutcome(error=error)
-        if key is not None and outcome.result is not None:
-            seen[key] = (digest, outcome)
+    def apply(self, org_id: str, change: Change[M]) -> Outcome[M]:
+        """Run one change (see ``creditpool.changes``): its outcome says whether its key was
+        replayed; a refusal raises."""
+        outcome: Outcome[M] = changes.run(
+            self.engine, self.clock, self._announcing, org_id, [change], raising=True
+        )[0]
         return outcome
 
-    def _mutate(
-        self,
-        org_id: str,
-        operation: str,
-        key: IdempotencyKey | None,
-        arguments: dict[str, Any],
-        model: type[M],
-        run: Callable[[OrgWriter], M],
-    ) -> M:
-        stored_key, scoped = idempotency.parse_key(key)
-        digest = idempotency.fingerprint(operation, arguments) if stored_key else ""
-        for attempt in range(1, RACE_ATTEMPTS + 1):
+    def apply_batch(self, org_id: str, batch: list[AnyChange]) -> list[AnyOutcome]:
+        """Run several changes of one organization in ONE transaction (one lock, one
+        commit), in order, each all-or-nothing on its own: a refusal is its outcome's
+        ``error`` and leaves the others untouched. A database failure fails the batch."""
+        return changes.run(self.engine, self.clock, self._announcing, org_id, batch, raising=False)
+
+    def consume_batch(self, org_id: str, calls: list[ConsumeCall]) -> list[BatchOutcome]:
+        """``apply_batch`` of consumptions; a call refused while parsing is refused alone."""
+        outcomes: list[BatchOutcome | None] = [None] * len(calls)
+        parsed: list[tuple[int, AnyChange]] = []
+        for i, call in enumerate(calls):
             try:
-                return self._mutate_once(org_id, operation, stored_key, scoped, digest, model, run)
-            except Exception as error:
-                # Without a key nothing can collide: one writer per organization.
-                if stored_key is None or attempt == RACE_ATTEMPTS or not lost_a_race(error):
-                    raise
-                log.info("a change lost a race on an idempotency key and runs again: %s", error)
-        raise AssertionError("unreachable")
-
-    def _mutate_once(
-        self,
-        org_id: str,
-        operation: str,
-        key: str | None,
-        scoped: ScopedKey | None,
-        digest: str,
-        model: type[M],
-        run: Callable[[OrgWriter], M],
-    ) -> M:
-        _replayed.set(False)
-        with self._announcing() as done, writing(self.engine, self.clock) as tx:
-            # The key's record (and a scoped key's claim) is read with the lock: one round
-            # trip, and no other writer of this organization can record the key in between.
-            # A scoped key can still be claimed meanwhile in another organization: claiming
-            # it then fails, and ``_mutate`` runs this again, which refuses.
-            pair = (scoped.scope, scoped.key) if scoped is not None else None
-            w = OrgWriter.lock(tx, org_id, key, pair)
-            done.append(w)
-            if key is not None:
-                idempotency.check_scope(w.scope_claim, org_id, scoped)
-                shown = scoped.key if scoped is not None else key
-                stored = idempotency.replay(w.stored_key, shown, operation, digest)
-                if stored is not None:
-                    w.finish()  # keep any availability/expiry entries that fell due
-                    _replayed.set(True)
-                    return model.model_validate(stored)
-            result = run(w)
-            with pipelined(tx.conn):  # the writes below read nothing back
-                w.finish()
-                if key is not None:
-                    idempotency_repo.insert(
-                        tx.conn,
-                        org_id=org_id,
-                        key=key,
-                        operation=operation,
-                        request_hash=digest,
-                        result=result.model_dump(mode="json"),
-                        created_at=tx.now,
-                    )
-                if scoped is not None:
-                    idempotency_repo.claim(
-                        tx.conn, [(scoped.scope, scoped.key, org_id, digest)], tx.now
-                    )
-            return result
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class _BatchCall:
-    """A parsed call of a batch: its index, request, stored key and scoped key, and hash."""
-
-    index: int
-    req: ConsumeRequest
-    key: str | None
-    scoped: ScopedKey | None
-    digest: str
-
-    @property
-    def shown_key(self) -> str:
-        """The key as its caller sent it (for messages)."""
-        return self.scoped.key if self.scoped is not None else self.key or ""
-
-    @property
-    def scoped_pair(self) -> tuple[str, str] | None:
-        return (self.scoped.scope, self.scoped.key) if self.scoped is not None else None
-
-    @property
-    def scoped_pair_or_none(self) -> tuple[str | None, str | None]:
-        return (self.scoped.scope, self.scoped.key) if self.scoped is not None else (None, None)
+                parsed.append((i, changes.consume(call.request(), call.idempotency_key)))
+            except CreditPoolError as error:
+                outcomes[i] = BatchOutcome(error=error)
+        if parsed:
+            ran = self.apply_batch(org_id, [c for _, c in parsed])
+            for (i, _), outcome in zip(parsed, ran, strict=True):
+                outcomes[i] = outcome
+        return [o if o is not None else BatchOutcome() for o in outcomes]
 
 
 def _page(limit: int) -> int:
@@ -796,7 +578,4 @@ def _page(limit: int) -> int:
     return limit
 
 
-def _id(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInput(f"{field} must be a positive whole number")
-    return value
+_id = changes.positive_id

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from creditpool import CreditPool
-from creditpool.api.http import HTTP_PROTOCOL
+from creditpool.http.protocol import HTTP_PROTOCOL
 
 STARTUP_S_MAX = 30.0
 
@@ -74,7 +74,7 @@ def start_server(
         sys.executable,
         "-m",
         "uvicorn",
-        "creditpool.api.server:app_from_env",
+        "creditpool.server.run:app_from_env",
         "--factory",
         "--http",
         HTTP_PROTOCOL,  # as `creditpool serve` runs it: deadlines on slow requests

@@ -18,7 +18,7 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 
-from creditpool.api.app import create_app
+from creditpool.server.app import create_app
 from creditpool.storage import tables
 from tests.e2e.conftest import Server
 from tests.e2e.test_authz import BACKENDS, Tenant, new_tenant, shared_server

@@ -26,8 +26,8 @@ import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from creditpool import CreditPool
-from creditpool.api.app import create_app
-from creditpool.api.routing import AuthorizedRoute, guards_of
+from creditpool.http.routing import AuthorizedRoute, guards_of
+from creditpool.server.app import create_app
 from tests.conftest import SKIP_PG, skip_or_fail
 from tests.e2e.conftest import Server, start_server
 from tests.support import PostgresTemplates, SqliteTemplates

@@ -12,8 +12,8 @@ from unittest import mock
 import httpx
 import pytest
 
+from creditpool.http.cookies import COOKIE, SessionCodec
 from creditpool.sessions import service as sessions_service
-from creditpool.sessions.cookies import COOKIE, SessionCodec
 from creditpool.sessions.models import SessionClaims
 from tests.e2e.conftest import Server
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from creditpool import CreditPool, IdempotencyConflict, InsufficientCredits, InvalidAmount
-from creditpool.api.batching import ConsumeBatcher
+from creditpool.http.batching import ConsumeBatcher
 from creditpool.pool import ConsumeCall
 
 
@@ -81,11 +81,12 @@ def test_concurrent_threads_are_committed_together_and_never_overspend(
         start.wait()
         for i in range(5):
             try:
-                result, replayed = batcher.consume(
+                outcome = batcher.consume(
                     "acme",
                     ConsumeCall("agent_recommendation", f"u-{n}", idempotency_key=f"{n}-{i}"),
                 )
-                assert not replayed
+                result = outcome.unwrap()
+                assert not outcome.replayed
                 with guard:
                     charged.append(result.cost)
             except InsufficientCredits as error:

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from creditpool import CreditPool, InsufficientCredits
-from creditpool.events import hub as hub_module
-from creditpool.events import service
-from creditpool.events.hub import Hub
+from creditpool.http import feed as service
+from creditpool.http import hub as hub_module
+from creditpool.http.hub import Hub
 from creditpool.storage.engine import normalize_url
 
 WAIT_S = 5.0

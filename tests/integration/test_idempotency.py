@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from creditpool import CreditPool, IdempotencyConflict, InvalidInput
-from creditpool.api import repository as http_store
+from creditpool.http import repository as http_store
 from creditpool.pool import IDEMPOTENCY_KEY_RETENTION
 from creditpool.storage.uow import writing
 from tests.integration.dbstate import snapshot

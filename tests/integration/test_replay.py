@@ -12,10 +12,10 @@ from fastapi import Request, Response
 from pydantic import BaseModel
 
 from creditpool import CreditPool
-from creditpool.api.problems import IdempotencyInFlight
-from creditpool.api.replay import REPLAYED, Replayer
-from creditpool.api.security import Principal
 from creditpool.core.errors import IdempotencyConflict
+from creditpool.http.problems import IdempotencyInFlight
+from creditpool.http.replay import REPLAYED, Replayer
+from creditpool.http.security import Principal
 
 WAIT_S = 10
 

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from creditpool.api.replay import encode, json_response
 from creditpool.consumptions.models import Consumption, ConsumptionStatus
+from creditpool.http.replay import encode, json_response
 
 
 def _consumption(metadata: dict[str, object]) -> Consumption:

@@ -35,7 +35,7 @@ def test_a_problem_becomes_the_exception_of_its_code(cls: type[errors.CreditPool
 
 
 def test_the_http_layer_s_refusals_are_defined_once_below_it() -> None:
-    from creditpool.api import problems
+    from creditpool.http import problems
 
     assert problems.Unauthorized is errors.Unauthorized
     assert problems.IdempotencyInFlight is errors.IdempotencyInFlight

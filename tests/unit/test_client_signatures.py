@@ -32,6 +32,8 @@ LIBRARY_ONLY = {
     "keys": "keys are managed where the database is, never over HTTP",
     "authenticate": "the server's check of a Bearer key",
     "consume_batch": "the server's group commit, not a call of its own",
+    "apply": "runs a prepared change and says whether its key replayed (the HTTP layer's)",
+    "apply_batch": "several prepared changes in one transaction (the server's group commit)",
 }
 CLIENT_ONLY = {
     "healthz": "the server's liveness probe",

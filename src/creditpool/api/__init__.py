@@ -1,1 +1,1 @@
-"""The HTTP API: FastAPI over the library. Endpoints live beside each domain."""
+"""The HTTP API routes, one module per domain; shared machinery is in creditpool.http."""

@@ -12,10 +12,10 @@ import hmac
 import secrets
 
 from creditpool import validation as check
-from creditpool.auth import repository
 from creditpool.auth.models import ApiKey, Role
 from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.orgs.service import require_org
+from creditpool.repositories import auth as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 

@@ -32,7 +32,9 @@ def serve(
 ) -> None:
     """Serve the HTTP API (and its OpenAPI docs at /docs)."""
     try:
-        from creditpool.api import server  # only here: the rest of the CLI runs without it
+        from creditpool.server import (
+            run as server,  # only here: the rest of the CLI runs without it
+        )
     except ImportError as error:
         raise missing_extra(error, "server") from None
     settings = Settings(database_url=state(ctx).database_url)

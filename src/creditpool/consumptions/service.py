@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from creditpool import validation as check
-from creditpool.consumptions import repository
 from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
 from creditpool.core.grants import GrantRow, apply_draws, left_at, plan_consumption, plan_refund
+from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
     RATE_SCALE,
     UNIT,
@@ -21,6 +21,7 @@ from creditpool.core.money import (
 )
 from creditpool.core.timeline import LedgerDraft
 from creditpool.ledger.writer import OrgWriter
+from creditpool.repositories import consumptions as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
@@ -89,8 +90,8 @@ def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
     w.append(
         LedgerDraft(
             w.now,
-            "consumption",
-            "used",
+            LedgerAction.CONSUMPTION,
+            LedgerMethod.USED,
             priced.cost,
             before,
             before - priced.cost,
@@ -133,8 +134,8 @@ def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
         w.append(
             LedgerDraft(
                 w.now,
-                "refund",
-                "refunded",
+                LedgerAction.REFUND,
+                LedgerMethod.REFUNDED,
                 plan.restored,
                 before,
                 before + plan.restored,

@@ -12,16 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from creditpool.core.grants import GrantRow
+from creditpool.core.ledger import LedgerAction, LedgerMethod
 
-ADDED = "grant_added"
-EXPIRY = "expiry"
+ADDED = LedgerAction.GRANT_ADDED
+EXPIRY = LedgerAction.EXPIRY
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerDraft:
     at: datetime
-    action: str
-    method: str
+    action: LedgerAction
+    method: LedgerMethod
     credits: int
     total_before: int
     total_after: int
@@ -66,11 +67,11 @@ def catch_up(grants: list[GrantRow], upto: datetime) -> list[LedgerDraft]:
         if kind == 0:
             g.added_logged = True
             left += g.remaining
-            action, method = ADDED, "added"
+            action, method = ADDED, LedgerMethod.ADDED
         else:
             g.expiry_logged = True
             left -= g.remaining
-            action, method = EXPIRY, "expired"
+            action, method = EXPIRY, LedgerMethod.EXPIRED
         if left != before:
             drafts.append(
                 LedgerDraft(at, action, method, abs(left - before), before, left, grant_id=g.id)

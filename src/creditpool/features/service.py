@@ -7,8 +7,8 @@ from typing import Any
 from creditpool import validation as check
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
 from creditpool.core.money import RATE_SCALE, UNIT, parse_credits, parse_rate, to_decimal
-from creditpool.features import repository
 from creditpool.features.models import Feature
+from creditpool.repositories import features as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 

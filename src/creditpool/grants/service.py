@@ -9,6 +9,7 @@ from typing import Any
 from creditpool import validation as check
 from creditpool.core.errors import GrantVoided, InvalidInput, NotFound, PoolLimitExceeded
 from creditpool.core.grants import GrantRow, GrantState, left_at
+from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
     MAX_POOL_CREDITS,
     MAX_POOL_UNITS,
@@ -17,9 +18,9 @@ from creditpool.core.money import (
     to_decimal,
 )
 from creditpool.core.timeline import LedgerDraft
-from creditpool.grants import repository
 from creditpool.grants.models import Grant
 from creditpool.ledger.writer import OrgWriter
+from creditpool.repositories import grants as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
@@ -127,7 +128,13 @@ def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Gra
     if was_active and remaining:
         w.append(
             LedgerDraft(
-                w.now, "void", "voided", remaining, before, before - remaining, grant_id=grant_id
+                w.now,
+                LedgerAction.VOID,
+                LedgerMethod.VOIDED,
+                remaining,
+                before,
+                before - remaining,
+                grant_id=grant_id,
             )
         )
     voided = repository.get(w.conn, w.org_id, grant_id)

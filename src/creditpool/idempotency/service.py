@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from creditpool.core.errors import IdempotencyConflict, InvalidInput
-from creditpool.idempotency.repository import ScopeClaim, StoredKey
+from creditpool.repositories.idempotency import ScopeClaim, StoredKey
 
 KEY_LENGTH_MAX = 255
 SCOPE_LENGTH_MAX = 32

@@ -10,24 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from creditpool.core.balance import summarize
+from creditpool.core.ledger import LedgerMethod
 from creditpool.core.money import format_credits, to_decimal
 from creditpool.core.timeline import logged_left
-from creditpool.grants import repository as grants_repo
-from creditpool.ledger import repository
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.service import require_org
+from creditpool.repositories import grants as grants_repo
+from creditpool.repositories import ledger as repository
 from creditpool.storage.tables import allocations, consumptions, grants, ledger, restorations
 from creditpool.storage.uow import Tx
 
-SIGN = {
-    "added": 1,
-    "refunded": 1,
-    "released": 1,
-    "used": -1,
-    "expired": -1,
-    "voided": -1,
-    "held": -1,
-}
+SIGN = {method.value: method.sign for method in LedgerMethod}
 
 
 def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
@@ -164,7 +157,7 @@ def _verify_consumptions(conn: Connection, org_id: str) -> list[str]:
         ledger.c.org_id == org_id, ledger.c.consumption_id.is_not(None)
     )
     for cid, method, credits in conn.execute(entries_q):
-        (charged if method == "used" else refunded)[cid].append(credits)
+        (charged if method == LedgerMethod.USED else refunded)[cid].append(credits)
     for c in conn.execute(select(consumptions).where(consumptions.c.org_id == org_id)):
         where = f"{org_id}: consumption {c.id}"
         if drawn.get(c.id, 0) != c.cost:

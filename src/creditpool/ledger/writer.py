@@ -18,12 +18,12 @@ from creditpool.core.errors import NotFound
 from creditpool.core.grants import GrantRow
 from creditpool.core.invariant import invariant
 from creditpool.core.timeline import LedgerDraft
-from creditpool.events import repository as events_repo
-from creditpool.grants import repository as grants_repo
-from creditpool.idempotency import repository as idempotency_repo
-from creditpool.idempotency.repository import ScopeClaim, StoredKey
-from creditpool.ledger import repository as ledger_repo
-from creditpool.orgs import repository as orgs_repo
+from creditpool.repositories import events as events_repo
+from creditpool.repositories import grants as grants_repo
+from creditpool.repositories import idempotency as idempotency_repo
+from creditpool.repositories import ledger as ledger_repo
+from creditpool.repositories import orgs as orgs_repo
+from creditpool.repositories.idempotency import ScopeClaim, StoredKey
 from creditpool.storage.engine import fetch_together
 from creditpool.storage.uow import Tx
 
@@ -119,8 +119,8 @@ class OrgWriter:
                 "org_id": self.org_id,
                 "seq": self._ledger_seq,
                 "at": draft.at,
-                "action": draft.action,
-                "method": draft.method,
+                "action": draft.action.value,
+                "method": draft.method.value,
                 "credits": draft.credits,
                 "total_before": draft.total_before,
                 "total_after": draft.total_after,

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 from creditpool import validation as check
 from creditpool.core.errors import AlreadyExists, InvalidInput, NotFound
 from creditpool.core.money import parse_credits, to_decimal
-from creditpool.orgs import repository
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.repositories import orgs as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 

@@ -20,17 +20,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from creditpool.core.errors import InvalidInput
+from creditpool.core.ledger import GAINS, LedgerAction
 from creditpool.core.money import format_credits, to_decimal
 from creditpool.orgs import service as orgs
-from creditpool.reports import repository
 from creditpool.reports.models import COLUMNS, TITLES, Column, ReportFormat, ReportKind
+from creditpool.repositories import reports as repository
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
 from creditpool.storage.uow import Clock, reading
 
 REPORT_BATCH_ROWS = 5_000  # rows per fetch from the server-side cursor
 CELL_CACHE_SIZE_MAX = 10_000  # formatted amounts and breakdowns remembered per report
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_GAINS = frozenset({"added", "refunded", "released"})  # the other methods take credits out
+_GAINS = frozenset(m.value for m in GAINS)  # the other methods take credits out
 
 Row = tuple[Any, ...]
 
@@ -191,12 +192,12 @@ def _usage_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
 
 
 def action_label(action: str, grant_id: int | None, consumption_id: int | None) -> str:
-    labels = {
-        "grant_added": f"Grant #{grant_id} added",
-        "expiry": f"Grant #{grant_id} expired",
-        "void": f"Grant #{grant_id} voided",
-        "consumption": f"Consumption #{consumption_id}",
-        "refund": f"Refund of consumption #{consumption_id}",
+    labels: dict[str, str] = {
+        LedgerAction.GRANT_ADDED: f"Grant #{grant_id} added",
+        LedgerAction.EXPIRY: f"Grant #{grant_id} expired",
+        LedgerAction.VOID: f"Grant #{grant_id} voided",
+        LedgerAction.CONSUMPTION: f"Consumption #{consumption_id}",
+        LedgerAction.REFUND: f"Refund of consumption #{consumption_id}",
     }
     return labels.get(action) or action.replace("_", " ").capitalize()
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from creditpool import validation as check
 from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.orgs.service import require_org
-from creditpool.sessions import repository
+from creditpool.repositories import sessions as repository
 from creditpool.sessions.models import PortalLink, PortalRole
 from creditpool.storage.uow import Clock, Tx, reading, writing
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from creditpool.api.security import Principal, csrf_matches, session_claims, session_principal
 from creditpool.core.errors import CreditPoolError
+from creditpool.http.security import Principal, csrf_matches, session_claims, session_principal
 from creditpool.sessions.models import SessionClaims
 
 

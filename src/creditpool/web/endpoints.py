@@ -14,15 +14,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from creditpool import validation as check
-from creditpool.api.deps import ObjectId, OrgId, Pool, TeamId
-from creditpool.api.security import Action, Principal
 from creditpool.auth.models import Role
 from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
+from creditpool.http.cookies import Sessions
+from creditpool.http.deps import ObjectId, OrgId, Pool, TeamId
+from creditpool.http.downloads import download_response, span_days_max
+from creditpool.http.security import Action, Principal
 from creditpool.pool import CreditPool
-from creditpool.reports.endpoints import download_response, span_days_max
 from creditpool.reports.models import ReportFormat, ReportKind
 from creditpool.sessions import service as sessions_service
-from creditpool.sessions.cookies import Sessions
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
 from creditpool.web.auth import CsrfRefused, form_caller, page_caller

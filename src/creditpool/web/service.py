@@ -6,12 +6,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from creditpool.api.security import Action, Principal
 from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
 from creditpool.grants.models import Grant
+from creditpool.http.security import Action, Principal
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 from creditpool.pool import CreditPool

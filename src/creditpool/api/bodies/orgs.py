@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from creditpool.http.schemas import (
+    Body,
+    Credits,
+    CreditsOrZero,
+    Id,
+    Name,
+    TimeZone,
+    omittable,
+    refuse_null,
+)
+from creditpool.orgs.service import THRESHOLDS_MAX
+
+
+class OrgCreate(Body):
+    id: Id
+    name: Name | None = None
+    timezone: TimeZone = "UTC"
+
+
+class OrgUpdate(Body):
+    """Only the fields given change; none of them may be set to null."""
+
+    name: Name | SkipJsonSchema[None] = omittable()
+    timezone: TimeZone | SkipJsonSchema[None] = omittable()
+    low_balance_thresholds: (
+        Annotated[list[Credits], Field(max_length=THRESHOLDS_MAX)] | SkipJsonSchema[None]
+    ) = omittable()
+
+    _not_null = field_validator("name", "timezone", "low_balance_thresholds", mode="before")(
+        refuse_null
+    )
+
+
+class TeamCreate(Body):
+    id: Id
+    name: Name | None = None
+    monthly_limit: CreditsOrZero | None = None
+
+
+class TeamUpdate(Body):
+    """Only the fields given change; a null ``monthly_limit`` removes the limit."""
+
+    name: Name | SkipJsonSchema[None] = omittable()
+    monthly_limit: CreditsOrZero | None = Field(default=None)
+
+    _not_null = field_validator("name", mode="before")(refuse_null)
+
+
+class MemberPut(Body):
+    team_id: Id | None = None

@@ -1,0 +1,147 @@
+"""Consumptions and refunds over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from creditpool import changes
+from creditpool.api.bodies.consumptions import ConsumeBody, RefundBody
+from creditpool.auth.models import Role
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.core.errors import CreditPoolError, NotFound
+from creditpool.http import metrics
+from creditpool.http.batching import ConsumeBatcher
+from creditpool.http.deps import IdFilter, ObjectId, OrgId, Pool, Replay
+from creditpool.http.replay import Replayer
+from creditpool.http.replay import json_response as _json
+from creditpool.http.routing import AuthorizedRoute
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
+from creditpool.http.security import Action, Principal, allowed
+from creditpool.pool import ConsumeCall, CreditPool
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"], route_class=AuthorizedRoute)
+
+
+@router.post(
+    "/consumptions",
+    status_code=201,
+    response_model=Consumption,
+    responses={
+        200: {"description": "A dry run: nothing was charged"},
+        402: {"description": "Not enough credits left (`insufficient_credits`, with the balance)"},
+    },
+)
+async def consume(
+    org: OrgId,
+    body: ConsumeBody,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.CONSUME)],
+) -> Response:
+    """Charge one use of a feature. Concurrent requests for one organization are committed
+    together (one transaction, each request all-or-nothing with its own answer)."""
+    # Async, with the blocking part in ONE worker-thread call: FastAPI runs every sync
+    # dependency and a sync endpoint in the thread pool, one hand-off each (5 per request
+    # with Pool/Replay/Batcher as dependencies), which cost more CPU and latency than the
+    # request itself on a busy machine. The caller is an async dependency, checked by the
+    # route class before the body is read (401, 403 or 404 first), as everywhere else.
+    fields = body.model_dump(exclude={"feature", "user_id", "dry_run"})
+    state = request.app.state
+    pool: CreditPool = state.pool
+    if body.dry_run:  # changes nothing: no key, no batch
+
+        def run() -> Response:
+            return _json(
+                200, pool.consume(org, body.feature, user_id=body.user_id, dry_run=True, **fields)
+            )
+
+    else:
+        replay: Replayer = state.replayer
+        batcher: ConsumeBatcher = state.batcher
+
+        def run() -> Response:
+            return replay.run_ledger(
+                request,
+                caller,
+                201,
+                lambda key: batcher.consume(
+                    org, ConsumeCall(body.feature, body.user_id, idempotency_key=key, **fields)
+                ),
+            )
+
+    try:
+        response = await run_in_threadpool(run)
+    except CreditPoolError as error:
+        metrics.REFUSALS.labels(feature=body.feature, code=error.code).inc()
+        raise
+    if not body.dry_run:
+        metrics.CONSUMPTIONS.labels(feature=body.feature).inc()
+    return response
+
+
+@router.get("/consumptions", response_model=Page[Consumption])
+def list_consumptions(
+    org: OrgId,
+    caller: Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)],
+    pool: Pool,
+    since: Annotated[Instant | None, Query(alias="from")] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
+    feature: IdFilter = None,
+    user: IdFilter = None,
+    team: IdFilter = None,
+    status: Literal["paid", "refunded"] | None = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Page[Consumption]:
+    """Newest first. A member key sees only its own user's consumptions."""
+    if not caller.may(Action.CONSUMPTIONS_READ):
+        user = caller.key.user_id
+    found = pool.consumptions(
+        org,
+        since=since,
+        until=until,
+        feature=feature,
+        user_id=user,
+        team_id=team,
+        status=status,
+        before_id=cursor,
+        limit=limit + 1,
+    )
+    more = len(found) > limit
+    next_cursor = str(found[limit - 1].id) if more else None
+    return Page(items=found[:limit], next_cursor=next_cursor)
+
+
+@router.get("/consumptions/{consumption_id}", response_model=Consumption)
+def get_consumption(
+    org: OrgId,
+    consumption_id: ObjectId,
+    caller: Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)],
+    pool: Pool,
+) -> Consumption:
+    found = pool.consumption(org, consumption_id)
+    if caller.role is Role.MEMBER and found.user_id != caller.key.user_id:
+        raise NotFound(f"consumption {consumption_id} not found in organization {org!r}")
+    return found
+
+
+@router.post("/consumptions/{consumption_id}/refund", response_model=Refund)
+def refund(
+    org: OrgId,
+    consumption_id: ObjectId,
+    body: RefundBody,
+    request: Request,
+    caller: Annotated[Principal, allowed(Action.REFUND)],
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    return replay.run_ledger(
+        request,
+        caller,
+        200,
+        lambda key: pool.apply(
+            org, changes.refund(consumption_id, reason=body.reason, idempotency_key=key)
+        ),
+    )

@@ -1,0 +1,74 @@
+"""Grants over HTTP: staff grant and void; ``granted_by`` is the staff key's name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response
+
+from creditpool import changes
+from creditpool.api.bodies.grants import GrantCreate, VoidBody
+from creditpool.grants.models import Grant, GrantDetail
+from creditpool.http.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.http.routing import AuthorizedRoute
+from creditpool.http.schemas import Items
+from creditpool.http.security import Action, Principal, allowed
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["grants"], route_class=AuthorizedRoute)
+Writer = Annotated[Principal, allowed(Action.GRANTS_WRITE)]
+Reader = Annotated[Principal, allowed(Action.GRANTS_READ)]
+
+
+@router.post("/grants", status_code=201, response_model=Grant)
+def create_grant(
+    org: OrgId, body: GrantCreate, request: Request, caller: Writer, pool: Pool, replay: Replay
+) -> Response:
+    return replay.run_ledger(
+        request,
+        caller,
+        201,
+        lambda key: pool.apply(
+            org,
+            changes.grant(
+                body.amount,
+                expires_at=body.expires_at,
+                available_from=body.available_from,
+                granted_by=caller.key.name,
+                note=body.note,
+                reference=body.reference,
+                idempotency_key=key,
+            ),
+        ),
+    )
+
+
+@router.get("/grants", response_model=Items[Grant])
+def list_grants(org: OrgId, caller: Reader, pool: Pool) -> Items[Grant]:
+    return Items(items=pool.grants(org))
+
+
+@router.get("/grants/{grant_id}", response_model=GrantDetail)
+def get_grant(org: OrgId, grant_id: ObjectId, caller: Reader, pool: Pool) -> GrantDetail:
+    grant = pool.grant_info(org, grant_id)
+    return GrantDetail(**grant.model_dump(), funded=tuple(pool.funded_by(org, grant_id)))
+
+
+@router.post("/grants/{grant_id}/void", response_model=Grant)
+def void_grant(
+    org: OrgId,
+    grant_id: ObjectId,
+    body: VoidBody,
+    request: Request,
+    caller: Writer,
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    return replay.run_ledger(
+        request,
+        caller,
+        200,
+        lambda key: pool.apply(
+            org,
+            changes.void(grant_id, by=caller.key.name, reason=body.reason, idempotency_key=key),
+        ),
+    )

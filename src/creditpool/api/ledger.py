@@ -1,0 +1,43 @@
+"""The balance and the ledger over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from creditpool.http.deps import OrgId, Pool
+from creditpool.http.routing import AuthorizedRoute
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
+from creditpool.http.security import Action, Principal, allowed
+from creditpool.ledger.models import Balance, LedgerEntry
+
+router = APIRouter(
+    prefix="/v1/orgs/{org}", tags=["balance and ledger"], route_class=AuthorizedRoute
+)
+
+
+@router.get("/balance", response_model=Balance)
+def balance(
+    org: OrgId,
+    caller: Annotated[Principal, allowed(Action.BALANCE_READ)],
+    pool: Pool,
+    at: Annotated[Instant | None, Query(description="A past instant, with offset")] = None,
+) -> Balance:
+    return pool.balance(org, at=at)
+
+
+@router.get("/ledger", response_model=Page[LedgerEntry])
+def ledger(
+    org: OrgId,
+    caller: Annotated[Principal, allowed(Action.LEDGER_READ)],
+    pool: Pool,
+    since: Annotated[Instant | None, Query(alias="from")] = None,
+    until: Annotated[Instant | None, Query(alias="to")] = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[int | None, Query(ge=0, le=2**62, description="The last seq seen")] = None,
+) -> Page[LedgerEntry]:
+    """Oldest first, in sequence order."""
+    found = pool.ledger(org, since=since, until=until, after_seq=cursor, limit=limit + 1)
+    more = len(found) > limit
+    return Page(items=found[:limit], next_cursor=str(found[limit - 1].seq) if more else None)

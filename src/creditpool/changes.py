@@ -1,0 +1,292 @@
+"""The one change pipeline: every ledger mutation, single or batched, runs through ``run``.
+
+A ``Change`` is one command (grant, void, consume, refund): its operation, its arguments'
+fingerprint, its idempotency key and the service call that applies it to an organization's
+writer. ``run`` takes a batch of changes of one organization (a single call is a batch of
+one) and, in ONE transaction:
+
+1. locks the organization (``OrgWriter.lock``), reading the first key's record and the live
+   grants in the same round trip, and writes the availability/expiry entries that fell due;
+2. for each change: a key seen earlier in the batch replays that first answer (or is
+   refused when the arguments differ); a known key replays its stored result; a scoped key
+   used in another organization is refused; otherwise the change is applied;
+3. writes back the grants, the ledger entries and the counters, records every new key's
+   result (and a scoped key's claim) in the same write pipeline, and commits.
+
+Each answer is an ``Outcome``: the result, or the refusal, and ``replayed`` when the key was
+known. A single library call raises its refusal inside the transaction (nothing is
+written); in a batch a refused change writes nothing and leaves the others untouched, which
+every service guarantees by refusing before it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from creditpool import validation as check
+from creditpool.consumptions import service as consumptions
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.consumptions.service import ConsumeRequest
+from creditpool.core.errors import CreditPoolError, InvalidInput
+from creditpool.grants import service as grants
+from creditpool.grants.models import Grant
+from creditpool.idempotency import service as idempotency
+from creditpool.idempotency.service import ScopedKey
+from creditpool.ledger.writer import OrgWriter
+from creditpool.repositories import idempotency as idempotency_repo
+from creditpool.storage.conflicts import lost_a_race
+from creditpool.storage.engine import pipelined
+from creditpool.storage.uow import Clock, writing
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+IdempotencyKey = str | ScopedKey
+Amount = str | int | Decimal
+# Runs of one transaction that lost a race (see ``storage.conflicts.lost_a_race``): the
+# second run sees what the winner committed, so more than two is already unusual.
+RACE_ATTEMPTS = 4
+Announcing = Callable[[], AbstractContextManager[list[OrgWriter]]]
+
+
+@dataclass(frozen=True)  # no slots: ``Outcome[X](...)`` sets ``__orig_class__``
+class Outcome(Generic[M]):
+    """One change's answer: its result (``replayed`` when its key was known) or its
+    refusal."""
+
+    result: M | None = None
+    error: CreditPoolError | None = None
+    replayed: bool = False
+
+    def unwrap(self) -> M:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Change(Generic[M]):
+    """One command, parsed and checked: what ``run`` applies under the organization's lock."""
+
+    operation: str
+    arguments: dict[str, Any]
+    model: type[M]
+    apply: Callable[[OrgWriter], M]
+    idempotency_key: IdempotencyKey | None = None
+    key: str | None = field(init=False)
+    scoped: ScopedKey | None = field(init=False)
+    digest: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        key, scoped = idempotency.parse_key(self.idempotency_key)
+        digest = idempotency.fingerprint(self.operation, self.arguments) if key else ""
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "scoped", scoped)
+        object.__setattr__(self, "digest", digest)
+
+    @property
+    def shown_key(self) -> str:
+        """The key as its caller sent it (for messages)."""
+        return self.scoped.key if self.scoped is not None else self.key or ""
+
+    @property
+    def scoped_pair(self) -> tuple[str, str] | None:
+        return (self.scoped.scope, self.scoped.key) if self.scoped is not None else None
+
+
+AnyChange = Change[Any]
+AnyOutcome = Outcome[Any]
+
+
+def run(
+    engine: Engine,
+    clock: Clock,
+    announcing: Announcing,
+    org_id: str,
+    changes: list[AnyChange],
+    *,
+    raising: bool,
+) -> list[AnyOutcome]:
+    """Apply ``changes`` to ``org_id`` in one transaction, in order (see the module). With
+    ``raising`` a refusal raises inside the transaction (nothing at all is written);
+    otherwise it is its change's outcome and the others go on."""
+    keyed = any(c.key is not None for c in changes)
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            return _run_once(engine, clock, announcing, org_id, changes, raising)
+        except Exception as error:
+            # Without a key nothing can collide: one writer per organization.
+            if not keyed or attempt == RACE_ATTEMPTS or not lost_a_race(error):
+                raise
+            log.info("a change lost a race on an idempotency key and runs again: %s", error)
+    raise AssertionError("unreachable")
+
+
+def _run_once(
+    engine: Engine,
+    clock: Clock,
+    announcing: Announcing,
+    org_id: str,
+    changes: list[AnyChange],
+    raising: bool,
+) -> list[AnyOutcome]:
+    # The first key is read with the lock (a batch of one, the usual case, then costs no
+    # extra round trip); the others each with one query.
+    first = next((c for c in changes if c.key is not None), None)
+    with announcing() as done, writing(engine, clock) as tx:
+        w = OrgWriter.lock(
+            tx,
+            org_id,
+            first.key if first is not None else None,
+            first.scoped_pair if first is not None else None,
+        )
+        done.append(w)
+        batch = _Batch(w)
+        outcomes = [batch.answer(c, c is first, raising=raising) for c in changes]
+        with pipelined(tx.conn):  # the writes below read nothing back
+            w.finish()
+            batch.record(tx.now)
+    return outcomes
+
+
+class _Batch:
+    """The keys a batch has answered so far, and the records it will write."""
+
+    def __init__(self, w: OrgWriter) -> None:
+        self.w = w
+        self.seen: dict[str, tuple[AnyChange, AnyOutcome]] = {}
+
+    def answer(self, change: AnyChange, with_lock: bool, *, raising: bool) -> AnyOutcome:
+        try:
+            outcome = self._answer(change, with_lock)
+        except CreditPoolError as error:
+            if raising:
+                raise
+            outcome = Outcome(error=error)
+        if change.key is not None and outcome.result is not None:
+            self.seen.setdefault(change.key, (change, outcome))
+        return outcome
+
+    def _answer(self, change: AnyChange, with_lock: bool) -> AnyOutcome:
+        key = change.key
+        if key is None:
+            return Outcome(result=change.apply(self.w))
+        if key in self.seen:  # the same key twice in one batch: the second replays
+            first, answered = self.seen[key]
+            record = idempotency_repo.StoredKey(first.operation, first.digest, {})
+            idempotency.replay(record, change.shown_key, change.operation, change.digest)
+            return Outcome(result=answered.result, replayed=True)
+        if with_lock:
+            stored_key, claim = self.w.stored_key, self.w.scope_claim
+        else:
+            scope, scoped_key = change.scoped_pair or (None, None)
+            stored_key, claim = idempotency_repo.get(
+                self.w.conn, self.w.org_id, key, scope, scoped_key
+            )
+        idempotency.check_scope(claim, self.w.org_id, change.scoped)
+        stored = idempotency.replay(stored_key, change.shown_key, change.operation, change.digest)
+        if stored is not None:
+            return Outcome(result=change.model.model_validate(stored), replayed=True)
+        return Outcome(result=change.apply(self.w))
+
+    def record(self, now: Any) -> None:
+        """Store each new key's result (and a scoped key's claim, in key order so that two
+        batches never wait on each other's claims)."""
+        claims: list[tuple[str, str, str, str]] = []
+        for key, (change, outcome) in self.seen.items():
+            if outcome.replayed or outcome.result is None:
+                continue
+            idempotency_repo.insert(
+                self.w.conn,
+                org_id=self.w.org_id,
+                key=key,
+                operation=change.operation,
+                request_hash=change.digest,
+                result=outcome.result.model_dump(mode="json"),
+                created_at=now,
+            )
+            if change.scoped is not None:
+                claims.append(
+                    (change.scoped.scope, change.scoped.key, self.w.org_id, change.digest)
+                )
+        if claims:
+            idempotency_repo.claim(self.w.conn, claims, now)
+
+
+# -- the commands ----------------------------------------------------------------------
+
+
+def grant(
+    amount: Amount,
+    *,
+    expires_at: datetime | None = None,
+    available_from: datetime | None = None,
+    granted_by: str | None = None,
+    note: str | None = None,
+    reference: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Grant]:
+    req = grants.GrantRequest.parse(
+        amount,
+        expires_at=expires_at,
+        available_from=available_from,
+        granted_by=granted_by,
+        note=note,
+        reference=reference,
+    )
+    return Change("grant", req.arguments(), Grant, lambda w: grants.grant(w, req), idempotency_key)
+
+
+def void(
+    grant_id: int,
+    *,
+    by: str | None = None,
+    reason: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Grant]:
+    by = check.text(by, "by")
+    reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
+    args = {"grant_id": grant_id, "by": by, "reason": reason}
+    gid = positive_id(grant_id, "grant id")
+    return Change("void", args, Grant, lambda w: grants.void(w, gid, by, reason), idempotency_key)
+
+
+def consume(
+    req: ConsumeRequest, idempotency_key: IdempotencyKey | None = None
+) -> Change[Consumption]:
+    return Change(
+        "consume",
+        req.arguments(),
+        Consumption,
+        lambda w: consumptions.consume(w, req),
+        idempotency_key,
+    )
+
+
+def refund(
+    consumption_id: int,
+    *,
+    reason: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Refund]:
+    reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
+    cid = positive_id(consumption_id, "consumption id")
+    args = {"consumption_id": cid, "reason": reason}
+    return Change(
+        "refund", args, Refund, lambda w: consumptions.refund(w, cid, reason), idempotency_key
+    )
+
+
+def positive_id(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(f"{field} must be a positive whole number")
+    return value

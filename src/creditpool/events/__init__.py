@@ -1,1 +1,0 @@
-"""Real time: every ledger change of an organization, pushed as server-sent events."""

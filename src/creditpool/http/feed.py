@@ -1,0 +1,70 @@
+"""Reading what the stream delivers: ledger entries after a seq, with the balance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+from creditpool.ledger import service as ledger
+from creditpool.ledger.models import LedgerEntry
+from creditpool.pool import CreditPool
+from creditpool.repositories import events as repository
+from creditpool.repositories import ledger as ledger_repo
+from creditpool.storage.uow import reading
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Entries in seq order, each already encoded as one SSE event (encoded once, however
+    many streams receive it)."""
+
+    org_id: str
+    seqs: list[int]
+    frames: list[str]
+    complete: bool  # False when cut at the page size: more entries follow
+
+    @property
+    def first_seq(self) -> int:
+        return self.seqs[0]
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1]
+
+    def frames_after(self, seq: int) -> str:
+        """The events of entries after ``seq``, as one chunk of the stream."""
+        return "".join(f for s, f in zip(self.seqs, self.frames, strict=True) if s > seq)
+
+
+def read_after(pool: CreditPool, org_id: str, after_seq: int, limit: int) -> Batch | None:
+    """Up to ``limit`` entries with seq > ``after_seq`` and the balance, from one snapshot:
+    the balance is as of the newest entry read (when the batch is complete). None when
+    there is nothing new (or the organization is gone)."""
+    with reading(pool.engine, pool.clock) as tx:
+        repository.snapshot(tx.conn)
+        rows = ledger_repo.list_entries(tx.conn, org_id, after_seq=after_seq, limit=limit)
+        if not rows:
+            return None
+        balance = ledger.balance(tx, org_id, None).model_dump(mode="json")
+    entries = [ledger.entry_model(r) for r in rows]
+    return Batch(
+        org_id=org_id,
+        seqs=[e.seq for e in entries],
+        frames=[_frame(e, balance) for e in entries],
+        complete=len(rows) < limit,
+    )
+
+
+def _frame(entry: LedgerEntry, balance: dict[str, object]) -> str:
+    data = json.dumps({"entry": entry.model_dump(mode="json"), "balance": balance})
+    return f"id: {entry.seq}\nevent: ledger\ndata: {data}\n\n"
+
+
+def ledger_seqs(pool: CreditPool, org_ids: list[str]) -> dict[str, int]:
+    with reading(pool.engine, pool.clock) as tx:
+        return repository.ledger_seqs(tx.conn, org_ids)
+
+
+async def ledger_seqs_async(pool: CreditPool, org_id: str) -> dict[str, int]:
+    return await asyncio.to_thread(ledger_seqs, pool, [org_id])

@@ -1,0 +1,1 @@
+"""The server: one module assembles the app (API routes and web pages), one runs it."""

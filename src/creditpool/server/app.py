@@ -1,0 +1,96 @@
+"""The FastAPI application: one CreditPool per process, routers of every domain."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from creditpool.api.consumptions import router as consumptions_router
+from creditpool.api.events import router as events_router
+from creditpool.api.features import router as features_router
+from creditpool.api.grants import router as grants_router
+from creditpool.api.ledger import router as ledger_router
+from creditpool.api.orgs import router as orgs_router
+from creditpool.api.reports import router as reports_router
+from creditpool.api.sessions import router as sessions_router
+from creditpool.http import metrics, openapi, problems
+from creditpool.http.batching import ConsumeBatcher
+from creditpool.http.cookies import Sessions
+from creditpool.http.hub import Hub
+from creditpool.http.limits import BodyLimitMiddleware
+from creditpool.http.replay import Replayer
+from creditpool.http.security import KeyCache
+from creditpool.pool import CreditPool
+from creditpool.settings import Settings
+from creditpool.storage import migrate
+from creditpool.web import errors as web_errors
+from creditpool.web.endpoints import router as web_router
+from creditpool.web.render import STATIC
+
+DESCRIPTION = """\
+A prepaid credit pool per organization. Amounts are exact decimal strings ("0.50").
+Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`.
+Mutations accept an `Idempotency-Key` header.
+"""
+
+
+def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
+    """The app over ``pool``; ``settings`` tunes it (defaults: ``Settings()``'s defaults)."""
+    settings = settings or Settings.model_construct()
+    hub = Hub(pool, heartbeat_s=settings.sse_heartbeat_s, lifetime_s=settings.sse_lifetime_s_max)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        yield
+        await hub.stop()
+        pool.close()
+
+    app = FastAPI(title="creditpool", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.pool = pool
+    app.state.key_cache = KeyCache()
+    app.state.replayer = Replayer(pool)
+    app.state.batcher = ConsumeBatcher(pool)
+    app.state.hub = hub
+    problems.install(app)
+    for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
+        app.include_router(router)
+    app.include_router(reports_router)
+    app.include_router(sessions_router)
+    # Pages: the same pool, the same authorization (a session cookie is a principal).
+    app.state.sessions = Sessions(pool, settings)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    web_errors.install(app)
+    app.include_router(events_router)
+    _operations(app, pool)
+    openapi.install(app)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)
+    return app
+
+
+def _operations(app: FastAPI, pool: CreditPool) -> None:
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready"}})
+    def readyz() -> Response:
+        """The database is reachable and its schema is at the newest migration."""
+        try:
+            ready = migrate.is_at_head(pool.engine)
+        except Exception as error:  # any failure to reach the database means "not ready"
+            return JSONResponse({"status": "unavailable", "detail": type(error).__name__}, 503)
+        if not ready:
+            return JSONResponse({"status": "migrations pending"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return metrics.metrics_response()
