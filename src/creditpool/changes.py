@@ -1,4 +1,5 @@
-"""The one change pipeline: every ledger mutation, single or batched, runs through ``run``.
+"""The one change pipeline: every ledger mutation, single or batched, runs through
+``Runner.run``.
 
 A ``Change`` is one command (grant, void, consume, refund): its operation, its arguments'
 fingerprint, its idempotency key and the service call that applies it to an organization's
@@ -107,55 +108,47 @@ AnyChange = Change[Any]
 AnyOutcome = Outcome[Any]
 
 
-def run(
-    engine: Engine,
-    clock: Clock,
-    announcing: Announcing,
-    org_id: str,
-    changes: list[AnyChange],
-    *,
-    raising: bool,
-) -> list[AnyOutcome]:
-    """Apply ``changes`` to ``org_id`` in one transaction, in order (see the module). With
-    ``raising`` a refusal raises inside the transaction (nothing at all is written);
-    otherwise it is its change's outcome and the others go on."""
-    keyed = any(c.key is not None for c in changes)
-    for attempt in range(1, RACE_ATTEMPTS + 1):
-        try:
-            return _run_once(engine, clock, announcing, org_id, changes, raising)
-        except Exception as error:
-            # Without a key nothing can collide: one writer per organization.
-            if not keyed or attempt == RACE_ATTEMPTS or not lost_a_race(error):
-                raise
-            log.info("a change lost a race on an idempotency key and runs again: %s", error)
-    raise AssertionError("unreachable")
+@dataclass(frozen=True, slots=True)
+class Runner:
+    """Runs batches of changes on one database (``CreditPool`` holds one)."""
 
+    engine: Engine
+    clock: Clock
+    announcing: Announcing
 
-def _run_once(
-    engine: Engine,
-    clock: Clock,
-    announcing: Announcing,
-    org_id: str,
-    changes: list[AnyChange],
-    raising: bool,
-) -> list[AnyOutcome]:
-    # The first key is read with the lock (a batch of one, the usual case, then costs no
-    # extra round trip); the others each with one query.
-    first = next((c for c in changes if c.key is not None), None)
-    with announcing() as done, writing(engine, clock) as tx:
-        w = OrgWriter.lock(
-            tx,
-            org_id,
-            first.key if first is not None else None,
-            first.scoped_pair if first is not None else None,
-        )
-        done.append(w)
-        batch = _Batch(w)
-        outcomes = [batch.answer(c, c is first, raising=raising) for c in changes]
-        with pipelined(tx.conn):  # the writes below read nothing back
-            w.finish()
-            batch.record(tx.now)
-    return outcomes
+    def run(self, org_id: str, changes: list[AnyChange], *, raising: bool) -> list[AnyOutcome]:
+        """Apply ``changes`` to ``org_id`` in one transaction, in order (see the module).
+        With ``raising`` a refusal raises inside the transaction (nothing at all is
+        written); otherwise it is its change's outcome and the others go on."""
+        keyed = any(c.key is not None for c in changes)
+        for attempt in range(1, RACE_ATTEMPTS + 1):
+            try:
+                return self._run_once(org_id, changes, raising)
+            except Exception as error:
+                # Without a key nothing can collide: one writer per organization.
+                if not keyed or attempt == RACE_ATTEMPTS or not lost_a_race(error):
+                    raise
+                log.info("a change lost a race on an idempotency key and runs again: %s", error)
+        raise AssertionError("unreachable")
+
+    def _run_once(self, org_id: str, changes: list[AnyChange], raising: bool) -> list[AnyOutcome]:
+        # The first key is read with the lock (a batch of one, the usual case, then costs
+        # no extra round trip); the others each with one query.
+        first = next((c for c in changes if c.key is not None), None)
+        with self.announcing() as done, writing(self.engine, self.clock) as tx:
+            w = OrgWriter.lock(
+                tx,
+                org_id,
+                first.key if first is not None else None,
+                first.scoped_pair if first is not None else None,
+            )
+            done.append(w)
+            batch = _Batch(w)
+            outcomes = [batch.answer(c, c is first, raising=raising) for c in changes]
+            with pipelined(tx.conn):  # the writes below read nothing back
+                w.finish()
+                batch.record(tx.now)
+        return outcomes
 
 
 class _Batch:

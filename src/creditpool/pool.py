@@ -114,6 +114,7 @@ class CreditPool:
         self.engine = engine
         self.clock: Clock = clock or system_clock
         self._commit_listeners: list[CommitListener] = []
+        self._runner = changes.Runner(engine, self.clock, self._announcing)
 
     @classmethod
     def open(
@@ -545,16 +546,14 @@ class CreditPool:
     def apply(self, org_id: str, change: Change[M]) -> Outcome[M]:
         """Run one change (see ``creditpool.changes``): its outcome says whether its key was
         replayed; a refusal raises."""
-        outcome: Outcome[M] = changes.run(
-            self.engine, self.clock, self._announcing, org_id, [change], raising=True
-        )[0]
+        outcome: Outcome[M] = self._runner.run(org_id, [change], raising=True)[0]
         return outcome
 
     def apply_batch(self, org_id: str, batch: list[AnyChange]) -> list[AnyOutcome]:
         """Run several changes of one organization in ONE transaction (one lock, one
         commit), in order, each all-or-nothing on its own: a refusal is its outcome's
         ``error`` and leaves the others untouched. A database failure fails the batch."""
-        return changes.run(self.engine, self.clock, self._announcing, org_id, batch, raising=False)
+        return self._runner.run(org_id, batch, raising=False)
 
     def consume_batch(self, org_id: str, calls: list[ConsumeCall]) -> list[BatchOutcome]:
         """``apply_batch`` of consumptions; a call refused while parsing is refused alone."""

@@ -17,9 +17,7 @@ from creditpool.core.money import (
     RATE_UNIT,
     UNIT,
     cost_units,
-    decimal_half_up,
     format_credits,
-    format_rate,
     format_units,
     parse_credits,
     parse_quantity,
@@ -210,11 +208,10 @@ def test_format_credits_writes_exact_text_with_at_least_two_digits(value: int, t
     assert str(to_decimal(value)) == text
 
 
-def test_format_rate_writes_up_to_eight_fractional_digits() -> None:
-    assert format_rate(125_000) == "0.00125"
-    assert format_rate(1) == "0.00000001"
-    assert format_rate(RATE_UNIT) == "1.00"
+def test_format_units_writes_rates_with_up_to_eight_fractional_digits() -> None:
     assert format_units(125_000, 8) == "0.00125"
+    assert format_units(1, 8) == "0.00000001"
+    assert format_units(RATE_UNIT, 8) == "1.00"
 
 
 @given(st.integers(min_value=1, max_value=MAX_UNITS))
@@ -280,7 +277,7 @@ def units_of(credits: str) -> int:
     st.integers(min_value=1, max_value=MAX_QUANTITY * UNIT),
 )
 def test_cost_units_equals_decimal_half_up_rounding(rate: int, quantity: int) -> None:
-    expected = _reference_cost(format_rate(rate), format_credits(quantity))
+    expected = _reference_cost(format_units(rate, 8), format_credits(quantity))
     assert cost_units(rate, quantity) == int(expected.scaleb(4))
 
 
@@ -389,3 +386,8 @@ def test_parse_rate_and_quantity_raise_only_invalid_amount(value: str | Decimal)
     for parse in (parse_rate, parse_quantity):
         with contextlib.suppress(InvalidAmount):
             assert parse(value) > 0
+
+
+def decimal_half_up(value: Decimal) -> Decimal:
+    """The reference: a Decimal rounded half-up to 4 digits."""
+    return value.quantize(Decimal(1).scaleb(-4), rounding=ROUND_HALF_UP)

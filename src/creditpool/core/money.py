@@ -8,7 +8,7 @@ cost rate x quantity can be rounded half-up to 4 digits exactly.
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import TypeAlias
 
 from creditpool.core.errors import InvalidAmount
@@ -129,12 +129,3 @@ def format_units(units: int, scale: int = SCALE) -> str:
 
 def format_credits(units: int) -> str:
     return format_units(units, SCALE)
-
-
-def format_rate(rate: int) -> str:
-    return format_units(rate, RATE_SCALE)
-
-
-def decimal_half_up(value: Decimal) -> Decimal:
-    """Round a Decimal half-up to 4 digits (for callers outside the unit world)."""
-    return value.quantize(Decimal(1).scaleb(-SCALE), rounding=ROUND_HALF_UP)

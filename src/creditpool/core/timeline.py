@@ -28,7 +28,6 @@ class LedgerDraft:
     total_after: int
     grant_id: int | None = None
     consumption_id: int | None = None
-    hold_id: int | None = None
 
 
 def _due(grants: list[GrantRow], upto: datetime) -> list[tuple[datetime, int, int, GrantRow]]:

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Path, Query, Request
 from pydantic import Field, PlainValidator
 
-from creditpool.http.batching import ConsumeBatcher
 from creditpool.http.replay import Replayer
 from creditpool.pool import CreditPool
 from creditpool.validation import ID_PATTERN
@@ -23,11 +22,6 @@ def _pool(request: Request) -> CreditPool:
 def _replayer(request: Request) -> Replayer:
     replayer: Replayer = request.app.state.replayer
     return replayer
-
-
-def _batcher(request: Request) -> ConsumeBatcher:
-    batcher: ConsumeBatcher = request.app.state.batcher
-    return batcher
 
 
 def _matching(pattern: str, convert: Any, expected: str) -> Any:
@@ -53,7 +47,6 @@ YEAR = r"(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
 MONTH_PATTERN = rf"^{YEAR}-(0[1-9]|1[0-2])$"
 DAY_PATTERN = rf"^{YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
-Batcher = Annotated[ConsumeBatcher, Depends(_batcher)]
 Pool = Annotated[CreditPool, Depends(_pool)]
 Replay = Annotated[Replayer, Depends(_replayer)]
 OrgId = Annotated[str, Path(pattern=ID_PATTERN, description="The organization's id")]

@@ -27,12 +27,6 @@ def get_org(conn: Connection, org_id: str) -> DbRow | None:
     return conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
 
 
-def lock_org(conn: Connection, org_id: str) -> DbRow | None:
-    """The organization's row, locked for this transaction (FOR UPDATE; on SQLite the
-    transaction already holds the database's write lock from BEGIN IMMEDIATE)."""
-    return conn.execute(select(orgs).where(orgs.c.id == org_id).with_for_update()).first()
-
-
 def list_orgs(
     conn: Connection, *, after: str | None, limit: int, search: str | None
 ) -> Sequence[DbRow]:

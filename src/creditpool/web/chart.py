@@ -67,6 +67,20 @@ def nice_ceiling(units: int) -> int:
         step *= 10
 
 
+def _gridlines(top: int, plot_h: int) -> list[str]:
+    """The horizontal lines of the plot, each with its value on the axis."""
+    lines = []
+    for i in range(GRID_LINES + 1):
+        units = top * i // GRID_LINES
+        y = TOP + plot_h - plot_h * i / GRID_LINES
+        lines.append(
+            f'<line class="gridline" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{_short(units)}</text>"
+        )
+    return lines
+
+
 def stacked_bars(
     days: list[date], sums: dict[tuple[date, str], int], names: dict[str, str]
 ) -> Chart:
@@ -84,18 +98,11 @@ def stacked_bars(
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="Daily credits used by feature" preserveAspectRatio="xMidYMid meet">'
     ]
-    for i in range(GRID_LINES + 1):
-        units = top * i // GRID_LINES
-        y = TOP + plot_h - plot_h * i / GRID_LINES
-        parts.append(
-            f'<line class="gridline" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
-            f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{_short(units)}</text>"
-        )
+    parts.extend(_gridlines(top, plot_h))
     label_every = 7 if len(days) > 45 else 5
     for i, day in enumerate(days):
         x = LEFT + band * i + (band - bar_w) / 2
-        y = TOP + plot_h
+        y: float = TOP + plot_h
         tip = f"{day:%a %b} {day.day}: {format_credits(per_day[day])} credits"
         parts.append(
             f'<rect class="hit" x="{LEFT + band * i:.1f}" y="{TOP}" width="{band:.1f}" '

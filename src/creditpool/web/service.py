@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
@@ -253,7 +252,3 @@ def local_instant(value: str | None, zone: str, field: str) -> datetime | None:
     if naive.tzinfo is not None:
         raise InvalidInput(f"{field} must not carry an offset")
     return naive.replace(tzinfo=ZoneInfo(zone))
-
-
-def is_member(caller: Principal) -> bool:
-    return caller.role is Role.MEMBER
