@@ -11,12 +11,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from creditpool import CreditPool
 from creditpool.http.protocol import HTTP_PROTOCOL
+from tests.support import PostgresTemplates, SqliteTemplates
+
+if TYPE_CHECKING:
+    from tests.e2e.tenants import Tenant
 
 STARTUP_S_MAX = 30.0
 
@@ -126,3 +131,31 @@ def server(db_url: str, tmp_path: Path) -> Iterator[Server]:
     yield running
     running.stop()
     pool.close()
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    request: pytest.FixtureRequest,
+    sqlite_templates: SqliteTemplates,
+    postgres_templates: PostgresTemplates | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    """A server for the whole module, per backend (see ``tests/e2e/tenants.py``)."""
+    from tests.e2e.tenants import shared_server
+
+    with shared_server(
+        request, sqlite_templates, postgres_templates, tmp_path_factory.mktemp("server")
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def t(shared: Server) -> Iterator[Tenant]:
+    """Two fresh organizations on the module's server, with keys of every role."""
+    from tests.e2e.tenants import new_tenant
+
+    with new_tenant(shared) as fresh:
+        yield fresh

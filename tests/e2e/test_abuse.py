@@ -9,41 +9,20 @@ every nasty value too.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import select
 
 from creditpool.server.app import create_app
 from creditpool.storage import tables
 from tests.e2e.conftest import Server
-from tests.e2e.test_authz import BACKENDS, Tenant, new_tenant, shared_server
-from tests.support import PostgresTemplates, SqliteTemplates
+from tests.e2e.tenants import Tenant
 
 LONE, LOW = "\ud800", "\udfff"
 MUTATING_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def shared(
-    request: pytest.FixtureRequest,
-    sqlite_templates: SqliteTemplates,
-    postgres_templates: PostgresTemplates | None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    log_dir: Path = tmp_path_factory.mktemp("server")
-    with shared_server(request, sqlite_templates, postgres_templates, log_dir) as running:
-        yield running
-
-
-@pytest.fixture
-def t(shared: Server) -> Iterator[Tenant]:
-    with new_tenant(shared) as fresh:
-        yield fresh
 
 
 @dataclass

@@ -3,37 +3,15 @@ the limits on input, no 5xx for any input, and idempotent replay."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server
-from tests.e2e.test_authz import BACKENDS, Tenant, money, new_tenant, shared_server
-from tests.support import PostgresTemplates, SqliteTemplates
+from tests.e2e.tenants import Tenant, money
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def shared(
-    request: pytest.FixtureRequest,
-    sqlite_templates: SqliteTemplates,
-    postgres_templates: PostgresTemplates | None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    log_dir: Path = tmp_path_factory.mktemp("server")
-    with shared_server(request, sqlite_templates, postgres_templates, log_dir) as running:
-        yield running
-
-
-@pytest.fixture
-def t(shared: Server) -> Iterator[Tenant]:
-    with new_tenant(shared) as fresh:
-        yield fresh
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:

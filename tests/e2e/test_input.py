@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,24 +13,11 @@ import pytest
 
 from creditpool.validation import METADATA_DEPTH_MAX, time_zones
 from tests.e2e.conftest import Server
-from tests.e2e.test_authz import BACKENDS, Tenant, new_tenant, shared_server
+from tests.e2e.tenants import Tenant, new_tenant
 from tests.integration.dbstate import snapshot
-from tests.support import PostgresTemplates, SqliteTemplates
 
 LONE = "\ud800"
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def shared(
-    request: pytest.FixtureRequest,
-    sqlite_templates: SqliteTemplates,
-    postgres_templates: PostgresTemplates | None,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
-    log_dir: Path = tmp_path_factory.mktemp("server")
-    with shared_server(request, sqlite_templates, postgres_templates, log_dir) as running:
-        yield running
 
 
 @pytest.fixture
