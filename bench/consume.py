@@ -1,6 +1,6 @@
 """Consumptions per second through the library, against the minimal raw SQL.
 
-    uv run python bench/consume.py [--sqlite-only] [--n N]
+    uv run python bench/consume.py [--sqlite-only] [--n N] [--no-holds]
 
 For each backend (SQLite in a temporary file; PostgreSQL in a fresh database created from
 CREDITPOOL_BENCH_POSTGRES_URL, else CREDITPOOL_TEST_POSTGRES_URL, else the local default,
@@ -9,6 +9,12 @@ round-robin) it times ``CreditPool.consume`` with an idempotency key per call, t
 same work as the least SQL that can do it safely through the raw driver: one transaction
 that locks the organization's row, updates its balance and inserts a consumption row.
 The baseline runs on tables of its own in the same database, with the same settings.
+
+Then (unless ``--no-holds``) it times hold -> settle pairs through the library on the same
+organizations: ``CreditPool.hold`` of 1.00 credit, then ``CreditPool.settle`` of its real
+cost (0.50: below the hold, the rest goes back), each with an idempotency key. The second
+table compares a pair with two consumptions measured in the same run: ratio = pairs/s x 2
+/ consumptions/s; a pair should cost no more than two consumptions (ratio >= 1).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ FEATURE = "report"
 COST_UNITS = 5000  # 0.50 credits: the catalog's price of a report, in ten-thousandths
 GRANT = "1000000"
 GOALS = {"sqlite": 0.3, "postgresql": 0.5}
+HOLD_AMOUNT = "1"  # reserved before the job
+SETTLE_COST = "0.5"  # what the job really cost
+PAIR_GOAL = 1.0  # a hold and its settle cost no more than two consumptions
 
 Consume = Callable[[int, str], None]
 """One consumption: (call number, organization id)."""
@@ -54,6 +63,19 @@ class Row:
     @property
     def ratio(self) -> float:
         return self.ours / self.raw
+
+
+@dataclass(frozen=True, slots=True)
+class PairRow:
+    backend: str
+    scenario: str
+    consumes: float  # consumptions per second, same run
+    pairs: float  # hold -> settle pairs per second
+
+    @property
+    def ratio(self) -> float:
+        """Above 1: a pair costs less than two consumptions."""
+        return self.pairs * 2 / self.consumes
 
 
 def org_ids(count: int) -> list[str]:
@@ -94,6 +116,31 @@ def library_consumer(pool: CreditPool, run_id: str) -> Consume:
         )
 
     return consume
+
+
+def library_hold_settler(pool: CreditPool, run_id: str) -> Consume:
+    """One hold -> settle pair per call: reserve, then charge the real cost (below it)."""
+
+    def pair(i: int, org: str) -> None:
+        h = pool.hold(
+            org,
+            FEATURE,
+            user_id=f"u-{i % 40}",
+            amount=HOLD_AMOUNT,
+            feature_name="Q3 pipeline",
+            action="publish",
+            idempotency_key=f"{run_id}-h{i}",
+        )
+        pool.settle(
+            org,
+            h.id,
+            cost=SETTLE_COST,
+            breakdown={"calls": 12, "emails": 40, "web_searches": 3},
+            requests=2,
+            idempotency_key=f"{run_id}-s{i}",
+        )
+
+    return pair
 
 
 # -- the raw baselines ---------------------------------------------------------------------
@@ -251,13 +298,18 @@ def postgres_reachable(url: str) -> str | None:
         return str(error).strip().splitlines()[0]
 
 
-def run_backend(backend: str, url: str, make_raw: MakeRaw, n: int, warmup: int) -> list[Row]:
+def run_backend(
+    backend: str, url: str, make_raw: MakeRaw, n: int, warmup: int, holds: bool = True
+) -> tuple[list[Row], list[PairRow]]:
     orgs = org_ids(ORG_COUNT)
     scenarios = [("1 org", orgs[:1]), (f"{ORG_COUNT:,} orgs", orgs)]
     rows: list[Row] = []
+    pairs: list[PairRow] = []
     with CreditPool.open(url) as pool:
         prepare_library(pool, orgs)
-        ours = library_consumer(pool, uuid.uuid4().hex[:8])
+        run_id = uuid.uuid4().hex[:8]
+        ours = library_consumer(pool, run_id)
+        pair = library_hold_settler(pool, run_id)
         raw, close_raw = make_raw("raw", orgs)
         bare, close_bare = make_raw("bare", orgs)
         try:
@@ -266,6 +318,11 @@ def run_backend(backend: str, url: str, make_raw: MakeRaw, n: int, warmup: int) 
                 rates = [timed(f, subset, n, warmup, start) for f in (ours, raw, bare)]
                 start += n + warmup
                 rows.append(Row(backend, scenario, *rates))
+                if holds:
+                    # Half as many pairs as consumptions: the same number of library calls.
+                    pair_rate = timed(pair, subset, n // 2, warmup // 2, start)
+                    start += n // 2 + warmup // 2
+                    pairs.append(PairRow(backend, scenario, rates[0], pair_rate))
                 print(f"  {backend} {scenario}: done", file=sys.stderr, flush=True)
         finally:
             close_raw()
@@ -273,7 +330,11 @@ def run_backend(backend: str, url: str, make_raw: MakeRaw, n: int, warmup: int) 
         problems = pool.verify()
         if problems:
             raise SystemExit(f"verify() after the {backend} run: {problems[:3]}")
-    return rows
+        if holds:
+            left_open = sum(len(pool.holds(org, status="open", limit=1)) for org in orgs)
+            if left_open:
+                raise SystemExit(f"{left_open} organizations kept an open hold")
+    return rows, pairs
 
 
 def print_table(rows: list[Row]) -> None:
@@ -292,19 +353,41 @@ def print_table(rows: list[Row]) -> None:
         )
 
 
+def print_pairs(rows: list[PairRow]) -> None:
+    header = (
+        f"{'backend':<11} {'scenario':<11} {'consume/s':>9} {'pairs/s':>8} "
+        f"{'ratio':>6}  {'goal':<13}"
+    )
+    print()
+    print("hold -> settle pairs against two consumptions (ratio = pairs/s x 2 / consume/s)")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        verdict = "ok" if r.ratio >= PAIR_GOAL else "MISSED"
+        print(
+            f"{r.backend:<11} {r.scenario:<11} {r.consumes:>9,.0f} {r.pairs:>8,.0f} "
+            f"{r.ratio:>6.2f}  {'>= ' + str(PAIR_GOAL) + ' ' + verdict:<13}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sqlite-only", action="store_true", help="skip PostgreSQL")
     parser.add_argument("--n", type=int, default=3000, help="timed consumptions per run")
     parser.add_argument("--warmup", type=int, default=300, help="untimed calls before each")
+    parser.add_argument("--no-holds", action="store_true", help="skip the hold -> settle pairs")
     args = parser.parse_args(argv)
     n: int = args.n
     warmup: int = args.warmup
+    holds = not args.no_holds
 
     rows: list[Row] = []
+    pairs: list[PairRow] = []
     print(f"n={n} warmup={warmup} per run", file=sys.stderr)
     with sqlite_database() as (url, make_raw):
-        rows += run_backend("sqlite", url, make_raw, n, warmup)
+        got = run_backend("sqlite", url, make_raw, n, warmup, holds)
+        rows += got[0]
+        pairs += got[1]
     if not args.sqlite_only:
         pg_url = (
             os.environ.get("CREDITPOOL_BENCH_POSTGRES_URL")
@@ -316,8 +399,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL skipped: {pg_url} unreachable ({why})", file=sys.stderr)
         else:
             with postgres_database(pg_url) as (url, make_raw):
-                rows += run_backend("postgresql", url, make_raw, n, warmup)
+                got = run_backend("postgresql", url, make_raw, n, warmup, holds)
+                rows += got[0]
+                pairs += got[1]
     print_table(rows)
+    if pairs:
+        print_pairs(pairs)
     return 0
 
 

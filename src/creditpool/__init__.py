@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Conflict,
         CreditPoolError,
         GrantVoided,
+        HoldNotOpen,
         IdempotencyConflict,
         InsufficientCredits,
         InvalidAmount,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from creditpool.core.grants import GrantState
     from creditpool.features.models import Feature
     from creditpool.grants.models import Grant
+    from creditpool.holds.models import Hold, HoldStatus
     from creditpool.ledger.models import Balance, LedgerEntry
     from creditpool.orgs.models import Member, Org, Team, TeamUsage
     from creditpool.pool import CreditPool
@@ -47,6 +49,9 @@ __all__ = [
     "Grant",
     "GrantState",
     "GrantVoided",
+    "Hold",
+    "HoldNotOpen",
+    "HoldStatus",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidAmount",
@@ -70,6 +75,7 @@ _HOMES = {
         "Conflict",
         "CreditPoolError",
         "GrantVoided",
+        "HoldNotOpen",
         "IdempotencyConflict",
         "InsufficientCredits",
         "InvalidAmount",
@@ -81,6 +87,7 @@ _HOMES = {
     "creditpool.core.grants": ("GrantState",),
     "creditpool.features.models": ("Feature",),
     "creditpool.grants.models": ("Grant",),
+    "creditpool.holds.models": ("Hold", "HoldStatus"),
     "creditpool.ledger.models": ("Balance", "LedgerEntry"),
     "creditpool.orgs.models": ("Member", "Org", "Team", "TeamUsage"),
     "creditpool.pool": ("CreditPool",),

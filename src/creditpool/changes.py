@@ -1,7 +1,7 @@
 """The one change pipeline: every ledger mutation, single or batched, runs through
 ``Runner.run``.
 
-A ``Change`` is one command (grant, void, consume, refund): its operation, its arguments'
+A ``Change`` is one command (grant, void, consume, refund, hold, settle, release): its operation, its arguments'
 fingerprint, its idempotency key and the service call that applies it to an organization's
 writer. ``run`` takes a batch of changes of one organization (a single call is a batch of
 one) and, in ONE transaction:
@@ -40,10 +40,13 @@ from creditpool.consumptions.service import ConsumeRequest
 from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.grants import service as grants
 from creditpool.grants.models import Grant
+from creditpool.holds import service as holds
+from creditpool.holds.models import Hold
 from creditpool.idempotency import service as idempotency
 from creditpool.idempotency.service import ScopedKey
 from creditpool.ledger.writer import OrgWriter
 from creditpool.repositories import idempotency as idempotency_repo
+from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX
 from creditpool.storage.conflicts import lost_a_race
 from creditpool.storage.engine import pipelined
 from creditpool.storage.uow import Clock, writing
@@ -276,6 +279,74 @@ def refund(
     args = {"consumption_id": cid, "reason": reason}
     return Change(
         "refund", args, Refund, lambda w: consumptions.refund(w, cid, reason), idempotency_key
+    )
+
+
+def hold(
+    feature: str,
+    *,
+    user_id: str,
+    quantity: Amount | None = None,
+    amount: Amount | None = None,
+    ttl_s: int | None = None,
+    feature_name: str | None = None,
+    action: str | None = None,
+    integration: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+    ttl_s_default: int = HOLD_TTL_S_DEFAULT,
+    ttl_s_max: int = HOLD_TTL_S_MAX,
+) -> Change[Hold]:
+    req = holds.HoldRequest.parse(
+        feature,
+        user_id,
+        amount=amount,
+        ttl_s=ttl_s,
+        ttl_s_default=ttl_s_default,
+        ttl_s_max=ttl_s_max,
+        quantity=quantity,
+        feature_name=feature_name,
+        action=action,
+        integration=integration,
+        metadata=metadata,
+    )
+    return Change("hold", req.arguments(), Hold, lambda w: holds.hold(w, req), idempotency_key)
+
+
+def settle(
+    hold_id: int,
+    *,
+    cost: Amount | None = None,
+    quantity: Amount | None = None,
+    user_id: str | None = None,
+    feature_name: str | None = None,
+    action: str | None = None,
+    integration: str | None = None,
+    breakdown: dict[str, int] | None = None,
+    requests: int | None = None,
+    metadata: dict[str, Any] | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Consumption]:
+    hid = positive_id(hold_id, "hold id")
+    req = holds.SettleRequest.parse(
+        cost=cost,
+        quantity=quantity,
+        user_id=user_id,
+        feature_name=feature_name,
+        action=action,
+        integration=integration,
+        breakdown=breakdown,
+        requests=requests,
+        metadata=metadata,
+    )
+    args = {"hold_id": hid, **req.arguments()}
+    return Change("settle", args, Consumption, lambda w: holds.settle(w, hid, req), idempotency_key)
+
+
+def release(hold_id: int, *, idempotency_key: IdempotencyKey | None = None) -> Change[Hold]:
+    hid = positive_id(hold_id, "hold id")
+    return Change(
+        "release", {"hold_id": hid}, Hold, lambda w: holds.release(w, hid), idempotency_key
     )
 
 

@@ -37,6 +37,8 @@ from creditpool.features import service as features
 from creditpool.features.models import Feature
 from creditpool.grants import service as grants
 from creditpool.grants.models import Funding, Grant
+from creditpool.holds import service as holds
+from creditpool.holds.models import Hold
 from creditpool.ledger import service as ledger
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter
@@ -46,9 +48,10 @@ from creditpool.reports import service as reports
 from creditpool.reports.models import ReportKind
 from creditpool.repositories import consumptions as consumptions_repo
 from creditpool.repositories import grants as grants_repo
+from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import orgs as orgs_repo
-from creditpool.settings import REPORT_SPAN_DAYS_MAX
+from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, REPORT_SPAN_DAYS_MAX
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.conflicts import lost_a_race
@@ -110,9 +113,18 @@ refusal."""
 class CreditPool:
     """A prepaid credit pool per organization, over one SQLite file or PostgreSQL."""
 
-    def __init__(self, engine: Engine, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        hold_ttl_s_default: int = HOLD_TTL_S_DEFAULT,
+        hold_ttl_s_max: int = HOLD_TTL_S_MAX,
+    ) -> None:
         self.engine = engine
         self.clock: Clock = clock or system_clock
+        self.hold_ttl_s_default = hold_ttl_s_default
+        self.hold_ttl_s_max = hold_ttl_s_max
         self._commit_listeners: list[CommitListener] = []
         self._runner = changes.Runner(engine, self.clock, self._announcing)
 
@@ -124,13 +136,22 @@ class CreditPool:
         clock: Clock | None = None,
         migrate_schema: bool = True,
         pool_size: int = 5,
+        hold_ttl_s_default: int = HOLD_TTL_S_DEFAULT,
+        hold_ttl_s_max: int = HOLD_TTL_S_MAX,
     ) -> CreditPool:
         """Connect to ``url`` (``sqlite:///file.db`` or ``postgresql://...``) and bring the
-        schema to the newest version. ``clock`` returns an aware datetime (tests move it)."""
+        schema to the newest version. ``clock`` returns an aware datetime (tests move it).
+        A hold lasts ``hold_ttl_s_default`` seconds unless asked otherwise, and at most
+        ``hold_ttl_s_max``."""
         engine = engines.create(url, pool_size=pool_size)
         if migrate_schema:
             migrate.upgrade(engine)
-        return cls(engine, clock=clock)
+        return cls(
+            engine,
+            clock=clock,
+            hold_ttl_s_default=hold_ttl_s_default,
+            hold_ttl_s_max=hold_ttl_s_max,
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -435,6 +456,122 @@ class CreditPool:
             rows = consumptions_repo.funded_by(tx.conn, org_id, grant_id)
             return [Funding(consumption_id=c, amount=to_decimal(a)) for c, a in rows]
 
+    # -- holds -------------------------------------------------------------------------
+
+    def hold(
+        self,
+        org_id: str,
+        feature: str,
+        *,
+        user_id: str,
+        quantity: Amount | None = None,
+        amount: Amount | None = None,
+        ttl_s: int | None = None,
+        feature_name: str | None = None,
+        action: str | None = None,
+        integration: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Hold:
+        """Reserve credits for a use of ``feature`` whose cost is known only at its end:
+        ``amount`` credits, or the catalog's price of ``quantity`` (of one use when neither
+        is given), drawn like a consumption, for ``ttl_s`` seconds. Held credits are in the
+        balance's ``held``, out of Left. Raises InsufficientCredits when Left < amount."""
+        change = changes.hold(
+            feature,
+            user_id=user_id,
+            quantity=quantity,
+            amount=amount,
+            ttl_s=ttl_s,
+            feature_name=feature_name,
+            action=action,
+            integration=integration,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+            ttl_s_default=self.hold_ttl_s_default,
+            ttl_s_max=self.hold_ttl_s_max,
+        )
+        return self.apply(org_id, change).unwrap()
+
+    def settle(
+        self,
+        org_id: str,
+        hold_id: int,
+        *,
+        cost: Amount | None = None,
+        quantity: Amount | None = None,
+        user_id: str | None = None,
+        feature_name: str | None = None,
+        action: str | None = None,
+        integration: str | None = None,
+        breakdown: dict[str, int] | None = None,
+        requests: int | None = None,
+        metadata: dict[str, Any] | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Consumption:
+        """Turn an open hold into one paid consumption of the real cost (``cost``, or the
+        catalog's price of ``quantity`` now; neither: the price now of the hold's quantity,
+        or else the amount held). Fields not given are the hold's. Above the
+        hold, the difference is charged from the other credits (InsufficientCredits when
+        they cannot pay it: the hold stays open); below, the rest goes back to Left.
+        Raises HoldNotOpen when the hold was settled, released or ran out."""
+        change = changes.settle(
+            hold_id,
+            cost=cost,
+            quantity=quantity,
+            user_id=user_id,
+            feature_name=feature_name,
+            action=action,
+            integration=integration,
+            breakdown=breakdown,
+            requests=requests,
+            metadata=metadata,
+            idempotency_key=idempotency_key,
+        )
+        return self.apply(org_id, change).unwrap()
+
+    def release(
+        self, org_id: str, hold_id: int, *, idempotency_key: IdempotencyKey | None = None
+    ) -> Hold:
+        """Give all of an open hold's credits back (what was held on grants that expired or
+        were voided meanwhile is ``lost``). Raises HoldNotOpen when it is not open."""
+        return self.apply(
+            org_id, changes.release(hold_id, idempotency_key=idempotency_key)
+        ).unwrap()
+
+    def hold_of(self, org_id: str, hold_id: int) -> Hold:
+        hid = _id(hold_id, "hold id")
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            found = holds.get(tx, org_id, hid)
+        if found.status != "expired" or found.closed_at is not None:
+            return found
+        self.sweep(org_id)  # ran out but not written yet: write it, then say what it gave back
+        with reading(self.engine, self.clock) as tx:
+            return holds.get(tx, org_id, hid)
+
+    def holds(
+        self,
+        org_id: str,
+        *,
+        status: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Hold]:
+        """Newest first, at most ``limit``; pass the last id as ``before_id`` for the next
+        page. ``status``: open, settled, released or expired."""
+        wanted = holds.parse_status(status)
+        page = _page(limit)
+        if before_id is not None:
+            _id(before_id, "before_id")
+        self.sweep(org_id)  # holds that ran out are written first: statuses are exact
+        with reading(self.engine, self.clock) as tx:
+            orgs.require_org(tx, org_id)
+            rows = holds_repo.search(
+                tx.conn, org_id, status=wanted, before_id=before_id, limit=page
+            )
+            return holds.from_rows(tx, rows)
+
     # -- balance and ledger ------------------------------------------------------------
 
     def balance(self, org_id: str, at: datetime | None = None) -> Balance:
@@ -491,7 +628,7 @@ class CreditPool:
         with reading(self.engine, self.clock) as tx:
             ids = [org_id] if org_id is not None else orgs_repo.all_org_ids(tx.conn)
             for oid in ids:
-                problems += ledger.verify_org(tx.conn, orgs.require_org(tx, oid))
+                problems += ledger.verify_org(tx.conn, orgs.require_org(tx, oid), tx.now)
         return problems
 
     # -- reports -----------------------------------------------------------------------

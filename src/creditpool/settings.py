@@ -15,6 +15,8 @@ DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
 REPORT_SPAN_DAYS_MAX = 366  # days one report may cover: a year, leap day included
 SESSION_TTL_S = 8 * 3600  # a browser session lasts a working day
 PORTAL_LINK_TTL_S = 300  # a one-time portal link must be opened within five minutes
+HOLD_TTL_S_DEFAULT = 15 * 60  # a hold lasts a quarter of an hour unless asked otherwise
+HOLD_TTL_S_MAX = 24 * 3600  # and at most a day
 SqliteSynchronous: TypeAlias = Literal["full", "normal"]
 
 
@@ -53,6 +55,12 @@ class Settings(BaseSettings):
     # How long a browser session lasts, and how soon a one-time portal link must be opened.
     session_ttl_s: int = SESSION_TTL_S
     portal_link_ttl_s: int = PORTAL_LINK_TTL_S
+    # Holds: the time to live of a hold when the caller gives none, and the longest allowed.
+    hold_ttl_s_default: int = Field(default=HOLD_TTL_S_DEFAULT, gt=0)
+    hold_ttl_s_max: int = Field(default=HOLD_TTL_S_MAX, gt=0)
+    # How often each server process writes what fell due while nothing happened (a hold or
+    # a grant that ran out, a grant that became available), so live pages hear of it.
+    sweep_interval_s: float = Field(default=60.0, gt=0)
     # `creditpool serve --demo`: /demo/admin, /demo/member and /demo/staff open sessions.
     demo: bool = False
 

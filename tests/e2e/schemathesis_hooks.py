@@ -68,18 +68,19 @@ def _catalog(request: Any) -> dict[str, dict[str, Any]]:
     return {item["key"]: item for item in items}
 
 
-@schemathesis.hook("filter_failure").apply_to(path_regex="/consumptions$", method="POST")
+@schemathesis.hook("filter_failure").apply_to(path_regex="/(consumptions|holds)$", method="POST")
 def consumption_refused_for_the_price_the_run_itself_set(
     ctx: Any, failure: Any, case: Any, response: Any
 ) -> bool:
-    """Keep every failure but one: a consumption refused (422) because the run re-priced
-    its feature meanwhile (PUT /v1/features): a feature priced per unit needs a quantity,
-    and a use whose cost rounds to 0.00 is refused. The catalog decides, not the document."""
+    """Keep every failure but one: a consumption (or a hold priced like one) refused (422)
+    because the run re-priced its feature meanwhile (PUT /v1/features): a feature priced
+    per unit needs a quantity, and a use whose cost rounds to 0.00 is refused. The catalog
+    decides, not the document."""
     if type(failure).__name__ != "RejectedPositiveData" or response.status_code != 422:
         return True
     body = case.body if isinstance(case.body, dict) else {}
     feature = _catalog(response.request).get(body.get("feature", ""))
-    if feature is None:
+    if feature is None or body.get("amount") is not None:  # a hold of an amount: no price
         return True
     if feature["unit_rate"] is not None and body.get("quantity") is None:
         return False

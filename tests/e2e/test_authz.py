@@ -58,6 +58,13 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("GET", "/v1/orgs/{org}/consumptions"): (OK, OK, OK, OK),  # a member: its own
     ("GET", "/v1/orgs/{org}/consumptions/{consumption_id}"): (OK, OK, OK, OK),
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): (OK, NO, NO, NO),
+    # Holds: the vendor's backend reserves and settles; staff and admins read them as they
+    # read every consumption; a member sees only their effect on the balance (held).
+    ("POST", "/v1/orgs/{org}/holds"): (OK, NO, NO, NO),
+    ("GET", "/v1/orgs/{org}/holds"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/holds/{hold_id}"): (OK, OK, OK, NO),
+    ("POST", "/v1/orgs/{org}/holds/{hold_id}/settle"): (OK, NO, NO, NO),
+    ("POST", "/v1/orgs/{org}/holds/{hold_id}/release"): (OK, NO, NO, NO),
     ("GET", "/v1/orgs/{org}/balance"): (OK, OK, OK, OK),
     ("GET", "/v1/orgs/{org}/ledger"): (OK, OK, OK, NO),
     ("GET", "/v1/orgs/{org}/events"): (OK, OK, OK, OK),  # every user sees balance changes
@@ -102,6 +109,9 @@ class Objects:
     own_consumption_id: int  # by u-1, the member key's user
     other_consumption_id: int  # by u-2
     refund_consumption_id: int
+    hold_id: int  # read
+    settle_hold_id: int
+    release_hold_id: int
 
 
 # (method, path) -> the request body, a function of the tenant and the role (creations by
@@ -117,6 +127,13 @@ BODIES: dict[tuple[str, str], Callable[[Tenant, str], dict[str, Any]]] = {
     ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): lambda t, _: {"reason": "mistake"},
     ("POST", "/v1/orgs/{org}/consumptions"): lambda t, _: {"feature": "report", "user_id": "u-1"},
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): lambda t, _: {"reason": "x"},
+    ("POST", "/v1/orgs/{org}/holds"): lambda t, _: {
+        "feature": "report",
+        "user_id": "u-1",
+        "amount": "1",
+    },
+    ("POST", "/v1/orgs/{org}/holds/{hold_id}/settle"): lambda t, _: {"cost": "0.75"},
+    ("POST", "/v1/orgs/{org}/holds/{hold_id}/release"): lambda t, _: {},
     ("POST", "/v1/portal-sessions"): lambda t, _: {
         "org_id": t.org,
         "user_id": "u-1",
@@ -126,7 +143,8 @@ BODIES: dict[tuple[str, str], Callable[[Tenant, str], dict[str, Any]]] = {
 
 
 def seed(t: Tenant) -> Objects:
-    """103 credits in two grants, a team t-1 with u-1 and u-2, three uses of 0.50."""
+    """103 credits in two grants, a team t-1 with u-1 and u-2, three uses of 0.50, three
+    open holds of 1."""
     pool = t.pool
     grant = pool.grant(t.org, "100", granted_by="setup")
     to_void = pool.grant(t.org, "3", granted_by="setup")
@@ -136,11 +154,13 @@ def seed(t: Tenant) -> Objects:
     own = pool.consume(t.org, "report", user_id="u-1")
     other = pool.consume(t.org, "report", user_id="u-2")
     to_refund = pool.consume(t.org, "action_plan", user_id="u-1")
+    holds = [pool.hold(t.org, "report", user_id="u-1", amount="1") for _ in range(3)]
     pool.grant(t.other, "10", granted_by="setup")
     assert own.id is not None
     assert other.id is not None
     assert to_refund.id is not None
-    return Objects(grant.id, to_void.id, own.id, other.id, to_refund.id)
+    ids = [h.id for h in holds]
+    return Objects(grant.id, to_void.id, own.id, other.id, to_refund.id, *ids)
 
 
 def url(path: str, objects: Objects, org: str) -> str:
@@ -151,11 +171,16 @@ def url(path: str, objects: Objects, org: str) -> str:
         "key": "custom",
         "grant_id": objects.grant_id,
         "consumption_id": objects.own_consumption_id,
+        "hold_id": objects.hold_id,
     }
     if path.endswith("/void"):
         values["grant_id"] = objects.void_grant_id
     if path.endswith("/refund"):
         values["consumption_id"] = objects.refund_consumption_id
+    if path.endswith("/settle"):
+        values["hold_id"] = objects.settle_hold_id
+    if path.endswith("/release"):
+        values["hold_id"] = objects.release_hold_id
     return path.format(**values)
 
 
@@ -319,9 +344,10 @@ def test_a_member_reads_balance_and_features_and_nothing_else_of_its_org(
 ) -> None:
     seed(tenant)
     member = tenant.client("member")
-    assert member.get(f"/v1/orgs/{tenant.org}/balance").json()["left"] == "101.50"
+    seen = member.get(f"/v1/orgs/{tenant.org}/balance").json()
+    assert (seen["left"], Decimal(seen["held"])) == ("98.50", 3)
     assert member.get("/v1/features").status_code == 200
-    for path in ("", "/grants", "/ledger", "/teams", "/members", "/usage/teams"):
+    for path in ("", "/grants", "/ledger", "/teams", "/members", "/usage/teams", "/holds"):
         assert member.get(f"/v1/orgs/{tenant.org}{path}").status_code == 403
 
 
@@ -391,9 +417,13 @@ def test_refused_calls_change_nothing(tenant: Tenant) -> None:
         if role != "service":
             client.post(f"{org}/consumptions", json={"feature": "report", "user_id": "u-1"})
             client.post(f"{org}/consumptions/{objects.own_consumption_id}/refund", json={})
+            client.post(f"{org}/holds", json={"feature": "report", "user_id": "u-1"})
+            client.post(f"{org}/holds/{objects.settle_hold_id}/settle", json={"cost": "0.5"})
+            client.post(f"{org}/holds/{objects.release_hold_id}/release", json={})
     assert money(tenant) == before
     assert tenant.pool.ledger(tenant.org, limit=500) == entries
     assert tenant.pool.grant_info(tenant.org, objects.grant_id).voided_at is None
+    assert [h.status.value for h in tenant.pool.holds(tenant.org)] == ["open"] * 3
 
 
 # Bodies no route accepts: the answer must still say who may call, never what is wrong with

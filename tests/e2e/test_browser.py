@@ -337,3 +337,126 @@ def test_the_credits_page_lists_grants_and_downloads_a_report(pages: Pages) -> N
     phone.goto(pages.server.base_url + "/app/orgs/acme")  # no session in this context
     expect(phone.locator("h1")).to_have_text("Please sign in")
     pages.shot(phone, "signed-out-phone")
+
+
+# -- holds --------------------------------------------------------------------------------
+
+
+def figure(page: Page, name: str) -> str:
+    return page.locator(f'[data-balance="{name}"]').first.inner_text()
+
+
+def test_the_balance_card_shows_held_only_while_credits_are_held_and_updates_live(
+    pages: Pages, writer: httpx.Client
+) -> None:
+    seed(pages.server)
+    page = pages.portal("admin")
+    wait_live(page)
+    held = page.locator('[data-show-nonzero="held"]').first
+    expect(held).to_be_hidden()
+
+    made = writer.post(
+        "/v1/orgs/acme/holds",
+        json={"feature": "topic_detection", "user_id": "u-2", "amount": "10"},
+    )
+    assert made.status_code == 201, made.text
+    hold_id = made.json()["id"]
+    balance = page.locator('[data-balance="left"]').first
+    expect(balance).to_have_text("89.00", timeout=LIVE_MS)
+    expect(held).to_be_visible()
+    expect(held).to_contain_text("10.00")
+    assert (figure(page, "used"), figure(page, "total")) == ("1.00", "100.00")
+    pages.shot(page, "held")
+
+    # Settled below the hold: the cost is used, the rest comes back, Held disappears.
+    settled = writer.post(f"/v1/orgs/acme/holds/{hold_id}/settle", json={"cost": "4.5"})
+    assert settled.status_code == 201, settled.text
+    consumption = settled.json()
+    expect(balance).to_have_text("94.50", timeout=LIVE_MS)
+    expect(held).to_be_hidden()
+    assert figure(page, "used") == "5.50"
+    row = page.locator(f'tr[data-consumption="{consumption["id"]}"]')
+    expect(row).to_be_visible(timeout=LIVE_MS)
+    expect(row).to_contain_text("4.50")
+    expect(row).to_contain_text(f"hold #{hold_id}")
+    pages.shot(page, "settled")
+
+    # Released: everything comes back.
+    again = writer.post(
+        "/v1/orgs/acme/holds", json={"feature": "report", "user_id": "u-1", "amount": "3"}
+    )
+    assert again.status_code == 201, again.text
+    expect(balance).to_have_text("91.50", timeout=LIVE_MS)
+    expect(held).to_contain_text("3.00")
+    released = writer.post(f"/v1/orgs/acme/holds/{again.json()['id']}/release", json={})
+    assert released.status_code == 200, released.text
+    expect(balance).to_have_text("94.50", timeout=LIVE_MS)
+    expect(held).to_be_hidden()
+    assert figure(page, "used") == "5.50"
+
+
+def test_the_history_shows_a_settled_consumption_with_its_hold(pages: Pages) -> None:
+    seed(pages.server)
+    pool = pages.server.pool
+    held = pool.hold("acme", "topic_detection", user_id="u-1", amount="2")
+    made = pool.settle("acme", held.id, quantity="150", feature_name="NPS comments")
+    page = pages.portal("admin")
+    row = page.locator(f'tr[data-consumption="{made.id}"]')
+    expect(row).to_contain_text("NPS comments")
+    expect(row).to_contain_text("1.50")
+    expect(row).to_contain_text(f"hold #{held.id}")
+    member = pages.portal("member", user="u-1")
+    expect(member.locator(f'tr[data-consumption="{made.id}"]')).to_contain_text("Paid")
+
+
+def test_the_staff_console_lists_open_holds_and_follows_them_live(
+    pages: Pages, writer: httpx.Client
+) -> None:
+    seed(pages.server)
+    first = writer.post(
+        "/v1/orgs/acme/holds",
+        json={"feature": "topic_detection", "user_id": "u-2", "amount": "7", "ttl_s": 3600},
+    )
+    assert first.status_code == 201, first.text
+    first_id = first.json()["id"]
+    staff = pages.staff()
+    staff.goto(f"{pages.server.base_url}/staff/orgs/acme")
+    holds = staff.locator("[data-open-holds] tr[data-hold]")
+    expect(holds).to_have_count(1)
+    expect(holds.first).to_contain_text("7.00")
+    expect(holds.first).to_contain_text("Topic Detection")
+    expect(staff.locator('[data-show-nonzero="held"]').first).to_contain_text("7.00")
+    grants = staff.locator("section", has=staff.locator("#grants-title"))
+    expect(grants).to_contain_text("+ 7.00 held")  # remaining 92.00 of the grant's 100.00
+    wait_live(staff)
+    pages.shot(staff, "staff-open-holds")
+
+    second = writer.post(
+        "/v1/orgs/acme/holds", json={"feature": "report", "user_id": "u-1", "ttl_s": 1}
+    )
+    assert second.status_code == 201, second.text
+    second_id = second.json()["id"]
+    expect(holds).to_have_count(2, timeout=LIVE_MS)
+    expect(holds.first).to_have_attribute("data-hold", str(second_id))
+    ledger = staff.locator("[data-ledger-body] tr[data-seq]")
+    expect(ledger.first).to_contain_text("hold", timeout=LIVE_MS)
+    expect(staff.locator('[data-balance="left"]').first).to_have_text("91.50")
+
+    # The short hold runs out; the next change writes its expiry first.
+    staff.wait_for_timeout(1100)
+    made = writer.post("/v1/orgs/acme/consumptions", json={"feature": "report", "user_id": "u-1"})
+    assert made.status_code == 201, made.text
+    expect(holds).to_have_count(1, timeout=LIVE_MS)
+    expect(staff.locator("[data-ledger-body]")).to_contain_text("hold_expiry", timeout=LIVE_MS)
+    expect(staff.locator('[data-balance="left"]').first).to_have_text("91.50")
+
+    released = writer.post(f"/v1/orgs/acme/holds/{first_id}/release", json={})
+    assert released.status_code == 200, released.text
+    expect(staff.locator("[data-open-holds]")).to_contain_text("No open holds", timeout=LIVE_MS)
+    expect(staff.locator('[data-balance="left"]').first).to_have_text("98.50")
+    expect(staff.locator('[data-show-nonzero="held"]').first).to_be_hidden()
+    expect(ledger.first).to_contain_text("release", timeout=LIVE_MS)
+    seqs = ledger.evaluate_all("rs => rs.map(r => Number(r.dataset.seq))")
+    assert seqs == sorted(seqs, reverse=True)
+    assert len(set(seqs)) == len(seqs)
+    pages.shot(staff, "staff-holds-released")

@@ -135,7 +135,8 @@ class Case:
     path: str
     body: dict[str, Any]
     status: int
-    other_body: dict[str, Any]  # the same key with this body is a conflict
+    other_body: dict[str, Any] | None  # the same key with this body is a conflict (None: a
+    # route whose body carries no arguments)
     other_path: str | None  # the same key and body here is a conflict (None: no such path)
     once: Callable[[], None]  # asserts the change happened exactly once, elsewhere nothing
 
@@ -282,6 +283,61 @@ def _refund(t: Tenant) -> Case:
     )  # fmt: skip
 
 
+def _hold(t: Tenant) -> Case:
+    t.pool.grant(t.org, "10")
+    t.pool.grant(t.other, "10")
+
+    def once() -> None:
+        assert [h.amount for h in t.pool.holds(t.org)] == [Decimal(2)]
+        assert t.pool.balance(t.org).held == Decimal(2)
+        assert t.pool.holds(t.other) == []
+        assert t.pool.verify() == []
+
+    body = {"feature": "report", "user_id": "u-1", "amount": "2"}
+    return Case(
+        "service", "POST", f"/v1/orgs/{t.org}/holds", body, 201,
+        {**body, "amount": "3"}, f"/v1/orgs/{t.other}/holds", once,
+    )  # fmt: skip
+
+
+def _settle(t: Tenant) -> Case:
+    t.pool.grant(t.org, "10")
+    t.pool.grant(t.other, "10")
+    held = t.pool.hold(t.org, "report", user_id="u-1", amount="2")
+    twin = t.pool.hold(t.other, "report", user_id="u-1", amount="2")
+    assert held.id == twin.id
+
+    def once() -> None:
+        assert [c.cost for c in t.pool.consumptions(t.org)] == [Decimal(1)]
+        assert t.pool.balance(t.org).left == Decimal(9)
+        assert t.pool.hold_of(t.other, twin.id).status == "open"
+        assert t.pool.verify() == []
+
+    return Case(
+        "service", "POST", f"/v1/orgs/{t.org}/holds/{held.id}/settle", {"cost": "1"}, 201,
+        {"cost": "1.5"}, f"/v1/orgs/{t.other}/holds/{twin.id}/settle", once,
+    )  # fmt: skip
+
+
+def _release(t: Tenant) -> Case:
+    t.pool.grant(t.org, "10")
+    t.pool.grant(t.other, "10")
+    held = t.pool.hold(t.org, "report", user_id="u-1", amount="2")
+    other = t.pool.hold(t.org, "report", user_id="u-1", amount="1")
+    twin = t.pool.hold(t.other, "report", user_id="u-1", amount="2")
+
+    def once() -> None:
+        assert t.pool.hold_of(t.org, held.id).status == "released"
+        assert t.pool.hold_of(t.org, other.id).status == "open"
+        assert [e.action for e in t.pool.ledger(t.org)].count("release") == 1
+        assert t.pool.hold_of(t.other, twin.id).status == "open"
+
+    return Case(
+        "service", "POST", f"/v1/orgs/{t.org}/holds/{held.id}/release", {}, 200,
+        None, f"/v1/orgs/{t.org}/holds/{other.id}/release", once,
+    )  # fmt: skip
+
+
 CASES: dict[tuple[str, str], Callable[[Tenant], Case]] = {
     ("POST", "/v1/orgs"): _org_create,
     ("PATCH", "/v1/orgs/{org}"): _org_update,
@@ -293,6 +349,9 @@ CASES: dict[tuple[str, str], Callable[[Tenant], Case]] = {
     ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): _void,
     ("POST", "/v1/orgs/{org}/consumptions"): _consume,
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): _refund,
+    ("POST", "/v1/orgs/{org}/holds"): _hold,
+    ("POST", "/v1/orgs/{org}/holds/{hold_id}/settle"): _settle,
+    ("POST", "/v1/orgs/{org}/holds/{hold_id}/release"): _release,
 }
 
 
@@ -360,8 +419,9 @@ def test_the_same_key_and_body_from_two_processes_has_one_outcome(
         # The same key with another body, or on another path: refused, by either process.
         for process in (0, 1):
             client = t.client(process, case.role)
-            _conflict(client.request(case.method, case.path, json=case.other_body,
-                                     headers={"Idempotency-Key": key}))  # fmt: skip
+            if case.other_body is not None:
+                _conflict(client.request(case.method, case.path, json=case.other_body,
+                                         headers={"Idempotency-Key": key}))  # fmt: skip
             if case.other_path is not None:
                 _conflict(client.request(case.method, case.other_path, json=case.body,
                                          headers={"Idempotency-Key": key}))  # fmt: skip

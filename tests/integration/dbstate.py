@@ -11,6 +11,8 @@ from creditpool.storage.tables import (
     allocations,
     consumptions,
     grants,
+    hold_allocations,
+    holds,
     idempotency_keys,
     ledger,
     orgs,
@@ -22,13 +24,21 @@ def snapshot(pool: CreditPool, org_id: str) -> dict[str, Any]:
     """Everything a change to ``org_id`` could touch: row counts, grants, the org's counters."""
     with pool.engine.connect() as conn:
         state: dict[str, Any] = {}
-        for table in (consumptions, allocations, restorations, ledger, idempotency_keys):
+        for table in (
+            consumptions,
+            allocations,
+            restorations,
+            ledger,
+            idempotency_keys,
+            holds,
+            hold_allocations,
+        ):
             query = select(func.count()).select_from(table).where(table.c.org_id == org_id)
             state[table.name] = conn.execute(query).scalar_one()
         state["grants"] = [
             tuple(r)
             for r in conn.execute(
-                select(grants.c.id, grants.c.remaining, grants.c.voided_at).where(
+                select(grants.c.id, grants.c.remaining, grants.c.held, grants.c.voided_at).where(
                     grants.c.org_id == org_id
                 )
             )

@@ -1,9 +1,11 @@
 """Real OS processes racing on one database: no overspend, no partial charge, no lost
-update, on SQLite (one write lock) and PostgreSQL (the organization's row lock)."""
+update, on SQLite (one write lock) and PostgreSQL (the organization's row lock); holds,
+settles, releases and holds running out included."""
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from creditpool import CreditPool
+from creditpool import CreditPool, HoldStatus
 from creditpool.storage.tables import allocations, consumptions
 from tests.integration.dbstate import allocation_rows
-from tests.integration.workers import Outcome, consume_many, init, refund_many
+from tests.integration.workers import Outcome, consume_many, hold_many, init, refund_many
 
 pytestmark = pytest.mark.slow
 
@@ -158,4 +160,96 @@ def test_processes_consuming_in_different_orgs_do_not_disturb_each_other(
             assert _count(pool, consumptions, org_id) == 20
             assert _count(pool, allocations, org_id) == 20
             assert [e.seq for e in pool.ledger(org_id)] == list(range(1, 22))
+        assert pool.verify() == []
+
+
+def test_holds_settles_releases_and_consumptions_racing_never_overspend(
+    db_url: str, racers: Pool
+) -> None:
+    """Six processes hold, then in turn settle below the hold, settle above it (the excess
+    may be refused: the hold is then released), release it, or leave it (one second) to run
+    out; two processes consume; all on one organization that cannot pay for everything."""
+    amount, attempts = Decimal(1), 15
+    with CreditPool.open(db_url) as pool:
+        pool.create_org("acme")
+        pool.grant("acme", "30", expires_at=_now() + timedelta(days=1))
+        pool.grant("acme", "30")
+        jobs: list[Job] = [(hold_many, (db_url, "acme", amount, attempts))] * 6
+        jobs += [(consume_many, (db_url, ["acme"], 25))] * 2
+        outcomes = _race(racers, jobs)
+        held = {hid: a for o in outcomes for hid, a in o.held}
+        settled = {hid: (cid, cost) for o in outcomes for hid, cid, cost in o.settled}
+        released = {hid: r for o in outcomes for hid, r in o.released}
+        abandoned = [hid for o in outcomes for hid in o.abandoned]
+        charged = [c for o in outcomes for c in o.charged]
+        assert sum(len(o.held) + len(o.hold_refused) for o in outcomes) == 6 * attempts
+        assert held, "no hold was made"
+        assert set(held.values()) == {amount}
+        # Every hold ended one way, and each way happened.
+        assert sorted(held) == sorted([*settled, *released, *abandoned])
+        assert len(held) == len(settled) + len(released) + len(abandoned)
+        assert min(len(settled), len(released), len(abandoned)) > 0
+        assert {cost for _, cost in settled.values()} <= {amount / 2, amount * 3 / 2}
+        # Refusals only when truly short: a hold when Left < its amount, a settle when Left
+        # could not pay its excess over what was held.
+        assert all(left < a for o in outcomes for a, left in o.hold_refused)
+        for o in outcomes:
+            for _, cost, on_hold, left in o.settle_refused:
+                assert on_hold == amount
+                assert left < cost - on_hold
+        assert all(left < COST for o in outcomes for left in o.refused)
+
+        # The abandoned holds run out (one second each) and are written at their instants.
+        last = max((pool.hold_of("acme", hid).expires_at for hid in abandoned), default=_now())
+        time.sleep(max(0.0, (last - _now()).total_seconds()) + 0.05)
+        pool.sweep()
+        holds = {h.id: h for h in pool.holds("acme", limit=500)}
+        assert sorted(holds) == sorted(held)
+        assert pool.holds("acme", status="open", limit=500) == []
+        for hid, (cid, cost) in settled.items():
+            h = holds[hid]
+            assert (h.status, h.consumption_id, h.lost) == (HoldStatus.SETTLED, cid, Decimal(0))
+            assert h.released == max(Decimal(0), amount - cost)
+            c = pool.consumption("acme", cid)
+            assert (c.hold_id, c.cost, c.status) == (hid, cost, "paid")
+        for hid in released:
+            assert (holds[hid].status, holds[hid].released, holds[hid].lost) == (
+                HoldStatus.RELEASED,
+                amount,
+                Decimal(0),
+            )
+        for hid in abandoned:
+            assert (holds[hid].status, holds[hid].released, holds[hid].lost) == (
+                HoldStatus.EXPIRED,
+                amount,
+                Decimal(0),
+            )
+        for h in holds.values():
+            assert sum(a.amount for a in h.allocations) == h.amount
+
+        # Nothing overspent, nothing negative, every credit accounted for.
+        paid = pool.consumptions("acme", status="paid", limit=500)
+        assert sorted(c.id for c in paid if c.id is not None) == sorted(
+            [*(cid for _, cid, _ in charged), *(cid for cid, _ in settled.values())]
+        )
+        assert _count(pool, consumptions, "acme") == len(paid)
+        spent = sum((c.cost for c in paid), Decimal(0))
+        assert spent <= 60
+        balance = pool.balance("acme")
+        assert (balance.total, balance.held, balance.used) == (Decimal(60), Decimal(0), spent)
+        assert balance.left == 60 - spent
+        assert all(g.remaining >= 0 and g.held == 0 for g in pool.grants("acme"))
+        ledger = pool.ledger("acme")
+        previous = Decimal(0)
+        for e in ledger:
+            assert e.total_before == previous
+            assert e.total_after >= 0
+            previous = e.total_after
+        assert previous == balance.left
+        actions = [e.action for e in ledger]
+        assert actions.count("hold") == len(held)
+        expiries = {e.hold_id: e for e in ledger if e.action == "hold_expiry" and e.hold_id}
+        assert sorted(expiries) == sorted(abandoned)
+        for hid, e in expiries.items():
+            assert (e.at, e.total_after - e.total_before) == (holds[hid].expires_at, amount)
         assert pool.verify() == []

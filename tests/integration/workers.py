@@ -39,6 +39,15 @@ class Outcome:
     charged: list[tuple[str, int, Decimal]] = field(default_factory=list)  # org, id, cost
     refused: list[Decimal] = field(default_factory=list)  # the Left each refusal reported
     refunds: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # Holds: (hold id, amount) made; (amount, Left reported) refused;
+    # (hold id, consumption id, cost) settled; (hold id, cost, held, Left) settles refused
+    # (each then released); (hold id, released) released; hold ids left to run out.
+    held: list[tuple[int, Decimal]] = field(default_factory=list)
+    hold_refused: list[tuple[Decimal, Decimal]] = field(default_factory=list)
+    settled: list[tuple[int, int, Decimal]] = field(default_factory=list)
+    settle_refused: list[tuple[int, Decimal, Decimal, Decimal]] = field(default_factory=list)
+    released: list[tuple[int, Decimal]] = field(default_factory=list)
+    abandoned: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # anything unexpected, e.g. "locked"
 
 
@@ -69,5 +78,57 @@ def refund_many(url: str, org_id: str, consumption_ids: list[int], worker: int) 
                 r = pool.refund(org_id, cid, reason=f"worker {worker}")
                 outcome.refunds.append((cid, r.model_dump()))
     except Exception as error:
+        outcome.errors.append(repr(error))
+    return outcome
+
+
+HOLD_MODES = ("below", "above", "release", "abandon")
+
+
+def hold_many(url: str, org_id: str, amount: Decimal, attempts: int, worker: int) -> Outcome:
+    """Hold ``amount`` ``attempts`` times, each then, in turn (from the worker's own place in
+    HOLD_MODES, so that every mode runs early whichever process gets ahead): settled below
+    it (half), settled above it (one and a half: the excess comes from the other credits,
+    which may refuse it; the hold is then released), released, or abandoned (a one-second
+    hold left to run out). Every call carries an idempotency key."""
+    outcome = Outcome(worker)
+    try:
+        with CreditPool.open(url) as pool:
+            _wait()
+            for i in range(attempts):
+                mode = HOLD_MODES[(worker + i) % len(HOLD_MODES)]
+                key = f"w{worker}-{i}"
+                ttl_s = 1 if mode == "abandon" else 600
+                try:
+                    h = pool.hold(
+                        org_id, "topic_detection", user_id=f"u-{worker}", amount=amount,
+                        ttl_s=ttl_s, idempotency_key=f"{key}-hold",
+                    )  # fmt: skip
+                except InsufficientCredits as refused:
+                    outcome.hold_refused.append((amount, refused.extra["left"]))
+                    continue
+                outcome.held.append((h.id, h.amount))
+                if mode == "abandon":
+                    outcome.abandoned.append(h.id)
+                    continue
+                if mode == "release":
+                    r = pool.release(org_id, h.id, idempotency_key=f"{key}-release")
+                    outcome.released.append((h.id, r.released))
+                    continue
+                cost = amount / 2 if mode == "below" else amount * 3 / 2
+                try:
+                    c = pool.settle(org_id, h.id, cost=cost, idempotency_key=f"{key}-settle")
+                except InsufficientCredits as refused:
+                    extra = refused.extra
+                    outcome.settle_refused.append(
+                        (h.id, cost, extra.get("held", h.amount), extra["left"])
+                    )
+                    r = pool.release(org_id, h.id, idempotency_key=f"{key}-release")
+                    outcome.released.append((h.id, r.released))
+                    continue
+                assert c.id is not None
+                assert c.hold_id == h.id
+                outcome.settled.append((h.id, c.id, c.cost))
+    except Exception as error:  # reported, then asserted on by the test
         outcome.errors.append(repr(error))
     return outcome

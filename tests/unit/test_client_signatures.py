@@ -41,6 +41,7 @@ CLIENT_ONLY = {
     "iter_orgs": "over HTTP listings come in pages; the iterator walks them",
     "iter_consumptions": "over HTTP listings come in pages; the iterator walks them",
     "iter_ledger": "over HTTP listings come in pages; the iterator walks them",
+    "iter_holds": "over HTTP listings come in pages; the iterator walks them",
 }
 # Library parameters the server fills in from the caller's API key.
 FILLED_BY_THE_SERVER = {"grant": {"granted_by"}, "void_grant": {"by"}}
@@ -48,6 +49,7 @@ FILLED_BY_THE_SERVER = {"grant": {"granted_by"}, "void_grant": {"by"}}
 DIFFERENT = {
     "orgs": "paging: the library takes after/limit=100, the clients an opaque cursor",
     "consumptions": "paging: the library takes before_id/limit=100, the clients a cursor",
+    "holds": "paging: the library takes before_id/limit=100, the clients a cursor",
     "ledger": "paging: the library takes after_seq, the clients a cursor",
     "update_org": "the library takes **changes, the clients name each field",
     "update_team": "the library takes **changes, the clients name each field",

@@ -2,10 +2,11 @@
 
 The reference model below is written from SPEC.md alone (a list of dict grants and the
 rules in words), not from the implementation. Random grants (expiring, permanent, pending),
-consumptions, refunds and voids are applied over a moving clock; after every step both
-must agree on Left and on every grant's remaining, remaining stays within 0..amount, and
-the ledger drafts (catch-up entries plus one entry per change) form an unbroken chain
-whose sum is Left.
+consumptions, refunds, voids and holds (settled below or above what they hold, released,
+or left to run out at their exact instant) are applied over a moving clock; after every
+step both must agree on Left, Held, every grant's remaining and held, and every hold's
+outcome; 0 <= remaining <= remaining + held <= amount, and the ledger drafts (catch-up
+entries plus one entry per change) form an unbroken chain whose sum is Left.
 """
 
 from __future__ import annotations
@@ -30,13 +31,39 @@ from creditpool.core.grants import (
     plan_consumption,
     plan_refund,
 )
+from creditpool.core.holds import (
+    HoldRow,
+    HoldState,
+    apply_hold,
+    apply_release,
+    close,
+    plan_hold,
+    plan_release,
+    plan_settle,
+)
+from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.timeline import LedgerDraft, catch_up, logged_left
 from tests.unit.builders import T0
 
 # The reference model: the spec's rules written plainly.
 
 Ref = dict[str, Any]
-SIGN = {"added": +1, "expired": -1, "used": -1, "refunded": +1, "voided": -1}
+SIGN = {
+    "added": +1,
+    "expired": -1,
+    "used": -1,
+    "refunded": +1,
+    "voided": -1,
+    "held": -1,
+    "released": +1,
+}
+ACTION = {
+    "used": LedgerAction.CONSUMPTION,
+    "refunded": LedgerAction.REFUND,
+    "voided": LedgerAction.VOID,
+    "held": LedgerAction.HOLD,
+    "released": LedgerAction.RELEASE,
+}
 
 
 def ref_state(g: Ref, t: datetime) -> str | None:
@@ -59,17 +86,22 @@ def ref_left(grants: list[Ref], t: datetime) -> int:
     return sum(g["remaining"] for g in ref_active(grants, t))
 
 
-def ref_consume(grants: list[Ref], cost: int, t: datetime) -> list[tuple[int, int]] | None:
+def ref_in_order(grants: list[Ref]) -> list[Ref]:
     """Expiring first (soonest first), permanent last; ties: start, creation, id."""
-    if ref_left(grants, t) < cost:
-        return None
-    expiring = [g for g in ref_active(grants, t) if g["expires_at"] is not None]
-    permanent = [g for g in ref_active(grants, t) if g["expires_at"] is None]
+    expiring = [g for g in grants if g["expires_at"] is not None]
+    permanent = [g for g in grants if g["expires_at"] is None]
     expiring.sort(key=lambda g: (g["expires_at"], g["available_from"], g["granted_at"], g["id"]))
     permanent.sort(key=lambda g: (g["available_from"], g["granted_at"], g["id"]))
+    return expiring + permanent
+
+
+def ref_consume(grants: list[Ref], cost: int, t: datetime) -> list[tuple[int, int]] | None:
+    """Draw ``cost`` from what is Left, in consumption order; None when Left < cost."""
+    if ref_left(grants, t) < cost:
+        return None
     draws = []
     due = cost
-    for g in expiring + permanent:
+    for g in ref_in_order(ref_active(grants, t)):
         take = min(due, g["remaining"])
         if take > 0:
             g["remaining"] -= take
@@ -79,9 +111,10 @@ def ref_consume(grants: list[Ref], cost: int, t: datetime) -> list[tuple[int, in
 
 
 def ref_refund(
-    grants: list[Ref], drawn: list[tuple[int, int]], t: datetime
+    grants: list[Ref], drawn: list[tuple[int, int]], t: datetime, holds: list[Ref] | None = None
 ) -> tuple[int, int] | None:
-    """Restore the part drawn from still-active grants to the most recent ones first."""
+    """Restore the part drawn from still-active grants to the most recent ones first, each
+    up to its amount (what open holds reserve on it takes room too)."""
     active = ref_active(grants, t)
     if not active:
         return None
@@ -89,10 +122,82 @@ def ref_refund(
     refundable = sum(amount for gid, amount in drawn if gid in active_ids)
     restored = 0
     for g in sorted(active, key=lambda g: (g["granted_at"], g["id"]), reverse=True):
-        put = min(g["amount"] - g["remaining"], refundable - restored)
+        room = g["amount"] - g["remaining"] - ref_held_on(holds or [], grants, g["id"], t)
+        put = min(room, refundable - restored)
         g["remaining"] += put
         restored += put
     return restored, sum(amount for _, amount in drawn) - restored
+
+
+# Holds in the reference model: {"id", "amount", "expires_at", "held": [(grant id, amount)],
+# "status": open|settled|released|expired, "released", "lost"}. An open hold whose time to
+# live passed is closed at that instant by ``ref_expire_holds`` before anything else runs.
+
+
+def ref_is_open(h: Ref, t: datetime) -> bool:
+    return bool(h["status"] == "open" and t < h["expires_at"])
+
+
+def ref_held_on(holds: list[Ref], grants: list[Ref], gid: int, t: datetime) -> int:
+    """What open holds reserve on a grant at t: nothing once the grant is not active."""
+    g = next(g for g in grants if g["id"] == gid)
+    if ref_state(g, t) != "active":
+        return 0
+    return sum(a for h in holds if ref_is_open(h, t) for hg, a in h["held"] if hg == gid)
+
+
+def ref_held(holds: list[Ref], grants: list[Ref], t: datetime) -> int:
+    return sum(ref_held_on(holds, grants, g["id"], t) for g in grants)
+
+
+def ref_live_held(h: Ref, grants: list[Ref], t: datetime) -> list[tuple[int, int]]:
+    """The hold's part on grants still active at t."""
+    active = {g["id"] for g in ref_active(grants, t)}
+    return [(gid, a) for gid, a in h["held"] if gid in active]
+
+
+def ref_close(h: Ref, grants: list[Ref], status: str, t: datetime, paid: dict[int, int]) -> None:
+    """What did not pay goes back to the grants still active at t; the rest is lost."""
+    live = dict(ref_live_held(h, grants, t))
+    for g in grants:
+        g["remaining"] += live.get(g["id"], 0) - paid.get(g["id"], 0)
+    h["status"] = status
+    h["released"] = sum(live.values()) - sum(paid.values())
+    h["lost"] = h["amount"] - sum(live.values())
+
+
+def ref_expire_holds(holds: list[Ref], grants: list[Ref], upto: datetime) -> None:
+    """Each open hold whose time to live passed ends at its own instant, in time order; a
+    grant expiring at that same instant is already gone."""
+    due = [h for h in holds if h["status"] == "open" and h["expires_at"] <= upto]
+    for h in sorted(due, key=lambda h: (h["expires_at"], h["id"])):
+        ref_close(h, grants, "expired", h["expires_at"], {})
+
+
+def ref_settle(
+    h: Ref, grants: list[Ref], cost: int, t: datetime
+) -> tuple[list[tuple[int, int]], dict[int, int]] | None:
+    """The cost from the held credits first (grant by grant, in consumption order), the
+    excess from what is Left (in consumption order). Returns the consumption's draws
+    (merged per grant, in consumption order) and the part paid from the hold; None when
+    Left cannot pay the excess. Changes nothing."""
+    by_id = {g["id"]: g for g in grants}
+    live = dict(ref_live_held(h, grants, t))
+    paid: dict[int, int] = {}
+    due = cost
+    for g in ref_in_order([by_id[gid] for gid in live]):
+        take = min(due, live[g["id"]])
+        if take > 0:
+            paid[g["id"]] = take
+            due -= take
+    others = ref_consume(copy.deepcopy(grants), due, t) if due else []
+    if others is None:
+        return None
+    merged = dict(paid)
+    for gid, a in others:
+        merged[gid] = merged.get(gid, 0) + a
+    ordered = ref_in_order([by_id[gid] for gid in merged])
+    return [(g["id"], merged[g["id"]]) for g in ordered], paid
 
 
 def refundable(drawn: list[tuple[int, int]], live: dict[int, GrantRow], t: datetime) -> int:
@@ -116,6 +221,8 @@ class CreditPoolMachine(RuleBasedStateMachine):
         self.ref: list[Ref] = []
         self.ledger: list[LedgerDraft] = []
         self.consumptions: list[Consumption] = []
+        self.holds: dict[int, HoldRow] = {}
+        self.ref_holds: list[Ref] = []
 
     # the system under test
 
@@ -125,12 +232,26 @@ class CreditPoolMachine(RuleBasedStateMachine):
             gid: g for gid, g in self.rows.items() if g.voided_at is None and not g.expiry_logged
         }
 
+    def open_holds(self) -> list[HoldRow]:
+        """What the writer loads: the holds still marked open."""
+        return [h for h in self.holds.values() if h.status is HoldState.OPEN]
+
     def catch_up(self) -> None:
-        self.ledger.extend(catch_up(list(self.live().values()), self.now))
+        self.ledger.extend(catch_up(list(self.live().values()), self.now, self.open_holds()))
+
+    def caught_up(self) -> tuple[dict[int, GrantRow], dict[int, HoldRow], list[LedgerDraft]]:
+        """A read: copies of the grants and holds caught up to now, and the drafts it made."""
+        rows, holds = copy.deepcopy((self.rows, self.holds))
+        live = [g for g in rows.values() if g.voided_at is None and not g.expiry_logged]
+        opened = [h for h in holds.values() if h.status is HoldState.OPEN]
+        return rows, holds, catch_up(live, self.now, opened)
 
     def append(self, method: str, credits: int, before: int) -> None:
         after = before + SIGN[method] * credits
-        self.ledger.append(LedgerDraft(self.now, method, method, credits, before, after))
+        action = ACTION[method]
+        self.ledger.append(
+            LedgerDraft(self.now, action, LedgerMethod(method), credits, before, after)
+        )
 
     # rules
 
@@ -186,7 +307,7 @@ class CreditPoolMachine(RuleBasedStateMachine):
         self.catch_up()
         open_ = [c for c in self.consumptions if not c.refunded]
         consumption = open_[pick % len(open_)]
-        expected = ref_refund(self.ref, consumption.ref_draws, self.now)
+        expected = ref_refund(self.ref, consumption.ref_draws, self.now, self.ref_holds)
         live = self.live()
         if expected is None:
             event("refund refused: no active grant")
@@ -216,23 +337,153 @@ class CreditPoolMachine(RuleBasedStateMachine):
         was_active = state is GrantState.ACTIVE
         event(f"void of a grant {state}")
         g.voided_at = self.now
+        g.held = 0  # what open holds reserved on it is lost with it
         next(r for r in self.ref if r["id"] == g.id)["voided_at"] = self.now
         if was_active and g.remaining:
             self.append("voided", g.remaining, before)
 
+    @rule(
+        amount=st.integers(1, 30),
+        ttl=st.sampled_from([1, 5, 15, 60, "until a grant expires"]),
+        pick=st.integers(0, 10**6),
+    )
+    def hold(self, amount: int, ttl: int | str, pick: int) -> None:
+        self.catch_up()
+        if isinstance(ttl, str):  # ends at the very instant a grant expires
+            ends = sorted(
+                {g.expires_at for g in self.rows.values() if g.expires_at and g.is_active(self.now)}
+            )
+            if not ends:
+                return
+            expires_at = ends[pick % len(ends)]
+        else:
+            expires_at = self.now + timedelta(minutes=ttl)
+        live = self.live()
+        expected = ref_consume(self.ref, amount, self.now)  # draws like a consumption
+        if expected is None:
+            event("hold refused: insufficient credits")
+            with pytest.raises(InsufficientCredits):
+                plan_hold(list(live.values()), amount, self.now)
+            return
+        before = left_at(list(live.values()), self.now)
+        draws = plan_hold(list(live.values()), amount, self.now)
+        assert draws == expected
+        apply_hold(live, draws)
+        hid = len(self.holds) + 1
+        self.holds[hid] = HoldRow(hid, amount, expires_at, draws)
+        self.ref_holds.append(
+            {
+                "id": hid,
+                "amount": amount,
+                "expires_at": expires_at,
+                "held": expected,
+                "status": "open",
+                "released": 0,
+                "lost": 0,
+            }
+        )
+        self.append("held", amount, before)
+
+    def pick_hold(self, pick: int) -> tuple[HoldRow, Ref]:
+        """Mostly an open hold; one time in five any hold (a closed one is refused)."""
+        opened = [r["id"] for r in self.ref_holds if ref_is_open(r, self.now)]
+        ids = opened if opened and pick % 5 else sorted(self.holds)
+        hid = ids[pick % len(ids)]
+        return self.holds[hid], self.ref_holds[hid - 1]
+
+    @precondition(lambda self: bool(self.holds))
+    @rule(pick=st.integers(0, 10**6), factor=st.sampled_from([0.1, 0.5, 1, 1.5, 4]))
+    def settle(self, pick: int, factor: float) -> None:
+        self.catch_up()
+        h, r = self.pick_hold(pick)
+        live = self.live()
+        cost = max(1, int(h.amount * factor))
+        if not ref_is_open(r, self.now):
+            assert h.status is not HoldState.OPEN  # the writer refuses: not open
+            assert h.status.value == r["status"]
+            return
+        expected = ref_settle(r, self.ref, cost, self.now)
+        if expected is None:
+            event("settle refused: the excess cannot be paid")
+            snapshot = copy.deepcopy((live, h))
+            with pytest.raises(InsufficientCredits):
+                plan_settle(h, live, cost, self.now)
+            assert copy.deepcopy((live, h)) == snapshot  # the hold stays open, unchanged
+            return
+        ref_draws, paid = expected
+        plan = plan_settle(h, live, cost, self.now)
+        assert plan.draws == ref_draws
+        event(f"settle {'within' if plan.extra == 0 else 'above'} what the hold has")
+        if plan.release.lost:
+            event("settle: part of the hold was lost with its grant")
+        assert sum(a for _, a in plan.draws) == cost
+        # as the writer does: give the live held credits back, then consume the cost
+        before = left_at(list(live.values()), self.now)
+        apply_release(h, live, plan.release)
+        if plan.release.released:
+            self.append("released", plan.release.released, before)
+        before = left_at(list(live.values()), self.now)
+        apply_draws(live, plan.draws, -1)
+        self.append("used", cost, before)
+        close(h, HoldState.SETTLED, self.now, plan.release, plan.given_back)
+        for gid, a in ref_draws:  # the excess came from Left
+            next(g for g in self.ref if g["id"] == gid)["remaining"] -= a - paid.get(gid, 0)
+        ref_close(r, self.ref, "settled", self.now, paid)
+        self.consumptions.append(Consumption(plan.draws, ref_draws))
+
+    @precondition(lambda self: bool(self.holds))
+    @rule(pick=st.integers(0, 10**6))
+    def release(self, pick: int) -> None:
+        self.catch_up()
+        h, r = self.pick_hold(pick)
+        if not ref_is_open(r, self.now):
+            assert h.status is not HoldState.OPEN
+            assert h.status.value == r["status"]
+            return
+        live = self.live()
+        plan = plan_release(h, live, self.now)
+        event(f"release: {'part lost' if plan.lost else 'all back'}")
+        before = left_at(list(live.values()), self.now)
+        apply_release(h, live, plan)
+        if plan.released:
+            self.append("released", plan.released, before)
+        close(h, HoldState.RELEASED, self.now, plan, plan.released)
+        ref_close(r, self.ref, "released", self.now, {})
+
     @rule(minutes=st.sampled_from([1, 1, 2, 5, 10, 30, 90]))
     def advance(self, minutes: int) -> None:
         self.now += timedelta(minutes=minutes)
+        opened = [r for r in self.ref_holds if r["status"] == "open"]
+        ref_expire_holds(self.ref_holds, self.ref, self.now)
+        for r in opened:
+            if r["status"] == "expired":
+                event(f"hold ran out: {'part lost' if r['lost'] else 'all back'}")
 
     # checks after every step
 
     @invariant()
     def left_and_every_remaining_agree_with_the_reference(self) -> None:
-        assert left_at(list(self.rows.values()), self.now) == ref_left(self.ref, self.now)
+        rows, _, _ = self.caught_up()  # a hold that ran out is released when read
+        assert left_at(list(rows.values()), self.now) == ref_left(self.ref, self.now)
         for r in self.ref:
-            g = self.rows[r["id"]]
+            g = rows[r["id"]]
             assert g.remaining == r["remaining"]
-            assert 0 <= g.remaining <= g.amount
+            assert 0 <= g.remaining <= g.remaining + g.held <= g.amount
+
+    @invariant()
+    def held_and_every_hold_agree_with_the_reference(self) -> None:
+        rows, holds, _ = self.caught_up()
+        held = sum(g.held for g in rows.values() if g.is_active(self.now))
+        assert held == ref_held(self.ref_holds, self.ref, self.now)
+        for g in rows.values():
+            if g.is_active(self.now):
+                assert g.held == ref_held_on(self.ref_holds, self.ref, g.id, self.now)
+        for r in self.ref_holds:
+            h = holds[r["id"]]
+            assert h.state_at(self.now).value == r["status"]
+            assert (h.released, h.lost) == (r["released"], r["lost"])
+            assert h.allocations == r["held"]
+            assert sum(a for _, a in h.allocations) == h.amount
 
     @invariant()
     def states_agree_with_the_reference(self) -> None:
@@ -243,7 +494,7 @@ class CreditPoolMachine(RuleBasedStateMachine):
     @invariant()
     def ledger_is_an_unbroken_chain_summing_to_left(self) -> None:
         # Read without writing: catch up a copy, as a balance read computes it.
-        pending = catch_up(copy.deepcopy(list(self.live().values())), self.now)
+        _, _, pending = self.caught_up()
         drafts = self.ledger + pending
         assert all(d.credits > 0 for d in drafts)
         assert all(d.total_after - d.total_before == SIGN[d.method] * d.credits for d in drafts)

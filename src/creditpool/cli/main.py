@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from creditpool.cli import admin, credits, directory, reads, reports, server
+from creditpool.cli import admin, credits, directory, holds, reads, reports, server
 from creditpool.cli.context import State
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import CliGroup
@@ -19,7 +19,7 @@ from creditpool.settings import Settings
 app = typer.Typer(
     cls=CliGroup,
     name="creditpool",
-    help="An exact prepaid credit pool: grants, consumptions, refunds and their ledger.",
+    help="An exact prepaid credit pool: grants, consumptions, refunds, holds and their ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -38,7 +38,7 @@ def root(
         ),
     ] = None,
 ) -> None:
-    """An exact prepaid credit pool: grants, consumptions, refunds and their ledger."""
+    """An exact prepaid credit pool: grants, consumptions, refunds, holds and their ledger."""
     ctx.obj = State(db or Settings().database_url)
 
 
@@ -51,6 +51,10 @@ app.command("grant", context_settings=AMOUNT_ARGS)(credits.grant)
 app.command("void")(credits.void)
 app.command("consume")(credits.consume)
 app.command("refund")(credits.refund)
+app.command("hold")(holds.hold)
+app.command("settle")(holds.settle)
+app.command("release")(holds.release)
+app.command("holds")(holds.holds)
 app.command("balance")(reads.balance)
 app.command("grants")(reads.grants)
 app.command("history")(reads.history)

@@ -94,7 +94,7 @@ def history(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Consumptions, newest first."""
+    """Consumptions, newest first (a settled hold's consumption names its hold)."""
     found = open_pool(ctx).consumptions(
         org_id,
         since=since,
@@ -111,7 +111,7 @@ def history(
         return
     render.table(
         f"Usage history of {org_id}",
-        ["ID", "Time", "Feature", "Name~", "Action", "User", "Team", "Credits=", "Status"],
+        ["ID", "Time", "Feature", "Name~", "Action", "User", "Team", "Credits=", "Status", "Hold"],
         (
             (
                 c.id,
@@ -123,6 +123,7 @@ def history(
                 c.team_id,
                 c.cost,
                 c.status,
+                c.hold_id,
             )
             for c in found
         ),
@@ -149,7 +150,18 @@ def ledger(
         return
     render.table(
         f"Ledger of {org_id}",
-        ["Seq", "At", "Action", "Method", "Credits=", "Before=", "After=", "Grant", "Consumption"],
+        [
+            "Seq",
+            "At",
+            "Action",
+            "Method",
+            "Credits=",
+            "Before=",
+            "After=",
+            "Grant",
+            "Consumption",
+            "Hold",
+        ],
         (
             (
                 e.seq,
@@ -161,6 +173,7 @@ def ledger(
                 e.total_after,
                 e.grant_id,
                 e.consumption_id,
+                e.hold_id,
             )
             for e in entries
         ),

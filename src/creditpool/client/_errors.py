@@ -22,6 +22,9 @@ _DECIMAL_EXTRAS = {
     "insufficient_credits": ("left", "required"),
     "pool_limit_exceeded": ("granted", "limit"),
 }
+# Extras the server sends under another name, because a problem's own member has theirs
+# (``status`` is the HTTP status): back to the names the library's exception uses.
+_RENAMED_EXTRAS = {"hold_not_open": {"hold_status": "status"}}
 _TEXT_SHOWN_MAX = 200
 
 
@@ -44,7 +47,8 @@ def error_from(response: httpx.Response) -> CreditPoolError:
         return CreditPoolError(f"HTTP {response.status_code}: {text}", status=response.status_code)
     code: str = problem["code"]
     detail = str(problem.get("detail") or problem.get("title") or code)
-    extra = {k: v for k, v in problem.items() if k not in _STANDARD}
+    renamed = _RENAMED_EXTRAS.get(code, {})
+    extra = {renamed.get(k, k): v for k, v in problem.items() if k not in _STANDARD}
     for name in _DECIMAL_EXTRAS.get(code, ()):
         extra[name] = _decimal(extra.get(name))
     cls = ERRORS.get(code)

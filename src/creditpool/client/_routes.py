@@ -24,6 +24,7 @@ from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput
 from creditpool.features.models import Feature
 from creditpool.grants.models import Grant, GrantDetail
+from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 
@@ -400,6 +401,85 @@ def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
 def refund(org_id: str, consumption_id: int, reason: str | None, key: str | None) -> Call[Refund]:
     path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}/refund"
     return Call("POST", path, _one(Refund), body={"reason": reason}, idempotency_key=_key(key))
+
+
+def hold(
+    org_id: str,
+    feature: str,
+    *,
+    user_id: str,
+    quantity: Amount | None,
+    value: Amount | None,
+    ttl_s: int | None,
+    feature_name: str | None,
+    action: str | None,
+    integration: str | None,
+    metadata: Mapping[str, Any] | None,
+    key: str | None,
+) -> Call[Hold]:
+    body = {
+        "feature": feature,
+        "user_id": user_id,
+        "amount": _optional_amount(value, "amount"),
+        "quantity": _optional_amount(quantity, "quantity"),
+        "ttl_s": ttl_s,
+        "feature_name": feature_name,
+        "action": action,
+        "integration": integration,
+        "metadata": None if metadata is None else dict(metadata),
+    }
+    path = f"{_org(org_id)}/holds"
+    return Call("POST", path, _one(Hold), body=body, idempotency_key=_key(key))
+
+
+def _hold_path(org_id: str, hold_id: int) -> str:
+    return f"{_org(org_id)}/holds/{_segment(hold_id, 'hold_id')}"
+
+
+def settle(
+    org_id: str,
+    hold_id: int,
+    *,
+    cost: Amount | None,
+    quantity: Amount | None,
+    user_id: str | None,
+    feature_name: str | None,
+    action: str | None,
+    integration: str | None,
+    breakdown: Mapping[str, int] | None,
+    requests: int | None,
+    metadata: Mapping[str, Any] | None,
+    key: str | None,
+) -> Call[Consumption]:
+    body = {
+        "cost": _optional_amount(cost, "cost"),
+        "quantity": _optional_amount(quantity, "quantity"),
+        "user_id": user_id,
+        "feature_name": feature_name,
+        "action": action,
+        "integration": integration,
+        "breakdown": None if breakdown is None else dict(breakdown),
+        "requests": requests,
+        "metadata": None if metadata is None else dict(metadata),
+    }
+    path = f"{_hold_path(org_id, hold_id)}/settle"
+    return Call("POST", path, _one(Consumption), body=body, idempotency_key=_key(key))
+
+
+def release(org_id: str, hold_id: int, key: str | None) -> Call[Hold]:
+    path = f"{_hold_path(org_id, hold_id)}/release"
+    return Call("POST", path, _one(Hold), body={}, idempotency_key=_key(key))
+
+
+def holds(
+    org_id: str, status: str | None, cursor: str | int | None, limit: int | None
+) -> Call[Page[Hold]]:
+    params = _params(status=status, cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/holds", _page(Hold), params)
+
+
+def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
+    return Call("GET", _hold_path(org_id, hold_id), _one(Hold))
 
 
 def balance(org_id: str, at: datetime | None) -> Call[Balance]:

@@ -21,6 +21,7 @@ from creditpool.client._settings import client_headers
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.features.models import Feature
 from creditpool.grants.models import Grant, GrantDetail
+from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 
@@ -365,6 +366,99 @@ class Client:
     ) -> Refund:
         """Refund a paid consumption; a second refund returns the first result."""
         return self._run(routes.refund(org_id, consumption_id, reason, idempotency_key))
+
+    # -- holds ---------------------------------------------------------------------------
+
+    def hold(
+        self,
+        org_id: str,
+        feature: str,
+        *,
+        user_id: str,
+        quantity: Amount | None = None,
+        amount: Amount | None = None,
+        ttl_s: int | None = None,
+        feature_name: str | None = None,
+        action: str | None = None,
+        integration: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Hold:
+        """Reserve ``amount`` credits (or the price of ``quantity`` of ``feature``) for
+        ``ttl_s`` seconds (default: the server's); InsufficientCredits when Left is less."""
+        call = routes.hold(
+            org_id,
+            feature,
+            user_id=user_id,
+            quantity=quantity,
+            value=amount,
+            ttl_s=ttl_s,
+            feature_name=feature_name,
+            action=action,
+            integration=integration,
+            metadata=metadata,
+            key=idempotency_key,
+        )
+        return self._run(call)
+
+    def settle(
+        self,
+        org_id: str,
+        hold_id: int,
+        *,
+        cost: Amount | None = None,
+        quantity: Amount | None = None,
+        user_id: str | None = None,
+        feature_name: str | None = None,
+        action: str | None = None,
+        integration: str | None = None,
+        breakdown: Mapping[str, int] | None = None,
+        requests: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Consumption:
+        """Turn an open hold into one paid consumption of its real cost (fields not given
+        come from the hold). HoldNotOpen (``extra["status"]``) when it is not open;
+        InsufficientCredits when a cost above the hold cannot be paid (it stays open)."""
+        call = routes.settle(
+            org_id,
+            hold_id,
+            cost=cost,
+            quantity=quantity,
+            user_id=user_id,
+            feature_name=feature_name,
+            action=action,
+            integration=integration,
+            breakdown=breakdown,
+            requests=requests,
+            metadata=metadata,
+            key=idempotency_key,
+        )
+        return self._run(call)
+
+    def release(self, org_id: str, hold_id: int, *, idempotency_key: str | None = None) -> Hold:
+        """Give an open hold's credits back; HoldNotOpen when it is not open."""
+        return self._run(routes.release(org_id, hold_id, idempotency_key))
+
+    def holds(
+        self,
+        org_id: str,
+        *,
+        status: str | None = None,
+        cursor: str | int | None = None,
+        limit: int | None = None,
+    ) -> Page[Hold]:
+        """One page of holds, newest first (``status``: open, settled, released, expired)."""
+        return self._run(routes.holds(org_id, status, cursor, limit))
+
+    def iter_holds(
+        self, org_id: str, *, status: str | None = None, limit: int | None = None
+    ) -> Iterator[Hold]:
+        """Every matching hold, newest first, page after page."""
+        return _walk(lambda cursor: self.holds(org_id, status=status, cursor=cursor, limit=limit))
+
+    def hold_of(self, org_id: str, hold_id: int) -> Hold:
+        return self._run(routes.hold_of(org_id, hold_id))
 
     # -- balance and ledger --------------------------------------------------------------
 

@@ -47,6 +47,8 @@ class Consumption(Model):
     allocations: tuple[Allocation, ...]
     refunded_at: datetime | None = None
     refund_reason: str | None = None
+    # The hold this consumption settled, if it was made by ``settle``.
+    hold_id: int | None = None
 
 
 class Refund(Model):

@@ -66,10 +66,14 @@ class Priced:
     team_id: str | None
 
 
-def price(tx: Tx, org_id: str, req: ConsumeRequest) -> Priced:
+def price(tx: Tx, org_id: str, req: ConsumeRequest, cost: int | None = None) -> Priced:
+    """The cost of ``req`` from the catalog (or ``cost`` when the caller states it), the
+    feature's rate, and the user's team now."""
     row = repository.pricing(tx.conn, org_id, req.feature, req.user_id)
     if row is None:
         raise NotFound(f"feature {req.feature!r} is not in the catalog")
+    if cost is not None:
+        return Priced(rate=row.rate, cost=cost, team_id=row.team_id)
     if bool(row.per_unit) and req.quantity is None:
         raise InvalidInput(f"feature {req.feature!r} is priced per unit: give a quantity")
     cost = cost_units(row.rate, UNIT if req.quantity is None else req.quantity)
@@ -80,12 +84,25 @@ def price(tx: Tx, org_id: str, req: ConsumeRequest) -> Priced:
 
 def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
     priced = price(w.tx, w.org_id, req)
+    draws = plan_consumption(list(w.grants().values()), priced.cost, w.now)
+    return record(w, req, priced, draws)
+
+
+def record(
+    w: OrgWriter,
+    req: ConsumeRequest,
+    priced: Priced,
+    draws: list[tuple[int, int]],
+    hold_id: int | None = None,
+) -> Consumption:
+    """Write a planned consumption: draw ``draws`` from the grants, insert it with its
+    allocations, and append its ledger entry (Left falls by the cost)."""
     grants = w.grants()
-    draws = plan_consumption(list(grants.values()), priced.cost, w.now)
     before = left_at(list(grants.values()), w.now)
     apply_draws(grants, draws, -1)
     cid = w.new_id()
     values = _row_values(w.org_id, cid, w.now, req, priced)
+    values["hold_id"] = hold_id
     w.defer(lambda: repository.insert(w.conn, values, draws))
     w.append(
         LedgerDraft(
@@ -96,6 +113,7 @@ def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
             before,
             before - priced.cost,
             consumption_id=cid,
+            hold_id=hold_id,
         )
     )
     return _model(values, draws)
@@ -233,4 +251,5 @@ def _model(v: dict[str, Any], draws: list[tuple[int, int]]) -> Consumption:
         allocations=_allocations(draws),
         refunded_at=v.get("refunded_at"),
         refund_reason=v.get("refund_reason"),
+        hold_id=v.get("hold_id"),
     )

@@ -68,6 +68,14 @@ class GrantVoided(Conflict):
     title = "Grant already voided"
 
 
+class HoldNotOpen(Conflict):
+    """Settle or release of a hold that was already settled, released or expired;
+    ``status`` (its status) is in ``extra``."""
+
+    code = "hold_not_open"
+    title = "Hold not open"
+
+
 class InsufficientCredits(CreditPoolError):
     """Left < cost: nothing was charged. ``left`` and ``required`` are Decimals in ``extra``."""
 

@@ -31,6 +31,7 @@ class GrantRow:
     voided_at: datetime | None = None
     added_logged: bool = False
     expiry_logged: bool = False
+    held: int = 0  # reserved by open holds: not in ``remaining``
 
     @property
     def starts_at(self) -> datetime:
@@ -126,7 +127,7 @@ def plan_refund(
     for g in active:
         if due == 0:
             break
-        room = g.amount - g.remaining
+        room = g.amount - g.remaining - g.held
         put = min(room, due)
         if put > 0:
             restorations.append((g.id, put))
@@ -140,6 +141,12 @@ def apply_draws(grants: dict[int, GrantRow], draws: list[tuple[int, int]], sign:
     for gid, amount in draws:
         g = grants[gid]
         g.remaining += sign * amount
-        invariant(
-            0 <= g.remaining <= g.amount, f"grant {gid} remaining out of bounds: {g.remaining}"
-        )
+        check_bounds(g)
+
+
+def check_bounds(g: GrantRow) -> None:
+    """0 <= remaining, 0 <= held, remaining + held <= amount."""
+    invariant(
+        g.remaining >= 0 and g.held >= 0 and g.remaining + g.held <= g.amount,
+        f"grant {g.id} out of bounds: remaining {g.remaining}, held {g.held}, amount {g.amount}",
+    )

@@ -12,6 +12,9 @@ class LedgerAction(StrEnum):
     REFUND = "refund"
     EXPIRY = "expiry"  # at the grant's expires_at
     VOID = "void"
+    HOLD = "hold"  # credits reserved by a hold leave Left
+    RELEASE = "release"  # a hold released (or settled): its credits come back to Left
+    HOLD_EXPIRY = "hold_expiry"  # at the hold's expires_at, like a release
 
 
 class LedgerMethod(StrEnum):

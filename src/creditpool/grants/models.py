@@ -24,6 +24,8 @@ class Grant(Model):
     voided_by: str | None
     void_reason: str | None
     state: GrantState
+    # Credits reserved on this grant by open holds: not in ``remaining`` (Left), not used.
+    held: Decimal = Decimal(0)
 
 
 class Funding(Model):

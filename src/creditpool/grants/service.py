@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,7 @@ from creditpool.core.money import (
 )
 from creditpool.core.timeline import LedgerDraft
 from creditpool.grants.models import Grant
-from creditpool.ledger.writer import OrgWriter
+from creditpool.ledger.writer import OrgWriter, as_of
 from creditpool.repositories import grants as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
@@ -146,15 +147,28 @@ def get(tx: Tx, org_id: str, grant_id: int) -> Grant:
     row = repository.get(tx.conn, org_id, grant_id)
     if row is None:
         raise NotFound(f"grant {grant_id} not found in organization {org_id!r}")
-    return to_model(row, tx.now)
+    return _models(tx, org_id, [row])[0]
 
 
 def list_for_org(tx: Tx, org_id: str) -> list[Grant]:
-    return [to_model(r, tx.now) for r in repository.list_for_org(tx.conn, org_id)]
+    return _models(tx, org_id, repository.list_for_org(tx.conn, org_id))
 
 
-def to_model(row: DbRow, now: datetime, remaining: int | None = None) -> Grant:
+def _models(tx: Tx, org_id: str, rows: Sequence[DbRow]) -> list[Grant]:
+    """Grants as of now: a hold that ran out has given its credits back even if nothing
+    has written that yet."""
+    working = as_of(tx, org_id, [repository.to_grant_row(r) for r in rows], tx.now)
+    return [
+        to_model(r, tx.now, remaining=g.remaining, held=g.held)
+        for r, g in zip(rows, working, strict=True)
+    ]
+
+
+def to_model(
+    row: DbRow, now: datetime, remaining: int | None = None, held: int | None = None
+) -> Grant:
     state = repository.to_grant_row(row).state_at(now) or GrantState.PENDING
+    held_now = row.held if held is None else held
     return Grant(
         org_id=row.org_id,
         id=row.id,
@@ -170,4 +184,6 @@ def to_model(row: DbRow, now: datetime, remaining: int | None = None) -> Grant:
         voided_by=row.voided_by,
         void_reason=row.void_reason,
         state=state,
+        # What is held on a grant that expired or was voided left the pool with it.
+        held=to_decimal(held_now if state is GrantState.ACTIVE else 0),
     )

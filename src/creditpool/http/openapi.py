@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from creditpool.holds.models import HoldStatus
 from creditpool.http.problems import MEDIA_TYPE
 from creditpool.http.replay import HEADER, REPLAYED
 from creditpool.http.routing import IDEMPOTENCY_KEY_PATTERN
@@ -34,6 +35,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "code": {"type": "string", "examples": ["insufficient_credits"]},
         "left": {"type": "string", "description": "insufficient_credits: the balance left"},
         "required": {"type": "string", "description": "insufficient_credits: the cost"},
+        "hold_status": {
+            "type": "string",
+            "enum": [status.value for status in HoldStatus],
+            "description": "hold_not_open: the hold's status",
+        },
         "errors": {
             "type": "array",
             "description": "invalid_input: every field that failed",
@@ -119,7 +125,10 @@ def _document_operation(path: str, operation: dict[str, Any]) -> None:
             if status.startswith("2"):
                 response.setdefault("headers", {})[REPLAYED] = REPLAYED_HEADER
     for code in statuses:
-        responses[str(code)] = {"description": DESCRIPTIONS[code]}
+        declared = responses.get(str(code))
+        # A route's own description of a status says more (FastAPI's 422 is its own).
+        if declared is None or code == 422:
+            responses[str(code)] = {"description": DESCRIPTIONS[code]}
     for status, response in responses.items():
         if status.startswith("4"):
             response["content"] = {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}

@@ -52,8 +52,15 @@ def writable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+# Extras named like a member every problem has (RFC 9457's ``status`` is the HTTP status)
+# travel under another name; the client (``client/_errors.py``) maps them back.
+RENAMED_EXTRAS: dict[str, dict[str, str]] = {"hold_not_open": {"status": "hold_status"}}
+
+
 def from_error(error: CreditPoolError) -> JSONResponse:
-    return problem(error.status, error.code, error.title, error.detail, **error.extra)
+    renamed = RENAMED_EXTRAS.get(error.code, {})
+    extra = {renamed.get(name, name): value for name, value in error.extra.items()}
+    return problem(error.status, error.code, error.title, error.detail, **extra)
 
 
 def _allowed_methods(request: Request, default: str) -> str:

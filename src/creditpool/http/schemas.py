@@ -48,7 +48,7 @@ Text = Annotated[str, Field(max_length=check.TEXT_LENGTH_MAX, pattern=TEXT_PATTE
 ShortText = Annotated[str, Field(max_length=check.NAME_LENGTH_MAX, pattern=TEXT_PATTERN)]
 
 
-def _whole_number(value: Any) -> Any:
+def whole_number(value: Any) -> Any:
     """JSON does not tell 1607637.0 from 1607637 (JSON Schema's ``integer`` is both): a
     number with no fraction is that integer."""
     if isinstance(value, float) and value.is_integer():
@@ -56,7 +56,7 @@ def _whole_number(value: Any) -> Any:
     return value
 
 
-Count = Annotated[StrictInt, Field(ge=0, le=check.COUNT_MAX), BeforeValidator(_whole_number)]
+Count = Annotated[StrictInt, Field(ge=0, le=check.COUNT_MAX), BeforeValidator(whole_number)]
 
 
 # -- amounts -----------------------------------------------------------------------------

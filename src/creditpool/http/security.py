@@ -57,6 +57,8 @@ class Action(StrEnum):
     OWN_CONSUMPTIONS_READ = "consumptions.read_own"
     CONSUME = "consume"
     REFUND = "refund"
+    HOLDS_WRITE = "holds.write"  # hold, settle, release
+    HOLDS_READ = "holds.read"
     BALANCE_READ = "balance.read"
     USAGE_READ = "usage.read"
     LEDGER_READ = "ledger.read"
@@ -73,6 +75,9 @@ _READ_ALL = {
     Action.GRANTS_READ,
     Action.CONSUMPTIONS_READ,
     Action.OWN_CONSUMPTIONS_READ,
+    # Holds are the vendor backend's jobs in flight: staff and admins see them (as they
+    # see every consumption); a member sees their effect in the balance's ``held``.
+    Action.HOLDS_READ,
     Action.BALANCE_READ,
     Action.USAGE_READ,
     Action.LEDGER_READ,

@@ -19,6 +19,7 @@ class LedgerEntry(Model):
     total_after: Decimal
     grant_id: int | None
     consumption_id: int | None
+    hold_id: int | None = None
 
 
 class Balance(Model):

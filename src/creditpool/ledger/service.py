@@ -10,14 +10,25 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from creditpool.core.balance import summarize
-from creditpool.core.ledger import LedgerMethod
+from creditpool.core.holds import HoldState
+from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import format_credits, to_decimal
 from creditpool.core.timeline import logged_left
 from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.ledger.writer import as_of
 from creditpool.orgs.service import require_org
 from creditpool.repositories import grants as grants_repo
+from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import ledger as repository
-from creditpool.storage.tables import allocations, consumptions, grants, ledger, restorations
+from creditpool.storage.tables import (
+    allocations,
+    consumptions,
+    grants,
+    hold_allocations,
+    holds,
+    ledger,
+    restorations,
+)
 from creditpool.storage.uow import Tx
 
 SIGN = {method.value: method.sign for method in LedgerMethod}
@@ -28,14 +39,20 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
     t = tx.now if at is None else at
     if at is None:
         rows = list(grants_repo.load_live(tx.conn, org_id).values())
-        units = summarize(rows, t)
+        units = summarize(as_of(tx, org_id, rows, t), t)
     else:
         rows = [grants_repo.to_grant_row(r) for r in grants_repo.list_for_org(tx.conn, org_id)]
         if org.ledger_at is None or t >= org.ledger_at:
-            # Nothing was written after t: the grants' remaining still describe t.
-            units = summarize(rows, t)
+            # Nothing was written after t: the grants' remaining and held still describe t.
+            units = summarize(as_of(tx, org_id, rows, t), t)
         else:
-            units = summarize(rows, t, left=repository.left_at(tx.conn, org_id, t))
+            by_id = {g.id: g for g in rows}
+            held = sum(
+                amount
+                for gid, amount in holds_repo.held_at(tx.conn, org_id, t)
+                if by_id[gid].is_active(t)
+            )
+            units = summarize(rows, t, left=repository.left_at(tx.conn, org_id, t), held=held)
     return Balance(
         org_id=org_id,
         at=t,
@@ -75,16 +92,18 @@ def entry_model(r: Any) -> LedgerEntry:
         total_after=to_decimal(r.total_after),
         grant_id=r.grant_id,
         consumption_id=r.consumption_id,
+        hold_id=r.hold_id,
     )
 
 
-def verify_org(conn: Connection, org: Any) -> list[str]:
+def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[str]:
     """Replay one organization's ledger and check every invariant; problems as sentences."""
     problems: list[str] = []
     org_id = org.id
     say = problems.append
     problems += _verify_grants(conn, org_id)
     problems += _verify_consumptions(conn, org_id)
+    problems += _verify_holds(conn, org_id, now)
     rows = repository.list_entries(conn, org_id)
     after = 0
     last_at: datetime | None = None
@@ -133,16 +152,96 @@ def _verify_grants(conn: Connection, org_id: str) -> list[str]:
     problems = []
     drawn = _sums(conn, allocations, allocations.c.grant_id, org_id)
     restored = _sums(conn, restorations, restorations.c.grant_id, org_id)
+    held_out = _sums(conn, hold_allocations, hold_allocations.c.grant_id, org_id)
+    held_open: dict[int, int] = defaultdict(int)
+    returned: dict[int, int] = defaultdict(int)
+    for _, gid, amount, back, status in _hold_allocations(conn, org_id):
+        if status == HoldState.OPEN:
+            held_open[gid] += amount
+        returned[gid] += back or 0
     for g in conn.execute(select(grants).where(grants.c.org_id == org_id)):
         where = f"{org_id}: grant {g.id}"
-        if not 0 <= g.remaining <= g.amount:
+        if not (g.remaining >= 0 and g.held >= 0 and g.remaining + g.held <= g.amount):
             problems.append(
-                f"{where}: remaining {format_credits(g.remaining)} outside 0..{format_credits(g.amount)}"
+                f"{where}: remaining {format_credits(g.remaining)} + held {format_credits(g.held)} outside 0..{format_credits(g.amount)}"
             )
-        expected = g.amount - drawn.get(g.id, 0) + restored.get(g.id, 0) - g.voided_credits
+        expected = (
+            g.amount
+            - drawn.get(g.id, 0)
+            + restored.get(g.id, 0)
+            - g.voided_credits
+            - held_out.get(g.id, 0)
+            + returned.get(g.id, 0)
+        )
         if g.remaining != expected:
             problems.append(
-                f"{where}: remaining {format_credits(g.remaining)} != amount - drawn + restored - voided = {format_credits(expected)}"
+                f"{where}: remaining {format_credits(g.remaining)} != amount - drawn + restored - voided - held + given back = {format_credits(expected)}"
+            )
+        gone = g.voided_at is not None or g.expiry_logged
+        should_hold = 0 if gone else held_open.get(g.id, 0)
+        if g.held != should_hold:
+            problems.append(
+                f"{where}: held {format_credits(g.held)} != what its open holds hold on it, {format_credits(should_hold)}"
+            )
+    return problems
+
+
+def _hold_allocations(conn: Connection, org_id: str) -> list[Any]:
+    """(hold id, grant id, amount held, amount given back, hold status) of every hold."""
+    a, h = hold_allocations.c, holds.c
+    query = (
+        select(a.hold_id, a.grant_id, a.amount, a.returned, h.status)
+        .join(holds, (h.org_id == a.org_id) & (h.id == a.hold_id))
+        .where(a.org_id == org_id)
+    )
+    return list(conn.execute(query))
+
+
+def _verify_holds(conn: Connection, org_id: str, now: datetime | None) -> list[str]:
+    """Every hold's allocations, ledger entry and outcome add up; after a sweep (``now``
+    given) no hold is open past its time to live."""
+    problems: list[str] = []
+    say = problems.append
+    held: dict[int, int] = defaultdict(int)
+    back: dict[int, int] = defaultdict(int)
+    for hid, _, amount, returned, _ in _hold_allocations(conn, org_id):
+        held[hid] += amount
+        back[hid] += returned or 0
+    entries_q = select(ledger.c.hold_id, ledger.c.action, ledger.c.credits).where(
+        ledger.c.org_id == org_id, ledger.c.hold_id.is_not(None)
+    )
+    taken: dict[int, list[int]] = defaultdict(list)
+    for hid, action, credits in conn.execute(entries_q):
+        if action == LedgerAction.HOLD:
+            taken[hid].append(credits)
+    settled_by = dict(
+        conn.execute(
+            select(consumptions.c.hold_id, consumptions.c.id).where(
+                consumptions.c.org_id == org_id, consumptions.c.hold_id.is_not(None)
+            )
+        ).all()
+    )
+    for h in conn.execute(select(holds).where(holds.c.org_id == org_id)):
+        where = f"{org_id}: hold {h.id}"
+        if held.get(h.id, 0) != h.amount:
+            say(
+                f"{where}: allocations sum to {format_credits(held.get(h.id, 0))}, amount {format_credits(h.amount)}"
+            )
+        if taken.get(h.id) != [h.amount]:
+            say(f"{where}: ledger holds {taken.get(h.id)} instead of one entry of its amount")
+        if h.status == HoldState.OPEN:
+            if now is not None and h.expires_at <= now:
+                say(f"{where}: open past its time to live ({h.expires_at.isoformat()})")
+            continue
+        if h.lost != h.amount - back.get(h.id, 0):
+            say(f"{where}: lost {format_credits(h.lost)} != amount - given back to grants")
+        if h.status != HoldState.SETTLED and h.released != back.get(h.id, 0):
+            say(f"{where}: released {format_credits(h.released)} != given back to grants")
+        if (h.status == HoldState.SETTLED) != (h.consumption_id is not None):
+            say(f"{where}: {h.status} with consumption {h.consumption_id}")
+        if h.consumption_id is not None and settled_by.get(h.id) != h.consumption_id:
+            say(
+                f"{where}: settled by consumption {h.consumption_id}, which names hold {settled_by.get(h.id)}"
             )
     return problems
 

@@ -16,10 +16,12 @@ from typing import Any
 from creditpool.core import timeline
 from creditpool.core.errors import NotFound
 from creditpool.core.grants import GrantRow
+from creditpool.core.holds import HoldRow, HoldState
 from creditpool.core.invariant import invariant
 from creditpool.core.timeline import LedgerDraft
 from creditpool.repositories import events as events_repo
 from creditpool.repositories import grants as grants_repo
+from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import ledger as ledger_repo
 from creditpool.repositories import orgs as orgs_repo
@@ -42,10 +44,15 @@ class OrgWriter:
         # Entries never go back in time, even if clocks of two processes disagree.
         self.now = tx.now if org.ledger_at is None else max(tx.now, org.ledger_at)
         self._grants: dict[int, GrantRow] | None = None
+        # The open holds, loaded when one is settled or released or one may have run out;
+        # the holds this change closed are saved by ``finish``.
+        self._holds: dict[int, HoldRow] | None = None
+        self._closed_holds: list[HoldRow] = []
+        self._new_hold_ends: list[datetime] = []
         self._entries: list[dict[str, Any]] = []
         # What each grant looked like when loaded or inserted: only changed rows are saved.
         self._deferred: list[Callable[[], None]] = []
-        self._saved: dict[int, tuple[int, bool, bool]] = {}
+        self._saved: dict[int, tuple[int, bool, bool, int]] = {}
         self.stored_key: StoredKey | None = None
         self.scope_claim: ScopeClaim | None = None
 
@@ -73,6 +80,7 @@ class OrgWriter:
         writer._grants = grants_repo.parse_live(live_rows)
         writer._saved = {gid: _snapshot(g) for gid, g in writer._grants.items()}
         if writer._next_event_at is not None and writer._next_event_at <= writer.now:
+            writer.holds()  # a hold may have run out too
             writer.catch_up()
         return writer
 
@@ -83,9 +91,45 @@ class OrgWriter:
             self._saved = {gid: _snapshot(g) for gid, g in self._grants.items()}
         return self._grants
 
+    def holds(self) -> dict[int, HoldRow]:
+        """The open holds, loaded once."""
+        if self._holds is None:
+            self._holds = holds_repo.load_open(self.conn, self.org_id)
+        return self._holds
+
+    def add_hold(self, hold: HoldRow) -> None:
+        """A hold the caller has just inserted joins the open set (without loading the
+        others: only its end matters to ``next_event_at``)."""
+        if self._holds is not None:
+            self._holds[hold.id] = hold
+        else:
+            self._new_hold_ends.append(hold.expires_at)
+
+    def open_hold(self, hold_id: int) -> HoldRow | None:
+        """The open hold ``hold_id`` (working copy), or None when it is not open: closed
+        before, or in this transaction (e.g. it ran out, written at the lock)."""
+        if self._holds is not None:
+            return self._holds.get(hold_id)
+        return holds_repo.load_open_one(self.conn, self.org_id, hold_id)
+
+    def closed_status(self, hold_id: int) -> HoldState | None:
+        """The state this transaction closed ``hold_id`` in, if it did."""
+        return next((h.status for h in self._closed_holds if h.id == hold_id), None)
+
+    def closed(self, hold: HoldRow) -> None:
+        """A hold the caller has settled or released leaves the open set; ``finish``
+        writes its new state."""
+        if self._holds is not None:
+            self._holds.pop(hold.id, None)
+        self._closed_holds.append(hold)
+
     def catch_up(self) -> None:
-        for draft in timeline.catch_up(list(self.grants().values()), self.now):
+        open_holds = None if self._holds is None else list(self._holds.values())
+        for draft in timeline.catch_up(list(self.grants().values()), self.now, open_holds):
             self.append(draft)
+        for hold in open_holds or []:
+            if hold.status is not HoldState.OPEN:
+                self.closed(hold)
 
     def new_id(self) -> int:
         self._object_seq += 1
@@ -126,6 +170,7 @@ class OrgWriter:
                 "total_after": draft.total_after,
                 "grant_id": draft.grant_id,
                 "consumption_id": draft.consumption_id,
+                "hold_id": draft.hold_id,
             }
         )
 
@@ -148,7 +193,8 @@ class OrgWriter:
             self.catch_up()  # a grant added in this call may already be available
             changed = [g for gid, g in self._grants.items() if self._saved[gid] != _snapshot(g)]
             grants_repo.save_working_copies(self.conn, self.org_id, changed)
-            next_event_at = timeline.next_event_at(list(self._grants.values()))
+            next_event_at = self._next_event(timeline.next_event_at(list(self._grants.values())))
+        holds_repo.save(self.conn, self.org_id, self._closed_holds)
         ledger_repo.insert_entries(self.conn, self._entries)
         orgs_repo.save_counters(
             self.conn,
@@ -162,6 +208,33 @@ class OrgWriter:
             # Delivered to every server's LISTEN connection when (and only if) this commits.
             events_repo.announce(self.conn, self.org_id, self._ledger_seq)
 
+    def _next_event(self, of_grants: datetime | None) -> datetime | None:
+        """The earliest of the grants' next event and the open holds' end. Without the
+        holds loaded, the end of the soonest hold is at or after the instant the
+        organization recorded (which is in the future, or they would have been loaded), or
+        is a hold added by this change."""
+        candidates = [of_grants, *self._new_hold_ends]
+        if self._holds is not None:
+            candidates += [h.expires_at for h in self._holds.values()]
+        else:
+            # Possibly early (a hold closed since): a change at that instant then loads
+            # the open holds, finds nothing due and records the exact instant.
+            candidates.append(self._next_event_at)
+        return min((t for t in candidates if t is not None), default=None)
 
-def _snapshot(g: GrantRow) -> tuple[int, bool, bool]:
-    return (g.remaining, g.added_logged, g.expiry_logged)
+
+def as_of(tx: Tx, org_id: str, grants: list[GrantRow], t: datetime) -> list[GrantRow]:
+    """These working copies as the ledger will record them at ``t`` (now or later): the
+    holds that ran out by then have given back their credits, as the next change of the
+    organization will write it. The grants' states at ``t`` already follow from their
+    instants."""
+    org = orgs_repo.get_org(tx.conn, org_id)
+    if org is not None and org.next_event_at is not None and org.next_event_at <= t:
+        due = list(holds_repo.load_open(tx.conn, org_id, until=t).values())
+        if due:
+            timeline.catch_up(grants, t, due)
+    return grants
+
+
+def _snapshot(g: GrantRow) -> tuple[int, bool, bool, int]:
+    return (g.remaining, g.added_logged, g.expiry_logged, g.held)

@@ -191,29 +191,38 @@ def _usage_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
     ]
 
 
-def action_label(action: str, grant_id: int | None, consumption_id: int | None) -> str:
+def action_label(
+    action: str, grant_id: int | None, consumption_id: int | None, hold_id: int | None = None
+) -> str:
+    if action == LedgerAction.CONSUMPTION and hold_id is not None:
+        return f"Consumption #{consumption_id} (settles hold #{hold_id})"
     labels: dict[str, str] = {
         LedgerAction.GRANT_ADDED: f"Grant #{grant_id} added",
         LedgerAction.EXPIRY: f"Grant #{grant_id} expired",
         LedgerAction.VOID: f"Grant #{grant_id} voided",
         LedgerAction.CONSUMPTION: f"Consumption #{consumption_id}",
         LedgerAction.REFUND: f"Refund of consumption #{consumption_id}",
+        LedgerAction.HOLD: f"Hold #{hold_id}",
+        LedgerAction.RELEASE: f"Hold #{hold_id} released",
+        LedgerAction.HOLD_EXPIRY: f"Hold #{hold_id} expired",
     }
     return labels.get(action) or action.replace("_", " ").capitalize()
 
 
 def _balance_rows(batch: Sequence[Any], ctx: _Context) -> list[Row]:
+    """Credits signed (+ in, - out: a hold takes from Left, its release gives back), so
+    the column re-adds to the chain of Left before and after."""
     instant, credits = ctx.cells.instant, ctx.cells.credits
     return [
         (
             instant(at),
-            action_label(action, grant_id, consumption_id),
+            action_label(action, grant_id, consumption_id, hold_id),
             f"Credits {method}",
             credits(amount if method in _GAINS else -amount),
             credits(before),
             credits(after),
         )
-        for at, action, method, amount, before, after, grant_id, consumption_id in batch
+        for at, action, method, amount, before, after, grant_id, consumption_id, hold_id in batch
     ]
 
 

@@ -28,7 +28,7 @@ _PRICING = driver_sql(
 )
 _COLUMNS = (
     "org_id, id, created_at, feature, feature_name, action, integration, user_id, team_id,"
-    " quantity, rate, cost, breakdown, requests, metadata, status"
+    " quantity, rate, cost, breakdown, requests, metadata, status, hold_id"
 )
 _INSERT = driver_sql(
     f"INSERT INTO consumptions ({_COLUMNS}) VALUES ("

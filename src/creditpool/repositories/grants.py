@@ -16,11 +16,11 @@ from creditpool.storage.types import DbRow
 # Read and written on every change of an organization: plain SQL (see storage.engine).
 _LIVE = driver_sql(
     "SELECT id, amount, remaining, granted_at, available_from, expires_at, added_logged,"
-    " expiry_logged FROM grants"
+    " expiry_logged, held FROM grants"
     " WHERE org_id = :org_id AND expiry_logged = :no AND voided_at IS NULL ORDER BY id"
 )
 _SAVE = driver_sql(
-    "UPDATE grants SET remaining = :r, added_logged = :a, expiry_logged = :e"
+    "UPDATE grants SET remaining = :r, added_logged = :a, expiry_logged = :e, held = :h"
     " WHERE org_id = :o AND id = :i"
 )
 
@@ -46,6 +46,7 @@ def parse_live(rows: list[Any]) -> dict[int, GrantRow]:
             None,
             bool(r[6]),
             bool(r[7]),
+            r[8],
         )
         for r in rows
     }
@@ -63,13 +64,21 @@ def to_grant_row(row: DbRow) -> GrantRow:
         voided_at=m["voided_at"],
         added_logged=m["added_logged"],
         expiry_logged=m["expiry_logged"],
+        held=m["held"],
     )
 
 
 def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> None:
     if rows:
         params = [
-            {"o": org_id, "i": g.id, "r": g.remaining, "a": g.added_logged, "e": g.expiry_logged}
+            {
+                "o": org_id,
+                "i": g.id,
+                "r": g.remaining,
+                "a": g.added_logged,
+                "e": g.expiry_logged,
+                "h": g.held,
+            }
             for g in rows
         ]
         run(conn, _SAVE, params)
@@ -97,4 +106,4 @@ def list_for_org(conn: Connection, org_id: str) -> Sequence[DbRow]:
 
 def void(conn: Connection, org_id: str, grant_id: int, **values: Any) -> None:
     query = update(grants).where(grants.c.org_id == org_id, grants.c.id == grant_id)
-    conn.execute(query.values(remaining=0, **values))
+    conn.execute(query.values(remaining=0, held=0, **values))

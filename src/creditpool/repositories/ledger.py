@@ -16,8 +16,8 @@ from creditpool.storage.types import DbRow
 # Written by every change of a balance: plain SQL (see storage.engine).
 _INSERT = driver_sql(
     "INSERT INTO ledger (org_id, seq, at, action, method, credits, total_before, total_after,"
-    " grant_id, consumption_id) VALUES (:org_id, :seq, :at, :action, :method, :credits,"
-    " :total_before, :total_after, :grant_id, :consumption_id)"
+    " grant_id, consumption_id, hold_id) VALUES (:org_id, :seq, :at, :action, :method,"
+    " :credits, :total_before, :total_after, :grant_id, :consumption_id, :hold_id)"
 )
 
 

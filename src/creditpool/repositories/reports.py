@@ -30,16 +30,18 @@ def _statement(sql: str) -> dict[str, str]:
     return {"sqlite": sqlite, "postgresql": driver_sql(postgresql)["postgresql"]}
 
 
-# Paid consumptions only: a refunded consumption is not consumed.
+# Paid consumptions only (a refunded consumption is not consumed); a settled hold's
+# consumption is one like any other.
 USAGE_SQL = _statement(
     "SELECT utc(created_at), feature, feature_name, action, integration, user_id, cost,"
     " CAST(breakdown AS TEXT), requests FROM consumptions"
     " WHERE org_id = :org_id AND status = 'paid' AND created_at >= :lo AND created_at < :hi"
     " ORDER BY created_at, id"
 )
+# Every ledger entry, holds, releases and hold expiries included: the chain counts Left.
 BALANCE_SQL = _statement(
     "SELECT utc(at), action, method, credits, total_before, total_after, grant_id,"
-    " consumption_id FROM ledger WHERE org_id = :org_id AND at >= :lo AND at < :hi"
+    " consumption_id, hold_id FROM ledger WHERE org_id = :org_id AND at >= :lo AND at < :hi"
     " ORDER BY seq"
 )
 PURCHASES_SQL = _statement(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,6 +15,7 @@ from creditpool.api.consumptions import router as consumptions_router
 from creditpool.api.events import router as events_router
 from creditpool.api.features import router as features_router
 from creditpool.api.grants import router as grants_router
+from creditpool.api.holds import router as holds_router
 from creditpool.api.ledger import router as ledger_router
 from creditpool.api.orgs import router as orgs_router
 from creditpool.api.reports import router as reports_router
@@ -31,6 +34,7 @@ from creditpool.web import errors as web_errors
 from creditpool.web.endpoints import router as web_router
 from creditpool.web.render import STATIC
 
+log = logging.getLogger(__name__)
 DESCRIPTION = """\
 A prepaid credit pool per organization. Amounts are exact decimal strings ("0.50").
 Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`.
@@ -46,7 +50,9 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        sweeper = asyncio.create_task(_sweeping(pool, settings.sweep_interval_s))
         yield
+        sweeper.cancel()
         await hub.stop()
         pool.close()
 
@@ -57,7 +63,14 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     app.state.batcher = ConsumeBatcher(pool)
     app.state.hub = hub
     problems.install(app)
-    for router in (orgs_router, features_router, grants_router, consumptions_router, ledger_router):
+    for router in (
+        orgs_router,
+        features_router,
+        grants_router,
+        consumptions_router,
+        holds_router,
+        ledger_router,
+    ):
         app.include_router(router)
     app.include_router(reports_router)
     app.include_router(sessions_router)
@@ -72,6 +85,18 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
     return app
+
+
+async def _sweeping(pool: CreditPool, interval_s: float) -> None:
+    """Every ``interval_s``: write the entries that fell due (a hold's or a grant's end, a
+    grant's start) where nothing else happened, so that they are announced to live pages.
+    Each process sweeps; the organization's lock makes concurrent sweeps harmless."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(pool.sweep)
+        except Exception:  # a failed sweep is retried at the next interval
+            log.exception("periodic sweep failed")
 
 
 def _operations(app: FastAPI, pool: CreditPool) -> None:

@@ -20,7 +20,12 @@ from creditpool.storage.engine import create as create_engine
 def app_from_env() -> FastAPI:
     """The uvicorn factory: each worker process opens its own pool from the settings."""
     settings = Settings()
-    pool = CreditPool.open(settings.database_url, migrate_schema=False)
+    pool = CreditPool.open(
+        settings.database_url,
+        migrate_schema=False,
+        hold_ttl_s_default=settings.hold_ttl_s_default,
+        hold_ttl_s_max=settings.hold_ttl_s_max,
+    )
     return create_app(pool, settings)
 
 

@@ -113,6 +113,9 @@ grants = Table(
     Column("voided_credits", Units, nullable=False),
     Column("added_logged", Boolean, nullable=False),
     Column("expiry_logged", Boolean, nullable=False),
+    # Reserved on this grant by open holds (not in ``remaining``); 0 once the grant expired
+    # or was voided (what was held on it left the pool with it).
+    Column("held", Units, nullable=False, server_default="0"),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
@@ -142,6 +145,8 @@ consumptions = Table(
     Column("refund_reason", Text, nullable=True),
     Column("refund_restored", Units, nullable=True),
     Column("refund_lost", Units, nullable=True),
+    # The hold this consumption settled, if a settle made it.
+    Column("hold_id", BigInteger, nullable=True),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
@@ -198,10 +203,55 @@ ledger = Table(
     Column("total_after", Units, nullable=False),
     Column("grant_id", BigInteger, nullable=True),
     Column("consumption_id", BigInteger, nullable=True),
+    Column("hold_id", BigInteger, nullable=True),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
 Index("ix_ledger_org_at", ledger.c.org_id, ledger.c.at)
+
+# Credits reserved before a long job (ids from the organization's ``object_seq``, like
+# grants and consumptions). ``status``: open, settled, released, expired.
+holds = Table(
+    "holds",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("status", String(16), nullable=False),
+    Column("amount", Units, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("feature", ID, nullable=False),
+    Column("user_id", ID, nullable=False),
+    Column("team_id", ID, nullable=True),
+    Column("quantity", Units, nullable=True),
+    Column("feature_name", String(500), nullable=True),
+    Column("action", String(64), nullable=True),
+    Column("integration", String(200), nullable=True),
+    Column("metadata", JSON, nullable=True),
+    Column("consumption_id", BigInteger, nullable=True),
+    Column("released", Units, nullable=False),
+    Column("lost", Units, nullable=False),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+    sqlite_with_rowid=False,
+)
+# Open holds are read when one is settled, released or falls due.
+Index("ix_holds_org_status", holds.c.org_id, holds.c.status, holds.c.expires_at)
+
+# Which grants a hold's credits are held on, and how much on each.
+hold_allocations = Table(
+    "hold_allocations",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("hold_id", BigInteger, primary_key=True),
+    Column("grant_id", BigInteger, primary_key=True),
+    Column("amount", Units, nullable=False),
+    # Once the hold closed: what went back to this grant (the rest was lost with it).
+    Column("returned", Units, nullable=True),
+    ForeignKeyConstraint(["org_id", "hold_id"], ["holds.org_id", "holds.id"]),
+    ForeignKeyConstraint(["org_id", "grant_id"], ["grants.org_id", "grants.id"]),
+    sqlite_with_rowid=False,
+)
 
 idempotency_keys = Table(
     "idempotency_keys",

@@ -345,6 +345,31 @@ def _staff_org_page(
     )  # fmt: skip
 
 
+@router.get("/staff/orgs/{org}/holds/open")
+def staff_open_holds(org: OrgId, request: Request, pool: Pool) -> Response:
+    """The rows of the open holds, for the console's live updates."""
+    caller = _staff(request)
+    caller.require(Action.HOLDS_READ, org)
+    html = fragment(
+        "_open_holds.html", holds=service.open_holds(pool, org), org=pool.org(org),
+        features=service.feature_names(pool),
+    )  # fmt: skip
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/staff/orgs/{org}/ledger/{seq}")
+def staff_ledger_row(org: OrgId, seq: ObjectId, request: Request, pool: Pool) -> Response:
+    """One row of the console's ledger, for its live updates."""
+    caller = _staff(request)
+    caller.require(Action.LEDGER_READ, org)
+    org_model = pool.org(org)
+    entry = service.ledger_entry(pool, org, seq)
+    if entry is None:
+        raise NotFound(f"ledger entry {seq} not found")
+    html = fragment("_ledger_row.html", e=entry, org=org_model)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
 @router.post("/staff/orgs/{org}/grants")
 def staff_grant(
     org: OrgId,

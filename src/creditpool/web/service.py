@@ -10,6 +10,7 @@ from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
 from creditpool.grants.models import Grant
+from creditpool.holds.models import Hold, HoldStatus
 from creditpool.http.security import Action, Principal
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
@@ -20,6 +21,7 @@ from creditpool.web.chart import Chart, stacked_bars
 
 HISTORY_PAGE_SIZE = 25
 LEDGER_PAGE_SIZE = 50
+OPEN_HOLDS_SHOWN = 100  # the staff console lists at most this many open holds
 ORGS_PAGE_SIZE = 25
 EXPIRING_WITHIN = timedelta(days=30)
 CHART_DAYS = (30, 90)
@@ -99,6 +101,8 @@ class StaffOrgPage:
     ledger: list[LedgerEntry]
     older_than: int | None
     newer_than: int | None = None
+    holds: list[Hold] = field(default_factory=list)
+    features: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -234,7 +238,23 @@ def staff_org_page(pool: CreditPool, org_id: str, before_seq: int | None) -> Sta
     grants = sorted(pool.grants(org_id), key=lambda g: -g.id)
     older = entries[-1].seq if entries and entries[-1].seq > 1 else None
     newer = newest + LEDGER_PAGE_SIZE + 1 if before_seq is not None else None
-    return StaffOrgPage(head, grants, entries, older, newer)
+    holds = open_holds(pool, org_id)
+    return StaffOrgPage(head, grants, entries, older, newer, holds, feature_names(pool))
+
+
+def feature_names(pool: CreditPool) -> dict[str, str]:
+    return {f.key: f.name for f in pool.features()}
+
+
+def open_holds(pool: CreditPool, org_id: str) -> list[Hold]:
+    """The organization's open holds, newest first (one past its TTL reads as expired)."""
+    return pool.holds(org_id, status=HoldStatus.OPEN.value, limit=OPEN_HOLDS_SHOWN)
+
+
+def ledger_entry(pool: CreditPool, org_id: str, seq: int) -> LedgerEntry | None:
+    """One ledger entry by its number (for a live update), None when there is none."""
+    found = pool.ledger(org_id, after_seq=seq - 1, limit=1)
+    return found[0] if found and found[0].seq == seq else None
 
 
 def day_start(day: date, zone: str) -> datetime:

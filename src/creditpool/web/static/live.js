@@ -64,8 +64,7 @@
     // Only the unfiltered first page takes new rows; any page refreshes a row it shows.
     if (!existing && root.dataset.history !== "1") return;
     var url = "/app/orgs/" + encodeURIComponent(root.dataset.org) + "/history/" + consumptionId;
-    fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
-      .then(function (response) { return response.ok ? response.text() : null; })
+    fetchHtml(url)
       .then(function (html) {
         if (!html) return; // not ours to see (a member sees only their own usage)
         var holder = document.createElement("tbody");
@@ -87,6 +86,59 @@
       })
       .catch(function () { /* the next event or a reload shows it */ });
   }
+
+  function fetchHtml(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) { return response.ok ? response.text() : null; });
+  }
+
+  function addLedgerRow(root, seq) {
+    // The staff console's ledger, newest first: insert the entry in seq order (fetches may
+    // come back out of order), once.
+    var body = document.querySelector("[data-ledger-body]");
+    if (!body || root.dataset.staffLedger !== "1" || !seq) return;
+    if (body.querySelector('tr[data-seq="' + seq + '"]')) return;
+    var url = "/staff/orgs/" + encodeURIComponent(root.dataset.org) + "/ledger/" + seq;
+    fetchHtml(url).then(function (html) {
+      if (!html || body.querySelector('tr[data-seq="' + seq + '"]')) return;
+      var holder = document.createElement("tbody");
+      holder.innerHTML = html.trim();
+      var row = holder.querySelector("tr");
+      if (!row) return;
+      row.classList.add("fresh");
+      var empty = body.querySelector("tr.empty");
+      if (empty) empty.remove();
+      var rows = body.querySelectorAll("tr[data-seq]");
+      var before = null;
+      for (var i = 0; i < rows.length; i++) {
+        if (Number(rows[i].dataset.seq) < Number(seq)) { before = rows[i]; break; }
+      }
+      body.insertBefore(row, before);
+      rows = body.querySelectorAll("tr[data-seq]");
+      for (var j = 50; j < rows.length; j++) rows[j].remove();
+    }).catch(function () { /* a reload shows it */ });
+  }
+
+  var holdsLoading = false;
+  var holdsAgain = false;
+
+  function refreshHolds(root) {
+    // The staff console's open holds: reloaded whole (they are few), one load at a time.
+    var body = document.querySelector("[data-open-holds]");
+    if (!body) return;
+    if (holdsLoading) { holdsAgain = true; return; }
+    holdsLoading = true;
+    var url = "/staff/orgs/" + encodeURIComponent(root.dataset.org) + "/holds/open";
+    fetchHtml(url).then(function (html) {
+      if (html !== null) body.innerHTML = html;
+    }).catch(function () { /* the next event or a reload shows them */ })
+      .then(function () {
+        holdsLoading = false;
+        if (holdsAgain) { holdsAgain = false; refreshHolds(root); }
+      });
+  }
+
+  var HOLD_ACTIONS = { hold: true, release: true, hold_expiry: true, consumption: true };
 
   function setStatus(text, on) {
     document.querySelectorAll("[data-live-status]").forEach(function (el) {
@@ -114,9 +166,12 @@
       if (event.lastEventId) root.dataset.seq = event.lastEventId;
       if (data.balance) applyBalance(data.balance);
       var entry = data.entry || {};
+      // A settle's consumption is one like any other: its history row names the hold.
       if (entry.consumption_id && (entry.action === "consumption" || entry.action === "refund")) {
         updateRow(root, entry.consumption_id);
       }
+      addLedgerRow(root, entry.seq || event.lastEventId);
+      if (HOLD_ACTIONS[entry.action]) refreshHolds(root);
     });
     window.creditpoolStream = source; // for tests and debugging
   }

@@ -1,0 +1,137 @@
+"""Holds over HTTP: reserve credits before a long job, then settle its real cost or release
+them. The ``service`` role changes holds; staff and organization admins read them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from creditpool import changes
+from creditpool.api.bodies.holds import HoldBody, ReleaseBody, SettleBody
+from creditpool.consumptions.models import Consumption
+from creditpool.holds.models import Hold, HoldStatus
+from creditpool.http.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.http.routing import AuthorizedRoute
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.security import Action, Principal, allowed
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["holds"], route_class=AuthorizedRoute)
+Writer = Annotated[Principal, allowed(Action.HOLDS_WRITE)]
+Reader = Annotated[Principal, allowed(Action.HOLDS_READ)]
+NOT_OPEN: dict[int | str, dict[str, Any]] = {
+    409: {
+        "description": (
+            "The hold is not open (`hold_not_open`, with its `hold_status`: settled, "
+            "released or expired), or `idempotency_conflict`"
+        )
+    }
+}
+
+
+@router.post(
+    "/holds",
+    status_code=201,
+    response_model=Hold,
+    responses={402: {"description": "Left is less than the amount (`insufficient_credits`)"}},
+)
+def create_hold(
+    org: OrgId, body: HoldBody, request: Request, caller: Writer, pool: Pool, replay: Replay
+) -> Response:
+    """Reserve credits from the organization's grants in consumption order, until
+    ``expires_at``: they leave ``left`` for ``held`` until the hold is settled or
+    released (or expires, which releases them)."""
+    fields = body.model_dump(exclude={"feature", "user_id"})
+    return replay.run_ledger(
+        request,
+        caller,
+        201,
+        lambda key: pool.apply(
+            org,
+            changes.hold(
+                body.feature,
+                user_id=body.user_id,
+                idempotency_key=key,
+                # The server's settings, as the pool was opened with them.
+                ttl_s_default=pool.hold_ttl_s_default,
+                ttl_s_max=pool.hold_ttl_s_max,
+                **fields,
+            ),
+        ),
+    )
+
+
+@router.get("/holds", response_model=Page[Hold])
+def list_holds(
+    org: OrgId,
+    caller: Reader,
+    pool: Pool,
+    status: HoldStatus | None = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Page[Hold]:
+    """Newest first. An open hold past its time to live is listed as ``expired``."""
+    found = pool.holds(org, status=status, before_id=cursor, limit=limit + 1)
+    more = len(found) > limit
+    next_cursor = str(found[limit - 1].id) if more else None
+    return Page(items=found[:limit], next_cursor=next_cursor)
+
+
+@router.get("/holds/{hold_id}", response_model=Hold)
+def get_hold(org: OrgId, hold_id: ObjectId, caller: Reader, pool: Pool) -> Hold:
+    return pool.hold_of(org, hold_id)
+
+
+@router.post(
+    "/holds/{hold_id}/settle",
+    status_code=201,
+    response_model=Consumption,
+    responses={
+        402: {
+            "description": (
+                "The cost is more than the hold and the other credits cannot pay the "
+                "difference (`insufficient_credits`): the hold stays open"
+            )
+        },
+        **NOT_OPEN,
+    },
+)
+def settle_hold(
+    org: OrgId,
+    hold_id: ObjectId,
+    body: SettleBody,
+    request: Request,
+    caller: Writer,
+    pool: Pool,
+    replay: Replay,
+) -> Response:
+    """Charge the job's real cost as one paid consumption (with ``hold_id``): drawn from
+    the held credits first, the rest back to its grants; a cost above the hold draws the
+    difference like a consumption. Fields left out come from the hold."""
+    fields = body.model_dump()
+    return replay.run_ledger(
+        request,
+        caller,
+        201,
+        lambda key: pool.apply(org, changes.settle(hold_id, idempotency_key=key, **fields)),
+    )
+
+
+@router.post("/holds/{hold_id}/release", response_model=Hold, responses=NOT_OPEN)
+def release_hold(
+    org: OrgId,
+    hold_id: ObjectId,
+    request: Request,
+    caller: Writer,
+    pool: Pool,
+    replay: Replay,
+    body: ReleaseBody | None = None,
+) -> Response:
+    """Give every held credit back to its grant (what was held on a grant that has since
+    expired or been voided is ``lost`` with it)."""
+    return replay.run_ledger(
+        request,
+        caller,
+        200,
+        lambda key: pool.apply(org, changes.release(hold_id, idempotency_key=key)),
+    )

@@ -1,0 +1,205 @@
+"""Holds: reserve credits before a long job, then settle its real cost or release them.
+
+``hold`` reserves, ``settle`` turns an open hold into one paid consumption, ``release``
+gives its credits back, ``holds`` lists them (or shows one). Each change takes an
+idempotency key, like every other change.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from creditpool.cli import render
+from creditpool.cli.context import IdempotencyKey, JsonFlag, breakdown, json_object, open_pool
+from creditpool.holds.models import Hold, HoldStatus
+
+OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
+HoldId = Annotated[int, typer.Argument(help="The hold's id.")]
+FeatureName = Annotated[str | None, typer.Option(help="The instance, e.g. the tracker's name.")]
+UsageAction = Annotated[str | None, typer.Option(help="publish, generate, accept, run...")]
+Integration = Annotated[str | None, typer.Option(help="E.g. an MCP integration.")]
+Metadata = Annotated[dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")]
+
+
+def hold(
+    ctx: typer.Context,
+    org_id: OrgId,
+    feature: Annotated[str, typer.Argument(help="The feature's key, e.g. topic_detection.")],
+    user: Annotated[str, typer.Option(help="The user who runs the job.")],
+    quantity: Annotated[
+        str | None, typer.Option(help="Estimated units, priced from the catalog.")
+    ] = None,
+    amount: Annotated[
+        str | None, typer.Option(help="Credits to hold (instead of a quantity).")
+    ] = None,
+    ttl_s: Annotated[
+        int | None, typer.Option("--ttl-s", help="Seconds until it expires (default 900).")
+    ] = None,
+    feature_name: FeatureName = None,
+    action: UsageAction = None,
+    integration: Integration = None,
+    metadata: Metadata = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reserve credits for a job whose cost is known only at its end: all or nothing."""
+    h = open_pool(ctx).hold(
+        org_id,
+        feature,
+        user_id=user,
+        quantity=quantity,
+        amount=amount,
+        ttl_s=ttl_s,
+        feature_name=feature_name,
+        action=action,
+        integration=integration,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+    if as_json:
+        render.emit_json(h)
+        return
+    render.line(
+        f"hold {h.id}: {h.amount} credits held for {h.feature} by {h.user_id} "
+        f"until {render.when(h.expires_at)} ({render.allocations(h.allocations)})"
+    )
+
+
+def settle(
+    ctx: typer.Context,
+    org_id: OrgId,
+    hold_id: HoldId,
+    cost: Annotated[str | None, typer.Option(help="The real cost in credits.")] = None,
+    quantity: Annotated[
+        str | None, typer.Option(help="Units used, priced from the catalog now.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Default: the hold's user.")] = None,
+    feature_name: FeatureName = None,
+    action: UsageAction = None,
+    integration: Integration = None,
+    breakdown_: Annotated[
+        dict[str, int] | None,
+        typer.Option(
+            "--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"
+        ),
+    ] = None,
+    requests: Annotated[int | None, typer.Option(help="Number of API requests.")] = None,
+    metadata: Metadata = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Charge an open hold's real cost: one paid consumption; the rest goes back."""
+    pool = open_pool(ctx)
+    c = pool.settle(
+        org_id,
+        hold_id,
+        cost=cost,
+        quantity=quantity,
+        user_id=user,
+        feature_name=feature_name,
+        action=action,
+        integration=integration,
+        breakdown=breakdown_,
+        requests=requests,
+        metadata=metadata,
+        idempotency_key=idempotency_key,
+    )
+    if as_json:
+        render.emit_json(c)
+        return
+    closed = pool.hold_of(org_id, hold_id)
+    render.line(
+        f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits "
+        f"({render.allocations(c.allocations)}); hold {hold_id} settled, "
+        f"{closed.released} credits back, {closed.lost} lost"
+    )
+
+
+def release(
+    ctx: typer.Context,
+    org_id: OrgId,
+    hold_id: HoldId,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Give an open hold's credits back (what was held on a grant now gone is lost)."""
+    h = open_pool(ctx).release(org_id, hold_id, idempotency_key=idempotency_key)
+    if as_json:
+        render.emit_json(h)
+        return
+    render.line(f"hold {h.id} released: {h.released} credits back, {h.lost} lost")
+
+
+def holds(
+    ctx: typer.Context,
+    org_id: OrgId,
+    hold_id: Annotated[
+        int | None, typer.Argument(help="Show this hold only (with its grants).")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="open, settled, released or expired.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 50,
+    before_id: Annotated[
+        int | None, typer.Option(help="Older than this hold id (the next page).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """An organization's holds, newest first; or one hold with ``HOLD_ID``."""
+    pool = open_pool(ctx)
+    if hold_id is not None:
+        one = pool.hold_of(org_id, hold_id)
+        if as_json:
+            render.emit_json(one)
+        else:
+            show(one)
+        return
+    found = pool.holds(org_id, status=status, before_id=before_id, limit=limit)
+    if as_json:
+        render.emit_json(found)
+        return
+    render.table(
+        f"Holds of {org_id}",
+        ["ID", "Created", "Expires", "Status", "Feature", "User", "Credits=", "Consumption"],
+        (
+            (
+                h.id,
+                h.created_at,
+                h.expires_at,
+                h.status,
+                h.feature,
+                h.user_id,
+                h.amount,
+                h.consumption_id,
+            )
+            for h in found
+        ),
+    )
+    if len(found) == limit and found:
+        render.line(f"more: add --before-id {found[-1].id}")
+
+
+def show(h: Hold) -> None:
+    """One hold, a field per line, and the grants its credits are (or were) held on."""
+    closed = h.status is not HoldStatus.OPEN
+    fields: list[tuple[str, object]] = [
+        ("Hold", h.id),
+        ("Status", h.status),
+        ("Credits", h.amount),
+        ("Created", h.created_at),
+        ("Expires", h.expires_at),
+        ("Closed", h.closed_at),
+        ("Feature", h.feature),
+        ("Quantity", h.quantity),
+        ("Feature name", h.feature_name),
+        ("Action", h.action),
+        ("Integration", h.integration),
+        ("User", h.user_id),
+        ("Team", h.team_id),
+        ("Metadata", h.metadata),
+        ("Consumption", h.consumption_id),
+        ("Released", h.released if closed else None),
+        ("Lost", h.lost if closed else None),
+        ("Held on", render.allocations(h.allocations)),
+    ]
+    render.table(f"Hold {h.id} of {h.org_id}", ["Field", "Value~"], fields)

@@ -1,0 +1,1 @@
+"""Holds: credits reserved before a long job, then settled into a consumption or released."""

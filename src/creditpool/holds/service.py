@@ -1,0 +1,283 @@
+"""Hold, settle and release: load what the rules need, ask the core for a plan, write it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from creditpool.consumptions import service as consumptions
+from creditpool.consumptions.models import Allocation, Consumption
+from creditpool.consumptions.service import ConsumeRequest
+from creditpool.core.errors import HoldNotOpen, InvalidInput, NotFound
+from creditpool.core.grants import left_at
+from creditpool.core.holds import (
+    HoldRow,
+    HoldState,
+    apply_hold,
+    apply_release,
+    close,
+    plan_hold,
+    plan_release,
+    plan_settle,
+)
+from creditpool.core.ledger import LedgerAction, LedgerMethod
+from creditpool.core.money import parse_credits, parse_quantity, to_decimal
+from creditpool.core.timeline import LedgerDraft
+from creditpool.holds.models import Hold, HoldStatus
+from creditpool.ledger.writer import OrgWriter
+from creditpool.repositories import holds as repository
+from creditpool.storage.types import DbRow
+from creditpool.storage.uow import Tx
+
+# What a settle may describe, like a consumption; what it leaves out comes from the hold.
+DESCRIPTIVE = ("feature_name", "action", "integration", "metadata")
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """``hold``'s arguments, parsed: what to reserve (``amount``, else the catalog's price
+    of ``quantity`` or of one use), for how long, and the consumption it is for."""
+
+    use: ConsumeRequest
+    amount: int | None
+    ttl_s: int
+
+    @classmethod
+    def parse(
+        cls,
+        feature: object,
+        user_id: object,
+        *,
+        amount: object = None,
+        ttl_s: object = None,
+        ttl_s_default: int,
+        ttl_s_max: int,
+        **fields: Any,
+    ) -> HoldRequest:
+        use = ConsumeRequest.parse(feature, user_id, **fields)
+        if amount is not None and use.quantity is not None:
+            raise InvalidInput("give an amount or a quantity to hold, not both")
+        ttl = ttl_s_default if ttl_s is None else ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= ttl_s_max:
+            raise InvalidInput(f"ttl_s must be a whole number of seconds from 1 to {ttl_s_max}")
+        return cls(use=use, amount=None if amount is None else parse_credits(amount), ttl_s=ttl)
+
+    def arguments(self) -> dict[str, Any]:
+        return {**self.use.arguments(), "amount": self.amount, "ttl_s": self.ttl_s}
+
+
+@dataclass(frozen=True, slots=True)
+class SettleRequest:
+    """``settle``'s arguments, parsed: the real cost (``cost``, else the catalog's price of
+    ``quantity`` now; neither: the price now of the quantity the hold was for, else the
+    amount held) and the consumption's descriptive fields (None: the hold's)."""
+
+    cost: int | None
+    quantity: int | None
+    user_id: str | None
+    fields: dict[str, Any]
+
+    @classmethod
+    def parse(
+        cls, *, cost: object = None, quantity: object = None, user_id: object = None, **fields: Any
+    ) -> SettleRequest:
+        if cost is not None and quantity is not None:
+            raise InvalidInput("give the cost or the quantity to settle, not both")
+        # Checked as a consumption's fields are (the feature is the hold's).
+        checked = ConsumeRequest.parse("x", user_id if user_id is not None else "x", **fields)
+        return cls(
+            cost=None if cost is None else parse_credits(cost, field="cost"),
+            quantity=None if quantity is None else parse_quantity(quantity),
+            user_id=None if user_id is None else checked.user_id,
+            fields={
+                name: getattr(checked, name)
+                for name in ("feature_name", "action", "integration", "breakdown", "requests")
+            }
+            | {"metadata": checked.metadata},
+        )
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "cost": self.cost,
+            "quantity": self.quantity,
+            "user_id": self.user_id,
+            **self.fields,
+        }
+
+
+def hold(w: OrgWriter, req: HoldRequest) -> Hold:
+    priced = consumptions.price(w.tx, w.org_id, req.use, req.amount)
+    grants = w.grants()
+    draws = plan_hold(list(grants.values()), priced.cost, w.now)
+    before = left_at(list(grants.values()), w.now)
+    apply_hold(grants, draws)
+    hid = w.new_id()
+    expires_at = w.now + timedelta(seconds=req.ttl_s)
+    values: dict[str, Any] = {
+        "org_id": w.org_id,
+        "id": hid,
+        "status": HoldState.OPEN.value,
+        "amount": priced.cost,
+        "created_at": w.now,
+        "expires_at": expires_at,
+        "feature": req.use.feature,
+        "user_id": req.use.user_id,
+        "team_id": priced.team_id,
+        "quantity": req.use.quantity,
+        "feature_name": req.use.feature_name,
+        "action": req.use.action,
+        "integration": req.use.integration,
+        "metadata": req.use.metadata,
+        "released": 0,
+        "lost": 0,
+    }
+    w.defer(lambda: repository.insert(w.conn, values, draws))
+    w.add_hold(HoldRow(hid, priced.cost, expires_at, draws))
+    w.append(
+        LedgerDraft(
+            w.now,
+            LedgerAction.HOLD,
+            LedgerMethod.HELD,
+            priced.cost,
+            before,
+            before - priced.cost,
+            hold_id=hid,
+        )
+    )
+    return _model({**values, "closed_at": None, "consumption_id": None}, draws, w.now)
+
+
+def settle(w: OrgWriter, hold_id: int, req: SettleRequest) -> Consumption:
+    row, h = _open_hold(w, hold_id)
+    use = ConsumeRequest(
+        feature=row.feature,
+        user_id=req.user_id or row.user_id,
+        quantity=req.quantity,
+        **{
+            name: req.fields.get(name) if req.fields.get(name) is not None else _kept(row, name)
+            for name in (
+                "feature_name",
+                "action",
+                "integration",
+                "breakdown",
+                "requests",
+                "metadata",
+            )
+        },
+    )
+    cost = req.cost
+    if cost is None and req.quantity is None:  # neither: what the hold was for
+        if row.quantity is not None:
+            use = replace(use, quantity=row.quantity)  # priced now, as a consumption
+        else:
+            cost = row.amount
+    priced = consumptions.price(w.tx, w.org_id, use, cost)
+    grants = w.grants()
+    plan = plan_settle(h, grants, priced.cost, w.now)  # refuses before anything changes
+    _give_back(w, h, plan.release, HoldState.SETTLED, plan.given_back)
+    consumption = consumptions.record(w, use, priced, plan.draws, hold_id=hold_id)
+    h.consumption_id = consumption.id
+    return consumption
+
+
+def release(w: OrgWriter, hold_id: int) -> Hold:
+    row, h = _open_hold(w, hold_id)
+    plan = plan_release(h, w.grants(), w.now)
+    _give_back(w, h, plan, HoldState.RELEASED, plan.released)
+    return _model(
+        {**row._mapping, "status": h.status.value, "closed_at": h.closed_at}
+        | {"released": h.released, "lost": h.lost},
+        h.allocations,
+        w.now,
+    )
+
+
+def _open_hold(w: OrgWriter, hold_id: int) -> tuple[DbRow, HoldRow]:
+    """The hold's row and its open working copy; refused when it is not open."""
+    row = repository.get(w.conn, w.org_id, hold_id)
+    if row is None:
+        raise NotFound(f"hold {hold_id} not found in organization {w.org_id!r}")
+    h = w.open_hold(hold_id)
+    if h is None:  # closed: by a settle, a release, or its time to live (maybe at the lock)
+        status = str(w.closed_status(hold_id) or row.status)
+        raise HoldNotOpen(f"hold {hold_id} is {status}, not open", status=status)
+    return row, h
+
+
+def _give_back(w: OrgWriter, h: HoldRow, release: Any, status: HoldState, given_back: int) -> None:
+    """Return the hold's live credits to their grants (a ``release`` ledger entry) and
+    close it."""
+    grants = w.grants()
+    before = left_at(list(grants.values()), w.now)
+    apply_release(h, grants, release)
+    if release.released:
+        w.append(
+            LedgerDraft(
+                w.now,
+                LedgerAction.RELEASE,
+                LedgerMethod.RELEASED,
+                release.released,
+                before,
+                before + release.released,
+                hold_id=h.id,
+            )
+        )
+    close(h, status, w.now, release, given_back)
+    w.closed(h)
+
+
+def _kept(row: DbRow, name: str) -> Any:
+    return getattr(row, name, None)
+
+
+def get(tx: Tx, org_id: str, hold_id: int) -> Hold:
+    row = repository.get(tx.conn, org_id, hold_id)
+    if row is None:
+        raise NotFound(f"hold {hold_id} not found in organization {org_id!r}")
+    return from_rows(tx, [row])[0]
+
+
+def from_rows(tx: Tx, rows: list[DbRow] | Any) -> list[Hold]:
+    rows = list(rows)
+    if not rows:
+        return []
+    draws = repository.allocations_of(tx.conn, rows[0].org_id, [r.id for r in rows])
+    return [_model(dict(r._mapping), draws[r.id], tx.now) for r in rows]
+
+
+def parse_status(status: object) -> str | None:
+    if status is None:
+        return None
+    if not isinstance(status, str) or status not in {s.value for s in HoldStatus}:
+        raise InvalidInput("status must be one of: open, settled, released, expired")
+    return status
+
+
+def _model(v: dict[str, Any], draws: list[tuple[int, int]], now: datetime) -> Hold:
+    status = HoldStatus(v["status"])
+    if status is HoldStatus.OPEN and now >= v["expires_at"]:
+        status = HoldStatus.EXPIRED  # ran out; written by the next change or sweep
+    return Hold.model_construct(
+        org_id=v["org_id"],
+        id=v["id"],
+        status=status,
+        amount=to_decimal(v["amount"]),
+        created_at=v["created_at"],
+        expires_at=v["expires_at"],
+        closed_at=v["closed_at"],
+        feature=v["feature"],
+        user_id=v["user_id"],
+        team_id=v["team_id"],
+        quantity=None if v["quantity"] is None else to_decimal(v["quantity"]),
+        feature_name=v["feature_name"],
+        action=v["action"],
+        integration=v["integration"],
+        metadata=v["metadata"],
+        allocations=tuple(
+            Allocation.model_construct(grant_id=g, amount=to_decimal(a)) for g, a in draws
+        ),
+        consumption_id=v["consumption_id"],
+        released=to_decimal(v["released"]),
+        lost=to_decimal(v["lost"]),
+    )
