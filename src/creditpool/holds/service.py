@@ -14,6 +14,7 @@ from creditpool.core.grants import left_at
 from creditpool.core.holds import (
     HoldRow,
     HoldState,
+    Release,
     apply_hold,
     apply_release,
     close,
@@ -205,7 +206,9 @@ def _open_hold(w: OrgWriter, hold_id: int) -> tuple[DbRow, HoldRow]:
     return row, h
 
 
-def _give_back(w: OrgWriter, h: HoldRow, release: Any, status: HoldState, given_back: int) -> None:
+def _give_back(
+    w: OrgWriter, h: HoldRow, release: Release, status: HoldState, given_back: int
+) -> None:
     """Return the hold's live credits to their grants (a ``release`` ledger entry) and
     close it."""
     grants = w.grants()

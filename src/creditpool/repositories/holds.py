@@ -120,20 +120,6 @@ def load_open_one(conn: Connection, org_id: str, hold_id: int) -> HoldRow | None
     return HoldRow(int(rows[0][0]), int(rows[0][1]), expires_at, draws)
 
 
-def to_hold_row(row: DbRow, draws: list[tuple[int, int]]) -> HoldRow:
-    return HoldRow(
-        id=row.id,
-        amount=row.amount,
-        expires_at=row.expires_at,
-        allocations=draws,
-        status=HoldState(row.status),
-        closed_at=row.closed_at,
-        released=row.released,
-        lost=row.lost,
-        consumption_id=row.consumption_id,
-    )
-
-
 # Written inside the change's write pipeline: plain SQL (see storage.engine).
 _CLOSE = driver_sql(
     "UPDATE holds SET status = :status, closed_at = :closed_at, released = :released,"
