@@ -31,13 +31,12 @@ from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Engine
 
 from creditpool import validation as check
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
-from creditpool.core.errors import CreditPoolError, InvalidInput
+from creditpool.core.errors import CreditPoolError, IdempotencyConflict, InvalidInput
 from creditpool.grants import service as grants
 from creditpool.grants.models import Grant
 from creditpool.holds import service as holds
@@ -49,7 +48,7 @@ from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX
 from creditpool.storage.conflicts import lost_a_race
 from creditpool.storage.engine import pipelined
-from creditpool.storage.uow import Clock, writing
+from creditpool.storage.uow import Database
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -115,8 +114,7 @@ AnyOutcome = Outcome[Any]
 class Runner:
     """Runs batches of changes on one database (``CreditPool`` holds one)."""
 
-    engine: Engine
-    clock: Clock
+    db: Database
     announcing: Announcing
 
     def run(self, org_id: str, changes: list[AnyChange], *, raising: bool) -> list[AnyOutcome]:
@@ -138,7 +136,7 @@ class Runner:
         # The first key is read with the lock (a batch of one, the usual case, then costs
         # no extra round trip); the others each with one query.
         first = next((c for c in changes if c.key is not None), None)
-        with self.announcing() as done, writing(self.engine, self.clock) as tx:
+        with self.announcing() as done, self.db.write() as tx:
             w = OrgWriter.lock(
                 tx,
                 org_id,
@@ -154,12 +152,31 @@ class Runner:
         return outcomes
 
 
+@dataclass(frozen=True, slots=True)
+class _AnsweredInBatch:
+    """A key this batch has already answered. A later change of the batch with the same
+    key gets that answer again (same operation and arguments) or is refused, as if the
+    first had been recorded, though nothing is stored until the batch commits."""
+
+    change: AnyChange
+    outcome: AnyOutcome
+
+    def replay(self, change: AnyChange) -> AnyOutcome:
+        first = self.change
+        if (first.operation, first.digest) != (change.operation, change.digest):
+            raise IdempotencyConflict(
+                f"idempotency key {change.shown_key!r} was already used with other arguments",
+                key=change.shown_key,
+            )
+        return Outcome(result=self.outcome.result, replayed=True)
+
+
 class _Batch:
     """The keys a batch has answered so far, and the records it will write."""
 
     def __init__(self, w: OrgWriter) -> None:
         self.w = w
-        self.seen: dict[str, tuple[AnyChange, AnyOutcome]] = {}
+        self.seen: dict[str, _AnsweredInBatch] = {}
 
     def answer(self, change: AnyChange, with_lock: bool, *, raising: bool) -> AnyOutcome:
         try:
@@ -169,7 +186,7 @@ class _Batch:
                 raise
             outcome = Outcome(error=error)
         if change.key is not None and outcome.result is not None:
-            self.seen.setdefault(change.key, (change, outcome))
+            self.seen.setdefault(change.key, _AnsweredInBatch(change, outcome))
         return outcome
 
     def _answer(self, change: AnyChange, with_lock: bool) -> AnyOutcome:
@@ -177,12 +194,9 @@ class _Batch:
         if key is None:
             return Outcome(result=change.apply(self.w))
         if key in self.seen:  # the same key twice in one batch: the second replays
-            first, answered = self.seen[key]
-            record = idempotency_repo.StoredKey(first.operation, first.digest, {})
-            idempotency.replay(record, change.shown_key, change.operation, change.digest)
-            return Outcome(result=answered.result, replayed=True)
+            return self.seen[key].replay(change)
         if with_lock:
-            stored_key, claim = self.w.stored_key, self.w.scope_claim
+            stored_key, claim = self.w.key_record
         else:
             scope, scoped_key = change.scoped_pair or (None, None)
             stored_key, claim = idempotency_repo.get(
@@ -198,7 +212,8 @@ class _Batch:
         """Store each new key's result (and a scoped key's claim, in key order so that two
         batches never wait on each other's claims)."""
         claims: list[tuple[str, str, str, str]] = []
-        for key, (change, outcome) in self.seen.items():
+        for key, answered in self.seen.items():
+            change, outcome = answered.change, answered.outcome
             if outcome.replayed or outcome.result is None:
                 continue
             idempotency_repo.insert(

@@ -55,7 +55,7 @@ from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, REPORT_SPAN_
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.conflicts import lost_a_race
-from creditpool.storage.uow import Clock, Tx, reading, system_clock, writing
+from creditpool.storage.uow import Clock, Database, Tx, system_clock
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -121,12 +121,11 @@ class CreditPool:
         hold_ttl_s_default: int = HOLD_TTL_S_DEFAULT,
         hold_ttl_s_max: int = HOLD_TTL_S_MAX,
     ) -> None:
-        self.engine = engine
-        self.clock: Clock = clock or system_clock
+        self.db = Database(engine, clock or system_clock)
         self.hold_ttl_s_default = hold_ttl_s_default
         self.hold_ttl_s_max = hold_ttl_s_max
         self._commit_listeners: list[CommitListener] = []
-        self._runner = changes.Runner(engine, self.clock, self._announcing)
+        self._runner = changes.Runner(self.db, self._announcing)
 
     @classmethod
     def open(
@@ -154,7 +153,7 @@ class CreditPool:
         )
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.db.dispose()
 
     def on_commit(self, listener: CommitListener) -> Callable[[], None]:
         """Call ``listener(org_id, last_seq)`` after each commit that wrote ledger entries
@@ -196,7 +195,7 @@ class CreditPool:
         hook = _write_hook.get()
         for attempt in range(1, RACE_ATTEMPTS + 1):
             try:
-                with writing(self.engine, self.clock) as tx:
+                with self.db.write() as tx:
                     if hook is not None:
                         hook.begin(tx)
                     result = change(tx)
@@ -228,13 +227,13 @@ class CreditPool:
         return self._write(lambda tx: orgs.update_org(tx, org_id, changes))
 
     def org(self, org_id: str) -> Org:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.get_org(tx, org_id)
 
     def orgs(
         self, *, after: str | None = None, limit: int = 100, search: str | None = None
     ) -> list[Org]:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.list_orgs(tx, after=after, limit=_page(limit), search=search)
 
     def create_team(
@@ -258,11 +257,11 @@ class CreditPool:
         return self.update_team(org_id, team_id, monthly_limit=monthly_limit)
 
     def team(self, org_id: str, team_id: str) -> Team:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.get_team(tx, org_id, team_id)
 
     def teams(self, org_id: str) -> list[Team]:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.list_teams(tx, org_id)
 
     def set_member(self, org_id: str, user_id: str, *, team_id: str | None = None) -> Member:
@@ -270,16 +269,16 @@ class CreditPool:
         return self._write(lambda tx: orgs.set_member(tx, org_id, user_id, team_id))
 
     def member(self, org_id: str, user_id: str) -> Member:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.get_member(tx, org_id, user_id)
 
     def members(self, org_id: str, *, team_id: str | None = None) -> list[Member]:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.list_members(tx, org_id, team_id)
 
     def team_usage(self, org_id: str, month: str | None = None) -> list[TeamUsage]:
         """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now)."""
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return orgs.team_usage(tx, org_id, month)
 
     # -- features ----------------------------------------------------------------------
@@ -301,11 +300,11 @@ class CreditPool:
         )
 
     def feature(self, key: str) -> Feature:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return features.get(tx, key)
 
     def features(self) -> list[Feature]:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return features.list_all(tx)
 
     # -- grants ------------------------------------------------------------------------
@@ -349,12 +348,12 @@ class CreditPool:
         return self.apply(org_id, change).unwrap()
 
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             return grants.get(tx, org_id, _id(grant_id, "grant id"))
 
     def grants(self, org_id: str) -> list[Grant]:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             return grants.list_for_org(tx, org_id)
 
@@ -393,7 +392,7 @@ class CreditPool:
             metadata=metadata,
         )
         if dry_run:
-            with reading(self.engine, self.clock) as tx:
+            with self.db.read() as tx:
                 orgs.require_org(tx, org_id)
                 live = list(grants_repo.load_live(tx.conn, org_id).values())
                 return consumptions.dry_run(tx, org_id, live, req)
@@ -412,7 +411,7 @@ class CreditPool:
         return self.apply(org_id, change).unwrap()
 
     def consumption(self, org_id: str, consumption_id: int) -> Consumption:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             return consumptions.get(tx, org_id, _id(consumption_id, "consumption id"))
 
@@ -432,7 +431,7 @@ class CreditPool:
         """Newest first, at most ``limit``; pass the last id as ``before_id`` for the next page."""
         if status not in (None, "paid", "refunded"):
             raise InvalidInput("status must be 'paid' or 'refunded'")
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             rows = consumptions_repo.search(
                 tx.conn,
@@ -450,7 +449,7 @@ class CreditPool:
 
     def funded_by(self, org_id: str, grant_id: int) -> list[Funding]:
         """What a grant paid towards each consumption it funded."""
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             grants.get(tx, org_id, grant_id)
             rows = consumptions_repo.funded_by(tx.conn, org_id, grant_id)
@@ -541,13 +540,13 @@ class CreditPool:
 
     def hold_of(self, org_id: str, hold_id: int) -> Hold:
         hid = _id(hold_id, "hold id")
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             found = holds.get(tx, org_id, hid)
         if found.status != "expired" or found.closed_at is not None:
             return found
         self.sweep(org_id)  # ran out but not written yet: write it, then say what it gave back
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return holds.get(tx, org_id, hid)
 
     def holds(
@@ -565,7 +564,7 @@ class CreditPool:
         if before_id is not None:
             _id(before_id, "before_id")
         self.sweep(org_id)  # holds that ran out are written first: statuses are exact
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             orgs.require_org(tx, org_id)
             rows = holds_repo.search(
                 tx.conn, org_id, status=wanted, before_id=before_id, limit=page
@@ -576,7 +575,7 @@ class CreditPool:
 
     def balance(self, org_id: str, at: datetime | None = None) -> Balance:
         """Total, used, left, held and upcoming, now or at any past instant."""
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return ledger.balance(tx, org_id, check.aware(at, "at"))
 
     def ledger(
@@ -590,7 +589,7 @@ class CreditPool:
     ) -> list[LedgerEntry]:
         """Entries in order; availability and expiry that fell due are written first."""
         self.sweep(org_id)
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return ledger.entries(
                 tx,
                 org_id,
@@ -604,20 +603,20 @@ class CreditPool:
         """Write the availability and expiry entries that fell due; returns entries written.
         Also forgets idempotency keys older than the retention period."""
         written = 0
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             if org_id is not None:
                 orgs.require_org(tx, org_id)
             due = orgs_repo.due_org_ids(tx.conn, tx.now)
         for oid in due:
             if org_id is not None and oid != org_id:
                 continue
-            with self._announcing() as done, writing(self.engine, self.clock) as tx:
+            with self._announcing() as done, self.db.write() as tx:
                 w = OrgWriter.lock(tx, oid)
                 done.append(w)
                 w.finish()
                 written += len(w.entries)
         if org_id is None:
-            with writing(self.engine, self.clock) as tx:
+            with self.db.write() as tx:
                 idempotency_repo.delete_older_than(tx.conn, tx.now - IDEMPOTENCY_KEY_RETENTION)
         return written
 
@@ -625,7 +624,7 @@ class CreditPool:
         """Replay the ledger and check every invariant: an empty list when sound."""
         self.sweep(org_id)
         problems: list[str] = []
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             ids = [org_id] if org_id is not None else orgs_repo.all_org_ids(tx.conn)
             for oid in ids:
                 problems += ledger.verify_org(tx.conn, orgs.require_org(tx, oid), tx.now)
@@ -648,9 +647,7 @@ class CreditPool:
         (``rows()``, or ``reports.formats.csv_chunks`` / ``write_xlsx``). Availability and
         expiry entries that fell due are written first."""
         self.sweep(org_id)
-        return reports.open_report(
-            self.engine, self.clock, org_id, kind, start, end, span_days_max=span_days_max
-        )
+        return reports.open_report(self.db, org_id, kind, start, end, span_days_max=span_days_max)
 
     # -- API keys ----------------------------------------------------------------------
 
@@ -663,19 +660,19 @@ class CreditPool:
         name: str | None = None,
     ) -> tuple[ApiKey, str]:
         """A new API key and its secret token (shown once; only a hash is stored)."""
-        with writing(self.engine, self.clock) as tx:
+        with self.db.write() as tx:
             return keys.create(tx, role, org_id, user_id, name)
 
     def authenticate(self, token: str) -> ApiKey | None:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return keys.authenticate(tx, token)
 
     def revoke_key(self, key_id: str) -> ApiKey:
-        with writing(self.engine, self.clock) as tx:
+        with self.db.write() as tx:
             return keys.revoke(tx, key_id)
 
     def keys(self) -> list[ApiKey]:
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return keys.list_all(tx)
 
     # -- the one way to change a pool --------------------------------------------------

@@ -22,6 +22,11 @@ from creditpool.core.errors import InvalidInput
 ID_LENGTH_MAX = 64
 NAME_LENGTH_MAX = 200
 TEXT_LENGTH_MAX = 2000
+# The descriptive fields of a use of a feature (a consumption, a hold, a settle), and a
+# feature's unit: the library's checks and the HTTP document both read these.
+FEATURE_NAME_LENGTH_MAX = 500
+ACTION_LENGTH_MAX = 64
+UNIT_LENGTH_MAX = 64
 METADATA_BYTES_MAX = 16_384
 METADATA_DEPTH_MAX = 32  # objects and lists nested in metadata, metadata itself included
 # Integers beyond 2**53 lose digits in JavaScript and most JSON readers (RFC 7493, I-JSON)

@@ -211,7 +211,7 @@ def cases(document: dict[str, Any], method: str, path: str, base: dict[str, Any]
 def database(pool: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, in a stable order: a refusal must change none of them."""
     state: dict[str, list[tuple[Any, ...]]] = {}
-    with pool.engine.connect() as conn:
+    with pool.db.engine.connect() as conn:
         for table in tables.metadata.sorted_tables:
             rows = conn.execute(select(table)).all()
             state[table.name] = sorted((tuple(r) for r in rows), key=repr)

@@ -248,7 +248,7 @@ def test_every_acknowledged_charge_survives_kills_exactly_once(
     assert book.failures > 0  # the kills did interrupt requests
     assert left_over <= THREADS
     with CreditPool.open(db_url) as pool:
-        with pool.engine.connect() as conn:
+        with pool.db.engine.connect() as conn:
             c = consumptions.c
             rows = conn.execute(select(c.id, c.cost, c.status).where(c.org_id == "acme")).all()
         charged = {row.id: Decimal(row.cost) / 10_000 for row in rows}

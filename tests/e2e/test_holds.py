@@ -404,7 +404,7 @@ def test_the_server_writes_a_hold_that_ran_out_on_a_quiet_organization(
             written: list[str] = []
             while time.monotonic() < deadline and not written:
                 time.sleep(0.2)
-                with pool.engine.connect() as conn:  # the rows, not a read that sweeps
+                with pool.db.engine.connect() as conn:  # the rows, not a read that sweeps
                     written = [
                         r[0]
                         for r in conn.exec_driver_sql(

@@ -15,6 +15,7 @@ import pytest
 from creditpool.http.cookies import COOKIE, SessionCodec
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
+from creditpool.storage.uow import Database
 from tests.e2e.conftest import Server
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -83,9 +84,8 @@ def test_the_session_cookie_is_httponly_samesite_lax_and_expiring(server: Server
 def test_an_unknown_or_expired_link_opens_no_session(server: Server) -> None:
     assert browser(server).get("/portal/not-a-real-token").status_code == 404
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    link = sessions_service.open_link(
-        server.pool.engine, lambda: an_hour_ago, "acme", "u-1", "admin", timedelta(minutes=5)
-    )
+    an_hour_ago_db = Database(server.pool.db.engine, lambda: an_hour_ago)
+    link = sessions_service.open_link(an_hour_ago_db, "acme", "u-1", "admin", timedelta(minutes=5))
     client = browser(server)
     response = client.get(f"/portal/{link.token}")
     assert response.status_code == 410
@@ -169,7 +169,7 @@ def test_page_routes_that_change_things_are_post_only(server: Server) -> None:
 
 
 def test_an_expired_or_tampered_session_cookie_is_refused(server: Server) -> None:
-    secret = sessions_service.session_secret(server.pool.engine, lambda: datetime.now(UTC))
+    secret = sessions_service.session_secret(server.pool.db)
     claims = SessionClaims(
         role="admin", org_id="acme", user_id="u-1", name="u-1", key_id=None, csrf="x"
     )

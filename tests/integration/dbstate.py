@@ -22,7 +22,7 @@ from creditpool.storage.tables import (
 
 def snapshot(pool: CreditPool, org_id: str) -> dict[str, Any]:
     """Everything a change to ``org_id`` could touch: row counts, grants, the org's counters."""
-    with pool.engine.connect() as conn:
+    with pool.db.engine.connect() as conn:
         state: dict[str, Any] = {}
         for table in (
             consumptions,
@@ -52,7 +52,7 @@ def snapshot(pool: CreditPool, org_id: str) -> dict[str, Any]:
 def allocation_rows(pool: CreditPool, org_id: str) -> list[tuple[int, int, int]]:
     """(consumption id, grant id, units) of every allocation row."""
     query = select(allocations.c.consumption_id, allocations.c.grant_id, allocations.c.amount)
-    with pool.engine.connect() as conn:
+    with pool.db.engine.connect() as conn:
         return [
             (int(c), int(g), int(a))
             for c, g, a in conn.execute(query.where(allocations.c.org_id == org_id))

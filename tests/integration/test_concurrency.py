@@ -61,7 +61,7 @@ def _charged_by_consumption(pool: CreditPool, org_id: str) -> dict[int, int]:
 
 def _count(pool: CreditPool, table: Any, org_id: str) -> int:
     query = select(func.count()).select_from(table).where(table.c.org_id == org_id)
-    with pool.engine.connect() as conn:
+    with pool.db.engine.connect() as conn:
         return int(conn.execute(query).scalar_one())
 
 

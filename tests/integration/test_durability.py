@@ -47,7 +47,7 @@ def test_sqlite_commits_are_synced_to_disk_by_default(
 ) -> None:
     monkeypatch.delenv("CREDITPOOL_SQLITE_SYNCHRONOUS", raising=False)
     assert synchronous_of(sqlite_url) == FULL
-    with CreditPool.open(sqlite_url) as pool, pool.engine.connect() as conn:
+    with CreditPool.open(sqlite_url) as pool, pool.db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA synchronous")).scalar_one() == FULL
 
 
@@ -102,7 +102,7 @@ def check_copy(copy: Path) -> int:
     with CreditPool.open(url, migrate_schema=False) as restored:
         assert restored.verify() == []
         balance = restored.balance("acme")
-        with restored.engine.connect() as conn:
+        with restored.db.engine.connect() as conn:
             c = consumptions.c
             count, paid = conn.execute(
                 select(func.count(), func.sum(c.cost).filter(c.status == "paid"))

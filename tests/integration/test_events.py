@@ -18,6 +18,7 @@ from creditpool.http import feed as service
 from creditpool.http import hub as hub_module
 from creditpool.http.hub import Hub
 from creditpool.storage.engine import normalize_url
+from creditpool.storage.uow import Database
 
 WAIT_S = 5.0
 Stream = AsyncIterator[str]
@@ -147,9 +148,9 @@ def test_many_streams_of_one_organization_share_one_read_per_change(
     reads: list[int] = []
     read_after = service.read_after
 
-    def counted(pool: CreditPool, org_id: str, after_seq: int, limit: int) -> Any:
+    def counted(db: Database, org_id: str, after_seq: int, limit: int) -> Any:
         reads.append(after_seq)
-        return read_after(pool, org_id, after_seq, limit)
+        return read_after(db, org_id, after_seq, limit)
 
     monkeypatch.setattr(service, "read_after", counted)
 

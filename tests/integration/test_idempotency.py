@@ -10,7 +10,6 @@ import pytest
 from creditpool import CreditPool, IdempotencyConflict, InvalidInput
 from creditpool.http import repository as http_store
 from creditpool.pool import IDEMPOTENCY_KEY_RETENTION
-from creditpool.storage.uow import writing
 from tests.integration.dbstate import snapshot
 from tests.support import FakeClock
 
@@ -115,7 +114,7 @@ def test_sweep_forgets_http_responses_with_the_library_keys_after_the_retention(
 ) -> None:
     pool.create_org("acme")
     pool.grant("acme", "5", idempotency_key="g-1")
-    with writing(pool.engine, clock) as tx:
+    with pool.db.write() as tx:
         http_store.put_response(
             tx.conn,
             scope="key-1",
@@ -128,11 +127,11 @@ def test_sweep_forgets_http_responses_with_the_library_keys_after_the_retention(
         )
     clock.advance(seconds=IDEMPOTENCY_KEY_RETENTION.total_seconds() - 1)
     pool.sweep()
-    with writing(pool.engine, clock) as tx:
+    with pool.db.write() as tx:
         assert http_store.get_response(tx.conn, "key-1", "k") is not None
     clock.advance(seconds=2)
     pool.sweep()
-    with writing(pool.engine, clock) as tx:
+    with pool.db.write() as tx:
         assert http_store.get_response(tx.conn, "key-1", "k") is None
     # the library's key is gone too: the same key grants again
     pool.grant("acme", "5", idempotency_key="g-1")

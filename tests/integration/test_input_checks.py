@@ -19,7 +19,7 @@ BAD_TEXTS = [f"a{LONE}", "\udfff", "nul\x00"]
 
 
 def database(pool: CreditPool) -> dict[str, list[tuple[Any, ...]]]:
-    with pool.engine.connect() as conn:
+    with pool.db.engine.connect() as conn:
         return {
             t.name: sorted((tuple(r) for r in conn.execute(select(t))), key=repr)
             for t in tables.metadata.sorted_tables

@@ -190,7 +190,7 @@ def test_verify_reports_a_grant_whose_remaining_was_tampered_with(acme: CreditPo
     g = acme.grant("acme", "10")
     acme.consume("acme", "report", user_id="u-1")
     assert acme.verify() == []
-    with acme.engine.begin() as conn:
+    with acme.db.engine.begin() as conn:
         conn.execute(
             update(grants)
             .where(grants.c.org_id == "acme", grants.c.id == g.id)
@@ -203,7 +203,7 @@ def test_verify_reports_a_grant_whose_remaining_was_tampered_with(acme: CreditPo
 def test_verify_reports_a_broken_ledger_chain(acme: CreditPool) -> None:
     acme.grant("acme", "10")
     acme.consume("acme", "report", user_id="u-1")
-    with acme.engine.begin() as conn:
+    with acme.db.engine.begin() as conn:
         conn.execute(
             update(ledger)
             .where(ledger.c.org_id == "acme", ledger.c.seq == 2)
@@ -215,7 +215,7 @@ def test_verify_reports_a_broken_ledger_chain(acme: CreditPool) -> None:
 
 def test_verify_reports_a_remaining_above_the_amount(acme: CreditPool) -> None:
     g = acme.grant("acme", "10")
-    with acme.engine.begin() as conn:
+    with acme.db.engine.begin() as conn:
         conn.execute(
             update(grants)
             .where(grants.c.org_id == "acme", grants.c.id == g.id)

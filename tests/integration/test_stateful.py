@@ -46,7 +46,6 @@ from creditpool import (
 from creditpool.ledger import service as ledger_service
 from creditpool.pool import IDEMPOTENCY_KEY_RETENTION
 from creditpool.storage.tables import ledger, orgs
-from creditpool.storage.uow import reading
 from tests.support import FakeClock, PostgresTemplates, SqliteTemplates
 
 ORG = "acme"
@@ -637,7 +636,7 @@ class PoolMachine(RuleBasedStateMachine):
             ledger.c.at, ledger.c.action, ledger.c.total_before, ledger.c.total_after,
             ledger.c.hold_id,
         )  # fmt: skip
-        with self.pool.engine.connect() as conn:
+        with self.pool.db.engine.connect() as conn:
             rows = conn.execute(query.where(ledger.c.org_id == ORG).order_by(ledger.c.seq))
             return [
                 (at, a, Decimal(b) / 10_000, Decimal(f) / 10_000, hold)
@@ -735,7 +734,7 @@ class PoolMachine(RuleBasedStateMachine):
             previous_after, previous_at = after, at
         # verify without the sweep that pool.verify() does first: the catch-up inside the
         # next change stays exercised (sweep_then_verify covers the public call).
-        with reading(self.pool.engine, self.pool.clock) as tx:
+        with self.pool.db.read() as tx:
             org = tx.conn.execute(select(orgs).where(orgs.c.id == ORG)).first()
             if org is not None:
                 assert ledger_service.verify_org(tx.conn, org) == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from creditpool import changes
@@ -14,15 +14,20 @@ from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.http import metrics
 from creditpool.http.batching import ConsumeBatcher
-from creditpool.http.deps import IdFilter, ObjectId, OrgId, Pool, Replay
+from creditpool.http.deps import IdFilter, ObjectId, OrgId, Pool
+from creditpool.http.paging import BeforeId, Since, Until, page
 from creditpool.http.replay import Replayer
 from creditpool.http.replay import json_response as _json
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
+from creditpool.http.writes import Write
 from creditpool.pool import ConsumeCall, CreditPool
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"], route_class=AuthorizedRoute)
+Consumer = Annotated[Principal, allowed(Action.CONSUME)]
+OwnReader = Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)]
+Refunder = Annotated[Principal, allowed(Action.REFUND)]
 
 
 @router.post(
@@ -34,12 +39,7 @@ router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"], route_class=A
         402: {"description": "Not enough credits left (`insufficient_credits`, with the balance)"},
     },
 )
-async def consume(
-    org: OrgId,
-    body: ConsumeBody,
-    request: Request,
-    caller: Annotated[Principal, allowed(Action.CONSUME)],
-) -> Response:
+async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Consumer) -> Response:
     """Charge one use of a feature. Concurrent requests for one organization are committed
     together (one transaction, each request all-or-nothing with its own answer)."""
     # Async, with the blocking part in ONE worker-thread call: FastAPI runs every sync
@@ -84,16 +84,16 @@ async def consume(
 @router.get("/consumptions", response_model=Page[Consumption])
 def list_consumptions(
     org: OrgId,
-    caller: Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)],
+    caller: OwnReader,
     pool: Pool,
-    since: Annotated[Instant | None, Query(alias="from")] = None,
-    until: Annotated[Instant | None, Query(alias="to")] = None,
+    since: Since = None,
+    until: Until = None,
     feature: IdFilter = None,
     user: IdFilter = None,
     team: IdFilter = None,
     status: Literal["paid", "refunded"] | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    cursor: BeforeId = None,
 ) -> Page[Consumption]:
     """Newest first. A member key sees only its own user's consumptions."""
     if not caller.may(Action.CONSUMPTIONS_READ):
@@ -109,17 +109,12 @@ def list_consumptions(
         before_id=cursor,
         limit=limit + 1,
     )
-    more = len(found) > limit
-    next_cursor = str(found[limit - 1].id) if more else None
-    return Page(items=found[:limit], next_cursor=next_cursor)
+    return page(found, limit, lambda c: c.id)
 
 
 @router.get("/consumptions/{consumption_id}", response_model=Consumption)
 def get_consumption(
-    org: OrgId,
-    consumption_id: ObjectId,
-    caller: Annotated[Principal, allowed(Action.OWN_CONSUMPTIONS_READ)],
-    pool: Pool,
+    org: OrgId, consumption_id: ObjectId, caller: OwnReader, pool: Pool
 ) -> Consumption:
     found = pool.consumption(org, consumption_id)
     if caller.role is Role.MEMBER and found.user_id != caller.key.user_id:
@@ -129,19 +124,11 @@ def get_consumption(
 
 @router.post("/consumptions/{consumption_id}/refund", response_model=Refund)
 def refund(
-    org: OrgId,
-    consumption_id: ObjectId,
-    body: RefundBody,
-    request: Request,
-    caller: Annotated[Principal, allowed(Action.REFUND)],
-    pool: Pool,
-    replay: Replay,
+    org: OrgId, consumption_id: ObjectId, body: RefundBody, caller: Refunder, writes: Write
 ) -> Response:
-    return replay.run_ledger(
-        request,
+    return writes.ledger(
         caller,
+        org,
         200,
-        lambda key: pool.apply(
-            org, changes.refund(consumption_id, reason=body.reason, idempotency_key=key)
-        ),
+        lambda key: changes.refund(consumption_id, reason=body.reason, idempotency_key=key),
     )

@@ -52,7 +52,7 @@ async def events(
     (a reconnecting EventSource), else `after`, else only changes from now on."""
     resume = _resume_point(last_event_id, after)
     hub: Hub = request.app.state.hub
-    seqs = await feed.ledger_seqs_async(pool, org)
+    seqs = await feed.ledger_seqs_async(pool.db, org)
     if org not in seqs:
         raise NotFound(f"organization {org!r} not found")
     body = hub.stream(org, seqs[org] if resume is None else resume)

@@ -4,42 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from creditpool.api.bodies.features import FeaturePut
 from creditpool.features.models import Feature
-from creditpool.http.deps import FeatureKey, Pool, Replay
+from creditpool.http.deps import FeatureKey, Pool
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Items
 from creditpool.http.security import Action, Principal, allowed
+from creditpool.http.writes import Write
 
 router = APIRouter(prefix="/v1", tags=["features"], route_class=AuthorizedRoute)
+Reader = Annotated[Principal, allowed(Action.FEATURES_READ)]
+Writer = Annotated[Principal, allowed(Action.FEATURES_WRITE)]
 
 
 @router.get("/features", response_model=Items[Feature])
-def list_features(
-    caller: Annotated[Principal, allowed(Action.FEATURES_READ)], pool: Pool
-) -> Items[Feature]:
+def list_features(caller: Reader, pool: Pool) -> Items[Feature]:
     return Items(items=pool.features())
 
 
 @router.put("/features/{key}", response_model=Feature)
-def put_feature(
-    key: FeatureKey,
-    body: FeaturePut,
-    request: Request,
-    caller: Annotated[Principal, allowed(Action.FEATURES_WRITE)],
-    pool: Pool,
-    replay: Replay,
-) -> Response:
-    price = body.root
-    return replay.run(
-        request,
-        caller,
-        None,
-        body,
-        200,
-        lambda _: pool.set_feature(
-            key, name=price.name, cost=price.cost, unit_rate=price.unit_rate, unit=price.unit
-        ),
-    )
+def put_feature(key: FeatureKey, body: FeaturePut, caller: Writer, writes: Write) -> Response:
+    price = body.root.model_dump()
+    return writes.directory(caller, None, body, 200, lambda: writes.pool.set_feature(key, **price))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from creditpool import changes
 from creditpool.api.bodies.grants import GrantCreate, VoidBody
 from creditpool.grants.models import Grant, GrantDetail
-from creditpool.http.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.http.deps import ObjectId, OrgId, Pool
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Items
 from creditpool.http.security import Action, Principal, allowed
+from creditpool.http.writes import Write
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["grants"], route_class=AuthorizedRoute)
 Writer = Annotated[Principal, allowed(Action.GRANTS_WRITE)]
@@ -20,24 +21,14 @@ Reader = Annotated[Principal, allowed(Action.GRANTS_READ)]
 
 
 @router.post("/grants", status_code=201, response_model=Grant)
-def create_grant(
-    org: OrgId, body: GrantCreate, request: Request, caller: Writer, pool: Pool, replay: Replay
-) -> Response:
-    return replay.run_ledger(
-        request,
+def create_grant(org: OrgId, body: GrantCreate, caller: Writer, writes: Write) -> Response:
+    fields = body.model_dump(exclude={"amount"})
+    return writes.ledger(
         caller,
+        org,
         201,
-        lambda key: pool.apply(
-            org,
-            changes.grant(
-                body.amount,
-                expires_at=body.expires_at,
-                available_from=body.available_from,
-                granted_by=caller.key.name,
-                note=body.note,
-                reference=body.reference,
-                idempotency_key=key,
-            ),
+        lambda key: changes.grant(
+            body.amount, granted_by=caller.key.name, idempotency_key=key, **fields
         ),
     )
 
@@ -55,20 +46,12 @@ def get_grant(org: OrgId, grant_id: ObjectId, caller: Reader, pool: Pool) -> Gra
 
 @router.post("/grants/{grant_id}/void", response_model=Grant)
 def void_grant(
-    org: OrgId,
-    grant_id: ObjectId,
-    body: VoidBody,
-    request: Request,
-    caller: Writer,
-    pool: Pool,
-    replay: Replay,
+    org: OrgId, grant_id: ObjectId, body: VoidBody, caller: Writer, writes: Write
 ) -> Response:
-    return replay.run_ledger(
-        request,
+    by = caller.key.name
+    return writes.ledger(
         caller,
+        org,
         200,
-        lambda key: pool.apply(
-            org,
-            changes.void(grant_id, by=caller.key.name, reason=body.reason, idempotency_key=key),
-        ),
+        lambda key: changes.void(grant_id, by=by, reason=body.reason, idempotency_key=key),
     )

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Response
 
 from creditpool import changes
 from creditpool.api.bodies.holds import HoldBody, ReleaseBody, SettleBody
 from creditpool.consumptions.models import Consumption
 from creditpool.holds.models import Hold, HoldStatus
-from creditpool.http.deps import ObjectId, OrgId, Pool, Replay
+from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.paging import BeforeId, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
+from creditpool.http.writes import Write
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["holds"], route_class=AuthorizedRoute)
 Writer = Annotated[Principal, allowed(Action.HOLDS_WRITE)]
@@ -35,28 +37,24 @@ NOT_OPEN: dict[int | str, dict[str, Any]] = {
     response_model=Hold,
     responses={402: {"description": "Left is less than the amount (`insufficient_credits`)"}},
 )
-def create_hold(
-    org: OrgId, body: HoldBody, request: Request, caller: Writer, pool: Pool, replay: Replay
-) -> Response:
+def create_hold(org: OrgId, body: HoldBody, caller: Writer, writes: Write) -> Response:
     """Reserve credits from the organization's grants in consumption order, until
     ``expires_at``: they leave ``left`` for ``held`` until the hold is settled or
     released (or expires, which releases them)."""
     fields = body.model_dump(exclude={"feature", "user_id"})
-    return replay.run_ledger(
-        request,
+    pool = writes.pool
+    return writes.ledger(
         caller,
+        org,
         201,
-        lambda key: pool.apply(
-            org,
-            changes.hold(
-                body.feature,
-                user_id=body.user_id,
-                idempotency_key=key,
-                # The server's settings, as the pool was opened with them.
-                ttl_s_default=pool.hold_ttl_s_default,
-                ttl_s_max=pool.hold_ttl_s_max,
-                **fields,
-            ),
+        lambda key: changes.hold(
+            body.feature,
+            user_id=body.user_id,
+            idempotency_key=key,
+            # The server's settings, as the pool was opened with them.
+            ttl_s_default=pool.hold_ttl_s_default,
+            ttl_s_max=pool.hold_ttl_s_max,
+            **fields,
         ),
     )
 
@@ -68,13 +66,11 @@ def list_holds(
     pool: Pool,
     status: HoldStatus | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    cursor: BeforeId = None,
 ) -> Page[Hold]:
     """Newest first. An open hold past its time to live is listed as ``expired``."""
     found = pool.holds(org, status=status, before_id=cursor, limit=limit + 1)
-    more = len(found) > limit
-    next_cursor = str(found[limit - 1].id) if more else None
-    return Page(items=found[:limit], next_cursor=next_cursor)
+    return page(found, limit, lambda h: h.id)
 
 
 @router.get("/holds/{hold_id}", response_model=Hold)
@@ -97,41 +93,23 @@ def get_hold(org: OrgId, hold_id: ObjectId, caller: Reader, pool: Pool) -> Hold:
     },
 )
 def settle_hold(
-    org: OrgId,
-    hold_id: ObjectId,
-    body: SettleBody,
-    request: Request,
-    caller: Writer,
-    pool: Pool,
-    replay: Replay,
+    org: OrgId, hold_id: ObjectId, body: SettleBody, caller: Writer, writes: Write
 ) -> Response:
     """Charge the job's real cost as one paid consumption (with ``hold_id``): drawn from
     the held credits first, the rest back to its grants; a cost above the hold draws the
     difference like a consumption. Fields left out come from the hold."""
     fields = body.model_dump()
-    return replay.run_ledger(
-        request,
-        caller,
-        201,
-        lambda key: pool.apply(org, changes.settle(hold_id, idempotency_key=key, **fields)),
+    return writes.ledger(
+        caller, org, 201, lambda key: changes.settle(hold_id, idempotency_key=key, **fields)
     )
 
 
 @router.post("/holds/{hold_id}/release", response_model=Hold, responses=NOT_OPEN)
 def release_hold(
-    org: OrgId,
-    hold_id: ObjectId,
-    request: Request,
-    caller: Writer,
-    pool: Pool,
-    replay: Replay,
-    body: ReleaseBody | None = None,
+    org: OrgId, hold_id: ObjectId, caller: Writer, writes: Write, body: ReleaseBody | None = None
 ) -> Response:
     """Give every held credit back to its grant (what was held on a grant that has since
     expired or been voided is ``lost`` with it)."""
-    return replay.run_ledger(
-        request,
-        caller,
-        200,
-        lambda key: pool.apply(org, changes.release(hold_id, idempotency_key=key)),
+    return writes.ledger(
+        caller, org, 200, lambda key: changes.release(hold_id, idempotency_key=key)
     )

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from creditpool.http.deps import OrgId, Pool
+from creditpool.http.paging import Since, Until, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -15,12 +16,14 @@ from creditpool.ledger.models import Balance, LedgerEntry
 router = APIRouter(
     prefix="/v1/orgs/{org}", tags=["balance and ledger"], route_class=AuthorizedRoute
 )
+BalanceReader = Annotated[Principal, allowed(Action.BALANCE_READ)]
+LedgerReader = Annotated[Principal, allowed(Action.LEDGER_READ)]
 
 
 @router.get("/balance", response_model=Balance)
 def balance(
     org: OrgId,
-    caller: Annotated[Principal, allowed(Action.BALANCE_READ)],
+    caller: BalanceReader,
     pool: Pool,
     at: Annotated[Instant | None, Query(description="A past instant, with offset")] = None,
 ) -> Balance:
@@ -30,14 +33,13 @@ def balance(
 @router.get("/ledger", response_model=Page[LedgerEntry])
 def ledger(
     org: OrgId,
-    caller: Annotated[Principal, allowed(Action.LEDGER_READ)],
+    caller: LedgerReader,
     pool: Pool,
-    since: Annotated[Instant | None, Query(alias="from")] = None,
-    until: Annotated[Instant | None, Query(alias="to")] = None,
+    since: Since = None,
+    until: Until = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
     cursor: Annotated[int | None, Query(ge=0, le=2**62, description="The last seq seen")] = None,
 ) -> Page[LedgerEntry]:
     """Oldest first, in sequence order."""
     found = pool.ledger(org, since=since, until=until, after_seq=cursor, limit=limit + 1)
-    more = len(found) > limit
-    return Page(items=found[:limit], next_cursor=str(found[limit - 1].seq) if more else None)
+    return page(found, limit, lambda e: e.seq)

@@ -38,8 +38,6 @@ def create_portal_session(
     caller.require(Action.PORTAL_CREATE, body.org_id)  # the organization is in the body
     sessions: Sessions = request.app.state.sessions
     ttl = timedelta(seconds=sessions.settings.portal_link_ttl_s)
-    link = service.open_link(
-        pool.engine, pool.clock, body.org_id, body.user_id, body.role.value, ttl
-    )
+    link = service.open_link(pool.db, body.org_id, body.user_id, body.role.value, ttl)
     url = str(request.url_for("portal_sign_in", token=link.token))
     return PortalSessionOut(url=url, expires_at=link.expires_at)

@@ -14,7 +14,6 @@ from creditpool.cli.context import JsonFlag, open_pool, state
 from creditpool.cli.errors import CliError
 from creditpool.ledger.models import Balance
 from creditpool.storage import backup as backups
-from creditpool.storage import migrate as migrations
 
 OrgOption = Annotated[str | None, typer.Argument(help="One organization (default: all).")]
 
@@ -22,7 +21,7 @@ OrgOption = Annotated[str | None, typer.Argument(help="One organization (default
 def migrate(ctx: typer.Context) -> None:
     """Bring the database to the newest schema (every command also does it)."""
     pool = open_pool(ctx)
-    revision = migrations.current_revision(pool.engine)
+    revision = pool.db.schema_revision()
     render.line(f"{state(ctx).shown_url} is at the newest schema (revision {revision})")
 
 

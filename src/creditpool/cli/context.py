@@ -118,3 +118,16 @@ IdempotencyKey = Annotated[
     ),
 ]
 Instant = Annotated[datetime | None, typer.Option(parser=instant, metavar="ISO-DATETIME")]
+OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
+Limit = Annotated[int, typer.Option(help="At most this many (1-1000).")]
+
+# What describes a use of a feature: the same options on ``consume``, ``hold`` and ``settle``.
+FeatureName = Annotated[str | None, typer.Option(help="The instance, e.g. the tracker's name.")]
+UsageAction = Annotated[str | None, typer.Option(help="publish, generate, accept, run...")]
+Integration = Annotated[str | None, typer.Option(help="E.g. an MCP integration.")]
+Breakdown = Annotated[
+    dict[str, int] | None,
+    typer.Option("--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"),
+]
+Requests = Annotated[int | None, typer.Option(help="Number of API requests.")]
+Metadata = Annotated[dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")]

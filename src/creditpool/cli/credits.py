@@ -9,16 +9,20 @@ import typer
 
 from creditpool.cli import render
 from creditpool.cli.context import (
+    Breakdown,
+    FeatureName,
     IdempotencyKey,
+    Integration,
     JsonFlag,
-    breakdown,
+    Metadata,
+    OrgId,
+    Requests,
+    UsageAction,
     instant,
-    json_object,
     open_pool,
 )
 from creditpool.consumptions.models import ConsumptionStatus
 
-OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
 # Amounts are positional; without this a negative one would be read as an unknown option
 # and refused with a confusing message instead of the library's clear one.
 AMOUNT_ARGS: dict[str, Any] = {"ignore_unknown_options": True}
@@ -33,8 +37,7 @@ def grant(
         typer.Option(parser=instant, metavar="ISO-DATETIME", help="None: permanent."),
     ] = None,
     available_from: Annotated[
-        datetime | None,
-        typer.Option(parser=instant, metavar="ISO-DATETIME", help="Default: now."),
+        datetime | None, typer.Option(parser=instant, metavar="ISO-DATETIME", help="Default: now.")
     ] = None,
     by: Annotated[str | None, typer.Option(help="Who grants (a staff member).")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
@@ -53,13 +56,12 @@ def grant(
         reference=reference,
         idempotency_key=idempotency_key,
     )
-    if as_json:
-        render.emit_json(g)
-        return
     expiry = f"expires {render.when(g.expires_at)}" if g.expires_at else "permanent"
-    render.line(
+    render.result(
+        g,
+        as_json,
         f"grant {g.id}: {g.amount} credits to {org_id}, {g.state}, "
-        f"available from {render.when(g.available_from)}, {expiry}"
+        f"available from {render.when(g.available_from)}, {expiry}",
     )
 
 
@@ -75,12 +77,11 @@ def void(
     """Void a mistaken grant: its remaining credits leave the pool."""
     pool = open_pool(ctx)
     g = pool.void_grant(org_id, grant_id, by=by, reason=reason, idempotency_key=idempotency_key)
-    if as_json:
-        render.emit_json(g)
-        return
-    render.line(
+    render.result(
+        g,
+        as_json,
         f"grant {g.id} of {org_id} ({g.amount} credits) voided at {render.when(g.voided_at)}: "
-        "what was left of it has left the pool"
+        "what was left of it has left the pool",
     )
 
 
@@ -92,21 +93,12 @@ def consume(
     quantity: Annotated[
         str | None, typer.Option(help="Units used, for variable-cost features.")
     ] = None,
-    feature_name: Annotated[
-        str | None, typer.Option(help="The instance, e.g. the tracker's name.")
-    ] = None,
-    action: Annotated[str | None, typer.Option(help="publish, generate, accept, run...")] = None,
-    integration: Annotated[str | None, typer.Option(help="E.g. an MCP integration.")] = None,
-    breakdown_: Annotated[
-        dict[str, int] | None,
-        typer.Option(
-            "--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"
-        ),
-    ] = None,
-    requests: Annotated[int | None, typer.Option(help="Number of API requests.")] = None,
-    metadata: Annotated[
-        dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")
-    ] = None,
+    feature_name: FeatureName = None,
+    action: UsageAction = None,
+    integration: Integration = None,
+    breakdown_: Breakdown = None,
+    requests: Requests = None,
+    metadata: Metadata = None,
     idempotency_key: IdempotencyKey = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the cost and the grants; change nothing.")
@@ -128,14 +120,12 @@ def consume(
         idempotency_key=idempotency_key,
         dry_run=dry_run,
     )
-    if as_json:
-        render.emit_json(c)
-        return
     drawn = render.allocations(c.allocations)
     if c.status is ConsumptionStatus.DRY_RUN:
-        render.line(f"dry run: {c.feature} would cost {c.cost} credits ({drawn}); nothing charged")
-        return
-    render.line(f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits ({drawn})")
+        text = f"dry run: {c.feature} would cost {c.cost} credits ({drawn}); nothing charged"
+    else:
+        text = f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits ({drawn})"
+    render.result(c, as_json, text)
 
 
 def refund(
@@ -149,10 +139,9 @@ def refund(
     """Refund a paid consumption; refunding it again returns the first result."""
     pool = open_pool(ctx)
     r = pool.refund(org_id, consumption_id, reason=reason, idempotency_key=idempotency_key)
-    if as_json:
-        render.emit_json(r)
-        return
-    render.line(
+    render.result(
+        r,
+        as_json,
         f"consumption {r.consumption_id} refunded: {r.restored} credits restored "
-        f"({render.allocations(r.restorations)}), {r.lost} lost"
+        f"({render.allocations(r.restorations)}), {r.lost} lost",
     )

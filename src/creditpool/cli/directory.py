@@ -7,14 +7,13 @@ from typing import Annotated
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import JsonFlag, open_pool
+from creditpool.cli.context import JsonFlag, Limit, OrgId, open_pool
 
 orgs_app = typer.Typer(help="Organizations: one credit pool each.", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams and their monthly limits.", no_args_is_help=True)
 members_app = typer.Typer(help="Members and the team they belong to.", no_args_is_help=True)
 features_app = typer.Typer(help="The feature catalog and its prices.", no_args_is_help=True)
 
-OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
 TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
 NO_LIMIT = "none"
 
@@ -31,10 +30,7 @@ def orgs_create(
 ) -> None:
     """Create an organization."""
     org = open_pool(ctx).create_org(org_id, name=name, timezone=timezone)
-    if as_json:
-        render.emit_json(org)
-        return
-    render.line(f"created organization {org.id} ({org.name}, {org.timezone})")
+    render.result(org, as_json, f"created organization {org.id} ({org.name}, {org.timezone})")
 
 
 @orgs_app.command("list")
@@ -42,15 +38,14 @@ def orgs_list(
     ctx: typer.Context,
     search: Annotated[str | None, typer.Option(help="Only ids or names containing this.")] = None,
     after: Annotated[str | None, typer.Option(help="Start after this id (paging).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 100,
+    limit: Limit = 100,
     as_json: JsonFlag = False,
 ) -> None:
     """List organizations, by id."""
     found = open_pool(ctx).orgs(after=after, limit=limit, search=search)
-    if as_json:
-        render.emit_json(found)
-        return
-    render.table(
+    render.listing(
+        found,
+        as_json,
         "Organizations",
         ["ID", "Name~", "Time zone", "Created"],
         ((o.id, o.name, o.timezone, o.created_at) for o in found),
@@ -70,11 +65,8 @@ def teams_create(
 ) -> None:
     """Create a team."""
     team = open_pool(ctx).create_team(org_id, team_id, name=name, monthly_limit=monthly_limit)
-    if as_json:
-        render.emit_json(team)
-        return
     limit = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    render.line(f"created team {team.id} ({team.name}) in {org_id}, {limit}")
+    render.result(team, as_json, f"created team {team.id} ({team.name}) in {org_id}, {limit}")
 
 
 @teams_app.command("set-limit", context_settings={"ignore_unknown_options": True})
@@ -88,11 +80,8 @@ def teams_set_limit(
     """Set (or remove, with 'none') a team's monthly limit. It never blocks a consumption."""
     value = None if limit.strip().lower() == NO_LIMIT else limit
     team = open_pool(ctx).set_team_limit(org_id, team_id, value)
-    if as_json:
-        render.emit_json(team)
-        return
     shown = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    render.line(f"team {team.id} in {org_id}: {shown}")
+    render.result(team, as_json, f"team {team.id} in {org_id}: {shown}")
 
 
 @teams_app.command("list")
@@ -106,12 +95,10 @@ def teams_list(
 ) -> None:
     """Each team's paid usage in a calendar month against its limit."""
     usage = open_pool(ctx).team_usage(org_id, month)
-    if as_json:
-        render.emit_json(usage)
-        return
-    title = f"Team usage in {usage[0].month}" if usage else "Team usage"
-    render.table(
-        title,
+    render.listing(
+        usage,
+        as_json,
+        f"Team usage in {usage[0].month}" if usage else "Team usage",
         ["Team", "Name~", "Used=", "Limit=", "Uses=", "Over limit"],
         ((u.team_id, u.name, u.used, u.monthly_limit, u.consumptions, u.over_limit) for u in usage),
     )
@@ -127,11 +114,8 @@ def members_set(
 ) -> None:
     """Put a member in a team, or in none. Later consumptions are attributed to it."""
     member = open_pool(ctx).set_member(org_id, user_id, team_id=team)
-    if as_json:
-        render.emit_json(member)
-        return
     where = f"team {member.team_id}" if member.team_id else "no team"
-    render.line(f"member {member.user_id} of {org_id}: {where}")
+    render.result(member, as_json, f"member {member.user_id} of {org_id}: {where}")
 
 
 @members_app.command("list")
@@ -143,20 +127,17 @@ def members_list(
 ) -> None:
     """List an organization's members."""
     members = open_pool(ctx).members(org_id, team_id=team)
-    if as_json:
-        render.emit_json(members)
-        return
-    render.table("Members", ["User", "Team"], ((m.user_id, m.team_id) for m in members))
+    rows = ((m.user_id, m.team_id) for m in members)
+    render.listing(members, as_json, "Members", ["User", "Team"], rows)
 
 
 @features_app.command("list")
 def features_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The catalog: what each feature costs now."""
     catalog = open_pool(ctx).features()
-    if as_json:
-        render.emit_json(catalog)
-        return
-    render.table(
+    render.listing(
+        catalog,
+        as_json,
         "Features",
         ["Key", "Name~", "Cost=", "Rate=", "Unit", "Updated"],
         ((f.key, f.name, f.cost, f.unit_rate, f.unit, f.updated_at) for f in catalog),
@@ -175,12 +156,9 @@ def features_set(
 ) -> None:
     """Price a feature. Past consumptions keep the price they were charged."""
     feature = open_pool(ctx).set_feature(key, name=name, cost=cost, unit_rate=unit_rate, unit=unit)
-    if as_json:
-        render.emit_json(feature)
-        return
     price = (
         f"{feature.unit_rate} per {feature.unit or 'unit'}"
         if feature.variable
         else f"{feature.cost} per use"
     )
-    render.line(f"feature {feature.key} ({feature.name}): {price}")
+    render.result(feature, as_json, f"feature {feature.key} ({feature.name}): {price}")

@@ -7,20 +7,27 @@ idempotency key, like every other change.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import IdempotencyKey, JsonFlag, breakdown, json_object, open_pool
+from creditpool.cli.context import (
+    Breakdown,
+    FeatureName,
+    IdempotencyKey,
+    Integration,
+    JsonFlag,
+    Limit,
+    Metadata,
+    OrgId,
+    Requests,
+    UsageAction,
+    open_pool,
+)
 from creditpool.holds.models import Hold, HoldStatus
 
-OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
 HoldId = Annotated[int, typer.Argument(help="The hold's id.")]
-FeatureName = Annotated[str | None, typer.Option(help="The instance, e.g. the tracker's name.")]
-UsageAction = Annotated[str | None, typer.Option(help="publish, generate, accept, run...")]
-Integration = Annotated[str | None, typer.Option(help="E.g. an MCP integration.")]
-Metadata = Annotated[dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")]
 
 
 def hold(
@@ -58,12 +65,11 @@ def hold(
         metadata=metadata,
         idempotency_key=idempotency_key,
     )
-    if as_json:
-        render.emit_json(h)
-        return
-    render.line(
+    render.result(
+        h,
+        as_json,
         f"hold {h.id}: {h.amount} credits held for {h.feature} by {h.user_id} "
-        f"until {render.when(h.expires_at)} ({render.allocations(h.allocations)})"
+        f"until {render.when(h.expires_at)} ({render.allocations(h.allocations)})",
     )
 
 
@@ -79,13 +85,8 @@ def settle(
     feature_name: FeatureName = None,
     action: UsageAction = None,
     integration: Integration = None,
-    breakdown_: Annotated[
-        dict[str, int] | None,
-        typer.Option(
-            "--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"
-        ),
-    ] = None,
-    requests: Annotated[int | None, typer.Option(help="Number of API requests.")] = None,
+    breakdown_: Breakdown = None,
+    requests: Requests = None,
     metadata: Metadata = None,
     idempotency_key: IdempotencyKey = None,
     as_json: JsonFlag = False,
@@ -126,10 +127,7 @@ def release(
 ) -> None:
     """Give an open hold's credits back (what was held on a grant now gone is lost)."""
     h = open_pool(ctx).release(org_id, hold_id, idempotency_key=idempotency_key)
-    if as_json:
-        render.emit_json(h)
-        return
-    render.line(f"hold {h.id} released: {h.released} credits back, {h.lost} lost")
+    render.result(h, as_json, f"hold {h.id} released: {h.released} credits back, {h.lost} lost")
 
 
 def holds(
@@ -139,7 +137,7 @@ def holds(
         int | None, typer.Argument(help="Show this hold only (with its grants).")
     ] = None,
     status: Annotated[str | None, typer.Option(help="open, settled, released or expired.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 50,
+    limit: Limit = 50,
     before_id: Annotated[
         int | None, typer.Option(help="Older than this hold id (the next page).")
     ] = None,
@@ -155,10 +153,9 @@ def holds(
             show(one)
         return
     found = pool.holds(org_id, status=status, before_id=before_id, limit=limit)
-    if as_json:
-        render.emit_json(found)
-        return
-    render.table(
+    render.listing(
+        found,
+        as_json,
         f"Holds of {org_id}",
         ["ID", "Created", "Expires", "Status", "Feature", "User", "Credits=", "Consumption"],
         (
@@ -174,9 +171,8 @@ def holds(
             )
             for h in found
         ),
+        render.next_before_id(found, limit),
     )
-    if len(found) == limit and found:
-        render.line(f"more: add --before-id {found[-1].id}")
 
 
 def show(h: Hold) -> None:

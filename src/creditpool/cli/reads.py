@@ -8,9 +8,8 @@ from typing import Annotated
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import JsonFlag, instant, open_pool
+from creditpool.cli.context import JsonFlag, Limit, OrgId, instant, open_pool
 
-OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
 Since = Annotated[
     datetime | None,
     typer.Option(parser=instant, metavar="ISO-DATETIME", help="From this instant (included)."),
@@ -46,10 +45,9 @@ def balance(
 def grants(ctx: typer.Context, org_id: OrgId, as_json: JsonFlag = False) -> None:
     """Every grant of an organization with its state now (the purchase history)."""
     found = open_pool(ctx).grants(org_id)
-    if as_json:
-        render.emit_json(found)
-        return
-    render.table(
+    render.listing(
+        found,
+        as_json,
         f"Grants of {org_id}",
         [
             "ID",
@@ -88,7 +86,7 @@ def history(
     user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
     team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
     status: Annotated[str | None, typer.Option(help="paid or refunded.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 50,
+    limit: Limit = 50,
     before_id: Annotated[
         int | None, typer.Option(help="Older than this consumption id (the next page).")
     ] = None,
@@ -106,10 +104,9 @@ def history(
         before_id=before_id,
         limit=limit,
     )
-    if as_json:
-        render.emit_json(found)
-        return
-    render.table(
+    render.listing(
+        found,
+        as_json,
         f"Usage history of {org_id}",
         ["ID", "Time", "Feature", "Name~", "Action", "User", "Team", "Credits=", "Status", "Hold"],
         (
@@ -127,9 +124,8 @@ def history(
             )
             for c in found
         ),
+        render.next_before_id(found, limit),
     )
-    if len(found) == limit and found[-1].id is not None:
-        render.line(f"more: add --before-id {found[-1].id}")
 
 
 def ledger(
@@ -145,10 +141,9 @@ def ledger(
     entries = open_pool(ctx).ledger(
         org_id, since=since, until=until, after_seq=after_seq, limit=limit
     )
-    if as_json:
-        render.emit_json(entries)
-        return
-    render.table(
+    render.listing(
+        entries,
+        as_json,
         f"Ledger of {org_id}",
         [
             "Seq",

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import typer
 from pydantic import BaseModel
@@ -40,6 +40,42 @@ def emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
 
 def line(text: str) -> None:
     typer.echo(text)
+
+
+def result(data: BaseModel, as_json: bool, text: str) -> None:
+    """A command's answer: its JSON with ``--json``, else one line for people."""
+    if as_json:
+        emit_json(data)
+    else:
+        line(text)
+
+
+class _Numbered(Protocol):
+    @property
+    def id(self) -> int | None: ...
+
+
+def next_before_id(found: Sequence[_Numbered], limit: int) -> int | None:
+    """The ``--before-id`` of the next page, when this one is full (newest-first lists)."""
+    return found[-1].id if found and len(found) == limit else None
+
+
+def listing(
+    data: Sequence[BaseModel],
+    as_json: bool,
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+    next_before_id: int | None = None,
+) -> None:
+    """A list: its JSON with ``--json``, else a table (``rows`` is only read for the table)
+    and, when there is a next page (``next_before_id``), how to ask for it."""
+    if as_json:
+        emit_json(data)
+        return
+    table(title, columns, rows)
+    if next_before_id is not None:
+        line(f"more: add --before-id {next_before_id}")
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

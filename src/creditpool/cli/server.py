@@ -95,9 +95,6 @@ def create_key(
 def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Every key, without secrets."""
     keys = open_pool(ctx).keys()
-    if as_json:
-        render.emit_json(keys)
-        return
     rows = [
         (
             k.id,
@@ -110,7 +107,8 @@ def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         )
         for k in keys
     ]
-    render.table("API keys", ["id", "name", "role", "org", "user", "created", "revoked"], rows)
+    columns = ["id", "name", "role", "org", "user", "created", "revoked"]
+    render.listing(keys, as_json, "API keys", columns, rows)
 
 
 def revoke_key(
@@ -120,10 +118,7 @@ def revoke_key(
 ) -> None:
     """Revoke a key: it stops working within seconds."""
     key = open_pool(ctx).revoke_key(key_id)
-    if as_json:
-        render.emit_json(key)
-        return
-    render.line(f"revoked {key.role.value} key {key.id} ({key.name})")
+    render.result(key, as_json, f"revoked {key.role.value} key {key.id} ({key.name})")
 
 
 keys_app.command("create")(create_key)

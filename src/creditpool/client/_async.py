@@ -240,10 +240,7 @@ class AsyncClient:
         idempotency_key: str | None = None,
     ) -> Grant:
         """Deposit credits (a staff key; ``granted_by`` is the key's name)."""
-        call = routes.grant(
-            org_id, amount, expires_at, available_from, note, reference, idempotency_key
-        )
-        return await self._run(call)
+        return await self._run(routes.grant(org_id, locals()))
 
     async def grants(self, org_id: str) -> list[Grant]:
         return await self._run(routes.grants(org_id))
@@ -287,21 +284,7 @@ class AsyncClient:
         holds too little. With ``dry_run`` nothing is charged: the answer shows the cost
         and the grants it would draw from.
         """
-        call = routes.consume(
-            org_id,
-            feature,
-            user_id=user_id,
-            quantity=quantity,
-            feature_name=feature_name,
-            action=action,
-            integration=integration,
-            breakdown=breakdown,
-            requests=requests,
-            metadata=metadata,
-            dry_run=dry_run,
-            key=idempotency_key,
-        )
-        return await self._run(call)
+        return await self._run(routes.consume(org_id, locals()))
 
     async def consumptions(
         self,
@@ -390,20 +373,7 @@ class AsyncClient:
     ) -> Hold:
         """Reserve ``amount`` credits (or the price of ``quantity`` of ``feature``) for
         ``ttl_s`` seconds (default: the server's); InsufficientCredits when Left is less."""
-        call = routes.hold(
-            org_id,
-            feature,
-            user_id=user_id,
-            quantity=quantity,
-            value=amount,
-            ttl_s=ttl_s,
-            feature_name=feature_name,
-            action=action,
-            integration=integration,
-            metadata=metadata,
-            key=idempotency_key,
-        )
-        return await self._run(call)
+        return await self._run(routes.hold(org_id, locals()))
 
     async def settle(
         self,
@@ -424,21 +394,7 @@ class AsyncClient:
         """Turn an open hold into one paid consumption of its real cost (fields not given
         come from the hold). HoldNotOpen (``extra["status"]``) when it is not open;
         InsufficientCredits when a cost above the hold cannot be paid (it stays open)."""
-        call = routes.settle(
-            org_id,
-            hold_id,
-            cost=cost,
-            quantity=quantity,
-            user_id=user_id,
-            feature_name=feature_name,
-            action=action,
-            integration=integration,
-            breakdown=breakdown,
-            requests=requests,
-            metadata=metadata,
-            key=idempotency_key,
-        )
-        return await self._run(call)
+        return await self._run(routes.settle(org_id, hold_id, locals()))
 
     async def release(
         self, org_id: str, hold_id: int, *, idempotency_key: str | None = None

@@ -163,6 +163,34 @@ def _key(given: str | None) -> str:
     return given if given is not None else str(uuid.uuid4())
 
 
+# Parameters of a mutation that are amounts: sent as exact decimal strings (a float refused).
+AMOUNT_FIELDS = frozenset({"amount", "cost", "quantity"})
+# Parameters that are not in the body: the receiver, the path's ids, the request's key.
+NOT_IN_BODY = frozenset({"self", "org_id", "hold_id", "idempotency_key"})
+
+
+def _body(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """A mutation's JSON body from its client method's arguments (``locals()``), so that a
+    field is named once, in the method's signature: amounts as decimal strings, mappings as
+    objects, the path's ids and the key left out."""
+    body: dict[str, Any] = {}
+    for name, value in arguments.items():
+        if name in NOT_IN_BODY:
+            continue
+        if name in AMOUNT_FIELDS:
+            value = _optional_amount(value, name)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        body[name] = value
+    return body
+
+
+def _change(path: str, model: type[M], arguments: Mapping[str, Any]) -> Call[M]:
+    """A POST of a ledger change (grant, consume, hold, settle) from its method's arguments."""
+    key = _key(arguments.get("idempotency_key"))
+    return Call("POST", path, _one(model), body=_body(arguments), idempotency_key=key)
+
+
 def _set(body: dict[str, Any], **fields: object) -> dict[str, Any]:
     """Only the fields given: what a PATCH leaves alone is not sent."""
     body.update({k: v for k, v in fields.items() if v is not MISSING})
@@ -305,23 +333,8 @@ def set_feature(
     return Call("PUT", path, _one(Feature), body=body, idempotency_key=_key(key))
 
 
-def grant(
-    org_id: str,
-    value: Amount,
-    expires_at: datetime | None,
-    available_from: datetime | None,
-    note: str | None,
-    reference: str | None,
-    key: str | None,
-) -> Call[Grant]:
-    body = {
-        "amount": amount(value),
-        "expires_at": expires_at,
-        "available_from": available_from,
-        "note": note,
-        "reference": reference,
-    }
-    return Call("POST", f"{_org(org_id)}/grants", _one(Grant), body=body, idempotency_key=_key(key))
+def grant(org_id: str, arguments: Mapping[str, Any]) -> Call[Grant]:
+    return _change(f"{_org(org_id)}/grants", Grant, arguments)
 
 
 def grants(org_id: str) -> Call[list[Grant]]:
@@ -338,35 +351,8 @@ def void_grant(org_id: str, grant_id: int, reason: str | None, key: str | None) 
     return Call("POST", path, _one(Grant), body={"reason": reason}, idempotency_key=_key(key))
 
 
-def consume(
-    org_id: str,
-    feature: str,
-    *,
-    user_id: str,
-    quantity: Amount | None,
-    feature_name: str | None,
-    action: str | None,
-    integration: str | None,
-    breakdown: Mapping[str, int] | None,
-    requests: int | None,
-    metadata: Mapping[str, Any] | None,
-    dry_run: bool,
-    key: str | None,
-) -> Call[Consumption]:
-    body = {
-        "feature": feature,
-        "user_id": user_id,
-        "quantity": _optional_amount(quantity, "quantity"),
-        "feature_name": feature_name,
-        "action": action,
-        "integration": integration,
-        "breakdown": None if breakdown is None else dict(breakdown),
-        "requests": requests,
-        "metadata": None if metadata is None else dict(metadata),
-        "dry_run": dry_run,
-    }
-    path = f"{_org(org_id)}/consumptions"
-    return Call("POST", path, _one(Consumption), body=body, idempotency_key=_key(key))
+def consume(org_id: str, arguments: Mapping[str, Any]) -> Call[Consumption]:
+    return _change(f"{_org(org_id)}/consumptions", Consumption, arguments)
 
 
 def consumptions(
@@ -403,67 +389,16 @@ def refund(org_id: str, consumption_id: int, reason: str | None, key: str | None
     return Call("POST", path, _one(Refund), body={"reason": reason}, idempotency_key=_key(key))
 
 
-def hold(
-    org_id: str,
-    feature: str,
-    *,
-    user_id: str,
-    quantity: Amount | None,
-    value: Amount | None,
-    ttl_s: int | None,
-    feature_name: str | None,
-    action: str | None,
-    integration: str | None,
-    metadata: Mapping[str, Any] | None,
-    key: str | None,
-) -> Call[Hold]:
-    body = {
-        "feature": feature,
-        "user_id": user_id,
-        "amount": _optional_amount(value, "amount"),
-        "quantity": _optional_amount(quantity, "quantity"),
-        "ttl_s": ttl_s,
-        "feature_name": feature_name,
-        "action": action,
-        "integration": integration,
-        "metadata": None if metadata is None else dict(metadata),
-    }
-    path = f"{_org(org_id)}/holds"
-    return Call("POST", path, _one(Hold), body=body, idempotency_key=_key(key))
+def hold(org_id: str, arguments: Mapping[str, Any]) -> Call[Hold]:
+    return _change(f"{_org(org_id)}/holds", Hold, arguments)
 
 
 def _hold_path(org_id: str, hold_id: int) -> str:
     return f"{_org(org_id)}/holds/{_segment(hold_id, 'hold_id')}"
 
 
-def settle(
-    org_id: str,
-    hold_id: int,
-    *,
-    cost: Amount | None,
-    quantity: Amount | None,
-    user_id: str | None,
-    feature_name: str | None,
-    action: str | None,
-    integration: str | None,
-    breakdown: Mapping[str, int] | None,
-    requests: int | None,
-    metadata: Mapping[str, Any] | None,
-    key: str | None,
-) -> Call[Consumption]:
-    body = {
-        "cost": _optional_amount(cost, "cost"),
-        "quantity": _optional_amount(quantity, "quantity"),
-        "user_id": user_id,
-        "feature_name": feature_name,
-        "action": action,
-        "integration": integration,
-        "breakdown": None if breakdown is None else dict(breakdown),
-        "requests": requests,
-        "metadata": None if metadata is None else dict(metadata),
-    }
-    path = f"{_hold_path(org_id, hold_id)}/settle"
-    return Call("POST", path, _one(Consumption), body=body, idempotency_key=_key(key))
+def settle(org_id: str, hold_id: int, arguments: Mapping[str, Any]) -> Call[Consumption]:
+    return _change(f"{_hold_path(org_id, hold_id)}/settle", Consumption, arguments)
 
 
 def release(org_id: str, hold_id: int, key: str | None) -> Call[Hold]:

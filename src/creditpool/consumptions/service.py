@@ -9,7 +9,7 @@ from typing import Any
 from creditpool import validation as check
 from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
-from creditpool.core.grants import GrantRow, apply_draws, left_at, plan_consumption, plan_refund
+from creditpool.core.grants import GrantRow, apply_draws, plan_consumption, plan_refund
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
     RATE_SCALE,
@@ -19,7 +19,7 @@ from creditpool.core.money import (
     parse_quantity,
     to_decimal,
 )
-from creditpool.core.timeline import LedgerDraft
+from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter
 from creditpool.repositories import consumptions as repository
 from creditpool.storage.types import DbRow
@@ -45,8 +45,10 @@ class ConsumeRequest:
             feature=check.identifier(feature, "feature"),
             user_id=check.identifier(user_id, "user_id"),
             quantity=None if quantity is None else parse_quantity(quantity),
-            feature_name=check.text(fields.get("feature_name"), "feature_name", 500),
-            action=check.text(fields.get("action"), "action", 64),
+            feature_name=check.text(
+                fields.get("feature_name"), "feature_name", check.FEATURE_NAME_LENGTH_MAX
+            ),
+            action=check.text(fields.get("action"), "action", check.ACTION_LENGTH_MAX),
             integration=check.text(fields.get("integration"), "integration"),
             breakdown=check.breakdown(fields.get("breakdown")),
             requests=check.count(fields.get("requests"), "requests"),
@@ -97,24 +99,20 @@ def record(
 ) -> Consumption:
     """Write a planned consumption: draw ``draws`` from the grants, insert it with its
     allocations, and append its ledger entry (Left falls by the cost)."""
-    grants = w.grants()
-    before = left_at(list(grants.values()), w.now)
-    apply_draws(grants, draws, -1)
+    before = left_now(w)
+    apply_draws(w.grants(), draws, -1)
     cid = w.new_id()
     values = _row_values(w.org_id, cid, w.now, req, priced)
     values["hold_id"] = hold_id
     w.defer(lambda: repository.insert(w.conn, values, draws))
-    w.append(
-        LedgerDraft(
-            w.now,
-            LedgerAction.CONSUMPTION,
-            LedgerMethod.USED,
-            priced.cost,
-            before,
-            before - priced.cost,
-            consumption_id=cid,
-            hold_id=hold_id,
-        )
+    append_move(
+        w,
+        before,
+        LedgerAction.CONSUMPTION,
+        LedgerMethod.USED,
+        priced.cost,
+        consumption_id=cid,
+        hold_id=hold_id,
     )
     return _model(values, draws)
 
@@ -136,7 +134,7 @@ def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
     drawn = repository.allocations_of(w.conn, w.org_id, [consumption_id])[consumption_id]
     grants = w.grants()
     plan = plan_refund(drawn, grants, w.now)
-    before = left_at(list(grants.values()), w.now)
+    before = left_now(w)
     apply_draws(grants, plan.restorations, +1)
     repository.mark_refunded(
         w.conn,
@@ -149,17 +147,8 @@ def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
         draws=plan.restorations,
     )
     if plan.restored:
-        w.append(
-            LedgerDraft(
-                w.now,
-                LedgerAction.REFUND,
-                LedgerMethod.REFUNDED,
-                plan.restored,
-                before,
-                before + plan.restored,
-                consumption_id=consumption_id,
-            )
-        )
+        action, method = LedgerAction.REFUND, LedgerMethod.REFUNDED
+        append_move(w, before, action, method, plan.restored, consumption_id=consumption_id)
     return Refund(
         org_id=w.org_id,
         consumption_id=consumption_id,
@@ -228,28 +217,23 @@ def _allocations(draws: list[tuple[int, int]]) -> tuple[Allocation, ...]:
     return tuple(Allocation.model_construct(grant_id=g, amount=to_decimal(a)) for g, a in draws)
 
 
+def model_values(v: dict[str, Any], draws: list[tuple[int, int]], **fields: Any) -> dict[str, Any]:
+    """A consumption's or a hold's columns (``v``) as its model's fields: the quantity in
+    credits, the grants drawn as allocations, and ``fields`` (the other conversions).
+    Columns the model does not have are ignored by ``model_construct``."""
+    quantity = None if v["quantity"] is None else to_decimal(v["quantity"])
+    return v | {"quantity": quantity, "allocations": _allocations(draws)} | fields
+
+
 def _model(v: dict[str, Any], draws: list[tuple[int, int]]) -> Consumption:
     # Every value comes from a parsed request, the catalog or our own rows, already of the
     # declared type: construct without validating again (a third of the call's CPU).
     return Consumption.model_construct(
-        org_id=v["org_id"],
-        id=v["id"],
-        created_at=v["created_at"],
-        feature=v["feature"],
-        feature_name=v["feature_name"],
-        action=v["action"],
-        integration=v["integration"],
-        user_id=v["user_id"],
-        team_id=v["team_id"],
-        quantity=None if v["quantity"] is None else to_decimal(v["quantity"]),
-        unit_rate=to_decimal(v["rate"], RATE_SCALE),
-        cost=to_decimal(v["cost"]),
-        breakdown=v["breakdown"],
-        requests=v["requests"],
-        metadata=v["metadata"],
-        status=ConsumptionStatus(v["status"]),
-        allocations=_allocations(draws),
-        refunded_at=v.get("refunded_at"),
-        refund_reason=v.get("refund_reason"),
-        hold_id=v.get("hold_id"),
+        **model_values(
+            v,
+            draws,
+            unit_rate=to_decimal(v["rate"], RATE_SCALE),
+            cost=to_decimal(v["cost"]),
+            status=ConsumptionStatus(v["status"]),
+        )
     )

@@ -73,12 +73,18 @@ def _scaled(d: Decimal, scale: int, field: str, value: object) -> int:
     return scaled
 
 
+def _parse(value: object, field: str, scale: int, too_large: str, maximum: int) -> int:
+    """``value`` in units of ``10**-scale``: exact and at most ``maximum`` either way (the
+    caller says which sign it takes)."""
+    d = _to_decimal(value, field)
+    if d.copy_abs() > maximum:
+        raise InvalidAmount(f"{field} is too large{too_large}: {value!r}")
+    return _scaled(d, scale, field, value)
+
+
 def parse_credits(value: object, *, field: str = "amount", allow_zero: bool = False) -> int:
     """Parse an amount of credits into units; refuse anything inexact or out of range."""
-    d = _to_decimal(value, field)
-    if d.copy_abs() > MAX_CREDITS:
-        raise InvalidAmount(f"{field} is too large (at most {MAX_CREDITS} credits): {value!r}")
-    units = _scaled(d, SCALE, field, value)
+    units = _parse(value, field, SCALE, f" (at most {MAX_CREDITS} credits)", MAX_CREDITS)
     if units < 0 or (units == 0 and not allow_zero):
         need = "zero or more" if allow_zero else "more than zero"
         raise InvalidAmount(f"{field} must be {need}: {value!r}")
@@ -87,24 +93,19 @@ def parse_credits(value: object, *, field: str = "amount", allow_zero: bool = Fa
 
 def parse_rate(value: object, *, field: str = "unit_rate") -> int:
     """Parse a per-unit rate (up to 8 fractional digits) into rate units."""
-    d = _to_decimal(value, field)
-    if d.copy_abs() > MAX_CREDITS:
-        raise InvalidAmount(f"{field} is too large: {value!r}")
-    rate = _scaled(d, RATE_SCALE, field, value)
-    if rate <= 0:
-        raise InvalidAmount(f"{field} must be more than zero: {value!r}")
-    return rate
+    return _positive(_parse(value, field, RATE_SCALE, "", MAX_CREDITS), field, value)
 
 
 def parse_quantity(value: object, *, field: str = "quantity") -> int:
     """Parse a quantity (up to 4 fractional digits) into ten-thousandths."""
-    d = _to_decimal(value, field)
-    if d.copy_abs() > MAX_QUANTITY:
-        raise InvalidAmount(f"{field} is too large (at most {MAX_QUANTITY}): {value!r}")
-    q = _scaled(d, SCALE, field, value)
-    if q <= 0:
+    too_large = f" (at most {MAX_QUANTITY})"
+    return _positive(_parse(value, field, SCALE, too_large, MAX_QUANTITY), field, value)
+
+
+def _positive(units: int, field: str, value: object) -> int:
+    if units <= 0:
         raise InvalidAmount(f"{field} must be more than zero: {value!r}")
-    return q
+    return units
 
 
 def cost_units(rate: int, quantity: int) -> int:

@@ -37,7 +37,7 @@ def set_feature(
         values.update(
             rate=parse_rate(unit_rate),
             per_unit=True,
-            unit=check.required_text(unit or "unit", "unit", 64),
+            unit=check.required_text(unit or "unit", "unit", check.UNIT_LENGTH_MAX),
         )
     if values["rate"] > PRICE_MAX_CREDITS * 10**RATE_SCALE:
         raise InvalidAmount(f"a feature costs at most {PRICE_MAX_CREDITS} credits per use or unit")

@@ -9,7 +9,7 @@ from typing import Any
 
 from creditpool import validation as check
 from creditpool.core.errors import GrantVoided, InvalidInput, NotFound, PoolLimitExceeded
-from creditpool.core.grants import GrantRow, GrantState, left_at
+from creditpool.core.grants import GrantRow, GrantState
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
     MAX_POOL_CREDITS,
@@ -18,8 +18,8 @@ from creditpool.core.money import (
     parse_credits,
     to_decimal,
 )
-from creditpool.core.timeline import LedgerDraft
 from creditpool.grants.models import Grant
+from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter, as_of
 from creditpool.repositories import grants as repository
 from creditpool.storage.types import DbRow
@@ -114,7 +114,7 @@ def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Gra
     live = w.grants()
     current = live.get(grant_id)
     remaining = current.remaining if current is not None else row.remaining
-    before = left_at(list(live.values()), w.now)
+    before = left_now(w)
     was_active = current is not None and current.is_active(w.now)
     repository.void(
         w.conn,
@@ -127,17 +127,7 @@ def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Gra
     )
     w.forget_grant(grant_id)
     if was_active and remaining:
-        w.append(
-            LedgerDraft(
-                w.now,
-                LedgerAction.VOID,
-                LedgerMethod.VOIDED,
-                remaining,
-                before,
-                before - remaining,
-                grant_id=grant_id,
-            )
-        )
+        append_move(w, before, LedgerAction.VOID, LedgerMethod.VOIDED, remaining, grant_id=grant_id)
     voided = repository.get(w.conn, w.org_id, grant_id)
     assert voided is not None
     return to_model(voided, w.now)

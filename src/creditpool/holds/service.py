@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from creditpool.consumptions import service as consumptions
-from creditpool.consumptions.models import Allocation, Consumption
-from creditpool.consumptions.service import ConsumeRequest
+from creditpool.consumptions.models import Consumption
+from creditpool.consumptions.service import ConsumeRequest, model_values
 from creditpool.core.errors import HoldNotOpen, InvalidInput, NotFound
-from creditpool.core.grants import left_at
 from creditpool.core.holds import (
     HoldRow,
     HoldState,
@@ -24,15 +23,15 @@ from creditpool.core.holds import (
 )
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import parse_credits, parse_quantity, to_decimal
-from creditpool.core.timeline import LedgerDraft
 from creditpool.holds.models import Hold, HoldStatus
+from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter
 from creditpool.repositories import holds as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
 # What a settle may describe, like a consumption; what it leaves out comes from the hold.
-DESCRIPTIVE = ("feature_name", "action", "integration", "metadata")
+DESCRIPTIVE = ("feature_name", "action", "integration", "breakdown", "requests", "metadata")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +90,7 @@ class SettleRequest:
             cost=None if cost is None else parse_credits(cost, field="cost"),
             quantity=None if quantity is None else parse_quantity(quantity),
             user_id=None if user_id is None else checked.user_id,
-            fields={
-                name: getattr(checked, name)
-                for name in ("feature_name", "action", "integration", "breakdown", "requests")
-            }
-            | {"metadata": checked.metadata},
+            fields={name: getattr(checked, name) for name in DESCRIPTIVE},
         )
 
     def arguments(self) -> dict[str, Any]:
@@ -111,7 +106,7 @@ def hold(w: OrgWriter, req: HoldRequest) -> Hold:
     priced = consumptions.price(w.tx, w.org_id, req.use, req.amount)
     grants = w.grants()
     draws = plan_hold(list(grants.values()), priced.cost, w.now)
-    before = left_at(list(grants.values()), w.now)
+    before = left_now(w)
     apply_hold(grants, draws)
     hid = w.new_id()
     expires_at = w.now + timedelta(seconds=req.ttl_s)
@@ -135,17 +130,7 @@ def hold(w: OrgWriter, req: HoldRequest) -> Hold:
     }
     w.defer(lambda: repository.insert(w.conn, values, draws))
     w.add_hold(HoldRow(hid, priced.cost, expires_at, draws))
-    w.append(
-        LedgerDraft(
-            w.now,
-            LedgerAction.HOLD,
-            LedgerMethod.HELD,
-            priced.cost,
-            before,
-            before - priced.cost,
-            hold_id=hid,
-        )
-    )
+    append_move(w, before, LedgerAction.HOLD, LedgerMethod.HELD, priced.cost, hold_id=hid)
     return _model({**values, "closed_at": None, "consumption_id": None}, draws, w.now)
 
 
@@ -157,14 +142,7 @@ def settle(w: OrgWriter, hold_id: int, req: SettleRequest) -> Consumption:
         quantity=req.quantity,
         **{
             name: req.fields.get(name) if req.fields.get(name) is not None else _kept(row, name)
-            for name in (
-                "feature_name",
-                "action",
-                "integration",
-                "breakdown",
-                "requests",
-                "metadata",
-            )
+            for name in DESCRIPTIVE
         },
     )
     cost = req.cost
@@ -211,21 +189,11 @@ def _give_back(
 ) -> None:
     """Return the hold's live credits to their grants (a ``release`` ledger entry) and
     close it."""
-    grants = w.grants()
-    before = left_at(list(grants.values()), w.now)
-    apply_release(h, grants, release)
+    before = left_now(w)
+    apply_release(h, w.grants(), release)
     if release.released:
-        w.append(
-            LedgerDraft(
-                w.now,
-                LedgerAction.RELEASE,
-                LedgerMethod.RELEASED,
-                release.released,
-                before,
-                before + release.released,
-                hold_id=h.id,
-            )
-        )
+        action, method = LedgerAction.RELEASE, LedgerMethod.RELEASED
+        append_move(w, before, action, method, release.released, hold_id=h.id)
     close(h, status, w.now, release, given_back)
     w.closed(h)
 
@@ -261,26 +229,5 @@ def _model(v: dict[str, Any], draws: list[tuple[int, int]], now: datetime) -> Ho
     status = HoldStatus(v["status"])
     if status is HoldStatus.OPEN and now >= v["expires_at"]:
         status = HoldStatus.EXPIRED  # ran out; written by the next change or sweep
-    return Hold.model_construct(
-        org_id=v["org_id"],
-        id=v["id"],
-        status=status,
-        amount=to_decimal(v["amount"]),
-        created_at=v["created_at"],
-        expires_at=v["expires_at"],
-        closed_at=v["closed_at"],
-        feature=v["feature"],
-        user_id=v["user_id"],
-        team_id=v["team_id"],
-        quantity=None if v["quantity"] is None else to_decimal(v["quantity"]),
-        feature_name=v["feature_name"],
-        action=v["action"],
-        integration=v["integration"],
-        metadata=v["metadata"],
-        allocations=tuple(
-            Allocation.model_construct(grant_id=g, amount=to_decimal(a)) for g, a in draws
-        ),
-        consumption_id=v["consumption_id"],
-        released=to_decimal(v["released"]),
-        lost=to_decimal(v["lost"]),
-    )
+    amounts = {name: to_decimal(v[name]) for name in ("amount", "released", "lost")}
+    return Hold.model_construct(**model_values(v, draws, status=status, **amounts))

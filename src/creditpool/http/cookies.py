@@ -17,12 +17,11 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
-from creditpool.pool import CreditPool
 from creditpool.repositories import auth as keys_repo
 from creditpool.sessions import service
 from creditpool.sessions.models import SessionClaims
 from creditpool.settings import Settings
-from creditpool.storage.uow import reading
+from creditpool.storage.uow import Database
 
 COOKIE = "creditpool_session"
 SALT = "creditpool.session.v1"
@@ -52,8 +51,8 @@ class Sessions:
     """One per application: the codec (its secret read once from settings or the
     database) and a short cache of staff keys' liveness."""
 
-    def __init__(self, pool: CreditPool, settings: Settings) -> None:
-        self.pool = pool
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
         self.settings = settings
         self._codec: SessionCodec | None = None
         self._lock = threading.Lock()
@@ -63,9 +62,7 @@ class Sessions:
     def codec(self) -> SessionCodec:
         with self._lock:
             if self._codec is None:
-                secret = self.settings.session_secret or service.session_secret(
-                    self.pool.engine, self.pool.clock
-                )
+                secret = self.settings.session_secret or service.session_secret(self.db)
                 self._codec = SessionCodec(secret, self.settings.session_ttl_s)
             return self._codec
 
@@ -119,7 +116,7 @@ class Sessions:
         hit = self._staff_keys.get(key_id)
         if hit is not None and now - hit[0] < STAFF_KEY_CHECK_TTL_S:
             return hit[1]
-        with reading(self.pool.engine, self.pool.clock) as tx:
+        with self.db.read() as tx:
             row = keys_repo.get(tx.conn, key_id)
         live = row is not None and row.revoked_at is None
         if len(self._staff_keys) > 10_000:

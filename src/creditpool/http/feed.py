@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from creditpool.ledger import service as ledger
 from creditpool.ledger.models import LedgerEntry
-from creditpool.pool import CreditPool
 from creditpool.repositories import events as repository
 from creditpool.repositories import ledger as ledger_repo
-from creditpool.storage.uow import reading
+from creditpool.storage.uow import Database
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +36,11 @@ class Batch:
         return "".join(f for s, f in zip(self.seqs, self.frames, strict=True) if s > seq)
 
 
-def read_after(pool: CreditPool, org_id: str, after_seq: int, limit: int) -> Batch | None:
+def read_after(db: Database, org_id: str, after_seq: int, limit: int) -> Batch | None:
     """Up to ``limit`` entries with seq > ``after_seq`` and the balance, from one snapshot:
     the balance is as of the newest entry read (when the batch is complete). None when
     there is nothing new (or the organization is gone)."""
-    with reading(pool.engine, pool.clock) as tx:
-        repository.snapshot(tx.conn)
+    with db.read(snapshot=True) as tx:
         rows = ledger_repo.list_entries(tx.conn, org_id, after_seq=after_seq, limit=limit)
         if not rows:
             return None
@@ -61,10 +59,10 @@ def _frame(entry: LedgerEntry, balance: dict[str, object]) -> str:
     return f"id: {entry.seq}\nevent: ledger\ndata: {data}\n\n"
 
 
-def ledger_seqs(pool: CreditPool, org_ids: list[str]) -> dict[str, int]:
-    with reading(pool.engine, pool.clock) as tx:
+def ledger_seqs(db: Database, org_ids: list[str]) -> dict[str, int]:
+    with db.read() as tx:
         return repository.ledger_seqs(tx.conn, org_ids)
 
 
-async def ledger_seqs_async(pool: CreditPool, org_id: str) -> dict[str, int]:
-    return await asyncio.to_thread(ledger_seqs, pool, [org_id])
+async def ledger_seqs_async(db: Database, org_id: str) -> dict[str, int]:
+    return await asyncio.to_thread(ledger_seqs, db, [org_id])

@@ -73,6 +73,7 @@ class Hub:
         page_size: int = PAGE_SIZE,
     ) -> None:
         self.pool = pool
+        self.db = pool.db
         self.heartbeat_s = heartbeat_s
         self.lifetime_s = lifetime_s
         # Missed announcements are looked for as often as heartbeats are sent.
@@ -89,7 +90,7 @@ class Hub:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        if self.pool.engine.dialect.name == "postgresql":
+        if self.db.dialect == "postgresql":
             self._spawn(self._listen())
         else:
             self._undo.append(self.pool.on_commit(self._announce_threadsafe))
@@ -162,9 +163,7 @@ class Hub:
     async def _read_from_ledger(self, org_id: str, after: int) -> AsyncIterator[tuple[str, int]]:
         """Catch up from the ledger (in pages): each page's events and the seq reached."""
         while True:
-            batch = await asyncio.to_thread(
-                feed.read_after, self.pool, org_id, after, self.page_size
-            )
+            batch = await asyncio.to_thread(feed.read_after, self.db, org_id, after, self.page_size)
             if batch is None:
                 return
             after = batch.last_seq
@@ -180,7 +179,7 @@ class Hub:
             if state is None:
                 state = self._orgs[org_id] = _Org()
                 try:
-                    seqs = await asyncio.to_thread(feed.ledger_seqs, self.pool, [org_id])
+                    seqs = await asyncio.to_thread(feed.ledger_seqs, self.db, [org_id])
                     state.cursor = seqs.get(org_id, 0)
                 finally:
                     state.ready.set()
@@ -231,7 +230,7 @@ class Hub:
             while state.subs and state.cursor is not None and state.wanted > state.cursor:
                 try:
                     batch = await asyncio.to_thread(
-                        feed.read_after, self.pool, org_id, state.cursor, self.page_size
+                        feed.read_after, self.db, org_id, state.cursor, self.page_size
                     )
                 except Exception:  # the database is away: the periodic re-check retries
                     log.exception("reading the ledger of %s failed", org_id)
@@ -259,7 +258,7 @@ class Hub:
         org_ids = [o for o, state in self._orgs.items() if state.cursor is not None]
         for i in range(0, len(org_ids), RECHECK_ORGS_MAX):
             chunk = org_ids[i : i + RECHECK_ORGS_MAX]
-            seqs = await asyncio.to_thread(feed.ledger_seqs, self.pool, chunk)
+            seqs = await asyncio.to_thread(feed.ledger_seqs, self.db, chunk)
             for org_id, seq in seqs.items():
                 self.announce(org_id, seq)
 
@@ -268,7 +267,7 @@ class Hub:
     async def _listen(self) -> None:
         import psycopg  # here: only PostgreSQL listens, and SQLite needs no postgres extra
 
-        url = self.pool.engine.url.set(drivername="postgresql")
+        url = self.db.engine.url.set(drivername="postgresql")
         conninfo = url.render_as_string(hide_password=False)
         while True:
             try:

@@ -50,7 +50,7 @@ from creditpool.idempotency.service import ScopedKey, validate_key
 from creditpool.pool import CreditPool
 from creditpool.repositories.idempotency import LEDGER_CLAIM_STATUS
 from creditpool.storage.types import DbRow
-from creditpool.storage.uow import Tx, reading, writing
+from creditpool.storage.uow import Tx
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class Replayer:
         scope = caller.key.id
         fingerprint = _fingerprint(request, body)
         with self._turn(scope, key):
-            with reading(self.pool.engine, self.pool.clock) as tx:
+            with self.pool.db.read() as tx:
                 stored = repository.get_response(tx.conn, scope, key)
             if stored is not None:  # the common replay: no write transaction
                 return _stored_answer(stored, key, fingerprint)
@@ -138,7 +138,7 @@ class Replayer:
                 # ``fn`` changed nothing through the pool's directory (nothing to join):
                 # record the answer on its own.
                 record.body = encode(result)
-                with writing(self.pool.engine, self.pool.clock) as tx:
+                with self.pool.db.write() as tx:
                     repository.put_response(
                         tx.conn,
                         scope=scope,

@@ -9,6 +9,7 @@ the claim of a ledger change, whose result the library keeps with the organizati
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypedDict, Unpack
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -25,31 +26,23 @@ def get_response(conn: Connection, scope: str, key: str) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def claim(
-    conn: Connection,
-    *,
-    scope: str,
-    key: str,
-    org_id: str | None,
-    fingerprint: str,
-    status: int,
-    created_at: datetime,
-) -> bool:
+class Record(TypedDict):
+    """What is kept of a key besides the response: whose, for which request, which status."""
+
+    scope: str
+    key: str
+    org_id: str | None
+    fingerprint: str
+    status: int
+    created_at: datetime
+
+
+def claim(conn: Connection, **record: Unpack[Record]) -> bool:
     """Claim the key for this transaction's change; False when it is taken. A claim that a
     concurrent transaction holds makes this wait until that one ends (PostgreSQL waits on
     the primary key; SQLite has one writer at a time): then the key is taken if it
     committed, and ours if it rolled back. The body is written by ``finish``."""
-    statement = conflicts.insert(conn, store).values(
-        scope=scope,
-        key=key,
-        org_id=org_id,
-        fingerprint=fingerprint,
-        status=status,
-        body="",
-        created_at=created_at,
-    )
-    claimed = statement.on_conflict_do_nothing(index_elements=[store.c.scope, store.c.key])
-    return conflicts.inserted(conn, claimed)
+    return put_response(conn, body="", **record)
 
 
 def finish(conn: Connection, scope: str, key: str, body: str) -> None:
@@ -58,26 +51,8 @@ def finish(conn: Connection, scope: str, key: str, body: str) -> None:
     conn.execute(query.values(body=body))
 
 
-def put_response(
-    conn: Connection,
-    *,
-    scope: str,
-    key: str,
-    org_id: str | None,
-    fingerprint: str,
-    status: int,
-    body: str,
-    created_at: datetime,
-) -> bool:
+def put_response(conn: Connection, *, body: str, **record: Unpack[Record]) -> bool:
     """Record a response unless the key is taken; whether it was recorded."""
-    statement = conflicts.insert(conn, store).values(
-        scope=scope,
-        key=key,
-        org_id=org_id,
-        fingerprint=fingerprint,
-        status=status,
-        body=body,
-        created_at=created_at,
-    )
+    statement = conflicts.insert(conn, store).values(body=body, **record)
     recorded = statement.on_conflict_do_nothing(index_elements=[store.c.scope, store.c.key])
     return conflicts.inserted(conn, recorded)

@@ -58,6 +58,23 @@ def whole_number(value: Any) -> Any:
 
 Count = Annotated[StrictInt, Field(ge=0, le=check.COUNT_MAX), BeforeValidator(whole_number)]
 
+# The descriptive fields of a use of a feature (a consumption, a hold, a settle) and a
+# feature's unit, with the limits the library checks (``validation``).
+FeatureName = Annotated[str, Field(max_length=check.FEATURE_NAME_LENGTH_MAX, pattern=TEXT_PATTERN)]
+UsageAction = Annotated[
+    str, Field(max_length=check.ACTION_LENGTH_MAX, pattern=TEXT_PATTERN, examples=["publish"])
+]
+UnitName = Annotated[
+    str, Field(max_length=check.UNIT_LENGTH_MAX, pattern=NAME_PATTERN, examples=["item"])
+]
+Breakdown = Annotated[
+    dict[Id, Count],
+    Field(
+        max_length=check.BREAKDOWN_KEYS_MAX,
+        examples=[{"calls": 12, "emails": 40, "web_searches": 3}],
+    ),
+]
+
 
 # -- amounts -----------------------------------------------------------------------------
 

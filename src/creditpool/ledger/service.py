@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from creditpool.core.balance import summarize
+from creditpool.core.grants import left_at
 from creditpool.core.holds import HoldState
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import format_credits, to_decimal
-from creditpool.core.timeline import logged_left
+from creditpool.core.timeline import LedgerDraft, logged_left
 from creditpool.ledger.models import Balance, LedgerEntry
-from creditpool.ledger.writer import as_of
+from creditpool.ledger.writer import OrgWriter, as_of
 from creditpool.orgs.service import require_org
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
@@ -32,6 +33,28 @@ from creditpool.storage.tables import (
 from creditpool.storage.uow import Tx
 
 SIGN = {method.value: method.sign for method in LedgerMethod}
+# The columns of an entry that are credits (integers of units in the table).
+AMOUNTS = ("credits", "total_before", "total_after")
+
+
+def left_now(w: OrgWriter) -> int:
+    """Left now, over the writer's live grants: an entry's ``total_before`` when read before
+    the change moves any credit."""
+    return left_at(list(w.grants().values()), w.now)
+
+
+def append_move(
+    w: OrgWriter,
+    before: int,
+    action: LedgerAction,
+    method: LedgerMethod,
+    credits: int,
+    **ids: int | None,
+) -> None:
+    """Append the entry of ``credits`` moved into Left or out of it (``method.sign``) now,
+    from ``before``; ``ids`` name its grant, consumption or hold."""
+    after = before + method.sign * credits
+    w.append(LedgerDraft(w.now, action, method, credits, before, after, **ids))
 
 
 def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
@@ -64,36 +87,25 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
     )
 
 
-def entries(
-    tx: Tx,
-    org_id: str,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after_seq: int | None = None,
-    limit: int | None = None,
-) -> list[LedgerEntry]:
+class LedgerWindow(TypedDict, total=False):
+    """Which entries to list, in order: at or after ``since``, before ``until``, after the
+    entry ``after_seq``, at most ``limit``."""
+
+    since: datetime | None
+    until: datetime | None
+    after_seq: int | None
+    limit: int | None
+
+
+def entries(tx: Tx, org_id: str, **window: Unpack[LedgerWindow]) -> list[LedgerEntry]:
     require_org(tx, org_id)
-    rows = repository.list_entries(
-        tx.conn, org_id, since=since, until=until, after_seq=after_seq, limit=limit
-    )
-    return [entry_model(r) for r in rows]
+    return [entry_model(r) for r in repository.list_entries(tx.conn, org_id, **window)]
 
 
 def entry_model(r: Any) -> LedgerEntry:
-    return LedgerEntry(
-        org_id=r.org_id,
-        seq=r.seq,
-        at=r.at,
-        action=r.action,
-        method=r.method,
-        credits=to_decimal(r.credits),
-        total_before=to_decimal(r.total_before),
-        total_after=to_decimal(r.total_after),
-        grant_id=r.grant_id,
-        consumption_id=r.consumption_id,
-        hold_id=r.hold_id,
-    )
+    """A ledger row as the public model: its columns are the model's fields."""
+    values = dict(r._mapping)
+    return LedgerEntry(**values | {name: to_decimal(values[name]) for name in AMOUNTS})
 
 
 def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[str]:

@@ -25,13 +25,14 @@ from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import ledger as ledger_repo
 from creditpool.repositories import orgs as orgs_repo
-from creditpool.repositories.idempotency import ScopeClaim, StoredKey
-from creditpool.storage.engine import fetch_together
+from creditpool.repositories.idempotency import KeyRecord
+from creditpool.repositories.orgs import LockedOrg
+from creditpool.storage.compiled import fetch_together
 from creditpool.storage.uow import Tx
 
 
 class OrgWriter:
-    def __init__(self, tx: Tx, org: Any) -> None:
+    def __init__(self, tx: Tx, org: LockedOrg, key: KeyRecord) -> None:
         self.tx = tx
         self.conn = tx.conn
         self.org_id: str = org.id
@@ -53,8 +54,8 @@ class OrgWriter:
         # What each grant looked like when loaded or inserted: only changed rows are saved.
         self._deferred: list[Callable[[], None]] = []
         self._saved: dict[int, tuple[int, bool, bool, int]] = {}
-        self.stored_key: StoredKey | None = None
-        self.scope_claim: ScopeClaim | None = None
+        # What the first key of the change recorded, read with the lock.
+        self.key_record = key
 
     @classmethod
     def lock(
@@ -64,20 +65,18 @@ class OrgWriter:
         idempotency_key: str | None = None,
         scoped: tuple[str, str] | None = None,
     ) -> OrgWriter:
-        """Lock the organization; ``stored_key`` is what ``idempotency_key`` recorded, and
-        ``scope_claim`` who holds the ``scoped`` key (scope, key) if that is given. The
+        """Lock the organization; ``key_record`` is what ``idempotency_key`` recorded and
+        who holds the ``scoped`` key (scope, key) if that is given. The
         key's record and the live grants are read in the same round trip as the lock
         (every change but a replay needs the grants, and a replay is rare)."""
         scope, scoped_key = scoped if scoped is not None else (None, None)
         lock = idempotency_repo.lock_queries(tx.dialect, org_id, idempotency_key, scope, scoped_key)
         *locked, live_rows = fetch_together(tx.conn, [*lock, grants_repo.live_query(org_id)])
-        org = idempotency_repo.parse_locked(tx.dialect, locked)
-        if org is None:
+        found = idempotency_repo.parse_locked(tx.dialect, locked)
+        if found is None:
             raise NotFound(f"organization {org_id!r} not found")
-        writer = cls(tx, org)
-        writer.stored_key = org.stored
-        writer.scope_claim = org.claim
-        writer._grants = grants_repo.parse_live(live_rows)
+        writer = cls(tx, found.org, found.key)
+        writer._grants = grants_repo.by_id(live_rows)
         writer._saved = {gid: _snapshot(g) for gid, g in writer._grants.items()}
         if writer._next_event_at is not None and writer._next_event_at <= writer.now:
             writer.holds()  # a hold may have run out too

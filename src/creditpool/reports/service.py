@@ -17,8 +17,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine
-
 from creditpool.core.errors import InvalidInput
 from creditpool.core.ledger import GAINS, LedgerAction
 from creditpool.core.money import format_credits, to_decimal
@@ -26,7 +24,7 @@ from creditpool.orgs import service as orgs
 from creditpool.reports.models import COLUMNS, TITLES, Column, ReportFormat, ReportKind
 from creditpool.repositories import reports as repository
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
-from creditpool.storage.uow import Clock, reading
+from creditpool.storage.uow import Database
 
 REPORT_BATCH_ROWS = 5_000  # rows per fetch from the server-side cursor
 CELL_CACHE_SIZE_MAX = 10_000  # formatted amounts and breakdowns remembered per report
@@ -265,8 +263,7 @@ class Report:
     Each iteration reads the database afresh, in one read transaction.
     """
 
-    engine: Engine
-    clock: Clock
+    db: Database
     kind: ReportKind
     org_id: str
     timezone: str
@@ -300,14 +297,14 @@ class Report:
 
     def count(self) -> int:
         lo, hi = self.bounds
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             return repository.count(tx.conn, self.kind.value, self.org_id, lo, hi)
 
     def batches(self, *, text: bool = False) -> Iterator[list[Row]]:
         statement, shape = _SHAPES[self.kind]
         ctx = _Context(Cells(ZoneInfo(self.timezone), text), self.feature_names, self.now)
         lo, hi = self.bounds
-        with reading(self.engine, self.clock) as tx:
+        with self.db.read() as tx:
             for batch in repository.stream(
                 tx.conn, statement, self.org_id, lo, hi, self.batch_rows
             ):
@@ -319,8 +316,7 @@ class Report:
 
 
 def open_report(
-    engine: Engine,
-    clock: Clock,
+    db: Database,
     org_id: str,
     kind: ReportKind | str,
     start: date | str | None = None,
@@ -335,10 +331,10 @@ def open_report(
         kinds = ", ".join(k.value for k in ReportKind)
         raise InvalidInput(f"unknown report {kind!r}: one of {kinds}") from None
     first, last = parse_day(start, "from"), parse_day(end, "to")
-    with reading(engine, clock) as tx:
+    with db.read() as tx:
         org = orgs.require_org(tx, org_id)
         names = repository.feature_names(tx.conn)
         now = tx.now
     today = now.astimezone(ZoneInfo(org.timezone)).date()
     first, last = resolve_range(first, last, today, span_days_max)
-    return Report(engine, clock, kind, org.id, org.timezone, first, last, now, names)
+    return Report(db, kind, org.id, org.timezone, first, last, now, names)

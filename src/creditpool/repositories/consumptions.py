@@ -6,63 +6,58 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_json, bind_time, driver_sql, fetch, run
-from creditpool.storage.tables import allocations, consumptions, grants, restorations
+from creditpool.storage import compiled
+from creditpool.storage.tables import (
+    allocations,
+    consumptions,
+    features,
+    grants,
+    members,
+    restorations,
+)
 from creditpool.storage.types import DbRow
 
 
-# The statements of every consumption: plain SQL (see storage.engine).
 class Pricing(NamedTuple):
     rate: int
     per_unit: bool
     team_id: str | None
 
 
-_PRICING = driver_sql(
-    "SELECT f.rate, f.per_unit, (SELECT m.team_id FROM members m"
-    " WHERE m.org_id = :org_id AND m.user_id = :user_id) AS team_id"
-    " FROM features f WHERE f.key = :feature"
+# The statements of every consumption (see storage.compiled).
+_TEAM = (
+    select(members.c.team_id)
+    .where(members.c.org_id == bindparam("org_id"), members.c.user_id == bindparam("user_id"))
+    .scalar_subquery()
 )
-_COLUMNS = (
-    "org_id, id, created_at, feature, feature_name, action, integration, user_id, team_id,"
-    " quantity, rate, cost, breakdown, requests, metadata, status, hold_id"
+_PRICING = compiled.Query(
+    select(features.c.rate, features.c.per_unit, _TEAM.label("team_id")).where(
+        features.c["key"] == bindparam("feature")
+    ),
+    Pricing,
 )
-_INSERT = driver_sql(
-    f"INSERT INTO consumptions ({_COLUMNS}) VALUES ("
-    + ", ".join(":" + c.strip() for c in _COLUMNS.split(","))
-    + ")",
-    json_params=("breakdown", "metadata"),
-)
-_INSERT_ALLOCATION = driver_sql(
-    "INSERT INTO allocations (org_id, consumption_id, grant_id, amount)"
-    " VALUES (:org_id, :consumption_id, :grant_id, :amount)"
-)
+_INSERT = compiled.Write(consumptions.insert())
+_INSERT_ALLOCATION = compiled.Write(allocations.insert())
 
 
 def pricing(conn: Connection, org_id: str, feature: str, user_id: str) -> Pricing | None:
     """The feature's price now and the user's team now, in one round trip."""
     params = {"org_id": org_id, "user_id": user_id, "feature": feature}
-    rows = fetch(conn, _PRICING, params)
-    return Pricing(int(rows[0][0]), bool(rows[0][1]), rows[0][2]) if rows else None
+    rows = compiled.fetch(conn, _PRICING, params)
+    return rows[0] if rows else None
 
 
 def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]]) -> None:
-    dialect = conn.dialect.name
-    row = {
-        **values,
-        "created_at": bind_time(dialect, values["created_at"]),
-        "breakdown": bind_json(values["breakdown"]),
-        "metadata": bind_json(values["metadata"]),
-    }
+    """A new consumption (its columns named by ``values``) and its allocations."""
     rows = [
         {"org_id": values["org_id"], "consumption_id": values["id"], "grant_id": g, "amount": a}
         for g, a in draws
     ]
-    run(conn, _INSERT, row)
-    run(conn, _INSERT_ALLOCATION, rows[0] if len(rows) == 1 else rows)
+    compiled.run(conn, _INSERT, values)
+    compiled.run(conn, _INSERT_ALLOCATION, rows)
 
 
 def get(conn: Connection, org_id: str, consumption_id: int) -> DbRow | None:

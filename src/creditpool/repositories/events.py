@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, func, literal_column, select
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import run
+from creditpool.storage import compiled
 from creditpool.storage.tables import orgs
 
 CHANNEL = "creditpool_ledger"
 
 # Sent inside the writing transaction: PostgreSQL delivers it on commit, and never for a
 # transaction that rolled back, so only committed changes are announced.
-_ANNOUNCE = {"postgresql": f"SELECT pg_notify('{CHANNEL}', %(payload)s)"}
+_ANNOUNCE = compiled.Write(
+    select(func.pg_notify(literal_column(f"'{CHANNEL}'"), bindparam("payload", type_=String)))
+)
 
 
 def announce(conn: Connection, org_id: str, last_seq: int) -> None:
     """NOTIFY listeners that ``org_id``'s ledger now reaches ``last_seq`` (PostgreSQL)."""
-    run(conn, _ANNOUNCE, {"payload": f"{org_id}:{last_seq}"})
+    compiled.run(conn, _ANNOUNCE, {"payload": f"{org_id}:{last_seq}"})
 
 
 def parse_announcement(payload: str) -> tuple[str, int] | None:
@@ -26,13 +28,6 @@ def parse_announcement(payload: str) -> tuple[str, int] | None:
     if not org_id or not seq.isdigit():
         return None
     return org_id, int(seq)
-
-
-def snapshot(conn: Connection) -> None:
-    """Make the rest of this read transaction one snapshot (PostgreSQL's default gives each
-    statement its own): the entries and the balance read after it agree."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def ledger_seqs(conn: Connection, org_ids: list[str]) -> dict[str, int]:

@@ -3,85 +3,70 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, false, func, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.grants import GrantRow
-from creditpool.storage.engine import driver_sql, fetch, read_time, run
+from creditpool.storage import compiled
 from creditpool.storage.tables import grants
 from creditpool.storage.types import DbRow
 
-# Read and written on every change of an organization: plain SQL (see storage.engine).
-_LIVE = driver_sql(
-    "SELECT id, amount, remaining, granted_at, available_from, expires_at, added_logged,"
-    " expiry_logged, held FROM grants"
-    " WHERE org_id = :org_id AND expiry_logged = :no AND voided_at IS NULL ORDER BY id"
+# A grant as the rules see it: the columns named after ``GrantRow``'s fields, read the same
+# way by the live set of a change and by every other reader (``to_grant_row``).
+_RULE_COLUMNS = tuple(grants.c[f.name] for f in fields(GrantRow))
+
+# Read and written on every change of an organization (see storage.compiled).
+_LIVE = compiled.Query(
+    select(*_RULE_COLUMNS)
+    .where(
+        grants.c.org_id == bindparam("org_id"),
+        grants.c.expiry_logged == false(),
+        grants.c.voided_at.is_(None),
+    )
+    .order_by(grants.c.id),
+    GrantRow,
 )
-_SAVE = driver_sql(
-    "UPDATE grants SET remaining = :r, added_logged = :a, expiry_logged = :e, held = :h"
-    " WHERE org_id = :o AND id = :i"
+_SAVE = compiled.Write(
+    update(grants).where(grants.c.org_id == bindparam("o"), grants.c.id == bindparam("i")),
+    keys=("remaining", "added_logged", "expiry_logged", "held"),
 )
 
 
-def live_query(org_id: str) -> tuple[dict[str, str], dict[str, Any]]:
+def live_query(org_id: str) -> tuple[compiled.Query[GrantRow], compiled.Params]:
     """Every grant that can still matter to Left: neither voided nor logged as expired."""
-    return _LIVE, {"org_id": org_id, "no": False}
+    return _LIVE, {"org_id": org_id}
 
 
 def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
-    return parse_live(fetch(conn, *live_query(org_id)))
+    return by_id(compiled.fetch(conn, *live_query(org_id)))
 
 
-def parse_live(rows: list[Any]) -> dict[int, GrantRow]:
-    return {
-        r[0]: GrantRow(
-            r[0],
-            r[1],
-            r[2],
-            read_time(r[3]),  # type: ignore[arg-type]
-            read_time(r[4]),  # type: ignore[arg-type]
-            read_time(r[5]),
-            None,
-            bool(r[6]),
-            bool(r[7]),
-            r[8],
-        )
-        for r in rows
-    }
+def by_id(rows: list[GrantRow]) -> dict[int, GrantRow]:
+    return {g.id: g for g in rows}
 
 
 def to_grant_row(row: DbRow) -> GrantRow:
+    """The rules' view of a full grant row (see ``_RULE_COLUMNS``)."""
     m = row._mapping
-    return GrantRow(
-        id=m["id"],
-        amount=m["amount"],
-        remaining=m["remaining"],
-        granted_at=m["granted_at"],
-        available_from=m["available_from"],
-        expires_at=m["expires_at"],
-        voided_at=m["voided_at"],
-        added_logged=m["added_logged"],
-        expiry_logged=m["expiry_logged"],
-        held=m["held"],
-    )
+    return GrantRow(*(m[c.name] for c in _RULE_COLUMNS))
 
 
 def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> None:
-    if rows:
-        params = [
-            {
-                "o": org_id,
-                "i": g.id,
-                "r": g.remaining,
-                "a": g.added_logged,
-                "e": g.expiry_logged,
-                "h": g.held,
-            }
-            for g in rows
-        ]
-        run(conn, _SAVE, params)
+    params = [
+        {
+            "o": org_id,
+            "i": g.id,
+            "remaining": g.remaining,
+            "added_logged": g.added_logged,
+            "expiry_logged": g.expiry_logged,
+            "held": g.held,
+        }
+        for g in rows
+    ]
+    compiled.run(conn, _SAVE, params)
 
 
 def granted_units(conn: Connection, org_id: str) -> int:

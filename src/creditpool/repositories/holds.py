@@ -4,37 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.holds import HoldRow, HoldState
-from creditpool.storage.engine import bind_json, bind_time, driver_sql, fetch, read_time, run
+from creditpool.storage import compiled
 from creditpool.storage.tables import grants, hold_allocations, holds
 from creditpool.storage.types import DbRow
 
-_COLUMNS = (
-    "org_id, id, status, amount, created_at, expires_at, feature, user_id, team_id, quantity,"
-    " feature_name, action, integration, metadata, released, lost"
-)
-_INSERT = driver_sql(
-    f"INSERT INTO holds ({_COLUMNS}) VALUES ("
-    + ", ".join(":" + c.strip() for c in _COLUMNS.split(","))
-    + ")",
-    json_params=("metadata",),
-)
-_INSERT_ALLOCATION = driver_sql(
-    "INSERT INTO hold_allocations (org_id, hold_id, grant_id, amount)"
-    " VALUES (:org_id, :hold_id, :grant_id, :amount)"
-)
-_OPEN_ONE = driver_sql(
-    "SELECT h.id, h.amount, h.expires_at, a.grant_id, a.amount FROM holds h"
-    " JOIN hold_allocations a ON a.org_id = h.org_id AND a.hold_id = h.id"
-    " JOIN grants g ON g.org_id = a.org_id AND g.id = a.grant_id"
-    " WHERE h.org_id = :org_id AND h.id = :id AND h.status = :open"
-    " ORDER BY g.expires_at IS NULL, g.expires_at, g.available_from, g.granted_at, g.id"
-)
 # Allocations in the order the rules produced them: the grants' consumption order.
 _ORDER = (
     grants.c.expires_at.is_(None),
@@ -43,21 +22,55 @@ _ORDER = (
     grants.c.granted_at,
     grants.c.id,
 )
+_GRANT_OF_ALLOCATION = (grants.c.org_id == hold_allocations.c.org_id) & (
+    grants.c.id == hold_allocations.c.grant_id
+)
+
+
+class _OpenDraw(NamedTuple):
+    """One allocation of an open hold, with the hold's own columns."""
+
+    id: int
+    amount: int
+    expires_at: datetime
+    grant_id: int
+    drawn: int
+
+
+# The statements of every hold, settle and release (see storage.compiled).
+_INSERT = compiled.Write(holds.insert())
+_INSERT_ALLOCATION = compiled.Write(hold_allocations.insert())
+_OPEN_ONE = compiled.Query(
+    select(
+        holds.c.id,
+        holds.c.amount,
+        holds.c.expires_at,
+        hold_allocations.c.grant_id,
+        hold_allocations.c.amount,
+    )
+    .join(
+        hold_allocations,
+        (hold_allocations.c.org_id == holds.c.org_id) & (hold_allocations.c.hold_id == holds.c.id),
+    )
+    .join(grants, _GRANT_OF_ALLOCATION)
+    .where(
+        holds.c.org_id == bindparam("org_id"),
+        holds.c.id == bindparam("id"),
+        holds.c.status == bindparam("open"),
+    )
+    .order_by(*_ORDER),
+    _OpenDraw,
+)
 
 
 def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]]) -> None:
-    row = {
-        **values,
-        "created_at": bind_time(conn.dialect.name, values["created_at"]),
-        "expires_at": bind_time(conn.dialect.name, values["expires_at"]),
-        "metadata": bind_json(values["metadata"]),
-    }
-    run(conn, _INSERT, row)
+    """A new hold (its columns named by ``values``) and its allocations."""
+    compiled.run(conn, _INSERT, values)
     rows = [
         {"org_id": values["org_id"], "hold_id": values["id"], "grant_id": g, "amount": a}
         for g, a in draws
     ]
-    run(conn, _INSERT_ALLOCATION, rows[0] if len(rows) == 1 else rows)
+    compiled.run(conn, _INSERT_ALLOCATION, rows)
 
 
 def get(conn: Connection, org_id: str, hold_id: int) -> DbRow | None:
@@ -87,7 +100,7 @@ def allocations_of(
     a = hold_allocations.c
     query = (
         select(a.hold_id, a.grant_id, a.amount)
-        .join(grants, (grants.c.org_id == a.org_id) & (grants.c.id == a.grant_id))
+        .join(grants, _GRANT_OF_ALLOCATION)
         .where(a.org_id == org_id, a.hold_id.in_(ids))
         .order_by(a.hold_id, *_ORDER)
     )
@@ -111,23 +124,26 @@ def load_open(conn: Connection, org_id: str, until: datetime | None = None) -> d
 
 def load_open_one(conn: Connection, org_id: str, hold_id: int) -> HoldRow | None:
     """Hold ``hold_id`` if it is open, with its allocations, in one round trip."""
-    rows = fetch(conn, _OPEN_ONE, {"org_id": org_id, "id": hold_id, "open": HoldState.OPEN.value})
+    params = {"org_id": org_id, "id": hold_id, "open": HoldState.OPEN.value}
+    rows = compiled.fetch(conn, _OPEN_ONE, params)
     if not rows:
         return None
-    draws = [(int(r[3]), int(r[4])) for r in rows]
-    expires_at = read_time(rows[0][2])
-    assert expires_at is not None
-    return HoldRow(int(rows[0][0]), int(rows[0][1]), expires_at, draws)
+    first = rows[0]
+    return HoldRow(first.id, first.amount, first.expires_at, [(r.grant_id, r.drawn) for r in rows])
 
 
-# Written inside the change's write pipeline: plain SQL (see storage.engine).
-_CLOSE = driver_sql(
-    "UPDATE holds SET status = :status, closed_at = :closed_at, released = :released,"
-    " lost = :lost, consumption_id = :consumption_id WHERE org_id = :org_id AND id = :id"
+# Written inside the change's write pipeline (see storage.compiled).
+_CLOSE = compiled.Write(
+    update(holds).where(holds.c.org_id == bindparam("o"), holds.c.id == bindparam("i")),
+    keys=("status", "closed_at", "released", "lost", "consumption_id"),
 )
-_RETURNED = driver_sql(
-    "UPDATE hold_allocations SET returned = :returned"
-    " WHERE org_id = :org_id AND hold_id = :hold_id AND grant_id = :grant_id"
+_RETURNED = compiled.Write(
+    update(hold_allocations).where(
+        hold_allocations.c.org_id == bindparam("o"),
+        hold_allocations.c.hold_id == bindparam("h"),
+        hold_allocations.c.grant_id == bindparam("g"),
+    ),
+    keys=("returned",),
 )
 
 
@@ -137,20 +153,19 @@ def save(conn: Connection, org_id: str, rows: list[HoldRow]) -> None:
     for h in rows:
         back = dict(h.returned or [])
         params = [
-            {"org_id": org_id, "hold_id": h.id, "grant_id": g, "returned": back.get(g, 0)}
-            for g, _ in h.allocations
+            {"o": org_id, "h": h.id, "g": g, "returned": back.get(g, 0)} for g, _ in h.allocations
         ]
-        run(conn, _RETURNED, params[0] if len(params) == 1 else params)
+        compiled.run(conn, _RETURNED, params)
         closing = {
-            "org_id": org_id,
-            "id": h.id,
+            "o": org_id,
+            "i": h.id,
             "status": h.status.value,
-            "closed_at": bind_time(conn.dialect.name, h.closed_at),
+            "closed_at": h.closed_at,
             "released": h.released,
             "lost": h.lost,
             "consumption_id": h.consumption_id,
         }
-        run(conn, _CLOSE, closing)
+        compiled.run(conn, _CLOSE, closing)
 
 
 def held_at(conn: Connection, org_id: str, t: datetime) -> list[tuple[int, int]]:

@@ -9,24 +9,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from creditpool.storage.engine import bind_time, driver_sql, run
+from creditpool.storage import compiled
 from creditpool.storage.tables import ledger
 from creditpool.storage.types import DbRow
 
-# Written by every change of a balance: plain SQL (see storage.engine).
-_INSERT = driver_sql(
-    "INSERT INTO ledger (org_id, seq, at, action, method, credits, total_before, total_after,"
-    " grant_id, consumption_id, hold_id) VALUES (:org_id, :seq, :at, :action, :method,"
-    " :credits, :total_before, :total_after, :grant_id, :consumption_id, :hold_id)"
-)
+# Written by every change of a balance (see storage.compiled).
+_INSERT = compiled.Write(ledger.insert())
 
 
 def insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    params = [{**r, "at": bind_time(dialect, r["at"])} for r in rows]
-    run(conn, _INSERT, params[0] if len(params) == 1 else params)
+    """New entries, each a dict of the ledger's columns."""
+    compiled.run(conn, _INSERT, rows)
 
 
 def list_entries(

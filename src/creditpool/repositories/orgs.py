@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from types import EllipsisType
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.storage import conflicts
-from creditpool.storage.engine import bind_time, driver_sql, run
+from creditpool.storage import compiled, conflicts
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
 
@@ -50,14 +49,35 @@ def due_org_ids(conn: Connection, now: datetime) -> list[str]:
     return list(conn.execute(query).scalars())
 
 
-# Written at the end of every change of an organization: plain SQL (see storage.engine).
-_SAVE_COUNTERS = driver_sql(
-    "UPDATE orgs SET ledger_seq = :ledger_seq, object_seq = :object_seq,"
-    " ledger_at = :ledger_at, next_event_at = :next_event_at WHERE id = :id"
+class LockedOrg(NamedTuple):
+    """What a change needs of the organization whose row it locked: its counters."""
+
+    id: str
+    timezone: str
+    low_balance_thresholds: list[int]
+    ledger_seq: int
+    object_seq: int
+    ledger_at: datetime | None
+    next_event_at: datetime | None
+
+
+LOCKED_COLUMNS = tuple(orgs.c[name] for name in LockedOrg._fields)
+# The first statement of every change: lock the organization's row (``FOR UPDATE`` on
+# PostgreSQL; SQLite ignores it, its write transactions begin IMMEDIATE). See
+# ``repositories.idempotency.lock_queries`` for the key read in the same round trip.
+LOCK = compiled.Query(
+    select(*LOCKED_COLUMNS).where(orgs.c.id == bindparam("org_id")).with_for_update(),
+    LockedOrg,
 )
-_SAVE_SEQS = driver_sql(
-    "UPDATE orgs SET ledger_seq = :ledger_seq, object_seq = :object_seq,"
-    " ledger_at = :ledger_at WHERE id = :id"
+
+# Written at the end of every change of an organization (see storage.compiled).
+_WHERE_ID = orgs.c.id == bindparam("org_id")
+_SAVE_SEQS = compiled.Write(
+    update(orgs).where(_WHERE_ID), keys=("ledger_seq", "object_seq", "ledger_at")
+)
+_SAVE_COUNTERS = compiled.Write(
+    update(orgs).where(_WHERE_ID),
+    keys=("ledger_seq", "object_seq", "ledger_at", "next_event_at"),
 )
 
 
@@ -71,18 +91,17 @@ def save_counters(
     next_event_at: datetime | EllipsisType | None = ...,
 ) -> None:
     """The writer's counters; ``next_event_at`` is left alone when not given."""
-    dialect = conn.dialect.name
     params = {
-        "id": org_id,
+        "org_id": org_id,
         "ledger_seq": ledger_seq,
         "object_seq": object_seq,
-        "ledger_at": bind_time(dialect, ledger_at),
+        "ledger_at": ledger_at,
     }
     if next_event_at is ...:
-        run(conn, _SAVE_SEQS, params)
+        compiled.run(conn, _SAVE_SEQS, params)
     else:
-        params["next_event_at"] = bind_time(dialect, next_event_at)
-        run(conn, _SAVE_COUNTERS, params)
+        params["next_event_at"] = next_event_at
+        compiled.run(conn, _SAVE_COUNTERS, params)
 
 
 def update_org(conn: Connection, org_id: str, **values: Any) -> None:
@@ -133,10 +152,16 @@ def list_members(conn: Connection, org_id: str, team_id: str | None = None) -> S
     return conn.execute(query).all()
 
 
+class UsageByTeam(NamedTuple):
+    team_id: str | None
+    used: int | None  # None: no consumption (SQL's sum of nothing)
+    n: int
+
+
 def paid_usage_by_team(
     conn: Connection, org_id: str, start: datetime, end: datetime
-) -> Sequence[DbRow]:
-    """(team_id, used units, count) of paid consumptions in [start, end)."""
+) -> list[UsageByTeam]:
+    """Used units and count of paid consumptions in [start, end), per team."""
     query = (
         select(consumptions.c.team_id, func.sum(consumptions.c.cost), func.count())
         .where(
@@ -147,4 +172,4 @@ def paid_usage_by_team(
         )
         .group_by(consumptions.c.team_id)
     )
-    return conn.execute(query).all()
+    return [UsageByTeam(*row) for row in conn.execute(query)]

@@ -9,64 +9,102 @@ very same SELECT under PostgreSQL's ``COPY`` as its baseline.
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy import String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.expression import ColumnClause
 
-from creditpool.storage.engine import bind_time, driver_sql
+from creditpool.storage import compiled
+from creditpool.storage.tables import consumptions, features, grants, ledger
+from creditpool.storage.types import UTCDateTime
+
+_PAID: ColumnClause[str] = literal_column("'paid'", String)
+_c, _l, _g = consumptions.c, ledger.c, grants.c
 
 
-def _statement(sql: str) -> dict[str, str]:
-    """One statement for both drivers. ``utc(column)`` marks the timestamps: read as
-    stored (SQLite: UTC text; PostgreSQL: timestamptz). Reading them as UTC text on
-    PostgreSQL too (``AT TIME ZONE 'UTC'``) was measured slower: the named cursor's
-    batches do not overlap the server's work with ours."""
-    sqlite = re.sub(r"utc\((\w+)\)", r"\1", sql)
-    postgresql = re.sub(r"utc\((\w+)\)", r"\1", sql)
-    return {"sqlite": sqlite, "postgresql": driver_sql(postgresql)["postgresql"]}
+def _in_range(column: Any) -> Any:
+    return (column >= bindparam("lo", type_=UTCDateTime)) & (
+        column < bindparam("hi", type_=UTCDateTime)
+    )
 
 
 # Paid consumptions only (a refunded consumption is not consumed); a settled hold's
-# consumption is one like any other.
-USAGE_SQL = _statement(
-    "SELECT utc(created_at), feature, feature_name, action, integration, user_id, cost,"
-    " CAST(breakdown AS TEXT), requests FROM consumptions"
-    " WHERE org_id = :org_id AND status = 'paid' AND created_at >= :lo AND created_at < :hi"
-    " ORDER BY created_at, id"
+# consumption is one like any other. Timestamps are read as stored (SQLite: UTC text;
+# PostgreSQL: timestamptz). Reading them as UTC text on PostgreSQL too (``AT TIME ZONE
+# 'UTC'``) was measured slower: the named cursor's batches do not overlap the server's work
+# with ours.
+_USAGE_WHERE = (_c.org_id == bindparam("org_id")) & (_c.status == _PAID) & _in_range(_c.created_at)
+_USAGE: Select[Any] = (
+    select(
+        _c.created_at,
+        _c.feature,
+        _c.feature_name,
+        _c.action,
+        _c.integration,
+        _c.user_id,
+        _c.cost,
+        cast(_c.breakdown, Text),
+        _c.requests,
+    )
+    .where(_USAGE_WHERE)
+    .order_by(_c.created_at, _c.id)
 )
 # Every ledger entry, holds, releases and hold expiries included: the chain counts Left.
-BALANCE_SQL = _statement(
-    "SELECT utc(at), action, method, credits, total_before, total_after, grant_id,"
-    " consumption_id, hold_id FROM ledger WHERE org_id = :org_id AND at >= :lo AND at < :hi"
-    " ORDER BY seq"
+_BALANCE_WHERE = (_l.org_id == bindparam("org_id")) & _in_range(_l.at)
+_BALANCE: Select[Any] = (
+    select(
+        _l.at,
+        _l.action,
+        _l.method,
+        _l.credits,
+        _l.total_before,
+        _l.total_after,
+        _l.grant_id,
+        _l.consumption_id,
+        _l.hold_id,
+    )
+    .where(_BALANCE_WHERE)
+    .order_by(_l.seq)
 )
-PURCHASES_SQL = _statement(
-    "SELECT utc(granted_at), amount, utc(available_from), utc(expires_at), remaining,"
-    " voided_at FROM grants"
-    " WHERE org_id = :org_id AND granted_at >= :lo AND granted_at < :hi ORDER BY granted_at, id"
+_PURCHASES_WHERE = (_g.org_id == bindparam("org_id")) & _in_range(_g.granted_at)
+_PURCHASES: Select[Any] = (
+    select(_g.granted_at, _g.amount, _g.available_from, _g.expires_at, _g.remaining, _g.voided_at)
+    .where(_PURCHASES_WHERE)
+    .order_by(_g.granted_at, _g.id)
 )
-COUNT_SQL = {
-    "usage": driver_sql(
-        "SELECT count(*) FROM consumptions WHERE org_id = :org_id AND status = 'paid'"
-        " AND created_at >= :lo AND created_at < :hi"
+# Each report's SQL per dialect: public, so that the benchmark runs the very same SELECT
+# under PostgreSQL's ``COPY`` as its baseline.
+USAGE_SQL = compiled.texts(_USAGE)
+BALANCE_SQL = compiled.texts(_BALANCE)
+PURCHASES_SQL = compiled.texts(_PURCHASES)
+_COUNT = {
+    "usage": compiled.Query(
+        select(func.count()).select_from(consumptions).where(_USAGE_WHERE), int
     ),
-    "balance": driver_sql(
-        "SELECT count(*) FROM ledger WHERE org_id = :org_id AND at >= :lo AND at < :hi"
-    ),
-    "purchases": driver_sql(
-        "SELECT count(*) FROM grants WHERE org_id = :org_id"
-        " AND granted_at >= :lo AND granted_at < :hi"
+    "balance": compiled.Query(select(func.count()).select_from(ledger).where(_BALANCE_WHERE), int),
+    "purchases": compiled.Query(
+        select(func.count()).select_from(grants).where(_PURCHASES_WHERE), int
     ),
 }
-FEATURE_NAMES_SQL = driver_sql("SELECT key, name FROM features")
 
 
-def _params(dialect: str, org_id: str, lo: datetime, hi: datetime) -> dict[str, Any]:
-    return {"org_id": org_id, "lo": bind_time(dialect, lo), "hi": bind_time(dialect, hi)}
+class _FeatureName(NamedTuple):
+    key: str
+    name: str
+
+
+_FEATURE_NAMES = compiled.Query(select(features.c["key"], features.c.name), _FeatureName)
+
+
+def _params(conn: Connection, org_id: str, lo: datetime, hi: datetime) -> dict[str, Any]:
+    """The parameters as the dialect stores them (see ``UTCDateTime``)."""
+    bound = _COUNT["usage"].compiled(conn.dialect).bind({"lo": lo, "hi": hi})
+    return {"org_id": org_id, **bound}
 
 
 def stream(
@@ -79,7 +117,7 @@ def stream(
 ) -> Iterator[Sequence[Any]]:
     """The rows of ``statement`` in [lo, hi), ``batch_rows`` at a time, as they come."""
     dialect = conn.dialect.name
-    params = _params(dialect, org_id, lo, hi)
+    params = _params(conn, org_id, lo, hi)
     if dialect == "postgresql":
         yield from _stream_postgresql(conn, statement[dialect], params, batch_rows)
         return
@@ -106,13 +144,9 @@ def _stream_postgresql(
 
 
 def count(conn: Connection, kind: str, org_id: str, lo: datetime, hi: datetime) -> int:
-    dialect = conn.dialect.name
-    value = conn.exec_driver_sql(
-        COUNT_SQL[kind][dialect], _params(dialect, org_id, lo, hi)
-    ).scalar()
-    return int(value or 0)
+    params = {"org_id": org_id, "lo": lo, "hi": hi}
+    return compiled.fetch(conn, _COUNT[kind], params)[0]
 
 
 def feature_names(conn: Connection) -> dict[str, str]:
-    rows = conn.exec_driver_sql(FEATURE_NAMES_SQL[conn.dialect.name]).all()
-    return {str(key): str(name) for key, name in rows}
+    return {f.key: f.name for f in compiled.fetch(conn, _FEATURE_NAMES, {})}

@@ -29,7 +29,6 @@ from creditpool.http.replay import Replayer
 from creditpool.http.security import KeyCache
 from creditpool.pool import CreditPool
 from creditpool.settings import Settings
-from creditpool.storage import migrate
 from creditpool.web import errors as web_errors
 from creditpool.web.endpoints import router as web_router
 from creditpool.web.render import STATIC
@@ -75,7 +74,7 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(sessions_router)
     # Pages: the same pool, the same authorization (a session cookie is a principal).
-    app.state.sessions = Sessions(pool, settings)
+    app.state.sessions = Sessions(pool.db, settings)
     app.include_router(web_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     web_errors.install(app)
@@ -109,7 +108,7 @@ def _operations(app: FastAPI, pool: CreditPool) -> None:
     def readyz() -> Response:
         """The database is reachable and its schema is at the newest migration."""
         try:
-            ready = migrate.is_at_head(pool.engine)
+            ready = pool.db.schema_is_current()
         except Exception as error:  # any failure to reach the database means "not ready"
             return JSONResponse({"status": "unavailable", "detail": type(error).__name__}, 503)
         if not ready:

@@ -11,7 +11,6 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from creditpool import validation as check
@@ -19,7 +18,7 @@ from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.orgs.service import require_org
 from creditpool.repositories import sessions as repository
 from creditpool.sessions.models import PortalLink, PortalRole
-from creditpool.storage.uow import Clock, Tx, reading, writing
+from creditpool.storage.uow import Database, Tx
 
 TOKEN_BYTES = 32
 TOKEN_LENGTH_MAX = 128
@@ -83,33 +82,31 @@ def redeem(tx: Tx, token: str) -> PortalLink | None:
     )
 
 
-def open_link(
-    engine: Engine, clock: Clock, org_id: str, user_id: str, role: str, ttl: timedelta
-) -> PortalLink:
+def open_link(db: Database, org_id: str, user_id: str, role: str, ttl: timedelta) -> PortalLink:
     """Mint a one-time link (one transaction)."""
-    with writing(engine, clock) as tx:
+    with db.write() as tx:
         return mint(tx, org_id, user_id, role, ttl)
 
 
-def use_link(engine: Engine, clock: Clock, token: str) -> PortalLink | None:
+def use_link(db: Database, token: str) -> PortalLink | None:
     """Redeem a link (one transaction): see ``redeem``."""
-    with writing(engine, clock) as tx:
+    with db.write() as tx:
         return redeem(tx, token)
 
 
-def session_secret(engine: Engine, clock: Clock) -> str:
+def session_secret(db: Database) -> str:
     """The per-database signing secret, created by whichever process asks first; every
     server process on the database then signs and checks cookies with the same one."""
-    with reading(engine, clock) as tx:
+    with db.read() as tx:
         found = repository.get_secret(tx.conn, SESSION_SECRET)
     if found is not None:
         return found
     try:
-        with writing(engine, clock) as tx:
+        with db.write() as tx:
             repository.insert_secret(tx.conn, SESSION_SECRET, secrets.token_urlsafe(48), tx.now)
     except IntegrityError:
         pass  # another process created it first: use theirs
-    with reading(engine, clock) as tx:
+    with db.read() as tx:
         found = repository.get_secret(tx.conn, SESSION_SECRET)
     assert found is not None
     return found

@@ -16,18 +16,14 @@ A pooled connection is pinged before use only when it sat idle for a while
 (``PING_IDLE_S``): a ping on every checkout is one more round trip on every call, and a
 connection used a moment ago is as alive as a ping would show.
 
-``driver_sql`` and the ``bind_*``/``read_*`` helpers serve the few statements of the
-consume path that repositories run as plain SQL (``exec_driver_sql``): they skip
-SQLAlchemy's per-statement work, which costs more than SQLite itself on those statements.
+The statements of the consume path are SQLAlchemy Core compiled once per dialect and run
+on the driver's cursor: see ``storage.compiled``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from contextlib import AbstractContextManager, nullcontext
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc
@@ -151,87 +147,7 @@ def _sqlite_engine(url: str, synchronous: SqliteSynchronous | None) -> Engine:
     return engine
 
 
-# -- plain SQL on the hot path -------------------------------------------------------------
-
-_NAMED = re.compile(r"(?<!:):(\w+)")
-
-
-def driver_sql(
-    sqlite: str, postgresql: str | None = None, *, json_params: tuple[str, ...] = ()
-) -> dict[str, str]:
-    """One statement in both drivers' parameter styles, keyed by dialect name.
-
-    Write it once with ``:name`` parameters (sqlite3's named style); the PostgreSQL text
-    gets ``%(name)s`` (psycopg), with ``json_params`` cast to JSON. ``postgresql``, when
-    given, is appended to the PostgreSQL text (e.g. ``FOR UPDATE``).
-    """
-
-    def pg(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return f"CAST(%({name})s AS JSON)" if name in json_params else f"%({name})s"
-
-    pg_text = _NAMED.sub(pg, sqlite.replace("%", "%%"))
-    return {"sqlite": sqlite, "postgresql": pg_text + (postgresql or "")}
-
-
-def bind_time(dialect: str, value: datetime | None) -> Any:
-    """A timestamp as the column stores it (see ``UTCDateTime``)."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: timestamps must be timezone-aware")
-    value = value.astimezone(UTC)
-    return value.isoformat(timespec="microseconds") if dialect == "sqlite" else value
-
-
-def read_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.astimezone(UTC)
-
-
-def bind_json(value: Any) -> str:
-    """What SQLAlchemy's JSON type writes (None is the JSON ``null``, as there)."""
-    return json.dumps(value)
-
-
-def read_json(dialect: str, value: Any) -> Any:
-    """SQLite hands JSON back as text; psycopg has parsed it already."""
-    return json.loads(value) if dialect == "sqlite" and value is not None else value
-
-
-def run(
-    conn: Connection, sql: dict[str, str], params: dict[str, Any] | list[dict[str, Any]]
-) -> None:
-    """Run a statement on the driver's own cursor, inside the connection's transaction.
-
-    For the statements of the consume path after the organization's lock: SQLAlchemy's
-    per-statement work (events, result set-up) cost more than SQLite took to run them. A
-    PostgreSQL connection that sat idle is pinged by the pool at checkout, so a dropped
-    connection is replaced before these run; a failure here rolls the transaction back.
-    """
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        if isinstance(params, list):
-            cursor.executemany(sql[conn.dialect.name], params)
-        else:
-            cursor.execute(sql[conn.dialect.name], params)
-    finally:
-        cursor.close()
-
-
-def fetch(conn: Connection, sql: dict[str, str], params: dict[str, Any]) -> list[Any]:
-    """Rows (plain tuples) of a query run like ``run``."""
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql[conn.dialect.name], params)
-        rows: list[Any] = cursor.fetchall()
-        return rows
-    finally:
-        cursor.close()
+# -- the write pipeline --------------------------------------------------------------
 
 
 def pipelined(conn: Connection) -> AbstractContextManager[object]:
@@ -246,24 +162,3 @@ def pipelined(conn: Connection) -> AbstractContextManager[object]:
     assert driver is not None
     pipeline: AbstractContextManager[object] = driver.pipeline()
     return pipeline
-
-
-def fetch_together(
-    conn: Connection, queries: list[tuple[dict[str, str], dict[str, Any]]]
-) -> list[list[Any]]:
-    """Rows of several independent queries. On PostgreSQL they travel in one pipeline (one
-    round trip; the server still runs them in order, so a query after a ``FOR UPDATE``
-    reads under that lock); on SQLite they simply run one after the other."""
-    if conn.dialect.name != "postgresql":
-        return [fetch(conn, sql, params) for sql, params in queries]
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    cursors = [driver.cursor() for _ in queries]
-    try:
-        with driver.pipeline():
-            for cursor, (sql, params) in zip(cursors, queries, strict=True):
-                cursor.execute(sql["postgresql"], params)
-        return [list(cursor.fetchall()) for cursor in cursors]
-    finally:
-        for cursor in cursors:
-            cursor.close()

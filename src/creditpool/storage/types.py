@@ -8,8 +8,6 @@ from typing import Any, TypeAlias
 from sqlalchemy import DateTime, Dialect, Row, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from creditpool.storage.engine import read_time
-
 
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime.
@@ -38,7 +36,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return read_time(value)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
 
 
 DbRow: TypeAlias = Row[*tuple[Any, ...]]

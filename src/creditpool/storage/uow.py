@@ -1,4 +1,9 @@
-"""One transaction per service call, with the instant it happens at."""
+"""The unit of work: ``Database`` is the one way to open a transaction.
+
+A ``Database`` holds the engine and the clock. Services take the ``Tx`` it yields and
+never open one themselves; whoever holds the ``Database`` (the library's ``CreditPool``,
+a page, the HTTP layer's replay and streams) decides what one transaction covers.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from creditpool.storage import migrate
 from creditpool.storage.engine import READ_ONLY
 
 Clock = Callable[[], datetime]
@@ -38,17 +44,49 @@ def read_clock(clock: Clock) -> datetime:
     return now.astimezone(UTC)
 
 
-@contextmanager
-def writing(engine: Engine, clock: Clock) -> Iterator[Tx]:
-    """A write transaction (``BEGIN IMMEDIATE`` on SQLite): commits on success."""
-    with engine.begin() as conn:
-        yield Tx(conn, read_clock(clock))
+@dataclass(frozen=True, slots=True)
+class Database:
+    """An engine and the clock that stamps its transactions (tests hand in one they
+    move). Each transaction reads the clock once, when it begins: ``Tx.now``."""
 
+    engine: Engine
+    clock: Clock = system_clock
 
-@contextmanager
-def reading(engine: Engine, clock: Clock) -> Iterator[Tx]:
-    """A read transaction: one consistent snapshot, never blocks writers."""
-    with engine.connect() as conn:
-        conn = conn.execution_options(**{READ_ONLY: True})
-        with conn.begin():
-            yield Tx(conn, read_clock(clock))
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    def now(self) -> datetime:
+        """The clock's reading (aware UTC), outside any transaction."""
+        return read_clock(self.clock)
+
+    @contextmanager
+    def write(self) -> Iterator[Tx]:
+        """A write transaction (``BEGIN IMMEDIATE`` on SQLite): commits on success."""
+        with self.engine.begin() as conn:
+            yield Tx(conn, read_clock(self.clock))
+
+    @contextmanager
+    def read(self, *, snapshot: bool = False) -> Iterator[Tx]:
+        """A read transaction; it never blocks writers. On SQLite it is one snapshot; on
+        PostgreSQL each statement sees what was committed before it, unless ``snapshot``
+        (REPEATABLE READ, one more statement): ask for it when several reads must agree,
+        as a page's or a stream's do."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                if snapshot and conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                yield Tx(conn, read_clock(self.clock))
+
+    def schema_is_current(self) -> bool:
+        """The schema is at the newest migration (raises when the database is unreachable)."""
+        return migrate.is_at_head(self.engine)
+
+    def schema_revision(self) -> str | None:
+        return migrate.current_revision(self.engine)
+
+    def dispose(self) -> None:
+        """Close the engine's pooled connections."""
+        self.engine.dispose()

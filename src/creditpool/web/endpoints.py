@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from creditpool import validation as check
@@ -32,6 +32,8 @@ router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "creditpool_login_csrf"
 Text = Annotated[str | None, Query(max_length=200)]
 FormText = Annotated[str, Form(max_length=2000)]
+Csrf = Annotated[str, Form()]  # the session's CSRF token, sent by every form
+Nonce = Annotated[str, Form(max_length=64)]  # a form's idempotency key: one submit counts
 
 
 def _sessions(request: Request) -> Sessions:
@@ -64,7 +66,7 @@ def _day(value: str | None, field: str) -> date | None:
 @router.get("/portal/{token}", name="portal_sign_in")
 def portal_sign_in(token: str, request: Request, pool: Pool) -> Response:
     """A one-time link: open a session for its org and user, then show the usage page."""
-    link = sessions_service.use_link(pool.engine, pool.clock, token)
+    link = sessions_service.use_link(pool.db, token)
     if link is None:
         raise NotFound("this sign-in link does not exist")
     sessions = _sessions(request)
@@ -77,17 +79,20 @@ def portal_sign_in(token: str, request: Request, pool: Pool) -> Response:
 
 
 @router.post("/app/logout")
-def app_logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+def app_logout(request: Request, csrf: Csrf = "") -> Response:
     form_caller(request, csrf)
     response = page(request, "signed_out.html")
     _sessions(request).end(response)
     return response
 
 
-@router.get("/staff/login")
-def staff_login_form(request: Request) -> Response:
+def _login_page(request: Request, status_code: int = 200, error: str | None = None) -> Response:
+    """The sign-in form with a fresh login CSRF token, in the form and in a cookie (there
+    is no session yet to hold one)."""
     token = secrets.token_urlsafe(24)
-    response = page(request, "staff_login.html", login_csrf=token, error=None)
+    response = page(
+        request, "staff_login.html", status_code=status_code, login_csrf=token, error=error
+    )
     response.set_cookie(
         LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
         secure=request.url.scheme == "https", path="/staff/login",
@@ -95,12 +100,17 @@ def staff_login_form(request: Request) -> Response:
     return response
 
 
+@router.get("/staff/login")
+def staff_login_form(request: Request) -> Response:
+    return _login_page(request)
+
+
 @router.post("/staff/login")
 def staff_login(
     request: Request,
     pool: Pool,
     key: Annotated[str, Form(max_length=200)] = "",
-    csrf: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
 ) -> Response:
     """Sign staff in with a staff API key; the session acts as that key."""
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
@@ -108,16 +118,7 @@ def staff_login(
         raise CsrfRefused("reload the sign-in page and try again")
     found = pool.authenticate(key.strip())
     if found is None or found.role is not Role.STAFF:
-        token = secrets.token_urlsafe(24)
-        refused = page(
-            request, "staff_login.html", status_code=401, login_csrf=token,
-            error="That is not a valid staff key.",
-        )  # fmt: skip
-        refused.set_cookie(
-            LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
-            path="/staff/login",
-        )  # fmt: skip
-        return refused
+        return _login_page(request, 401, "That is not a valid staff key.")
     sessions = _sessions(request)
     claims = sessions.new_claims(
         Role.STAFF.value, org_id=None, user_id=None, name=found.name, key_id=found.id
@@ -129,7 +130,7 @@ def staff_login(
 
 
 @router.post("/staff/logout")
-def staff_logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+def staff_logout(request: Request, csrf: Csrf = "") -> Response:
     form_caller(request, csrf)
     response = RedirectResponse("/staff/login", status_code=303)
     _sessions(request).end(response)
@@ -212,7 +213,7 @@ def _usage_page(
     **extra: Any,
 ) -> Response:
     days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
-    view = service.usage_page(pool, caller, org, filters, before, days)
+    view = service.usage_page(pool.db, caller, org, filters, before, days)
     return page(
         request, "usage.html", status_code=status_code, view=view, caller=caller,
         filters=filters, before=before, Action=Action, **extra,
@@ -224,12 +225,11 @@ def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Po
     """One row of the usage history, for the page's live updates."""
     caller = page_caller(request)
     caller.require(Action.OWN_CONSUMPTIONS_READ, org)
-    found = service.consumption_row(pool, caller, org, consumption_id)
+    found = service.consumption_row(pool.db, caller, org, consumption_id)
     if found is None:
         raise NotFound(f"consumption {consumption_id} not found")
     org_model, consumption, names = found
-    html = fragment("_history_row.html", c=consumption, org=org_model, features=names)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return fragment("_history_row.html", c=consumption, org=org_model, features=names)
 
 
 @router.post("/app/orgs/{org}/teams/{team}/limit")
@@ -239,7 +239,7 @@ def set_team_limit(
     request: Request,
     pool: Pool,
     monthly_limit: FormText = "",
-    csrf: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
 ) -> Response:
     caller = form_caller(request, csrf)
     caller.require(Action.TEAM_LIMIT, org)
@@ -259,7 +259,7 @@ def set_team_limit(
 def credits(org: OrgId, request: Request, pool: Pool) -> Response:
     caller = page_caller(request)
     caller.require(Action.GRANTS_READ, org)
-    view = service.credits_page(pool, org)
+    view = service.credits_page(pool.db, org)
     return page(request, "credits.html", view=view, caller=caller, Action=Action, report_error=None)
 
 
@@ -281,7 +281,7 @@ async def download_report(
             pool.report, org, kind, _optional(start), _optional(end), span_days_max=span_days_max()
         )
     except InvalidInput as error:
-        view = await run_in_threadpool(service.credits_page, pool, org)
+        view = await run_in_threadpool(service.credits_page, pool.db, org)
         return page(
             request, "credits.html", status_code=422, view=view, caller=caller, Action=Action,
             report_error=error.detail,
@@ -298,6 +298,17 @@ def _staff(request: Request) -> Principal:
     return caller
 
 
+def _granting(request: Request, csrf: str, org: str) -> Principal:
+    """The caller of a form that grants or voids credits of ``org``."""
+    caller = form_caller(request, csrf)
+    caller.require(Action.GRANTS_WRITE, org)
+    return caller
+
+
+def _form_key(kind: str, nonce: str) -> str | None:
+    return f"web-{kind}-{nonce}" if nonce else None
+
+
 @router.get("/staff")
 def staff_home(
     request: Request,
@@ -306,7 +317,7 @@ def staff_home(
     after: Text = None,
 ) -> Response:
     caller = _staff(request)
-    rows, next_after = service.org_rows(pool, _optional(q), _identifier(after, "after"))
+    rows, next_after = service.org_rows(pool.db, _optional(q), _identifier(after, "after"))
     return page(
         request, "staff_orgs.html", caller=caller, rows=rows, q=_optional(q) or "",
         next_after=next_after, after=_optional(after),
@@ -336,7 +347,8 @@ def _staff_org_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    view = service.staff_org_page(pool, org, before)
+    pool.sweep(org)  # what fell due is written first: the ledger and hold statuses are exact
+    view = service.staff_org_page(pool.db, org, before)
     context: dict[str, Any] = {"form": {}, "form_error": None, "granted": None, "voided": None}
     context.update(extra)
     return page(
@@ -350,11 +362,9 @@ def staff_open_holds(org: OrgId, request: Request, pool: Pool) -> Response:
     """The rows of the open holds, for the console's live updates."""
     caller = _staff(request)
     caller.require(Action.HOLDS_READ, org)
-    html = fragment(
-        "_open_holds.html", holds=service.open_holds(pool, org), org=pool.org(org),
-        features=service.feature_names(pool),
-    )  # fmt: skip
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    pool.sweep(org)  # holds that ran out are written first, as for the page
+    holds, org_model, names = service.open_holds_view(pool.db, org)
+    return fragment("_open_holds.html", holds=holds, org=org_model, features=names)
 
 
 @router.get("/staff/orgs/{org}/ledger/{seq}")
@@ -362,12 +372,11 @@ def staff_ledger_row(org: OrgId, seq: ObjectId, request: Request, pool: Pool) ->
     """One row of the console's ledger, for its live updates."""
     caller = _staff(request)
     caller.require(Action.LEDGER_READ, org)
-    org_model = pool.org(org)
-    entry = service.ledger_entry(pool, org, seq)
+    pool.sweep(org)
+    org_model, entry = service.ledger_row(pool.db, org, seq)
     if entry is None:
         raise NotFound(f"ledger entry {seq} not found")
-    html = fragment("_ledger_row.html", e=entry, org=org_model)
-    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    return fragment("_ledger_row.html", e=entry, org=org_model)
 
 
 @router.post("/staff/orgs/{org}/grants")
@@ -380,12 +389,11 @@ def staff_grant(
     available_from: FormText = "",
     note: FormText = "",
     reference: FormText = "",
-    nonce: Annotated[str, Form(max_length=64)] = "",
-    csrf: Annotated[str, Form()] = "",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
 ) -> Response:
     """Grant credits. The form's nonce is the idempotency key: a double submit grants once."""
-    caller = form_caller(request, csrf)
-    caller.require(Action.GRANTS_WRITE, org)
+    caller = _granting(request, csrf, org)
     form = {
         "amount": amount, "expires_at": expires_at, "available_from": available_from,
         "note": note, "reference": reference,
@@ -400,7 +408,7 @@ def staff_grant(
             granted_by=caller.key.name,
             note=_optional(note),
             reference=_optional(reference),
-            idempotency_key=f"web-grant-{nonce}" if nonce else None,
+            idempotency_key=_form_key("grant", nonce),
         )
     except CreditPoolError as error:
         if isinstance(error, NotFound):
@@ -416,9 +424,9 @@ def staff_grant(
 def staff_void_confirm(org: OrgId, grant_id: ObjectId, request: Request, pool: Pool) -> Response:
     caller = _staff(request)
     caller.require(Action.GRANTS_WRITE, org)
-    grant = pool.grant_info(org, grant_id)
+    org_model, grant = service.void_view(pool.db, org, grant_id)
     return page(
-        request, "staff_void.html", caller=caller, org=pool.org(org), grant=grant,
+        request, "staff_void.html", caller=caller, org=org_model, grant=grant,
         nonce=uuid.uuid4().hex,
     )  # fmt: skip
 
@@ -430,16 +438,12 @@ def staff_void(
     request: Request,
     pool: Pool,
     reason: FormText = "",
-    nonce: Annotated[str, Form(max_length=64)] = "",
-    csrf: Annotated[str, Form()] = "",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
 ) -> Response:
-    caller = form_caller(request, csrf)
-    caller.require(Action.GRANTS_WRITE, org)
+    caller = _granting(request, csrf, org)
+    key = _form_key("void", nonce)
     pool.void_grant(
-        org,
-        grant_id,
-        by=caller.key.name,
-        reason=_optional(reason),
-        idempotency_key=f"web-void-{nonce}" if nonce else None,
+        org, grant_id, by=caller.key.name, reason=_optional(reason), idempotency_key=key
     )
     return RedirectResponse(f"/staff/orgs/{org}?voided={grant_id}", status_code=303)

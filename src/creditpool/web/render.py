@@ -82,5 +82,7 @@ def page(request: Request, template: str, status_code: int = 200, **context: Any
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 
-def fragment(template: str, **context: Any) -> str:
-    return env.get_template(template).render(**context)
+def fragment(template: str, **context: Any) -> HTMLResponse:
+    """Rows a live page fetches to replace its own (never cached: they change)."""
+    html = env.get_template(template).render(**context)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})

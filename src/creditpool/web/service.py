@@ -1,4 +1,5 @@
-"""What each page shows, read through the library: one function per page, no HTML here."""
+"""What each page shows: one function per page, each reading in ONE read transaction (one
+snapshot, so the numbers on a page agree), no HTML here."""
 
 from __future__ import annotations
 
@@ -6,16 +7,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
+from creditpool.features import service as features
+from creditpool.grants import service as grants_service
 from creditpool.grants.models import Grant
+from creditpool.holds import service as holds_service
 from creditpool.holds.models import Hold, HoldStatus
 from creditpool.http.security import Action, Principal
+from creditpool.ledger import service as ledger
 from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.orgs import service as orgs
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
-from creditpool.pool import CreditPool
-from creditpool.storage.uow import reading
+from creditpool.repositories import consumptions as consumptions_repo
+from creditpool.repositories import holds as holds_repo
+from creditpool.storage.uow import Database, Tx
 from creditpool.web import repository
 from creditpool.web.chart import Chart, stacked_bars
 
@@ -106,27 +114,34 @@ class StaffOrgPage:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def header(pool: CreditPool, org_id: str) -> Header:
-    """Read the ledger point first: a change after it arrives as an event, and applying an
-    event twice is harmless (it carries the balance after, not a difference)."""
-    with reading(pool.engine, pool.clock) as tx:
-        seq = repository.last_seq(tx.conn, org_id)
-        now = tx.now
-    return Header(pool.org(org_id), pool.balance(org_id), seq, now)
+def header(tx: Tx, org_id: str) -> Header:
+    """Read in the page's transaction: the ledger point, the organization and its balance
+    agree. A change after that point arrives as an event, and applying an event twice is
+    harmless (it carries the balance after, not a difference)."""
+    seq = repository.last_seq(tx.conn, org_id)
+    return Header(orgs.get_org(tx, org_id), ledger.balance(tx, org_id, None), seq, tx.now)
 
 
 def usage_page(
-    pool: CreditPool,
+    db: Database,
     caller: Principal,
     org_id: str,
     filters: HistoryFilters,
     before: int | None,
     days: int,
 ) -> UsagePage:
-    head = header(pool, org_id)
-    zone = head.org.timezone
     own_user = None if caller.may(Action.CONSUMPTIONS_READ) else caller.key.user_id
-    grants = pool.grants(org_id) if caller.may(Action.GRANTS_READ) else []
+    admin_view = caller.may(Action.USAGE_READ)
+    with db.read(snapshot=True) as tx:
+        head = header(tx, org_id)
+        zone = head.org.timezone
+        grants = grants_service.list_for_org(tx, org_id) if caller.may(Action.GRANTS_READ) else []
+        history, next_before = history_page(tx, org_id, filters, before, own_user, zone)
+        names = feature_names(tx)
+        chart = usage_chart(tx, org_id, zone, days, own_user, names)
+        teams = orgs.team_usage(tx, org_id, None) if admin_view else None
+        team_list = orgs.list_teams(tx, org_id) if admin_view else []
+        members = orgs.list_members(tx, org_id) if admin_view else []
     upcoming = sorted(
         (g for g in grants if g.state is GrantState.PENDING), key=lambda g: g.available_from
     )
@@ -142,26 +157,24 @@ def usage_page(
         ),
         key=lambda g: g.expires_at or soon,
     )
-    history, next_before = history_page(pool, org_id, filters, before, own_user, zone)
-    admin_view = caller.may(Action.USAGE_READ)
     return UsagePage(
         header=head,
-        features={f.key: f.name for f in pool.features()},
+        features=names,
         upcoming=upcoming,
         expiring=expiring,
-        teams=pool.team_usage(org_id) if admin_view else None,
-        team_list=pool.teams(org_id) if admin_view else [],
-        members=pool.members(org_id) if admin_view else [],
+        teams=teams,
+        team_list=team_list,
+        members=members,
         history=history,
         next_before=next_before,
-        chart=usage_chart(pool, org_id, zone, head.now, days, own_user),
+        chart=chart,
         days=days,
         own_user=own_user,
     )
 
 
 def history_page(
-    pool: CreditPool,
+    tx: Tx,
     org_id: str,
     filters: HistoryFilters,
     before: int | None,
@@ -173,7 +186,8 @@ def history_page(
         return [], None
     if filters.start and filters.end and filters.end < filters.start:
         raise InvalidInput("the end date is before the start date")
-    rows = pool.consumptions(
+    found = consumptions_repo.search(
+        tx.conn,
         org_id,
         since=None if filters.start is None else day_start(filters.start, zone),
         until=None if filters.end is None else day_start(filters.end + timedelta(days=1), zone),
@@ -184,77 +198,106 @@ def history_page(
         before_id=before,
         limit=HISTORY_PAGE_SIZE + 1,
     )
-    more = len(rows) > HISTORY_PAGE_SIZE
-    rows = rows[:HISTORY_PAGE_SIZE]
+    rows = consumptions.from_rows(found[:HISTORY_PAGE_SIZE], tx)
+    more = len(found) > HISTORY_PAGE_SIZE
     return rows, (rows[-1].id if more and rows else None)
 
 
 def usage_chart(
-    pool: CreditPool, org_id: str, zone: str, now: datetime, days: int, user_id: str | None
+    tx: Tx, org_id: str, zone: str, days: int, user_id: str | None, names: dict[str, str]
 ) -> Chart:
-    today = now.astimezone(ZoneInfo(zone)).date()
+    today = tx.now.astimezone(ZoneInfo(zone)).date()
     first = today - timedelta(days=days - 1)
     start, end = day_start(first, zone), day_start(today + timedelta(days=1), zone)
-    with reading(pool.engine, pool.clock) as tx:
-        sums = repository.daily_usage(tx.conn, org_id, zone, start, end, user_id)
-    names = {f.key: f.name for f in pool.features()}
+    sums = repository.daily_usage(tx.conn, org_id, zone, start, end, user_id)
     return stacked_bars([first + timedelta(days=i) for i in range(days)], sums, names)
 
 
 def consumption_row(
-    pool: CreditPool, caller: Principal, org_id: str, consumption_id: int
+    db: Database, caller: Principal, org_id: str, consumption_id: int
 ) -> tuple[Org, Consumption, dict[str, str]] | None:
     """One history row (for a live update); None when the caller may not see it."""
-    found = pool.consumption(org_id, consumption_id)
+    with db.read(snapshot=True) as tx:
+        org = orgs.get_org(tx, org_id)
+        found = consumptions.get(tx, org_id, consumption_id)
+        names = feature_names(tx)
     if not caller.may(Action.CONSUMPTIONS_READ) and found.user_id != caller.key.user_id:
         return None
-    return pool.org(org_id), found, {f.key: f.name for f in pool.features()}
+    return org, found, names
 
 
-def credits_page(pool: CreditPool, org_id: str) -> CreditsPage:
-    head = header(pool, org_id)
+def credits_page(db: Database, org_id: str) -> CreditsPage:
     order = {GrantState.ACTIVE: 0, GrantState.PENDING: 1, GrantState.EXPIRED: 2}
-    grants = sorted(pool.grants(org_id), key=lambda g: (order.get(g.state, 3), -g.id))
-    return CreditsPage(head, grants)
+    with db.read(snapshot=True) as tx:
+        head = header(tx, org_id)
+        grants = grants_service.list_for_org(tx, org_id)
+    return CreditsPage(head, sorted(grants, key=lambda g: (order.get(g.state, 3), -g.id)))
 
 
 def org_rows(
-    pool: CreditPool, search: str | None, after: str | None
+    db: Database, search: str | None, after: str | None
 ) -> tuple[list[OrgRow], str | None]:
-    orgs = pool.orgs(after=after, limit=ORGS_PAGE_SIZE + 1, search=search)
-    more = len(orgs) > ORGS_PAGE_SIZE
-    orgs = orgs[:ORGS_PAGE_SIZE]
-    rows = [OrgRow(o, pool.balance(o.id)) for o in orgs]
-    return rows, (orgs[-1].id if more else None)
+    """A page of organizations with their balances, all from one snapshot."""
+    with db.read(snapshot=True) as tx:
+        found = orgs.list_orgs(tx, after=after, limit=ORGS_PAGE_SIZE + 1, search=search)
+        shown = found[:ORGS_PAGE_SIZE]
+        rows = [OrgRow(o, ledger.balance(tx, o.id, None)) for o in shown]
+    return rows, (shown[-1].id if len(found) > ORGS_PAGE_SIZE else None)
 
 
-def staff_org_page(pool: CreditPool, org_id: str, before_seq: int | None) -> StaffOrgPage:
-    head = header(pool, org_id)
-    newest = head.seq if before_seq is None else min(head.seq, before_seq - 1)
-    after = max(0, newest - LEDGER_PAGE_SIZE)
-    entries = pool.ledger(org_id, after_seq=after, limit=LEDGER_PAGE_SIZE) if newest else []
+def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOrgPage:
+    """The console's page of an organization (sweep it first: the ledger and the holds'
+    statuses then include what fell due)."""
+    with db.read(snapshot=True) as tx:
+        head = header(tx, org_id)
+        newest = head.seq if before_seq is None else min(head.seq, before_seq - 1)
+        after = max(0, newest - LEDGER_PAGE_SIZE)
+        entries = (
+            ledger.entries(tx, org_id, after_seq=after, limit=LEDGER_PAGE_SIZE) if newest else []
+        )
+        grants = grants_service.list_for_org(tx, org_id)
+        holds = open_holds(tx, org_id)
+        names = feature_names(tx)
     entries = [e for e in entries if e.seq <= newest]
     entries.reverse()
-    grants = sorted(pool.grants(org_id), key=lambda g: -g.id)
+    grants.sort(key=lambda g: -g.id)
     older = entries[-1].seq if entries and entries[-1].seq > 1 else None
     newer = newest + LEDGER_PAGE_SIZE + 1 if before_seq is not None else None
-    holds = open_holds(pool, org_id)
-    return StaffOrgPage(head, grants, entries, older, newer, holds, feature_names(pool))
+    return StaffOrgPage(head, grants, entries, older, newer, holds, names)
 
 
-def feature_names(pool: CreditPool) -> dict[str, str]:
-    return {f.key: f.name for f in pool.features()}
+def feature_names(tx: Tx) -> dict[str, str]:
+    return {f.key: f.name for f in features.list_all(tx)}
 
 
-def open_holds(pool: CreditPool, org_id: str) -> list[Hold]:
+def open_holds(tx: Tx, org_id: str) -> list[Hold]:
     """The organization's open holds, newest first (one past its TTL reads as expired)."""
-    return pool.holds(org_id, status=HoldStatus.OPEN.value, limit=OPEN_HOLDS_SHOWN)
+    rows = holds_repo.search(
+        tx.conn, org_id, status=HoldStatus.OPEN.value, before_id=None, limit=OPEN_HOLDS_SHOWN
+    )
+    return holds_service.from_rows(tx, rows)
 
 
-def ledger_entry(pool: CreditPool, org_id: str, seq: int) -> LedgerEntry | None:
+def open_holds_view(db: Database, org_id: str) -> tuple[list[Hold], Org, dict[str, str]]:
+    """The console's open holds (for a live update; sweep first, as for the page)."""
+    with db.read(snapshot=True) as tx:
+        org = orgs.get_org(tx, org_id)
+        return open_holds(tx, org_id), org, feature_names(tx)
+
+
+def ledger_row(db: Database, org_id: str, seq: int) -> tuple[Org, LedgerEntry | None]:
     """One ledger entry by its number (for a live update), None when there is none."""
-    found = pool.ledger(org_id, after_seq=seq - 1, limit=1)
-    return found[0] if found and found[0].seq == seq else None
+    with db.read(snapshot=True) as tx:
+        org = orgs.get_org(tx, org_id)
+        found = ledger.entries(tx, org_id, after_seq=seq - 1, limit=1)
+    return org, (found[0] if found and found[0].seq == seq else None)
+
+
+def void_view(db: Database, org_id: str, grant_id: int) -> tuple[Org, Grant]:
+    """The organization and the grant the void confirmation shows."""
+    with db.read(snapshot=True) as tx:
+        org = orgs.get_org(tx, org_id)
+        return org, grants_service.get(tx, org_id, grant_id)
 
 
 def day_start(day: date, zone: str) -> datetime:

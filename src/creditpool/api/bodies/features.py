@@ -6,8 +6,7 @@ from pydantic import Discriminator, Field, RootModel, Tag, model_validator
 
 from creditpool.core.money import RATE_SCALE, SCALE, parse_credits, parse_rate
 from creditpool.features.service import PRICE_MAX_CREDITS
-from creditpool.http.schemas import PLAIN, Body, Name, amount, decimal_pattern
-from creditpool.validation import NAME_PATTERN
+from creditpool.http.schemas import PLAIN, Body, Name, UnitName, amount, decimal_pattern
 
 Cost = Annotated[
     str,
@@ -27,7 +26,6 @@ Rate = Annotated[
         f"more than 0, at most {PRICE_MAX_CREDITS}, at most {RATE_SCALE} decimals; {PLAIN}",
     ),
 ]
-UnitName = Annotated[str, Field(max_length=64, pattern=NAME_PATTERN, examples=["item"])]
 
 
 class FixedPrice(Body):

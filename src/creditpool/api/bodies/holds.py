@@ -4,17 +4,8 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, ConfigDict, Field, StrictInt
 
-from creditpool.api.bodies.consumptions import Breakdown, FeatureName, UsageAction
-from creditpool.http.schemas import (
-    Body,
-    Count,
-    Credits,
-    Id,
-    Metadata,
-    Quantity,
-    ShortText,
-    whole_number,
-)
+from creditpool.api.bodies.consumptions import Counted, UseDetails
+from creditpool.http.schemas import Body, Credits, Id, Quantity, whole_number
 from creditpool.settings import HOLD_TTL_S_MAX
 
 # The document allows what any server could; a server whose ``hold_ttl_s_max`` is lower
@@ -32,7 +23,7 @@ def _both(*names: str) -> dict[str, Any]:
     return {"required": list(names), "properties": {name: {"type": "string"} for name in names}}
 
 
-class HoldBody(Body):
+class HoldBody(UseDetails):
     """Reserve ``amount`` credits, or the price of ``quantity`` (or of one use of a
     fixed-price feature when neither is given)."""
 
@@ -51,13 +42,9 @@ class HoldBody(Body):
     ttl_s: TtlS | None = Field(
         default=None, description="None: the server's default (15 minutes unless configured)"
     )
-    feature_name: FeatureName | None = None
-    action: UsageAction | None = None
-    integration: ShortText | None = None
-    metadata: Metadata | None = None
 
 
-class SettleBody(Body):
+class SettleBody(Counted):
     """The real cost: ``cost``, or ``quantity`` priced from the catalog now (neither: one
     use of a fixed-price feature). The descriptive fields left out are the hold's."""
 
@@ -70,12 +57,6 @@ class SettleBody(Body):
     cost: Credits | None = None
     quantity: Quantity | None = None
     user_id: Id | None = None
-    feature_name: FeatureName | None = None
-    action: UsageAction | None = None
-    integration: ShortText | None = None
-    breakdown: Breakdown | None = None
-    requests: Count | None = None
-    metadata: Metadata | None = None
 
 
 class ReleaseBody(Body):
