@@ -21,6 +21,9 @@ from tests.support import FakeClock, PostgresTemplates, SqliteTemplates, postgre
 # pull the power, so the suite runs with NORMAL, which only differs on power loss, and saves
 # an fsync per commit (SQLite tests ran 2-3x slower with FULL).
 os.environ.setdefault("CREDITPOOL_SQLITE_SYNCHRONOUS", "normal")
+# Webhook secrets are sealed with the server's key: one for the whole suite (pools in the
+# test process and server processes alike), so no key file lands in the working directory.
+os.environ.setdefault("CREDITPOOL_SECRET_KEY", "creditpool test suite key, not a secret")
 
 SKIP_PG = "PostgreSQL not configured: set CREDITPOOL_TEST_POSTGRES_URL to run on it"
 

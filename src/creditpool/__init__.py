@@ -28,13 +28,23 @@ if TYPE_CHECKING:
         NotFound,
         PoolLimitExceeded,
     )
+    from creditpool.core.events import EventType
     from creditpool.core.grants import GrantState
+    from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
     from creditpool.features.models import Feature
     from creditpool.grants.models import Grant
     from creditpool.holds.models import Hold, HoldStatus
     from creditpool.ledger.models import Balance, LedgerEntry
     from creditpool.orgs.models import Member, Org, Team, TeamUsage
     from creditpool.pool import CreditPool
+    from creditpool.webhooks.models import (
+        DeliveryAttempt,
+        DeliveryStatus,
+        Event,
+        WebhookDelivery,
+        WebhookEndpoint,
+        WebhookEndpointWithSecret,
+    )
 
 __all__ = [
     "Allocation",
@@ -45,6 +55,12 @@ __all__ = [
     "ConsumptionStatus",
     "CreditPool",
     "CreditPoolError",
+    "CreditRequest",
+    "CreditRequestStatus",
+    "DeliveryAttempt",
+    "DeliveryStatus",
+    "Event",
+    "EventType",
     "Feature",
     "Grant",
     "GrantState",
@@ -65,6 +81,9 @@ __all__ = [
     "Refund",
     "Team",
     "TeamUsage",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEndpointWithSecret",
 ]
 
 # The module each exported name comes from; the imports above are the same, for type checkers.
@@ -84,13 +103,23 @@ _HOMES = {
         "NotFound",
         "PoolLimitExceeded",
     ),
+    "creditpool.core.events": ("EventType",),
     "creditpool.core.grants": ("GrantState",),
+    "creditpool.credit_requests.models": ("CreditRequest", "CreditRequestStatus"),
     "creditpool.features.models": ("Feature",),
     "creditpool.grants.models": ("Grant",),
     "creditpool.holds.models": ("Hold", "HoldStatus"),
     "creditpool.ledger.models": ("Balance", "LedgerEntry"),
     "creditpool.orgs.models": ("Member", "Org", "Team", "TeamUsage"),
     "creditpool.pool": ("CreditPool",),
+    "creditpool.webhooks.models": (
+        "DeliveryAttempt",
+        "DeliveryStatus",
+        "Event",
+        "WebhookDelivery",
+        "WebhookEndpoint",
+        "WebhookEndpointWithSecret",
+    ),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 

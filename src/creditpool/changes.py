@@ -37,6 +37,8 @@ from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
 from creditpool.core.errors import CreditPoolError, IdempotencyConflict, InvalidInput
+from creditpool.credit_requests import service as credit_requests
+from creditpool.credit_requests.models import CreditRequest
 from creditpool.grants import service as grants
 from creditpool.grants.models import Grant
 from creditpool.holds import service as holds
@@ -369,3 +371,56 @@ def positive_id(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidInput(f"{field} must be a positive whole number")
     return value
+
+
+def request_credits(
+    amount: Amount,
+    *,
+    requested_by: str,
+    message: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[CreditRequest]:
+    args = {"amount": str(amount), "requested_by": requested_by, "message": message}
+    return Change(
+        "request_credits",
+        args,
+        CreditRequest,
+        lambda w: credit_requests.request(w, amount, message, requested_by),
+        idempotency_key,
+    )
+
+
+def grant_credit_request(
+    request_id: int,
+    *,
+    amount: Amount | None = None,
+    expires_at: datetime | None = None,
+    by: str | None = None,
+    note: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Grant]:
+    rid = positive_id(request_id, "credit request id")
+    fields = {"expires_at": expires_at, "granted_by": by, "note": note}
+    if amount is not None:  # checked before the transaction; else what was asked for
+        grants.GrantRequest.parse(amount, **fields)
+    args = {"request_id": rid, "amount": None if amount is None else str(amount), **fields}
+    return Change(
+        "grant_credit_request",
+        args,
+        Grant,
+        lambda w: credit_requests.grant(w, rid, amount, fields),
+        idempotency_key,
+    )
+
+
+def dismiss_credit_request(
+    request_id: int, *, by: str | None = None, idempotency_key: IdempotencyKey | None = None
+) -> Change[CreditRequest]:
+    rid = positive_id(request_id, "credit request id")
+    return Change(
+        "dismiss_credit_request",
+        {"request_id": rid, "by": by},
+        CreditRequest,
+        lambda w: credit_requests.dismiss(w, rid, by),
+        idempotency_key,
+    )

@@ -33,6 +33,8 @@ from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
 from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.core.money import to_decimal
+from creditpool.credit_requests import service as credit_requests
+from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
 from creditpool.features.models import Feature
 from creditpool.grants import service as grants
@@ -51,11 +53,12 @@ from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import orgs as orgs_repo
-from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, REPORT_SPAN_DAYS_MAX
+from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, REPORT_SPAN_DAYS_MAX, Settings
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.conflicts import lost_a_race
 from creditpool.storage.uow import Clock, Database, Tx, system_clock
+from creditpool.webhooks.facade import WebhooksFacade
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -110,7 +113,7 @@ BatchOutcome = Outcome[Consumption]
 refusal."""
 
 
-class CreditPool:
+class CreditPool(WebhooksFacade):
     """A prepaid credit pool per organization, over one SQLite file or PostgreSQL."""
 
     def __init__(
@@ -120,8 +123,12 @@ class CreditPool:
         clock: Clock | None = None,
         hold_ttl_s_default: int = HOLD_TTL_S_DEFAULT,
         hold_ttl_s_max: int = HOLD_TTL_S_MAX,
+        settings: Settings | None = None,
     ) -> None:
+        """``settings``: the webhook settings and the secret key (default: read from the
+        environment)."""
         self.db = Database(engine, clock or system_clock)
+        self.settings = settings or Settings()
         self.hold_ttl_s_default = hold_ttl_s_default
         self.hold_ttl_s_max = hold_ttl_s_max
         self._commit_listeners: list[CommitListener] = []
@@ -137,6 +144,7 @@ class CreditPool:
         pool_size: int = 5,
         hold_ttl_s_default: int = HOLD_TTL_S_DEFAULT,
         hold_ttl_s_max: int = HOLD_TTL_S_MAX,
+        settings: Settings | None = None,
     ) -> CreditPool:
         """Connect to ``url`` (``sqlite:///file.db`` or ``postgresql://...``) and bring the
         schema to the newest version. ``clock`` returns an aware datetime (tests move it).
@@ -150,6 +158,7 @@ class CreditPool:
             clock=clock,
             hold_ttl_s_default=hold_ttl_s_default,
             hold_ttl_s_max=hold_ttl_s_max,
+            settings=settings,
         )
 
     def close(self) -> None:
@@ -220,8 +229,14 @@ class CreditPool:
         return self._write(lambda tx: orgs.create_org(tx, org_id, name, timezone))
 
     def update_org(self, org_id: str, **changes: Any) -> Org:
-        """Change ``name``, ``timezone`` or ``low_balance_thresholds``."""
-        unknown = set(changes) - {"name", "timezone", "low_balance_thresholds"}
+        """Change ``name``, ``timezone``, ``low_balance_thresholds`` or
+        ``expiry_notice_days``."""
+        unknown = set(changes) - {
+            "name",
+            "timezone",
+            "low_balance_thresholds",
+            "expiry_notice_days",
+        }
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of an organization")
         return self._write(lambda tx: orgs.update_org(tx, org_id, changes))
@@ -676,6 +691,63 @@ class CreditPool:
             return keys.list_all(tx)
 
     # -- the one way to change a pool --------------------------------------------------
+
+    def request_credits(
+        self,
+        org_id: str,
+        amount: Amount,
+        *,
+        requested_by: str,
+        message: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> CreditRequest:
+        """An organization admin asks for more credits: a ``credits.requested`` event."""
+        change = changes.request_credits(
+            amount, requested_by=requested_by, message=message, idempotency_key=idempotency_key
+        )
+        return self.apply(org_id, change).unwrap()
+
+    def credit_requests(
+        self, org_id: str, *, status: CreditRequestStatus | None = None
+    ) -> list[CreditRequest]:
+        """Newest first."""
+        with self.db.read() as tx:
+            orgs.require_org(tx, org_id)
+            return credit_requests.list_for_org(tx, org_id, status)
+
+    def grant_credit_request(
+        self,
+        org_id: str,
+        request_id: int,
+        *,
+        amount: Amount | None = None,
+        expires_at: datetime | None = None,
+        by: str | None = None,
+        note: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Grant:
+        """Answer an open request with a grant (of the amount asked for unless ``amount``),
+        which closes it."""
+        change = changes.grant_credit_request(
+            request_id,
+            amount=amount,
+            expires_at=expires_at,
+            by=by,
+            note=note,
+            idempotency_key=idempotency_key,
+        )
+        return self.apply(org_id, change).unwrap()
+
+    def dismiss_credit_request(
+        self,
+        org_id: str,
+        request_id: int,
+        *,
+        by: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> CreditRequest:
+        change = changes.dismiss_credit_request(request_id, by=by, idempotency_key=idempotency_key)
+        return self.apply(org_id, change).unwrap()
 
     def apply(self, org_id: str, change: Change[M]) -> Outcome[M]:
         """Run one change (see ``creditpool.changes``): its outcome says whether its key was

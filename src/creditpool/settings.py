@@ -6,6 +6,7 @@ directory), so ``creditpool demo`` runs with no set-up at all.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal, TypeAlias
 
 from pydantic import Field, field_validator
@@ -17,6 +18,7 @@ SESSION_TTL_S = 8 * 3600  # a browser session lasts a working day
 PORTAL_LINK_TTL_S = 300  # a one-time portal link must be opened within five minutes
 HOLD_TTL_S_DEFAULT = 15 * 60  # a hold lasts a quarter of an hour unless asked otherwise
 HOLD_TTL_S_MAX = 24 * 3600  # and at most a day
+WEBHOOK_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000,36000,36000,36000,36000"
 SqliteSynchronous: TypeAlias = Literal["full", "normal"]
 
 
@@ -61,6 +63,28 @@ class Settings(BaseSettings):
     # How often each server process writes what fell due while nothing happened (a hold or
     # a grant that ran out, a grant that became available), so live pages hear of it.
     sweep_interval_s: float = Field(default=60.0, gt=0)
+    # Encrypts stored webhook secrets. Unset: a random key kept in ``secret_key_file``
+    # (made on first use, mode 0600). Every server process of one database needs the same
+    # key: set it in production.
+    secret_key: str | None = None
+    # None: beside a SQLite database file (``<file>.secret-key``), else
+    # ``creditpool-secret.key`` in the working directory.
+    secret_key_file: str | None = None
+    # Webhooks. Deliveries to loopback, private, link-local and metadata addresses are
+    # refused unless one of these comma-separated CIDRs allows them.
+    webhook_allowed_networks: str = ""
+    # Seconds before each retry after a failed attempt (each with +-10% jitter); when they
+    # are spent the delivery has failed: 2.8 days in all (Svix's steps, then every 10 h).
+    webhook_retry_schedule: str = WEBHOOK_RETRY_SCHEDULE
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # An endpoint failing with no success for this long is disabled.
+    webhook_disable_after_s: float = Field(default=5 * 24 * 3600.0, gt=0)
+    # How often a delivery worker looks for due deliveries when nothing woke it earlier.
+    webhook_poll_s: float = Field(default=0.25, gt=0)
+    # Deliveries one worker sends at once.
+    webhook_concurrency: int = Field(default=8, ge=1, le=64)
+    # Whether `creditpool serve` runs a delivery worker in each process.
+    webhook_worker: bool = True
     # `creditpool serve --demo`: /demo/admin, /demo/member and /demo/staff open sessions.
     demo: bool = False
 
@@ -68,3 +92,35 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        parse_schedule(value)  # a clear error at start-up, not at the first failure
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError as error:
+                    raise ValueError(f"not a network (CIDR): {part.strip()!r}") from error
+        return value
+
+    @property
+    def webhook_retry_delays_s(self) -> list[float]:
+        return parse_schedule(self.webhook_retry_schedule)
+
+
+def parse_schedule(spec: str) -> list[float]:
+    """``5,300,1800``: seconds before each retry."""
+    try:
+        delays = [float(part) for part in spec.split(",") if part.strip()]
+    except ValueError as error:
+        raise ValueError(f"CREDITPOOL_WEBHOOK_RETRY_SCHEDULE: {error}") from error
+    if any(d < 0 for d in delays):
+        raise ValueError("CREDITPOOL_WEBHOOK_RETRY_SCHEDULE: delays cannot be negative")
+    return delays

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tests.e2e.tenants import Tenant
 
 STARTUP_S_MAX = 30.0
+TEST_SECRET_KEY = "creditpool-tests-secret-key"
 
 
 def free_port() -> int:
@@ -74,7 +75,14 @@ def start_server(
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """Start a server; ``port`` to restart one where it was, ``env`` for more settings."""
     port = port or free_port()
-    env = {**os.environ, **(env or {}), "CREDITPOOL_DATABASE_URL": db_url}
+    # One secret key for every test server: webhook secrets sealed by one process (or the
+    # test's own pool) open in the others, and no key file is left in the working directory.
+    env = {
+        "CREDITPOOL_SECRET_KEY": TEST_SECRET_KEY,
+        **os.environ,
+        **(env or {}),
+        "CREDITPOOL_DATABASE_URL": db_url,
+    }
     command = [
         sys.executable,
         "-m",

@@ -9,6 +9,7 @@ every nasty value too.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ class Seeded:
     grant_id: int
     consumption_id: int
     hold_id: int
+    endpoint_id: str
+    delivery_id: int
+    request_id: int
 
 
 def seed(t: Tenant) -> Seeded:
@@ -41,7 +45,24 @@ def seed(t: Tenant) -> Seeded:
     used = pool.consume(t.org, "report", user_id="u-1", metadata={"ok": [1, {"a": "b"}]})
     assert used.id is not None
     held = pool.hold(t.org, "report", user_id="u-1", amount="1", ttl_s=3600)
-    return Seeded(grant.id, used.id, held.id)
+    endpoint = pool.create_webhook_endpoint("https://hooks.example.com/abuse", enabled=False)
+    delivery = pool.test_webhook_endpoint(endpoint.id)
+    asked = pool.request_credits(t.org, "5", requested_by="setup")
+    dispatched(pool)
+    return Seeded(grant.id, used.id, held.id, endpoint.id, delivery.id, asked.id)
+
+
+def dispatched(pool: Any) -> None:
+    """Wait until the server's delivery worker has fanned out the seed's events (it marks
+    them), so that the database stays still while refusals are compared."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with pool.db.engine.connect() as conn:
+            query = select(tables.events.c.id).where(tables.events.c.dispatched.is_(False))
+            if conn.execute(query).first() is None:
+                return
+        time.sleep(0.05)
+    raise AssertionError("the delivery worker did not fan out the seed's events")
 
 
 # (method, path) -> (role, a body the route accepts). A new mutating route needs a line.
@@ -74,6 +95,24 @@ BASE: dict[tuple[str, str], tuple[str, Callable[[Tenant], dict[str, Any]]]] = {
     ("POST", "/v1/portal-sessions"): (
         "service",
         lambda t: {"org_id": t.org, "user_id": "u-1", "role": "member"},
+    ),
+    ("POST", "/v1/orgs/{org}/credit-requests"): ("service", lambda t: {"amount": "5"}),
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/grant"): (
+        "staff",
+        lambda t: {"amount": "1", "note": "n"},
+    ),
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/dismiss"): ("staff", lambda t: {}),
+    ("POST", "/v1/webhook-endpoints"): (
+        "service",
+        lambda t: {"url": "https://hooks.example.com/x", "description": "d", "enabled": False},
+    ),
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): ("service", lambda t: {"description": "d"}),
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): ("service", lambda t: {}),  # no body
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): ("service", lambda t: {}),
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"): ("service", lambda t: {}),
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"): (
+        "service",
+        lambda t: {},
     ),
 }
 AMOUNT_FIELDS = {"amount", "quantity", "monthly_limit", "cost", "unit_rate"}
@@ -161,6 +200,8 @@ RAW_BODIES: list[bytes] = [
 def body_fields(document: dict[str, Any], method: str, path: str) -> dict[str, dict[str, Any]]:
     """The documented properties of a route's JSON body (of every alternative)."""
     operation = document["paths"][path][method.lower()]
+    if "requestBody" not in operation:
+        return {}
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
     schemas = document["components"]["schemas"]
 
@@ -183,6 +224,8 @@ def json_types(field: dict[str, Any]) -> set[str]:
 def cases(document: dict[str, Any], method: str, path: str, base: dict[str, Any]) -> list[bytes]:
     """Every nasty body for one route: each field given each nasty value, then whole bodies."""
     found: list[bytes] = []
+    if "requestBody" not in document["paths"][path][method.lower()]:
+        return found  # a route without a body (DELETE) reads none
     for name, field in body_fields(document, method, path).items():
         types = json_types(field)
         values = list(ANY_FIELD)
@@ -252,6 +295,9 @@ def url_of(path: str, t: Tenant, seeded: Seeded) -> str:
         grant_id=seeded.grant_id,
         consumption_id=seeded.consumption_id,
         hold_id=seeded.hold_id,
+        endpoint_id=seeded.endpoint_id,
+        delivery_id=seeded.delivery_id,
+        request_id=seeded.request_id,
     )
 
 

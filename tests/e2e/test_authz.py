@@ -72,6 +72,28 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("GET", "/v1/orgs/{org}/reports/balance"): (OK, OK, OK, NO),
     ("GET", "/v1/orgs/{org}/reports/purchases"): (OK, OK, OK, NO),
     ("POST", "/v1/portal-sessions"): (OK, NO, NO, NO),
+    # Events and webhooks: endpoints are the vendor backend's, staff inspect them; an
+    # organization's admin reads its event log and asks for credits, staff answer.
+    ("GET", "/v1/orgs/{org}/event-log"): (OK, OK, OK, NO),
+    ("POST", "/v1/orgs/{org}/credit-requests"): (OK, NO, OK, NO),
+    ("GET", "/v1/orgs/{org}/credit-requests"): (OK, OK, OK, NO),
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/grant"): (NO, OK, NO, NO),
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/dismiss"): (NO, OK, NO, NO),
+    ("POST", "/v1/webhook-endpoints"): (OK, NO, NO, NO),
+    ("GET", "/v1/webhook-endpoints"): (OK, OK, NO, NO),
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}"): (OK, OK, NO, NO),
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): (OK, NO, NO, NO),
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): (OK, NO, NO, NO),
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries"): (OK, OK, NO, NO),
+    ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}"): (OK, OK, NO, NO),
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"): (
+        OK,
+        NO,
+        NO,
+        NO,
+    ),
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"): (OK, NO, NO, NO),
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"): (OK, NO, NO, NO),  # last: it is gone
     ("GET", "/healthz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
     ("GET", "/readyz"): (PUBLIC, PUBLIC, PUBLIC, PUBLIC),
 }
@@ -112,6 +134,10 @@ class Objects:
     hold_id: int  # read
     settle_hold_id: int
     release_hold_id: int
+    endpoint_id: str = ""  # disabled: nothing is sent
+    delivery_id: int = 0
+    grant_request_id: int = 0
+    dismiss_request_id: int = 0
 
 
 # (method, path) -> the request body, a function of the tenant and the role (creations by
@@ -139,6 +165,13 @@ BODIES: dict[tuple[str, str], Callable[[Tenant, str], dict[str, Any]]] = {
         "user_id": "u-1",
         "role": "member",
     },
+    ("POST", "/v1/orgs/{org}/credit-requests"): lambda t, role: {"amount": "5", "message": role},
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/grant"): lambda t, _: {"note": "ok"},
+    ("POST", "/v1/webhook-endpoints"): lambda t, role: {
+        "url": f"https://hooks.example.com/{role}",
+        "enabled": False,
+    },
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): lambda t, role: {"description": role},
 }
 
 
@@ -160,7 +193,23 @@ def seed(t: Tenant) -> Objects:
     assert other.id is not None
     assert to_refund.id is not None
     ids = [h.id for h in holds]
-    return Objects(grant.id, to_void.id, own.id, other.id, to_refund.id, *ids)
+    endpoint = pool.create_webhook_endpoint("https://hooks.example.com/authz", enabled=False)
+    delivery = pool.test_webhook_endpoint(endpoint.id)
+    to_grant, to_dismiss = (
+        pool.request_credits(t.org, "5", requested_by="setup") for _ in range(2)
+    )
+    return Objects(
+        grant.id,
+        to_void.id,
+        own.id,
+        other.id,
+        to_refund.id,
+        *ids,
+        endpoint_id=endpoint.id,
+        delivery_id=delivery.id,
+        grant_request_id=to_grant.id,
+        dismiss_request_id=to_dismiss.id,
+    )
 
 
 def url(path: str, objects: Objects, org: str) -> str:
@@ -172,7 +221,12 @@ def url(path: str, objects: Objects, org: str) -> str:
         "grant_id": objects.grant_id,
         "consumption_id": objects.own_consumption_id,
         "hold_id": objects.hold_id,
+        "endpoint_id": objects.endpoint_id,
+        "delivery_id": objects.delivery_id,
+        "request_id": objects.grant_request_id,
     }
+    if path.endswith("/dismiss"):
+        values["request_id"] = objects.dismiss_request_id
     if path.endswith("/void"):
         values["grant_id"] = objects.void_grant_id
     if path.endswith("/refund"):

@@ -34,6 +34,7 @@ LIBRARY_ONLY = {
     "consume_batch": "the server's group commit, not a call of its own",
     "apply": "runs a prepared change and says whether its key replayed (the HTTP layer's)",
     "apply_batch": "several prepared changes in one transaction (the server's group commit)",
+    "webhook_worker": "delivers from the database: run it where the database is (the CLI)",
 }
 CLIENT_ONLY = {
     "healthz": "the server's liveness probe",
@@ -44,7 +45,13 @@ CLIENT_ONLY = {
     "iter_holds": "over HTTP listings come in pages; the iterator walks them",
 }
 # Library parameters the server fills in from the caller's API key.
-FILLED_BY_THE_SERVER = {"grant": {"granted_by"}, "void_grant": {"by"}}
+FILLED_BY_THE_SERVER = {
+    "grant": {"granted_by"},
+    "void_grant": {"by"},
+    "request_credits": {"requested_by"},
+    "grant_credit_request": {"by"},
+    "dismiss_credit_request": {"by"},
+}
 # Known differences of the library and the clients, each to be removed when resolved.
 DIFFERENT = {
     "orgs": "paging: the library takes after/limit=100, the clients an opaque cursor",
@@ -64,11 +71,13 @@ ASYNC_NAMES = {"close": "aclose"}
 
 
 def methods(cls: type) -> dict[str, Callable[..., Any]]:
-    return {
-        name: member
-        for name, member in vars(cls).items()
-        if not name.startswith("_") and callable(getattr(cls, name))
-    }
+    """Public methods, inherited ones too (``CreditPool`` mixes in its webhook methods)."""
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # object's own are no one's API
+        for name, member in vars(klass).items():
+            if not name.startswith("_") and callable(getattr(cls, name)):
+                found[name] = member
+    return found
 
 
 def shape(method: Callable[..., Any], leave_out: set[str] | frozenset[str] = frozenset()) -> Shape:

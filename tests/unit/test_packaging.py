@@ -58,7 +58,16 @@ def test_the_client_loads_no_creditpool_module_above_the_public_models() -> None
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split())
     allowed_prefixes = ("creditpool.client", "creditpool.core")
-    domains = ("consumptions", "features", "grants", "holds", "ledger", "orgs")
+    domains = (
+        "consumptions",
+        "credit_requests",
+        "features",
+        "grants",
+        "holds",
+        "ledger",
+        "orgs",
+        "webhooks",
+    )
     allowed = {
         "creditpool",
         "creditpool.models",

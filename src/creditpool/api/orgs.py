@@ -59,7 +59,13 @@ def get_org(org: OrgId, caller: OrgReader, pool: Pool) -> Org:
 
 @router.patch("/orgs/{org}", response_model=Org)
 def update_org(org: OrgId, body: OrgUpdate, caller: OrgUpdater, writes: Write) -> Response:
-    changes = _patch(body, caller, org, {"low_balance_thresholds"}, Action.THRESHOLDS_UPDATE)
+    changes = _patch(
+        body,
+        caller,
+        org,
+        {"low_balance_thresholds", "expiry_notice_days"},
+        Action.THRESHOLDS_UPDATE,
+    )
     return writes.directory(caller, org, body, 200, lambda: writes.pool.update_org(org, **changes))
 
 

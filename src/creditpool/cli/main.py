@@ -10,7 +10,17 @@ from typing import Annotated
 
 import typer
 
-from creditpool.cli import admin, credits, directory, holds, reads, reports, server
+from creditpool.cli import (
+    admin,
+    credit_requests,
+    credits,
+    directory,
+    holds,
+    reads,
+    reports,
+    server,
+    webhooks,
+)
 from creditpool.cli.context import State
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import CliGroup
@@ -66,3 +76,6 @@ app.command("demo")(admin.demo)
 app.command("report")(reports.report)
 app.command("serve")(server.serve)
 app.add_typer(server.keys_app, name="keys")
+app.add_typer(webhooks.webhooks_app, name="webhooks")
+app.command("events")(webhooks.events)
+app.add_typer(credit_requests.credit_requests_app, name="credit-requests")

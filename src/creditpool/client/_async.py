@@ -19,11 +19,19 @@ from creditpool.client._retry import NO_RETRY, Retry
 from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Page
 from creditpool.client._settings import client_headers
 from creditpool.consumptions.models import Consumption, Refund
+from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features.models import Feature
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.webhooks.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointWithSecret,
+)
 
 T = TypeVar("T")
 
@@ -452,6 +460,124 @@ class AsyncClient:
         return _walk(
             lambda cursor: self.ledger(org_id, since=since, until=until, cursor=cursor, limit=limit)
         )
+
+    # -- events and webhooks -------------------------------------------------------------
+
+    async def events(
+        self,
+        org_id: str,
+        *,
+        type: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Event]:
+        """The organization's events, newest first (``before``: an event id, to page)."""
+        return (await self._run(routes.event_log(org_id, type, before, limit))).items
+
+    async def create_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+        enabled: bool = True,
+    ) -> WebhookEndpointWithSecret:
+        """A new endpoint (a service key); its secret is in the answer, and never again."""
+        call = routes.create_webhook_endpoint(url, event_types, description, enabled)
+        return await self._run(call)
+
+    async def webhook_endpoints(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[WebhookEndpoint]:
+        """Endpoints in id order after ``after``: ``limit`` of them, or all (page by page)."""
+        found: list[WebhookEndpoint] = []
+        cursor = after
+        while True:
+            page = await self._run(routes.webhook_endpoints(cursor, limit))
+            found.extend(page.items)
+            if limit is not None or page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    async def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        return await self._run(routes.webhook_endpoint(endpoint_id))
+
+    async def update_webhook_endpoint(self, endpoint_id: str, **changes: Any) -> WebhookEndpoint:
+        """Change ``url``, ``event_types``, ``description`` or ``enabled``; only those given."""
+        return await self._run(routes.update_webhook_endpoint(endpoint_id, changes))
+
+    async def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        await self._run(routes.delete_webhook_endpoint(endpoint_id))
+
+    async def rotate_webhook_secret(self, endpoint_id: str) -> WebhookEndpointWithSecret:
+        """A new secret; the old one keeps signing beside it for 24 hours."""
+        return await self._run(routes.rotate_webhook_secret(endpoint_id))
+
+    async def webhook_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[WebhookDelivery]:
+        """The endpoint's deliveries, newest first, each with its attempts."""
+        call = routes.webhook_deliveries(endpoint_id, status, before, limit)
+        return (await self._run(call)).items
+
+    async def webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
+        return await self._run(routes.webhook_delivery(endpoint_id, delivery_id))
+
+    async def retry_webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
+        """Send a delivery again now."""
+        return await self._run(routes.retry_webhook_delivery(endpoint_id, delivery_id))
+
+    async def test_webhook_endpoint(self, endpoint_id: str) -> WebhookDelivery:
+        """Send the endpoint a ``webhook.test`` event."""
+        return await self._run(routes.test_webhook_endpoint(endpoint_id))
+
+    # -- credit requests -----------------------------------------------------------------
+
+    async def request_credits(
+        self,
+        org_id: str,
+        amount: Amount,
+        *,
+        message: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> CreditRequest:
+        """Ask for more credits (``requested_by`` is the caller): a ``credits.requested``
+        event."""
+        return await self._run(routes.request_credits(org_id, amount, message, idempotency_key))
+
+    async def credit_requests(
+        self, org_id: str, *, status: CreditRequestStatus | None = None
+    ) -> list[CreditRequest]:
+        """Newest first."""
+        return await self._run(routes.credit_requests(org_id, status))
+
+    async def grant_credit_request(
+        self,
+        org_id: str,
+        request_id: int,
+        *,
+        amount: Amount | None = None,
+        expires_at: datetime | None = None,
+        note: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Grant:
+        """Answer an open request with a grant (of the amount asked for unless ``amount``),
+        which closes it; ``by`` is the caller."""
+        call = routes.grant_credit_request(
+            org_id, request_id, amount, expires_at, note, idempotency_key
+        )
+        return await self._run(call)
+
+    async def dismiss_credit_request(
+        self, org_id: str, request_id: int, *, idempotency_key: str | None = None
+    ) -> CreditRequest:
+        """Close an open request without a grant."""
+        return await self._run(routes.dismiss_credit_request(org_id, request_id, idempotency_key))
 
 
 async def _walk(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:

@@ -22,11 +22,19 @@ from pydantic import BaseModel, ConfigDict
 from creditpool.client._errors import error_from
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput
+from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features.models import Feature
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.webhooks.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointWithSecret,
+)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -212,6 +220,10 @@ def _list(model: type[M]) -> Callable[[httpx.Response], list[M]]:
 def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
     shape = Page[model]  # type: ignore[valid-type]  # a runtime type argument
     return lambda response: shape.model_validate_json(response.content)
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
 
 
 def _health(response: httpx.Response) -> Health:
@@ -430,3 +442,123 @@ def ledger(
 ) -> Call[Page[LedgerEntry]]:
     params = _params(**{"from": since, "to": until}, cursor=cursor, limit=limit)
     return Call("GET", f"{_org(org_id)}/ledger", _page(LedgerEntry), params)
+
+
+# -- events and webhooks -----------------------------------------------------------------
+# The library pages these lists by the id of the last item seen, which is what the API's
+# cursor is: the clients take the library's ``before``/``after`` and send it as the cursor.
+
+
+def event_log(
+    org_id: str, type_: str | None, before: str | None, limit: int | None
+) -> Call[Page[Event]]:
+    params = _params(type=type_, cursor=before, limit=limit)
+    return Call("GET", f"{_org(org_id)}/event-log", _page(Event), params)
+
+
+ENDPOINTS = "/v1/webhook-endpoints"
+
+
+def _endpoint(endpoint_id: str) -> str:
+    return f"{ENDPOINTS}/{_segment(endpoint_id, 'endpoint_id')}"
+
+
+def _delivery(endpoint_id: str, delivery_id: int) -> str:
+    return f"{_endpoint(endpoint_id)}/deliveries/{_segment(delivery_id, 'delivery_id')}"
+
+
+def create_webhook_endpoint(
+    url: str, event_types: list[str] | None, description: str | None, enabled: bool
+) -> Call[WebhookEndpointWithSecret]:
+    body: dict[str, Any] = {"url": url, "description": description, "enabled": enabled}
+    if event_types is not None:  # None: every event, which the API spells by leaving it out
+        body["event_types"] = event_types
+    return Call(
+        "POST", ENDPOINTS, _one(WebhookEndpointWithSecret), body=body, idempotency_key=_key(None)
+    )
+
+
+def webhook_endpoints(after: str | None, limit: int | None) -> Call[Page[WebhookEndpoint]]:
+    return Call("GET", ENDPOINTS, _page(WebhookEndpoint), _params(cursor=after, limit=limit))
+
+
+def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
+    return Call("GET", _endpoint(endpoint_id), _one(WebhookEndpoint))
+
+
+def update_webhook_endpoint(endpoint_id: str, changes: Mapping[str, Any]) -> Call[WebhookEndpoint]:
+    path = _endpoint(endpoint_id)
+    body = dict(changes)
+    return Call("PATCH", path, _one(WebhookEndpoint), body=body, idempotency_key=_key(None))
+
+
+def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
+    return Call("DELETE", _endpoint(endpoint_id), _nothing, idempotency_key=_key(None))
+
+
+def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
+    path = f"{_endpoint(endpoint_id)}/rotate-secret"
+    return Call("POST", path, _one(WebhookEndpointWithSecret), body={}, idempotency_key=_key(None))
+
+
+def webhook_deliveries(
+    endpoint_id: str, status: DeliveryStatus | None, before: int | None, limit: int | None
+) -> Call[Page[WebhookDelivery]]:
+    params = _params(status=status, cursor=before, limit=limit)
+    return Call("GET", f"{_endpoint(endpoint_id)}/deliveries", _page(WebhookDelivery), params)
+
+
+def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
+    return Call("GET", _delivery(endpoint_id, delivery_id), _one(WebhookDelivery))
+
+
+def retry_webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
+    path = f"{_delivery(endpoint_id, delivery_id)}/retry"
+    return Call("POST", path, _one(WebhookDelivery), body={}, idempotency_key=_key(None))
+
+
+def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
+    path = f"{_endpoint(endpoint_id)}/test"
+    return Call("POST", path, _one(WebhookDelivery), body={}, idempotency_key=_key(None))
+
+
+# -- credit requests ---------------------------------------------------------------------
+
+
+def _credit_request(org_id: str, request_id: int) -> str:
+    return f"{_org(org_id)}/credit-requests/{_segment(request_id, 'request_id')}"
+
+
+def request_credits(
+    org_id: str, amount_: Amount, message: str | None, key: str | None
+) -> Call[CreditRequest]:
+    body = {"amount": amount(amount_), "message": message}
+    path = f"{_org(org_id)}/credit-requests"
+    return Call("POST", path, _one(CreditRequest), body=body, idempotency_key=_key(key))
+
+
+def credit_requests(org_id: str, status: CreditRequestStatus | None) -> Call[list[CreditRequest]]:
+    path = f"{_org(org_id)}/credit-requests"
+    return Call("GET", path, _list(CreditRequest), _params(status=status))
+
+
+def grant_credit_request(
+    org_id: str,
+    request_id: int,
+    amount_: Amount | None,
+    expires_at: datetime | None,
+    note: str | None,
+    key: str | None,
+) -> Call[Grant]:
+    body = {
+        "amount": _optional_amount(amount_, "amount"),
+        "expires_at": expires_at,
+        "note": note,
+    }
+    path = f"{_credit_request(org_id, request_id)}/grant"
+    return Call("POST", path, _one(Grant), body=body, idempotency_key=_key(key))
+
+
+def dismiss_credit_request(org_id: str, request_id: int, key: str | None) -> Call[CreditRequest]:
+    path = f"{_credit_request(org_id, request_id)}/dismiss"
+    return Call("POST", path, _one(CreditRequest), body={}, idempotency_key=_key(key))

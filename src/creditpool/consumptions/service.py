@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from creditpool import validation as check
+from creditpool.consumptions import team_limits
 from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
+from creditpool.core.events import EventType
 from creditpool.core.grants import GrantRow, apply_draws, plan_consumption, plan_refund
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
@@ -66,6 +68,10 @@ class Priced:
     rate: int
     cost: int
     team_id: str | None
+    # the team's monthly limit and its usage counter (see team_limits.py)
+    team_limit: int | None = None
+    usage_month: str | None = None
+    usage_units: int | None = None
 
 
 def price(tx: Tx, org_id: str, req: ConsumeRequest, cost: int | None = None) -> Priced:
@@ -74,14 +80,15 @@ def price(tx: Tx, org_id: str, req: ConsumeRequest, cost: int | None = None) -> 
     row = repository.pricing(tx.conn, org_id, req.feature, req.user_id)
     if row is None:
         raise NotFound(f"feature {req.feature!r} is not in the catalog")
+    team = (row.team_id, row.team_limit, row.usage_month, row.usage_units)
     if cost is not None:
-        return Priced(rate=row.rate, cost=cost, team_id=row.team_id)
+        return Priced(row.rate, cost, *team)
     if bool(row.per_unit) and req.quantity is None:
         raise InvalidInput(f"feature {req.feature!r} is priced per unit: give a quantity")
     cost = cost_units(row.rate, UNIT if req.quantity is None else req.quantity)
     if cost <= 0:
         raise InvalidAmount(f"the cost of this use rounds to {format_credits(0)} credits")
-    return Priced(rate=row.rate, cost=cost, team_id=row.team_id)
+    return Priced(row.rate, cost, *team)
 
 
 def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
@@ -114,7 +121,11 @@ def record(
         consumption_id=cid,
         hold_id=hold_id,
     )
-    return _model(values, draws)
+    consumption = _model(values, draws)
+    w.emit_model(EventType.CONSUMPTION_CREATED, consumption)
+    counted = (priced.usage_month, priced.usage_units or 0)
+    team_limits.count_use(w, priced.team_id, priced.cost, priced.team_limit, counted)
+    return consumption
 
 
 def dry_run(tx: Tx, org_id: str, grants: list[GrantRow], req: ConsumeRequest) -> Consumption:
@@ -146,10 +157,11 @@ def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
         lost=plan.lost,
         draws=plan.restorations,
     )
+    team_limits.count_refund(w, row.team_id, row.created_at, row.cost)
     if plan.restored:
         action, method = LedgerAction.REFUND, LedgerMethod.REFUNDED
         append_move(w, before, action, method, plan.restored, consumption_id=consumption_id)
-    return Refund(
+    refunded = Refund(
         org_id=w.org_id,
         consumption_id=consumption_id,
         refunded_at=w.now,
@@ -158,6 +170,8 @@ def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
         lost=to_decimal(plan.lost),
         restorations=_allocations(plan.restorations),
     )
+    w.emit_model(EventType.CONSUMPTION_REFUNDED, refunded)
+    return refunded
 
 
 def stored_refund(tx: Tx, row: DbRow) -> Refund:

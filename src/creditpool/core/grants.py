@@ -32,6 +32,7 @@ class GrantRow:
     added_logged: bool = False
     expiry_logged: bool = False
     held: int = 0  # reserved by open holds: not in ``remaining``
+    expiry_noticed: bool = False  # ``grant.expiring_soon`` was sent
 
     @property
     def starts_at(self) -> datetime:

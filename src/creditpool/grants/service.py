@@ -9,6 +9,7 @@ from typing import Any
 
 from creditpool import validation as check
 from creditpool.core.errors import GrantVoided, InvalidInput, NotFound, PoolLimitExceeded
+from creditpool.core.events import EventType
 from creditpool.core.grants import GrantRow, GrantState
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
@@ -87,7 +88,9 @@ def grant(w: OrgWriter, req: GrantRequest) -> Grant:
     w.catch_up()  # available now: the grant_added entry is written at once
     row = repository.get(w.conn, w.org_id, gid)
     assert row is not None
-    return to_model(row, w.now, remaining=req.amount)
+    granted = to_model(row, w.now, remaining=req.amount)
+    w.emit_model(EventType.GRANT_CREATED, granted)
+    return granted
 
 
 def _check_pool_limit(w: OrgWriter, amount: int) -> None:
@@ -130,7 +133,9 @@ def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Gra
         append_move(w, before, LedgerAction.VOID, LedgerMethod.VOIDED, remaining, grant_id=grant_id)
     voided = repository.get(w.conn, w.org_id, grant_id)
     assert voided is not None
-    return to_model(voided, w.now)
+    model = to_model(voided, w.now)
+    w.emit_model(EventType.GRANT_VOIDED, model, credits_voided=str(to_decimal(remaining)))
+    return model
 
 
 def get(tx: Tx, org_id: str, grant_id: int) -> Grant:

@@ -10,6 +10,7 @@ from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption
 from creditpool.consumptions.service import ConsumeRequest, model_values
 from creditpool.core.errors import HoldNotOpen, InvalidInput, NotFound
+from creditpool.core.events import EventType
 from creditpool.core.holds import (
     HoldRow,
     HoldState,
@@ -131,7 +132,9 @@ def hold(w: OrgWriter, req: HoldRequest) -> Hold:
     w.defer(lambda: repository.insert(w.conn, values, draws))
     w.add_hold(HoldRow(hid, priced.cost, expires_at, draws))
     append_move(w, before, LedgerAction.HOLD, LedgerMethod.HELD, priced.cost, hold_id=hid)
-    return _model({**values, "closed_at": None, "consumption_id": None}, draws, w.now)
+    held = _model({**values, "closed_at": None, "consumption_id": None}, draws, w.now)
+    w.emit_model(EventType.HOLD_CREATED, held)
+    return held
 
 
 def settle(w: OrgWriter, hold_id: int, req: SettleRequest) -> Consumption:
@@ -157,6 +160,15 @@ def settle(w: OrgWriter, hold_id: int, req: SettleRequest) -> Consumption:
     _give_back(w, h, plan.release, HoldState.SETTLED, plan.given_back)
     consumption = consumptions.record(w, use, priced, plan.draws, hold_id=hold_id)
     h.consumption_id = consumption.id
+    w.emit(
+        EventType.HOLD_SETTLED,
+        {
+            "hold_id": hold_id,
+            "consumption_id": consumption.id,
+            "held": str(to_decimal(h.amount)),
+            "cost": str(consumption.cost),
+        },
+    )
     return consumption
 
 
@@ -164,12 +176,14 @@ def release(w: OrgWriter, hold_id: int) -> Hold:
     row, h = _open_hold(w, hold_id)
     plan = plan_release(h, w.grants(), w.now)
     _give_back(w, h, plan, HoldState.RELEASED, plan.released)
-    return _model(
+    released = _model(
         {**row._mapping, "status": h.status.value, "closed_at": h.closed_at}
         | {"released": h.released, "lost": h.lost},
         h.allocations,
         w.now,
     )
+    w.emit_model(EventType.HOLD_RELEASED, released)
+    return released
 
 
 def _open_hold(w: OrgWriter, hold_id: int) -> tuple[DbRow, HoldRow]:

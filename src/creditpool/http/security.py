@@ -65,6 +65,12 @@ class Action(StrEnum):
     PORTAL_CREATE = "portal.create"
     REPORTS_READ = "reports.read"
     EVENTS_READ = "events.read"
+    EVENT_LOG_READ = "events.read_log"  # the outbox's events (what webhooks carry)
+    WEBHOOKS_READ = "webhooks.read"
+    WEBHOOKS_WRITE = "webhooks.write"  # endpoints, secrets, retries, tests
+    CREDIT_REQUESTS_READ = "credit_requests.read"
+    CREDIT_REQUESTS_CREATE = "credit_requests.create"
+    CREDIT_REQUESTS_ANSWER = "credit_requests.answer"  # grant or dismiss
 
 
 _READ_ALL = {
@@ -83,12 +89,26 @@ _READ_ALL = {
     Action.LEDGER_READ,
     Action.REPORTS_READ,
     Action.EVENTS_READ,
+    Action.EVENT_LOG_READ,
+    Action.CREDIT_REQUESTS_READ,
 }
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
-    Role.SERVICE: frozenset(set(Action) - {Action.GRANTS_WRITE}),
-    Role.STAFF: frozenset(_READ_ALL | {Action.ORGS_LIST, Action.GRANTS_WRITE}),
-    Role.ADMIN: frozenset(_READ_ALL | {Action.THRESHOLDS_UPDATE, Action.TEAM_LIMIT}),
+    # Granting (a credit request's answer too) is staff's alone; webhook endpoints are the
+    # vendor backend's, which staff may inspect.
+    Role.SERVICE: frozenset(set(Action) - {Action.GRANTS_WRITE, Action.CREDIT_REQUESTS_ANSWER}),
+    Role.STAFF: frozenset(
+        _READ_ALL
+        | {
+            Action.ORGS_LIST,
+            Action.GRANTS_WRITE,
+            Action.CREDIT_REQUESTS_ANSWER,
+            Action.WEBHOOKS_READ,
+        }
+    ),
+    Role.ADMIN: frozenset(
+        _READ_ALL | {Action.THRESHOLDS_UPDATE, Action.TEAM_LIMIT, Action.CREDIT_REQUESTS_CREATE}
+    ),
     Role.MEMBER: frozenset(
         {
             Action.FEATURES_READ,

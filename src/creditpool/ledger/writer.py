@@ -9,22 +9,29 @@ ledger entries with an unbroken before/after chain. ``finish`` writes it all bac
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import EllipsisType
 from typing import Any
 
+from pydantic import BaseModel
+
 from creditpool.core import timeline
+from creditpool.core.alerts import AlertState
 from creditpool.core.errors import NotFound
+from creditpool.core.events import EventDraft, EventType
 from creditpool.core.grants import GrantRow
 from creditpool.core.holds import HoldRow, HoldState
 from creditpool.core.invariant import invariant
+from creditpool.core.ledger import LedgerAction
 from creditpool.core.timeline import LedgerDraft
+from creditpool.ledger import notices
 from creditpool.repositories import events as events_repo
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import ledger as ledger_repo
 from creditpool.repositories import orgs as orgs_repo
+from creditpool.repositories import outbox as outbox_repo
 from creditpool.repositories.idempotency import KeyRecord
 from creditpool.repositories.orgs import LockedOrg
 from creditpool.storage.compiled import fetch_together
@@ -53,9 +60,16 @@ class OrgWriter:
         self._entries: list[dict[str, Any]] = []
         # What each grant looked like when loaded or inserted: only changed rows are saved.
         self._deferred: list[Callable[[], None]] = []
-        self._saved: dict[int, tuple[int, bool, bool, int]] = {}
+        self._saved: dict[int, tuple[int, bool, bool, int, bool]] = {}
         # What the first key of the change recorded, read with the lock.
         self.key_record = key
+        # The events of this change (the outbox), written by ``finish``.
+        self._events: list[EventDraft] = []
+        self.notice = timedelta(days=org.expiry_notice_days)
+        self.alerts = AlertState.from_json(org.alerts)
+        self._alerts_read = self.alerts
+        # Teams' paid usage this month as this change leaves it (consumptions/team_limits.py)
+        self.team_usage: dict[str, tuple[str, int]] = {}
 
     @classmethod
     def lock(
@@ -144,6 +158,28 @@ class OrgWriter:
         self.grants().pop(grant_id, None)
         self._saved.pop(grant_id, None)
 
+    def emit(
+        self,
+        type_: EventType,
+        data: dict[str, Any],
+        *,
+        at: datetime | None = None,
+        dedupe: str | None = None,
+    ) -> None:
+        """An event of this change, after the ledger entries appended so far; written with
+        them (``dedupe``: at most once per organization, see ``core/events.py``)."""
+        data = {"org_id": self.org_id, **data}
+        self._events.append(EventDraft(type_, at or self.now, data, self._ledger_seq, dedupe))
+
+    def emit_model(self, type_: EventType, model: BaseModel, **extra: Any) -> None:
+        """An event whose data is a public model as the API shows it (amounts as exact
+        decimal strings), plus ``extra``."""
+        self.emit(type_, {**model.model_dump(mode="json"), **extra})
+
+    @property
+    def events(self) -> list[EventDraft]:
+        return self._events
+
     def append(self, draft: LedgerDraft) -> None:
         invariant(draft.credits > 0, f"ledger entry without credits: {draft}")
         invariant(
@@ -172,6 +208,12 @@ class OrgWriter:
                 "hold_id": draft.hold_id,
             }
         )
+        if draft.action is LedgerAction.EXPIRY:
+            data = {"grant_id": draft.grant_id, "credits_lost": notices.credits(draft.credits)}
+            self.emit(EventType.GRANT_EXPIRED, data, at=draft.at)
+        elif draft.action is LedgerAction.HOLD_EXPIRY:
+            data = {"hold_id": draft.hold_id, "released": notices.credits(draft.credits)}
+            self.emit(EventType.HOLD_EXPIRED, data, at=draft.at)
 
     @property
     def entries(self) -> list[dict[str, Any]]:
@@ -190,11 +232,25 @@ class OrgWriter:
         next_event_at: datetime | EllipsisType | None = ...  # unchanged unless grants loaded
         if self._grants is not None:
             self.catch_up()  # a grant added in this call may already be available
+            live = list(self._grants.values())
+            found = notices.expiry_notices(live, self.now, self.notice)
+            if self._entries:
+                self.alerts, alerts = notices.balance_alerts(
+                    self.alerts, self.thresholds, live, self.now
+                )
+                found += alerts
+            for type_, data, at in found:
+                self.emit(type_, data, at=at)
             changed = [g for gid, g in self._grants.items() if self._saved[gid] != _snapshot(g)]
             grants_repo.save_working_copies(self.conn, self.org_id, changed)
-            next_event_at = self._next_event(timeline.next_event_at(list(self._grants.values())))
+            next_event_at = self._next_event(
+                timeline.next_event_at(live), notices.next_notice(live, self.now, self.notice)
+            )
         holds_repo.save(self.conn, self.org_id, self._closed_holds)
         ledger_repo.insert_entries(self.conn, self._entries)
+        outbox_repo.insert_events(self.conn, self.org_id, self._events, self.tx.now)
+        if self.alerts != self._alerts_read:
+            orgs_repo.save_alerts(self.conn, self.org_id, self.alerts.to_json())
         orgs_repo.save_counters(
             self.conn,
             self.org_id,
@@ -207,12 +263,12 @@ class OrgWriter:
             # Delivered to every server's LISTEN connection when (and only if) this commits.
             events_repo.announce(self.conn, self.org_id, self._ledger_seq)
 
-    def _next_event(self, of_grants: datetime | None) -> datetime | None:
+    def _next_event(self, of_grants: datetime | None, notice: datetime | None) -> datetime | None:
         """The earliest of the grants' next event and the open holds' end. Without the
         holds loaded, the end of the soonest hold is at or after the instant the
         organization recorded (which is in the future, or they would have been loaded), or
         is a hold added by this change."""
-        candidates = [of_grants, *self._new_hold_ends]
+        candidates = [of_grants, notice, *self._new_hold_ends]
         if self._holds is not None:
             candidates += [h.expires_at for h in self._holds.values()]
         else:
@@ -235,5 +291,5 @@ def as_of(tx: Tx, org_id: str, grants: list[GrantRow], t: datetime) -> list[Gran
     return grants
 
 
-def _snapshot(g: GrantRow) -> tuple[int, bool, bool, int]:
-    return (g.remaining, g.added_logged, g.expiry_logged, g.held)
+def _snapshot(g: GrantRow) -> tuple[int, bool, bool, int, bool]:
+    return (g.remaining, g.added_logged, g.expiry_logged, g.held, g.expiry_noticed)

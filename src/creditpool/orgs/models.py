@@ -14,6 +14,8 @@ class Org(Model):
     timezone: str
     low_balance_thresholds: tuple[Decimal, ...]
     created_at: datetime
+    # ``grant.expiring_soon`` is sent this many days before a grant with credits left expires
+    expiry_notice_days: int = 7
 
 
 class Team(Model):

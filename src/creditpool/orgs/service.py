@@ -27,6 +27,18 @@ def parse_thresholds(values: object) -> list[int]:
     return sorted({parse_credits(v, field="threshold") for v in values}, reverse=True)
 
 
+EXPIRY_NOTICE_DAYS_MAX = 365
+
+
+def parse_notice_days(value: object) -> int:
+    """Days before a grant expires that ``grant.expiring_soon`` is sent (0: at expiry)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("expiry_notice_days must be a whole number of days")
+    if not 0 <= value <= EXPIRY_NOTICE_DAYS_MAX:
+        raise InvalidInput(f"expiry_notice_days must be from 0 to {EXPIRY_NOTICE_DAYS_MAX}")
+    return value
+
+
 def create_org(tx: Tx, org_id: str, name: str | None, timezone: str) -> Org:
     org_id = check.identifier(org_id, "organization id")
     values = {
@@ -52,6 +64,8 @@ def update_org(tx: Tx, org_id: str, changes: dict[str, Any]) -> Org:
         values["timezone"] = check.timezone(changes["timezone"])
     if "low_balance_thresholds" in changes:
         values["low_balance_thresholds"] = parse_thresholds(changes["low_balance_thresholds"])
+    if "expiry_notice_days" in changes:
+        values["expiry_notice_days"] = parse_notice_days(changes["expiry_notice_days"])
     if values:
         repository.update_org(tx.conn, org_id, **values)
     return get_org(tx, org_id)
@@ -81,6 +95,7 @@ def org_model(row: DbRow) -> Org:
         timezone=row.timezone,
         created_at=row.created_at,
         low_balance_thresholds=tuple(to_decimal(v) for v in row.low_balance_thresholds),
+        expiry_notice_days=row.expiry_notice_days,
     )
 
 

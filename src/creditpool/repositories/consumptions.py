@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, bindparam, select, update
+from sqlalchemy import ColumnElement, bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.storage import compiled
@@ -17,6 +17,7 @@ from creditpool.storage.tables import (
     grants,
     members,
     restorations,
+    teams,
 )
 from creditpool.storage.types import DbRow
 
@@ -25,6 +26,9 @@ class Pricing(NamedTuple):
     rate: int
     per_unit: bool
     team_id: str | None
+    team_limit: int | None
+    usage_month: str | None
+    usage_units: int | None
 
 
 # The statements of every consumption (see storage.compiled).
@@ -33,10 +37,22 @@ _TEAM = (
     .where(members.c.org_id == bindparam("org_id"), members.c.user_id == bindparam("user_id"))
     .scalar_subquery()
 )
+
+
+def _of_team(column: Any) -> Any:
+    where = (teams.c.org_id == bindparam("org_id"), teams.c.id == _TEAM)
+    return select(column).where(*where).scalar_subquery().label(column.name)
+
+
 _PRICING = compiled.Query(
-    select(features.c.rate, features.c.per_unit, _TEAM.label("team_id")).where(
-        features.c["key"] == bindparam("feature")
-    ),
+    select(
+        features.c.rate,
+        features.c.per_unit,
+        _TEAM.label("team_id"),
+        _of_team(teams.c.monthly_limit).label("team_limit"),
+        _of_team(teams.c.usage_month),
+        _of_team(teams.c.usage_units),
+    ).where(features.c["key"] == bindparam("feature")),
     Pricing,
 )
 _INSERT = compiled.Write(consumptions.insert())
@@ -58,6 +74,42 @@ def insert(conn: Connection, values: dict[str, Any], draws: list[tuple[int, int]
     ]
     compiled.run(conn, _INSERT, values)
     compiled.run(conn, _INSERT_ALLOCATION, rows)
+
+
+def team_paid_units(
+    conn: Connection, org_id: str, team_id: str, start: datetime, end: datetime
+) -> int:
+    """What a team's paid consumptions in [start, end) cost."""
+    query = select(func.coalesce(func.sum(consumptions.c.cost), 0)).where(
+        consumptions.c.org_id == org_id,
+        consumptions.c.team_id == team_id,
+        consumptions.c.status == "paid",
+        consumptions.c.created_at >= start,
+        consumptions.c.created_at < end,
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+_SAVE_TEAM_USAGE = compiled.Write(
+    update(teams).where(teams.c.org_id == bindparam("o"), teams.c.id == bindparam("t")),
+    keys=("usage_month", "usage_units"),
+)
+
+
+def save_team_usage(conn: Connection, org_id: str, usage: dict[str, tuple[str, int]]) -> None:
+    params = [
+        {"o": org_id, "t": t, "usage_month": m, "usage_units": u} for t, (m, u) in usage.items()
+    ]
+    compiled.run(conn, _SAVE_TEAM_USAGE, params)
+
+
+def team_usage_counter(conn: Connection, org_id: str, team_id: str) -> tuple[str | None, int]:
+    row = conn.execute(
+        select(teams.c.usage_month, teams.c.usage_units).where(
+            teams.c.org_id == org_id, teams.c.id == team_id
+        )
+    ).first()
+    return (None, 0) if row is None else (row.usage_month, int(row.usage_units))
 
 
 def get(conn: Connection, org_id: str, consumption_id: int) -> DbRow | None:

@@ -31,7 +31,7 @@ _LIVE = compiled.Query(
 )
 _SAVE = compiled.Write(
     update(grants).where(grants.c.org_id == bindparam("o"), grants.c.id == bindparam("i")),
-    keys=("remaining", "added_logged", "expiry_logged", "held"),
+    keys=("remaining", "added_logged", "expiry_logged", "held", "expiry_noticed"),
 )
 
 
@@ -63,6 +63,7 @@ def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> 
             "added_logged": g.added_logged,
             "expiry_logged": g.expiry_logged,
             "held": g.held,
+            "expiry_noticed": g.expiry_noticed,
         }
         for g in rows
     ]

@@ -59,6 +59,8 @@ class LockedOrg(NamedTuple):
     object_seq: int
     ledger_at: datetime | None
     next_event_at: datetime | None
+    expiry_notice_days: int
+    alerts: dict[str, Any] | None
 
 
 LOCKED_COLUMNS = tuple(orgs.c[name] for name in LockedOrg._fields)
@@ -75,6 +77,7 @@ _WHERE_ID = orgs.c.id == bindparam("org_id")
 _SAVE_SEQS = compiled.Write(
     update(orgs).where(_WHERE_ID), keys=("ledger_seq", "object_seq", "ledger_at")
 )
+_SAVE_ALERTS = compiled.Write(update(orgs).where(_WHERE_ID), keys=("alerts",))
 _SAVE_COUNTERS = compiled.Write(
     update(orgs).where(_WHERE_ID),
     keys=("ledger_seq", "object_seq", "ledger_at", "next_event_at"),
@@ -102,6 +105,11 @@ def save_counters(
     else:
         params["next_event_at"] = next_event_at
         compiled.run(conn, _SAVE_COUNTERS, params)
+
+
+def save_alerts(conn: Connection, org_id: str, alerts: dict[str, Any] | None) -> None:
+    """The low-balance alerts in force (``core/alerts.py``)."""
+    compiled.run(conn, _SAVE_ALERTS, {"org_id": org_id, "alerts": alerts})
 
 
 def update_org(conn: Connection, org_id: str, **values: Any) -> None:

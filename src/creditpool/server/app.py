@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
@@ -12,6 +13,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from creditpool.api.consumptions import router as consumptions_router
+from creditpool.api.credit_requests import router as credit_requests_router
 from creditpool.api.events import router as events_router
 from creditpool.api.features import router as features_router
 from creditpool.api.grants import router as grants_router
@@ -20,6 +22,7 @@ from creditpool.api.ledger import router as ledger_router
 from creditpool.api.orgs import router as orgs_router
 from creditpool.api.reports import router as reports_router
 from creditpool.api.sessions import router as sessions_router
+from creditpool.api.webhooks import router as webhooks_router
 from creditpool.http import metrics, openapi, problems
 from creditpool.http.batching import ConsumeBatcher
 from creditpool.http.cookies import Sessions
@@ -50,8 +53,11 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         sweeper = asyncio.create_task(_sweeping(pool, settings.sweep_interval_s))
+        stop_delivering = _delivering(pool) if settings.webhook_worker else None
         yield
         sweeper.cancel()
+        if stop_delivering is not None:
+            await asyncio.to_thread(stop_delivering)
         await hub.stop()
         pool.close()
 
@@ -69,6 +75,8 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
         consumptions_router,
         holds_router,
         ledger_router,
+        credit_requests_router,
+        webhooks_router,
     ):
         app.include_router(router)
     app.include_router(reports_router)
@@ -96,6 +104,32 @@ async def _sweeping(pool: CreditPool, interval_s: float) -> None:
             await asyncio.to_thread(pool.sweep)
         except Exception:  # a failed sweep is retried at the next interval
             log.exception("periodic sweep failed")
+
+
+def _delivering(pool: CreditPool) -> Callable[[], None]:
+    """Start this process's webhook delivery worker in a thread; returns what stops it.
+
+    The worker polls (``webhook_poll_s``) for what other processes committed, and each
+    commit of this process wakes it at once, so a delivery usually leaves within
+    milliseconds of its event's commit."""
+    worker = pool.webhook_worker()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=worker.run, args=(stop,), name="creditpool-webhooks", daemon=True
+    )
+    undo = pool.on_commit(lambda org_id, seq: worker.wake.set())
+    thread.start()
+
+    def stopping() -> None:
+        undo()
+        stop.set()
+        worker.wake.set()
+        # A round in flight ends within the delivery timeout; what it had not recorded is
+        # sent again when its lease ends (at least once).
+        thread.join(timeout=pool.settings.webhook_timeout_s + 5)
+        worker.close()
+
+    return stopping
 
 
 def _operations(app: FastAPI, pool: CreditPool) -> None:

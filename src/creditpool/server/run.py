@@ -25,6 +25,7 @@ def app_from_env() -> FastAPI:
         migrate_schema=False,
         hold_ttl_s_default=settings.hold_ttl_s_default,
         hold_ttl_s_max=settings.hold_ttl_s_max,
+        settings=settings,
     )
     return create_app(pool, settings)
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 from creditpool.storage.types import UTCDateTime
@@ -56,6 +57,11 @@ orgs = Table(
     Column("ledger_at", UTCDateTime, nullable=True),
     # The earliest not yet logged availability or expiry: lets a change skip the catch-up.
     Column("next_event_at", UTCDateTime, nullable=True),
+    # Days before a grant's expiry that ``grant.expiring_soon`` is sent.
+    Column("expiry_notice_days", Integer, nullable=False, server_default="7"),
+    # The low-balance alerts in force (``core/alerts.py``): which thresholds Left is below
+    # and whether it is depleted; each fires once until Left recovers above it.
+    Column("alerts", JSON, nullable=True),
 )
 
 features = Table(
@@ -78,6 +84,11 @@ teams = Table(
     Column("name", String(200), nullable=False),
     Column("monthly_limit", Units, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Paid usage of the calendar month ``usage_month`` (YYYY-MM, in the organization's
+    # zone), kept by every consumption and refund: ``team.limit_crossed`` is decided from it
+    # without summing the month's consumptions. NULL: not counted yet (read from them once).
+    Column("usage_month", String(7), nullable=True),
+    Column("usage_units", Units, nullable=False, server_default="0"),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
@@ -116,6 +127,8 @@ grants = Table(
     # Reserved on this grant by open holds (not in ``remaining``); 0 once the grant expired
     # or was voided (what was held on it left the pool with it).
     Column("held", Units, nullable=False, server_default="0"),
+    # ``grant.expiring_soon`` was sent (once per grant).
+    Column("expiry_noticed", Boolean, nullable=False, server_default=false()),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
@@ -323,4 +336,110 @@ app_secrets = Table(
     Column("name", String(64), primary_key=True),
     Column("value", String(128), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+)
+
+# -- events and webhooks (migration 0005) ------------------------------------------------
+
+# The outbox: every event is written in the transaction of the change that caused it, so an
+# event exists exactly when its change committed. ``dispatched`` turns true once the
+# delivery worker has made a delivery per matching webhook endpoint. ``dedupe`` makes the
+# once-only events (a team's limit crossed in a month, ...) take effect once.
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # None only for the vendor-level ``webhook.test``
+    Column("org_id", ID, nullable=True),
+    Column("type", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("ledger_seq", BigInteger, nullable=True),
+    Column("data", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("dispatched", Boolean, nullable=False),
+    Column("dedupe", String(200), nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+)
+Index("ix_events_org_seq", events.c.org_id, events.c.ledger_seq)
+Index("ix_events_dedupe", events.c.org_id, events.c.dedupe, unique=True)
+Index("ix_events_dispatched", events.c.dispatched, events.c.created_at)
+
+# The vendor's endpoints. Secrets are stored encrypted with the server's secret key
+# (``webhooks/secrets.py``): a dump of the database alone cannot sign.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("description", String(500), nullable=True),
+    Column("event_types", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("secret", Text, nullable=False),
+    # The secret before the last rotation: it signs too until ``old_secret_until``.
+    Column("old_secret", Text, nullable=True),
+    Column("old_secret_until", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("disabled_reason", String(500), nullable=True),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("org_id", ID, nullable=True),
+    # pending (due at next_attempt_at), delivered, failed (retries exhausted)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["endpoint_id"], ["webhook_endpoints.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["event_id"], ["events.id"]),
+)
+Index(
+    "ix_webhook_deliveries_endpoint_event",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.event_id,
+    unique=True,
+)
+Index(
+    "ix_webhook_deliveries_due", webhook_deliveries.c.status, webhook_deliveries.c.next_attempt_at
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("delivery_id", BigInteger, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response", Text, nullable=True),
+    Column("error", String(500), nullable=True),
+    ForeignKeyConstraint(["delivery_id"], ["webhook_deliveries.id"], ondelete="CASCADE"),
+)
+Index("ix_webhook_attempts_delivery", webhook_attempts.c.delivery_id, webhook_attempts.c.at)
+
+# An organization admin's request for more credits, answered by staff.
+credit_requests = Table(
+    "credit_requests",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("amount", Units, nullable=False),
+    Column("message", Text, nullable=True),
+    Column("requested_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    # open, granted, dismissed
+    Column("status", String(16), nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("closed_by", String(200), nullable=True),
+    Column("grant_id", BigInteger, nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+    sqlite_with_rowid=False,
 )

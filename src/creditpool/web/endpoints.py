@@ -16,16 +16,18 @@ from starlette.concurrency import run_in_threadpool
 from creditpool import validation as check
 from creditpool.auth.models import Role
 from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
+from creditpool.credit_requests.models import CreditRequest
 from creditpool.http.cookies import Sessions
 from creditpool.http.deps import ObjectId, OrgId, Pool, TeamId
 from creditpool.http.downloads import download_response, span_days_max
 from creditpool.http.security import Action, Principal
+from creditpool.orgs.models import Org
 from creditpool.pool import CreditPool
 from creditpool.reports.models import ReportFormat, ReportKind
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
-from creditpool.web.auth import CsrfRefused, form_caller, page_caller
+from creditpool.web.auth import CsrfRefused, form_caller, page_caller, page_claims
 from creditpool.web.render import fragment, page
 
 router = APIRouter(include_in_schema=False)
@@ -255,12 +257,84 @@ def set_team_limit(
     return RedirectResponse(f"/app/orgs/{org}?saved={team_id}#teams", status_code=303)
 
 
+@router.get("/app/orgs/{org}/live")
+def usage_live(
+    org: OrgId, request: Request, pool: Pool, days: Annotated[int, Query()] = 30
+) -> Response:
+    """The usage page's team table and chart, for its live updates (the balance and the
+    history come with the events themselves)."""
+    caller = page_caller(request)
+    caller.require(Action.BALANCE_READ, org)
+    days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
+    view = service.usage_live(pool.db, caller, org, days)
+    claims = page_claims(request)
+    return fragment(
+        "_usage_live.html", view=view, org=view.org, caller=caller, Action=Action,
+        csrf=claims.csrf,
+    )  # fmt: skip
+
+
 @router.get("/app/orgs/{org}/credits")
-def credits(org: OrgId, request: Request, pool: Pool) -> Response:
+def credits(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    requested: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> Response:
     caller = page_caller(request)
     caller.require(Action.GRANTS_READ, org)
-    view = service.credits_page(pool.db, org)
-    return page(request, "credits.html", view=view, caller=caller, Action=Action, report_error=None)
+    return _credits_page(request, pool, caller, org, requested=requested)
+
+
+def _credits_page(
+    request: Request,
+    pool: Pool,
+    caller: Principal,
+    org: str,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    """The credits page; an organization admin also sees the form to ask for more credits
+    and the organization's latest requests."""
+    asking = caller.may(Action.CREDIT_REQUESTS_CREATE)
+    view = service.credits_page(pool.db, org, with_requests=asking)
+    context: dict[str, Any] = {"report_error": None, "requested": None, "request_error": None}
+    context.update(extra)
+    return page(
+        request, "credits.html", status_code=status_code, view=view, caller=caller,
+        Action=Action, asking=asking, nonce=uuid.uuid4().hex, **context,
+    )  # fmt: skip
+
+
+@router.post("/app/orgs/{org}/credit-requests")
+def request_credits(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    amount: FormText = "",
+    message: FormText = "",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    """An organization admin asks for more credits (staff answer from the console). The
+    form's nonce is the idempotency key: a double submit asks once."""
+    caller = form_caller(request, csrf)
+    caller.require(Action.CREDIT_REQUESTS_CREATE, org)
+    try:
+        asked = pool.request_credits(
+            org,
+            amount.strip(),
+            requested_by=caller.key.user_id or caller.key.name,
+            message=_optional(message),
+            idempotency_key=_form_key("credit-request", nonce),
+        )
+    except InvalidInput as error:
+        form = {"amount": amount, "message": message}
+        return _credits_page(
+            request, pool, caller, org, status_code=422, request_error=error.detail, form=form
+        )
+    target = f"/app/orgs/{org}/credits?requested={asked.id}#request"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.get("/app/orgs/{org}/credits/report")
@@ -281,11 +355,9 @@ async def download_report(
             pool.report, org, kind, _optional(start), _optional(end), span_days_max=span_days_max()
         )
     except InvalidInput as error:
-        view = await run_in_threadpool(service.credits_page, pool.db, org)
-        return page(
-            request, "credits.html", status_code=422, view=view, caller=caller, Action=Action,
-            report_error=error.detail,
-        )  # fmt: skip
+        return await run_in_threadpool(
+            _credits_page, request, pool, caller, org, 422, report_error=error.detail
+        )
     return await download_response(report, fmt)
 
 
@@ -332,10 +404,13 @@ def staff_org(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     granted: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     voided: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    dismissed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     caller = _staff(request)
     caller.require(Action.GRANTS_READ, org)
-    return _staff_org_page(request, pool, caller, org, before, granted=granted, voided=voided)
+    return _staff_org_page(
+        request, pool, caller, org, before, granted=granted, voided=voided, dismissed=dismissed
+    )
 
 
 def _staff_org_page(
@@ -349,11 +424,13 @@ def _staff_org_page(
 ) -> Response:
     pool.sweep(org)  # what fell due is written first: the ledger and hold statuses are exact
     view = service.staff_org_page(pool.db, org, before)
-    context: dict[str, Any] = {"form": {}, "form_error": None, "granted": None, "voided": None}
+    context: dict[str, Any] = {
+        "form": {}, "form_error": None, "granted": None, "voided": None, "dismissed": None,
+    }  # fmt: skip
     context.update(extra)
     return page(
         request, "staff_org.html", status_code=status_code, view=view, caller=caller,
-        nonce=uuid.uuid4().hex, **context,
+        nonce=uuid.uuid4().hex, summary=service.event_summary, **context,
     )  # fmt: skip
 
 
@@ -447,3 +524,94 @@ def staff_void(
         org, grant_id, by=caller.key.name, reason=_optional(reason), idempotency_key=key
     )
     return RedirectResponse(f"/staff/orgs/{org}?voided={grant_id}", status_code=303)
+
+
+# -- credit requests and webhooks in the console --------------------------------------------
+
+
+@router.get("/staff/orgs/{org}/credit-requests/{request_id}/grant")
+def staff_request_confirm(
+    org: OrgId, request_id: ObjectId, request: Request, pool: Pool
+) -> Response:
+    """Granting a request asks first, with the amount asked for (which staff may change)."""
+    caller = _staff(request)
+    caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
+    caller.require(Action.GRANTS_WRITE, org)
+    org_model, asked = service.credit_request_view(pool.db, org, request_id)
+    return _request_confirm_page(request, caller, org_model, asked)
+
+
+def _request_confirm_page(
+    request: Request,
+    caller: Principal,
+    org: Org,
+    asked: CreditRequest,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    context: dict[str, Any] = {"form": {"amount": str(asked.amount)}, "form_error": None}
+    context.update(extra)
+    return page(
+        request, "staff_request_grant.html", status_code=status_code, caller=caller, org=org,
+        asked=asked, nonce=uuid.uuid4().hex, **context,
+    )  # fmt: skip
+
+
+@router.post("/staff/orgs/{org}/credit-requests/{request_id}/grant")
+def staff_request_grant(
+    org: OrgId,
+    request_id: ObjectId,
+    request: Request,
+    pool: Pool,
+    amount: FormText = "",
+    expires_at: FormText = "",
+    note: FormText = "",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    """Answer a request with a grant (which closes it); a double submit grants once."""
+    caller = _granting(request, csrf, org)
+    caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
+    org_model, asked = service.credit_request_view(pool.db, org, request_id)
+    try:
+        grant = pool.grant_credit_request(
+            org,
+            request_id,
+            amount=_optional(amount),
+            expires_at=service.local_instant(expires_at, org_model.timezone, "expiry"),
+            by=caller.key.name,
+            note=_optional(note),
+            idempotency_key=_form_key("request-grant", nonce),
+        )
+    except InvalidInput as error:
+        form = {"amount": amount, "expires_at": expires_at, "note": note}
+        return _request_confirm_page(
+            request, caller, org_model, asked, 422, form=form, form_error=error.detail
+        )
+    return RedirectResponse(f"/staff/orgs/{org}?granted={grant.id}", status_code=303)
+
+
+@router.post("/staff/orgs/{org}/credit-requests/{request_id}/dismiss")
+def staff_request_dismiss(
+    org: OrgId,
+    request_id: ObjectId,
+    request: Request,
+    pool: Pool,
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    caller = form_caller(request, csrf)
+    caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
+    key = _form_key("request-dismiss", nonce)
+    pool.dismiss_credit_request(org, request_id, by=caller.key.name, idempotency_key=key)
+    return RedirectResponse(f"/staff/orgs/{org}?dismissed={request_id}", status_code=303)
+
+
+@router.get("/staff/webhooks")
+def staff_webhooks(request: Request, pool: Pool) -> Response:
+    """The vendor's webhook endpoints and their health (read only: the vendor manages them
+    through the API)."""
+    caller = _staff(request)
+    caller.require(Action.WEBHOOKS_READ)
+    rows = service.webhooks_page(pool.db)
+    return page(request, "staff_webhooks.html", caller=caller, rows=rows)

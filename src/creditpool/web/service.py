@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
+from creditpool.credit_requests import service as credit_requests
+from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
 from creditpool.grants import service as grants_service
 from creditpool.grants.models import Grant
@@ -26,6 +29,8 @@ from creditpool.repositories import holds as holds_repo
 from creditpool.storage.uow import Database, Tx
 from creditpool.web import repository
 from creditpool.web.chart import Chart, stacked_bars
+from creditpool.webhooks import service as webhooks
+from creditpool.webhooks.models import Event, WebhookEndpoint
 
 HISTORY_PAGE_SIZE = 25
 LEDGER_PAGE_SIZE = 50
@@ -33,6 +38,23 @@ OPEN_HOLDS_SHOWN = 100  # the staff console lists at most this many open holds
 ORGS_PAGE_SIZE = 25
 EXPIRING_WITHIN = timedelta(days=30)
 CHART_DAYS = (30, 90)
+RECENT_EVENTS_SHOWN = 20
+REQUESTS_SHOWN = 10  # an admin's latest credit requests on the credits page
+# What an event's one-line summary shows of its data, in this order, when present.
+SUMMARY_FIELDS = (
+    ("left", "left"),
+    ("threshold", "threshold"),
+    ("team_id", "team"),
+    ("used", "used"),
+    ("monthly_limit", "limit"),
+    ("grant_id", "grant"),
+    ("amount", "amount"),
+    ("cost", "cost"),
+    ("remaining", "remaining"),
+    ("feature", "feature"),
+    ("user_id", "user"),
+    ("requested_by", "by"),
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +87,23 @@ class HistoryFilters:
 
 
 @dataclass(frozen=True)
+class Banner:
+    """Why Left deserves attention: depleted, or below the highest low-balance threshold it
+    has crossed (live.js decides the same from each event's balance)."""
+
+    depleted: bool
+    left: Decimal
+    threshold: Decimal | None
+
+
+def balance_banner(org: Org, balance: Balance) -> Banner | None:
+    if balance.left <= 0:
+        return Banner(True, balance.left, None)
+    crossed = [t for t in org.low_balance_thresholds if balance.left < t]
+    return Banner(False, balance.left, max(crossed)) if crossed else None
+
+
+@dataclass(frozen=True)
 class Header:
     """Every org page: the organization, its balance, the ledger point it was read at."""
 
@@ -72,6 +111,10 @@ class Header:
     balance: Balance
     seq: int
     now: datetime
+
+    @property
+    def banner(self) -> Banner | None:
+        return balance_banner(self.org, self.balance)
 
 
 @dataclass(frozen=True)
@@ -91,9 +134,28 @@ class UsagePage:
 
 
 @dataclass(frozen=True)
+class UsageLive:
+    """The parts of the usage page that a ledger event changes besides the balance and the
+    history: the team table and the chart (reloaded whole, they are small)."""
+
+    org: Org
+    teams: list[TeamUsage] | None
+    chart: Chart
+    days: int
+
+
+@dataclass(frozen=True)
 class CreditsPage:
     header: Header
     grants: list[Grant]
+    requests: list[CreditRequest] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EndpointHealth:
+    endpoint: WebhookEndpoint
+    pending: int
+    failed: int
 
 
 @dataclass(frozen=True)
@@ -112,6 +174,8 @@ class StaffOrgPage:
     holds: list[Hold] = field(default_factory=list)
     features: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
+    requests: list[CreditRequest] = field(default_factory=list)  # the open ones
+    events: list[Event] = field(default_factory=list)  # the newest first
 
 
 def header(tx: Tx, org_id: str) -> Header:
@@ -226,12 +290,27 @@ def consumption_row(
     return org, found, names
 
 
-def credits_page(db: Database, org_id: str) -> CreditsPage:
+def usage_live(db: Database, caller: Principal, org_id: str, days: int) -> UsageLive:
+    """The usage page's team table and chart as of now (for a live update), from one
+    snapshot, with what the caller may see (a member: no teams, their own usage)."""
+    own_user = None if caller.may(Action.CONSUMPTIONS_READ) else caller.key.user_id
+    with db.read(snapshot=True) as tx:
+        org = orgs.get_org(tx, org_id)
+        chart = usage_chart(tx, org_id, org.timezone, days, own_user, feature_names(tx))
+        teams = orgs.team_usage(tx, org_id, None) if caller.may(Action.USAGE_READ) else None
+    return UsageLive(org, teams, chart, days)
+
+
+def credits_page(db: Database, org_id: str, *, with_requests: bool = False) -> CreditsPage:
+    """``with_requests``: also the organization's latest credit requests (an admin's view,
+    with the form to ask for more)."""
     order = {GrantState.ACTIVE: 0, GrantState.PENDING: 1, GrantState.EXPIRED: 2}
     with db.read(snapshot=True) as tx:
         head = header(tx, org_id)
         grants = grants_service.list_for_org(tx, org_id)
-    return CreditsPage(head, sorted(grants, key=lambda g: (order.get(g.state, 3), -g.id)))
+        asked = credit_requests.list_for_org(tx, org_id) if with_requests else []
+    grants.sort(key=lambda g: (order.get(g.state, 3), -g.id))
+    return CreditsPage(head, grants, asked[:REQUESTS_SHOWN])
 
 
 def org_rows(
@@ -258,12 +337,37 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         grants = grants_service.list_for_org(tx, org_id)
         holds = open_holds(tx, org_id)
         names = feature_names(tx)
+        asked = credit_requests.list_for_org(tx, org_id, CreditRequestStatus.OPEN)
+        events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
     entries = [e for e in entries if e.seq <= newest]
     entries.reverse()
     grants.sort(key=lambda g: -g.id)
     older = entries[-1].seq if entries and entries[-1].seq > 1 else None
     newer = newest + LEDGER_PAGE_SIZE + 1 if before_seq is not None else None
-    return StaffOrgPage(head, grants, entries, older, newer, holds, names)
+    return StaffOrgPage(
+        head, grants, entries, older, newer, holds, names, requests=asked, events=events
+    )
+
+
+def event_summary(event: Event) -> str:
+    """One line of what an event says, for the console (its full data is the webhook's)."""
+    data = event.data
+    parts = [f"#{data['id']}"] if data.get("id") is not None else []
+    parts += [f"{label} {data[key]}" for key, label in SUMMARY_FIELDS if data.get(key) is not None]
+    return " · ".join(parts)
+
+
+def credit_request_view(db: Database, org_id: str, request_id: int) -> tuple[Org, CreditRequest]:
+    """The organization and the request the grant confirmation shows."""
+    with db.read(snapshot=True) as tx:
+        return orgs.get_org(tx, org_id), credit_requests.get(tx, org_id, request_id)
+
+
+def webhooks_page(db: Database) -> list[EndpointHealth]:
+    """Every webhook endpoint with its health and its deliveries waiting or given up on."""
+    with db.read(snapshot=True) as tx:
+        found = webhooks.endpoints_health(tx)
+    return [EndpointHealth(e, n.get("pending", 0), n.get("failed", 0)) for e, n in found]
 
 
 def feature_names(tx: Tx) -> dict[str, str]:

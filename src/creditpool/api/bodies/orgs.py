@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictInt, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from creditpool.http.schemas import (
@@ -33,9 +33,21 @@ class OrgUpdate(Body):
         Annotated[list[Credits], Field(max_length=THRESHOLDS_MAX)] | SkipJsonSchema[None]
     ) = omittable()
 
-    _not_null = field_validator("name", "timezone", "low_balance_thresholds", mode="before")(
-        refuse_null
-    )
+    expiry_notice_days: (
+        Annotated[
+            StrictInt,
+            Field(
+                ge=0,
+                le=365,
+                description="Days before a grant expires that `grant.expiring_soon` is sent",
+            ),
+        ]
+        | SkipJsonSchema[None]
+    ) = omittable()
+
+    _not_null = field_validator(
+        "name", "timezone", "low_balance_thresholds", "expiry_notice_days", mode="before"
+    )(refuse_null)
 
 
 class TeamCreate(Body):

@@ -57,6 +57,74 @@
     });
   }
 
+  function applyAlert(balance) {
+    // The low-balance banner, by the server's rule (web/service.py balance_banner): Left
+    // at 0 is depleted; else Left below thresholds shows the highest of them.
+    if (balance.left === undefined) return;
+    var left = units(String(balance.left));
+    document.querySelectorAll("[data-balance-alert]").forEach(function (box) {
+      var highest = null;
+      (box.dataset.thresholds || "").split(" ").forEach(function (t) {
+        if (t && left < units(t) && (highest === null || units(t) > units(highest))) highest = t;
+      });
+      var depleted = left <= 0n;
+      var shown = depleted || highest !== null;
+      box.classList.toggle("hidden", !shown);
+      box.classList.toggle("alert-error", depleted);
+      box.classList.toggle("alert-warn", !depleted);
+      box.querySelectorAll("[data-alert-when]").forEach(function (p) {
+        p.classList.toggle("hidden", (p.dataset.alertWhen === "depleted") !== depleted);
+      });
+      box.querySelectorAll("[data-alert-left]").forEach(function (el) {
+        el.textContent = groupCredits(String(balance.left));
+      });
+      box.querySelectorAll("[data-alert-threshold]").forEach(function (el) {
+        el.textContent = highest === null ? "" : groupCredits(highest);
+      });
+    });
+  }
+
+  var partsTimer = null;
+  var partsLoading = false;
+  var partsAgain = false;
+
+  function refreshParts(root) {
+    // The usage page's team table and chart: reloaded whole from the server a moment after
+    // changes arrive (a burst of events costs one load), one load at a time.
+    if (root.dataset.liveParts !== "1") return;
+    if (partsTimer) clearTimeout(partsTimer);
+    partsTimer = setTimeout(function () { partsTimer = null; loadParts(root); }, 250);
+  }
+
+  function loadParts(root) {
+    if (partsLoading) { partsAgain = true; return; }
+    partsLoading = true;
+    var url = "/app/orgs/" + encodeURIComponent(root.dataset.org) + "/live?days=" +
+      encodeURIComponent(root.dataset.days || "30");
+    fetchHtml(url).then(function (html) {
+      if (html === null) return;
+      var fresh = new DOMParser().parseFromString(html, "text/html");
+      replacePart(fresh, "[data-chart-part]");
+      var teams = document.querySelector("[data-teams-body]");
+      if (teams && teams.contains(document.activeElement)) {
+        // Someone is typing a limit: keep their input, reload when they leave it.
+        teams.addEventListener("focusout", function () { refreshParts(root); }, { once: true });
+        return;
+      }
+      replacePart(fresh, "[data-teams-body]");
+    }).catch(function () { /* the next event or a reload shows them */ })
+      .then(function () {
+        partsLoading = false;
+        if (partsAgain) { partsAgain = false; refreshParts(root); }
+      });
+  }
+
+  function replacePart(fresh, selector) {
+    var from = fresh.querySelector(selector);
+    var into = document.querySelector(selector);
+    if (from && into && into.innerHTML !== from.innerHTML) into.innerHTML = from.innerHTML;
+  }
+
   function updateRow(root, consumptionId) {
     var body = document.querySelector("[data-history-body]");
     if (!body) return;
@@ -164,7 +232,10 @@
       var data;
       try { data = JSON.parse(event.data); } catch (e) { return; }
       if (event.lastEventId) root.dataset.seq = event.lastEventId;
-      if (data.balance) applyBalance(data.balance);
+      if (data.balance) {
+        applyBalance(data.balance);
+        applyAlert(data.balance);
+      }
       var entry = data.entry || {};
       // A settle's consumption is one like any other: its history row names the hold.
       if (entry.consumption_id && (entry.action === "consumption" || entry.action === "refund")) {
@@ -172,6 +243,7 @@
       }
       addLedgerRow(root, entry.seq || event.lastEventId);
       if (HOLD_ACTIONS[entry.action]) refreshHolds(root);
+      refreshParts(root);
     });
     window.creditpoolStream = source; // for tests and debugging
   }

@@ -1,0 +1,95 @@
+"""Requests for more credits over HTTP: an organization's admin (or the vendor's backend on
+its behalf) asks, staff answer with a grant or a dismissal; both read the list."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Response
+
+from creditpool import changes
+from creditpool.api.bodies.credit_requests import (
+    CreditRequestCreate,
+    CreditRequestDismiss,
+    CreditRequestGrant,
+)
+from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
+from creditpool.grants.models import Grant
+from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.routing import AuthorizedRoute
+from creditpool.http.schemas import Items
+from creditpool.http.security import Action, Principal, allowed
+from creditpool.http.writes import Write
+
+router = APIRouter(
+    prefix="/v1/orgs/{org}/credit-requests", tags=["credit requests"], route_class=AuthorizedRoute
+)
+Asker = Annotated[Principal, allowed(Action.CREDIT_REQUESTS_CREATE)]
+Reader = Annotated[Principal, allowed(Action.CREDIT_REQUESTS_READ)]
+Answerer = Annotated[Principal, allowed(Action.CREDIT_REQUESTS_ANSWER)]
+NOT_OPEN: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The request was already granted or dismissed"}
+}
+
+
+@router.post("", status_code=201, response_model=CreditRequest)
+def request_credits(
+    org: OrgId, body: CreditRequestCreate, caller: Asker, writes: Write
+) -> Response:
+    """Ask for more credits: an open request, and a `credits.requested` event (webhook) so
+    that the vendor hears of it. ``requested_by`` is the caller's name."""
+    by = caller.key.name or caller.key.user_id or caller.key.id
+    return writes.ledger(
+        caller,
+        org,
+        201,
+        lambda key: changes.request_credits(
+            body.amount, requested_by=by, message=body.message, idempotency_key=key
+        ),
+    )
+
+
+@router.get("", response_model=Items[CreditRequest])
+def list_credit_requests(
+    org: OrgId, caller: Reader, pool: Pool, status: CreditRequestStatus | None = None
+) -> Items[CreditRequest]:
+    """Newest first."""
+    return Items(items=pool.credit_requests(org, status=status))
+
+
+@router.post("/{request_id}/grant", status_code=201, response_model=Grant, responses=NOT_OPEN)
+def grant_credit_request(
+    org: OrgId,
+    request_id: ObjectId,
+    body: CreditRequestGrant,
+    caller: Answerer,
+    writes: Write,
+) -> Response:
+    """Answer the request with a grant (of the amount asked for unless ``amount``), which
+    closes it; ``granted_by`` is the staff key's name."""
+    fields = body.model_dump()
+    by = caller.key.name
+    return writes.ledger(
+        caller,
+        org,
+        201,
+        lambda key: changes.grant_credit_request(request_id, by=by, idempotency_key=key, **fields),
+    )
+
+
+@router.post("/{request_id}/dismiss", response_model=CreditRequest, responses=NOT_OPEN)
+def dismiss_credit_request(
+    org: OrgId,
+    request_id: ObjectId,
+    caller: Answerer,
+    writes: Write,
+    body: CreditRequestDismiss | None = None,
+) -> Response:
+    """Close the request without a grant."""
+    by = caller.key.name
+    return writes.ledger(
+        caller,
+        org,
+        200,
+        lambda key: changes.dismiss_credit_request(request_id, by=by, idempotency_key=key),
+    )

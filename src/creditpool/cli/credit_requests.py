@@ -1,0 +1,132 @@
+"""``creditpool credit-requests ...``: an organization's requests for more credits, and the
+staff's answer (a grant, which closes the request, or a dismissal)."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from creditpool.cli import render
+from creditpool.cli.context import IdempotencyKey, JsonFlag, OrgId, instant, open_pool
+from creditpool.cli.credits import AMOUNT_ARGS
+from creditpool.credit_requests.models import CreditRequestStatus
+
+credit_requests_app = typer.Typer(
+    help="Requests for more credits, and their answers.", no_args_is_help=True
+)
+
+RequestId = Annotated[int, typer.Argument(help="The request's id.")]
+By = Annotated[str | None, typer.Option(help="Who answers (default: the local user name).")]
+
+
+def local_user() -> str:
+    """Who runs the command, for the record (``cli`` when the system cannot tell)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+@credit_requests_app.command("list")
+def list_(
+    ctx: typer.Context,
+    org_id: OrgId,
+    status: Annotated[
+        CreditRequestStatus | None, typer.Option(help="Only open, granted or dismissed ones.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """An organization's credit requests, newest first."""
+    found = open_pool(ctx).credit_requests(org_id, status=status)
+    render.listing(
+        found,
+        as_json,
+        f"Credit requests of {org_id}",
+        ["ID", "Created", "Status", "Credits=", "By", "Message~", "Closed", "Closed by", "Grant"],
+        (
+            (
+                r.id,
+                r.created_at,
+                r.status,
+                r.amount,
+                r.requested_by,
+                r.message,
+                r.closed_at,
+                r.closed_by,
+                r.grant_id,
+            )
+            for r in found
+        ),
+    )
+
+
+@credit_requests_app.command("request", context_settings=AMOUNT_ARGS)
+def request(
+    ctx: typer.Context,
+    org_id: OrgId,
+    amount: Annotated[str, typer.Argument(help="Credits asked for, e.g. 500.")],
+    message: Annotated[str | None, typer.Option(help="A word for the account team.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who asks (default: the local user name).")] = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Ask for more credits: the staff see it, and webhooks get ``credits.requested``."""
+    r = open_pool(ctx).request_credits(
+        org_id,
+        amount,
+        requested_by=by or local_user(),
+        message=message,
+        idempotency_key=idempotency_key,
+    )
+    render.result(
+        r, as_json, f"credit request {r.id}: {r.amount} credits for {org_id} by {r.requested_by}"
+    )
+
+
+@credit_requests_app.command("grant")
+def grant(
+    ctx: typer.Context,
+    org_id: OrgId,
+    request_id: RequestId,
+    amount: Annotated[str | None, typer.Option(help="Default: the amount asked for.")] = None,
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(parser=instant, metavar="ISO-DATETIME", help="None: permanent."),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
+    by: By = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Answer an open request with a grant, which closes it."""
+    g = open_pool(ctx).grant_credit_request(
+        org_id,
+        request_id,
+        amount=amount,
+        expires_at=expires_at,
+        by=by or local_user(),
+        note=note,
+        idempotency_key=idempotency_key,
+    )
+    render.result(
+        g, as_json, f"credit request {request_id} granted: grant {g.id}, {g.amount} credits"
+    )
+
+
+@credit_requests_app.command("dismiss")
+def dismiss(
+    ctx: typer.Context,
+    org_id: OrgId,
+    request_id: RequestId,
+    by: By = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Close an open request without a grant."""
+    r = open_pool(ctx).dismiss_credit_request(
+        org_id, request_id, by=by or local_user(), idempotency_key=idempotency_key
+    )
+    render.result(r, as_json, f"credit request {r.id} of {org_id} dismissed")

@@ -1,0 +1,148 @@
+"""The library's webhook and event methods, mixed into ``CreditPool`` (one transaction each;
+delegation only)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from creditpool.core.errors import InvalidInput, NotFound
+from creditpool.repositories import orgs
+from creditpool.settings import Settings
+from creditpool.storage.uow import Database
+from creditpool.webhooks import network
+from creditpool.webhooks import service as webhooks
+from creditpool.webhooks.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointWithSecret,
+)
+from creditpool.webhooks.network import IPNetwork
+from creditpool.webhooks.secrets import SecretBox
+from creditpool.webhooks.worker import Deliverer
+
+PAGE_SIZE_MAX = 1000
+
+
+class WebhooksFacade:
+    db: Database
+    settings: Settings
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        """Seals webhook secrets with the server's key (made on first use when unset: a
+        file beside a SQLite database, else in the working directory)."""
+        settings = self.settings
+        if not settings.secret_key and settings.secret_key_file is None:
+            database = self.db.engine.url.database
+            if self.db.dialect == "sqlite" and database and database != ":memory:":
+                path = str(Path(database).with_name(Path(database).name + ".secret-key"))
+            else:
+                path = "creditpool-secret.key"
+            settings = settings.model_copy(update={"secret_key_file": path})
+        return SecretBox.from_settings(settings)
+
+    @cached_property
+    def webhook_networks(self) -> list[IPNetwork]:
+        return network.parse_networks(self.settings.webhook_allowed_networks)
+
+    def events(
+        self,
+        org_id: str,
+        *,
+        type: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[Event]:
+        """The organization's events, newest first (``before``: an event id, to page)."""
+        with self.db.read() as tx:
+            if orgs.get_org(tx.conn, org_id) is None:
+                raise NotFound(f"organization {org_id!r} not found")
+            return webhooks.org_events(tx, org_id, limit=_limit(limit), before=before, type_=type)
+
+    def create_webhook_endpoint(
+        self,
+        url: str,
+        *,
+        event_types: list[str] | None = None,
+        description: str | None = None,
+        enabled: bool = True,
+    ) -> WebhookEndpointWithSecret:
+        """A new endpoint; its secret is in the answer, and never shown again."""
+        with self.db.write() as tx:
+            return webhooks.create_endpoint(
+                tx,
+                self.secret_box,
+                self.webhook_networks,
+                url=url,
+                event_types=event_types,
+                description=description,
+                enabled=enabled,
+            )
+
+    def webhook_endpoints(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[WebhookEndpoint]:
+        with self.db.read() as tx:
+            return webhooks.list_endpoints(tx, None if limit is None else _limit(limit), after)
+
+    def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
+        with self.db.read() as tx:
+            return webhooks.get_endpoint(tx, endpoint_id)
+
+    def update_webhook_endpoint(self, endpoint_id: str, **changes: Any) -> WebhookEndpoint:
+        """Change ``url``, ``event_types``, ``description`` or ``enabled`` (enabling a
+        disabled endpoint starts it afresh)."""
+        with self.db.write() as tx:
+            return webhooks.update_endpoint(tx, self.webhook_networks, endpoint_id, changes)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        with self.db.write() as tx:
+            webhooks.delete_endpoint(tx, endpoint_id)
+
+    def rotate_webhook_secret(self, endpoint_id: str) -> WebhookEndpointWithSecret:
+        """A new secret; the old one keeps signing beside it for 24 hours."""
+        with self.db.write() as tx:
+            return webhooks.rotate_secret(tx, self.secret_box, endpoint_id)
+
+    def webhook_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: DeliveryStatus | None = None,
+        before: int | None = None,
+        limit: int = 50,
+    ) -> list[WebhookDelivery]:
+        """The endpoint's deliveries, newest first, each with its attempts."""
+        with self.db.read() as tx:
+            return webhooks.deliveries(
+                tx, endpoint_id, limit=_limit(limit), before=before, status=status
+            )
+
+    def webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
+        with self.db.read() as tx:
+            return webhooks.get_delivery(tx, endpoint_id, delivery_id)
+
+    def retry_webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
+        """Send a delivery again now."""
+        with self.db.write() as tx:
+            return webhooks.retry(tx, endpoint_id, delivery_id)
+
+    def webhook_worker(self) -> Deliverer:
+        """A delivery worker on this database (``run(stop)`` delivers until stopped;
+        ``run_once()`` does one round). Close it when done."""
+        return Deliverer(self.db, self.settings, self.secret_box, self.db.now)
+
+    def test_webhook_endpoint(self, endpoint_id: str) -> WebhookDelivery:
+        """Send the endpoint a ``webhook.test`` event."""
+        with self.db.write() as tx:
+            return webhooks.send_test(tx, endpoint_id)
+
+
+def _limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInput(f"limit must be a whole number from 1 to {PAGE_SIZE_MAX}")
+    return limit
