@@ -42,7 +42,14 @@ MUTATING = {"post", "put", "patch", "delete"}
 REPLAYED = "idempotent-replayed"
 # Routes that take an Idempotency-Key but deliberately never replay it (documented on the
 # route): a retried portal session mints a fresh one-time link, so no usable link is stored.
-NOT_REPLAYED = {("POST", "/v1/portal-sessions")}
+# So do creating a webhook endpoint and rotating its secret (a stored answer would keep the
+# secret in the clear) and deleting one (idempotent by itself: a second DELETE is a 404).
+NOT_REPLAYED = {
+    ("POST", "/v1/portal-sessions"),
+    ("POST", "/v1/webhook-endpoints"),
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret"),
+    ("DELETE", "/v1/webhook-endpoints/{endpoint_id}"),
+}
 
 
 @dataclass
@@ -338,7 +345,100 @@ def _release(t: Tenant) -> Case:
     )  # fmt: skip
 
 
+def _credit_request(t: Tenant) -> Case:
+    def once() -> None:
+        assert [r.amount for r in t.pool.credit_requests(t.org)] == [Decimal(50)]
+        assert t.pool.credit_requests(t.other) == []
+        assert len(t.pool.events(t.org, type="credits.requested")) == 1
+
+    return Case(
+        "service", "POST", f"/v1/orgs/{t.org}/credit-requests", {"amount": "50"}, 201,
+        {"amount": "60"}, f"/v1/orgs/{t.other}/credit-requests", once,
+    )  # fmt: skip
+
+
+def _requested(t: Tenant) -> tuple[int, int]:
+    asked = t.pool.request_credits(t.org, "20", requested_by="admin")
+    twin = t.pool.request_credits(t.other, "20", requested_by="admin")
+    assert asked.id == twin.id  # ids are per organization
+    return asked.id, twin.id
+
+
+def _credit_request_grant(t: Tenant) -> Case:
+    rid, twin = _requested(t)
+
+    def once() -> None:
+        assert [g.amount for g in t.pool.grants(t.org)] == [Decimal(20)]
+        assert t.pool.grants(t.other) == []
+        assert [r.status for r in t.pool.credit_requests(t.other)] == ["open"]
+
+    return Case(
+        "staff", "POST", f"/v1/orgs/{t.org}/credit-requests/{rid}/grant", {}, 201,
+        {"amount": "25"}, f"/v1/orgs/{t.other}/credit-requests/{twin}/grant", once,
+    )  # fmt: skip
+
+
+def _credit_request_dismiss(t: Tenant) -> Case:
+    rid, twin = _requested(t)
+
+    def once() -> None:
+        assert [r.status for r in t.pool.credit_requests(t.org)] == ["dismissed"]
+        assert [r.status for r in t.pool.credit_requests(t.other)] == ["open"]
+
+    return Case(
+        "staff", "POST", f"/v1/orgs/{t.org}/credit-requests/{rid}/dismiss", {}, 200,
+        None, f"/v1/orgs/{t.other}/credit-requests/{twin}/dismiss", once,
+    )  # fmt: skip
+
+
+def _endpoint(t: Tenant) -> str:
+    return t.pool.create_webhook_endpoint(f"https://hooks.{t.org}.example/x").id
+
+
+def _endpoint_update(t: Tenant) -> Case:
+    endpoint = _endpoint(t)
+
+    def once() -> None:
+        assert t.pool.webhook_endpoint(endpoint).description == "first"
+
+    return Case(
+        "service", "PATCH", f"/v1/webhook-endpoints/{endpoint}", {"description": "first"}, 200,
+        {"description": "second"}, None, once,
+    )  # fmt: skip
+
+
+def _endpoint_test(t: Tenant) -> Case:
+    endpoint = _endpoint(t)
+
+    def once() -> None:
+        assert len(t.pool.webhook_deliveries(endpoint)) == 1
+
+    return Case(
+        "service", "POST", f"/v1/webhook-endpoints/{endpoint}/test", {}, 201,
+        None, None, once,
+    )  # fmt: skip
+
+
+def _delivery_retry(t: Tenant) -> Case:
+    endpoint = _endpoint(t)
+    delivery = t.pool.test_webhook_endpoint(endpoint)
+
+    def once() -> None:
+        assert len(t.pool.webhook_deliveries(endpoint)) == 1
+
+    return Case(
+        "service", "POST", f"/v1/webhook-endpoints/{endpoint}/deliveries/{delivery.id}/retry",
+        {}, 200, None, None, once,
+    )  # fmt: skip
+
+
 CASES: dict[tuple[str, str], Callable[[Tenant], Case]] = {
+    ("POST", "/v1/orgs/{org}/credit-requests"): _credit_request,
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/grant"): _credit_request_grant,
+    ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/dismiss"): _credit_request_dismiss,
+    ("PATCH", "/v1/webhook-endpoints/{endpoint_id}"): _endpoint_update,
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/test"): _endpoint_test,
+    ("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/retry"): _delivery_retry,
     ("POST", "/v1/orgs"): _org_create,
     ("PATCH", "/v1/orgs/{org}"): _org_update,
     ("POST", "/v1/orgs/{org}/teams"): _team_create,

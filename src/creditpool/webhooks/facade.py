@@ -3,6 +3,7 @@ delegation only)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.repositories import orgs
 from creditpool.settings import Settings
-from creditpool.storage.uow import Database
+from creditpool.storage.uow import Database, Tx
 from creditpool.webhooks import network
 from creditpool.webhooks import service as webhooks
 from creditpool.webhooks.models import (
@@ -28,8 +29,12 @@ PAGE_SIZE_MAX = 1000
 
 
 class WebhooksFacade:
+    """Writes run through ``_write`` (``CreditPool``'s directory-change transaction): the
+    HTTP layer's idempotency record then commits with the change."""
+
     db: Database
     settings: Settings
+    _write: Callable[[Callable[[Tx], Any]], Any]
 
     @cached_property
     def secret_box(self) -> SecretBox:
@@ -72,8 +77,8 @@ class WebhooksFacade:
         enabled: bool = True,
     ) -> WebhookEndpointWithSecret:
         """A new endpoint; its secret is in the answer, and never shown again."""
-        with self.db.write() as tx:
-            return webhooks.create_endpoint(
+        created: WebhookEndpointWithSecret = self._write(
+            lambda tx: webhooks.create_endpoint(
                 tx,
                 self.secret_box,
                 self.webhook_networks,
@@ -82,6 +87,8 @@ class WebhooksFacade:
                 description=description,
                 enabled=enabled,
             )
+        )
+        return created
 
     def webhook_endpoints(
         self, *, after: str | None = None, limit: int | None = None
@@ -96,17 +103,21 @@ class WebhooksFacade:
     def update_webhook_endpoint(self, endpoint_id: str, **changes: Any) -> WebhookEndpoint:
         """Change ``url``, ``event_types``, ``description`` or ``enabled`` (enabling a
         disabled endpoint starts it afresh)."""
-        with self.db.write() as tx:
-            return webhooks.update_endpoint(tx, self.webhook_networks, endpoint_id, changes)
+        networks = self.webhook_networks
+        updated: WebhookEndpoint = self._write(
+            lambda tx: webhooks.update_endpoint(tx, networks, endpoint_id, changes)
+        )
+        return updated
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
-        with self.db.write() as tx:
-            webhooks.delete_endpoint(tx, endpoint_id)
+        self._write(lambda tx: webhooks.delete_endpoint(tx, endpoint_id))
 
     def rotate_webhook_secret(self, endpoint_id: str) -> WebhookEndpointWithSecret:
         """A new secret; the old one keeps signing beside it for 24 hours."""
-        with self.db.write() as tx:
-            return webhooks.rotate_secret(tx, self.secret_box, endpoint_id)
+        rotated: WebhookEndpointWithSecret = self._write(
+            lambda tx: webhooks.rotate_secret(tx, self.secret_box, endpoint_id)
+        )
+        return rotated
 
     def webhook_deliveries(
         self,
@@ -128,8 +139,10 @@ class WebhooksFacade:
 
     def retry_webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
         """Send a delivery again now."""
-        with self.db.write() as tx:
-            return webhooks.retry(tx, endpoint_id, delivery_id)
+        retried: WebhookDelivery = self._write(
+            lambda tx: webhooks.retry(tx, endpoint_id, delivery_id)
+        )
+        return retried
 
     def webhook_worker(self) -> Deliverer:
         """A delivery worker on this database (``run(stop)`` delivers until stopped;
@@ -138,8 +151,8 @@ class WebhooksFacade:
 
     def test_webhook_endpoint(self, endpoint_id: str) -> WebhookDelivery:
         """Send the endpoint a ``webhook.test`` event."""
-        with self.db.write() as tx:
-            return webhooks.send_test(tx, endpoint_id)
+        sent: WebhookDelivery = self._write(lambda tx: webhooks.send_test(tx, endpoint_id))
+        return sent
 
 
 def _limit(limit: int) -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictInt, field_validator
+from pydantic import BeforeValidator, Field, StrictInt, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from creditpool.http.schemas import (
@@ -14,6 +14,7 @@ from creditpool.http.schemas import (
     TimeZone,
     omittable,
     refuse_null,
+    whole_number,
 )
 from creditpool.orgs.service import THRESHOLDS_MAX
 
@@ -41,6 +42,7 @@ class OrgUpdate(Body):
                 le=365,
                 description="Days before a grant expires that `grant.expiring_soon` is sent",
             ),
+            BeforeValidator(whole_number),  # 7.0 is 7, as JSON Schema's integer says
         ]
         | SkipJsonSchema[None]
     ) = omittable()
