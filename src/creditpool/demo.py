@@ -6,18 +6,27 @@ uses of all four features with ~5% refunds. History is written through the libra
 in time order, with a simulated clock moved from 90 days ago up to ``now``: the ledger is
 exactly what the real system would have written. Seeded, so the same ``now`` gives the same
 data.
+
+``prepare_demo`` also hands out an API key per role. Their secrets are stored once in a file
+beside a SQLite database (``<db>.demo-keys.json``, mode 0600), so ``./dev run`` started
+again shows the same keys instead of minting four more each time.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
+import json
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import make_url
 
 from creditpool.core.errors import InsufficientCredits, NoActiveGrant, NotFound
 from creditpool.core.invariant import invariant
@@ -383,3 +392,105 @@ def _refund(sim: Simulation, org_id: str, consumption_id: int) -> None:
 def _local(day: date, hour: float, zone: ZoneInfo) -> datetime:
     local = datetime.combine(day, time(0), tzinfo=zone) + timedelta(hours=hour)
     return local.astimezone(UTC)
+
+
+# -- keys for every role -------------------------------------------------------------------
+
+DEMO_KEYS_SUFFIX = ".demo-keys.json"
+DEMO_KEY_NAMES = {
+    "service": "demo backend",
+    "staff": "cs@demo.example",
+    "admin": "demo admin",
+    "member": "demo member",
+}
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    """The demo's key secrets, and where they are kept (None: not kept, e.g. PostgreSQL)."""
+
+    service: str
+    staff: str
+    admin: str
+    member: str
+    org_id: str
+    member_user: str
+    path: Path | None = None
+    reused: bool = False
+
+
+def prepare_demo(database_url: str, now: datetime) -> DemoKeys:
+    """Fill the demo company unless it is there, and give a key for every role: the stored
+    ones while they all still work, else four new ones (stored for next time)."""
+    with CreditPool.open(database_url) as pool:
+        orgs = existing_demo_orgs(pool)
+    if not orgs:
+        orgs = fill_demo(database_url, now)
+    path = demo_keys_path(database_url)
+    with CreditPool.open(database_url) as pool:
+        org_id = orgs[0]
+        member_user = pool.members(org_id)[0].user_id
+        stored = _stored_keys(pool, path, org_id, member_user)
+        if stored is not None:
+            return stored
+        secrets = {
+            role: pool.create_key(
+                role,
+                org_id=org_id if role in ("admin", "member") else None,
+                user_id=member_user if role == "member" else None,
+                name=name,
+            )[1]
+            for role, name in DEMO_KEY_NAMES.items()
+        }
+    keys = _demo_keys(secrets, org_id, member_user, path, reused=False)
+    if path is not None:
+        _store(path, keys)
+    return keys
+
+
+def _demo_keys(
+    secrets: dict[str, str], org_id: str, member_user: str, path: Path | None, *, reused: bool
+) -> DemoKeys:
+    service, staff, admin, member = (secrets[role] for role in DEMO_KEY_NAMES)
+    return DemoKeys(service, staff, admin, member, org_id, member_user, path, reused)
+
+
+def demo_keys_path(database_url: str) -> Path | None:
+    """Beside a SQLite file: ``demo.db`` keeps its keys in ``demo.db.demo-keys.json``."""
+    url = make_url(database_url)
+    name = url.database
+    if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
+        return None
+    db_file = Path(name)
+    return db_file.with_name(db_file.name + DEMO_KEYS_SUFFIX)
+
+
+def _stored_keys(
+    pool: CreditPool, path: Path | None, org_id: str, member_user: str
+) -> DemoKeys | None:
+    """The stored keys when every one still opens this database with its role."""
+    if path is None or not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        secrets = {role: str(data[role]) for role in DEMO_KEY_NAMES}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable or from another version: mint new ones
+    if data.get("org_id") != org_id or data.get("member_user") != member_user:
+        return None
+    for role, secret in secrets.items():
+        key = pool.authenticate(secret)
+        if key is None or key.role.value != role:
+            return None  # revoked, or the database was replaced
+    return _demo_keys(secrets, org_id, member_user, path, reused=True)
+
+
+def _store(path: Path, keys: DemoKeys) -> None:
+    """Write the secrets readable by their owner only (0600), replacing an older file."""
+    data = {role: getattr(keys, role) for role in DEMO_KEY_NAMES}
+    data |= {"org_id": keys.org_id, "member_user": keys.member_user}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps its mode on open: make sure
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=2)
+        out.write("\n")

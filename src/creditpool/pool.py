@@ -47,7 +47,7 @@ from creditpool.ledger.writer import OrgWriter
 from creditpool.orgs import service as orgs
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 from creditpool.reports import service as reports
-from creditpool.reports.models import ReportKind
+from creditpool.reports.models import ReportKind, ReportPeriod
 from creditpool.repositories import consumptions as consumptions_repo
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
@@ -63,6 +63,20 @@ from creditpool.webhooks.facade import WebhooksFacade
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 CommitListener = Callable[[str, int], None]
+
+
+class LedgerObserver(Protocol):
+    """Told what the ledger did, after the fact (the server's metrics): called in the
+    thread that ran the change; keep it quick. Nothing here can change the outcome."""
+
+    def operations(self, done: list[tuple[str, str]]) -> None:
+        """Each change run: its operation and its result (``ok``, ``replayed`` or the
+        refusal's code; ``error`` when the transaction failed)."""
+
+    def entries(self, written: list[tuple[str, int]]) -> None:
+        """Each ledger entry committed: its action and its credits (in units)."""
+
+
 Amount = str | int | Decimal
 PAGE_SIZE_MAX = 1000
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
@@ -132,6 +146,7 @@ class CreditPool(WebhooksFacade):
         self.hold_ttl_s_default = hold_ttl_s_default
         self.hold_ttl_s_max = hold_ttl_s_max
         self._commit_listeners: list[CommitListener] = []
+        self._observers: list[LedgerObserver] = []
         self._runner = changes.Runner(self.db, self._announcing)
 
     @classmethod
@@ -170,6 +185,21 @@ class CreditPool(WebhooksFacade):
         self._commit_listeners.append(listener)
         return lambda: self._commit_listeners.remove(listener)
 
+    def observe(self, observer: LedgerObserver) -> Callable[[], None]:
+        """Tell ``observer`` about every change run and ledger entry committed by this
+        pool. Returns a function that stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
+
+    def _observed(self, batch: list[AnyChange], outcomes: list[AnyOutcome] | None) -> None:
+        """``outcomes`` None: the transaction failed."""
+        if not self._observers:
+            return
+        results = [_result_of(o) for o in outcomes] if outcomes is not None else None
+        done = [(c.operation, results[i] if results else "error") for i, c in enumerate(batch)]
+        for observer in list(self._observers):
+            observer.operations(done)
+
     @contextmanager
     def _announcing(self) -> Iterator[list[OrgWriter]]:
         """Around a write transaction: after it committed, tell the commit listeners about
@@ -179,6 +209,8 @@ class CreditPool(WebhooksFacade):
         for w in writers:
             if not w.entries:
                 continue
+            for observer in list(self._observers):
+                observer.entries([(e["action"], e["credits"]) for e in w.entries])
             for listener in list(self._commit_listeners):
                 try:
                     listener(w.org_id, w.entries[-1]["seq"])
@@ -275,9 +307,12 @@ class CreditPool(WebhooksFacade):
         with self.db.read() as tx:
             return orgs.get_team(tx, org_id, team_id)
 
-    def teams(self, org_id: str) -> list[Team]:
+    def teams(
+        self, org_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[Team]:
+        """In id order: after the team ``after``, at most ``limit`` (None: all)."""
         with self.db.read() as tx:
-            return orgs.list_teams(tx, org_id)
+            return orgs.list_teams(tx, org_id, after=after, limit=_limit(limit))
 
     def set_member(self, org_id: str, user_id: str, *, team_id: str | None = None) -> Member:
         """Put a member in a team (or in none). Future consumptions are attributed to it."""
@@ -287,14 +322,30 @@ class CreditPool(WebhooksFacade):
         with self.db.read() as tx:
             return orgs.get_member(tx, org_id, user_id)
 
-    def members(self, org_id: str, *, team_id: str | None = None) -> list[Member]:
+    def members(
+        self,
+        org_id: str,
+        *,
+        team_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Member]:
+        """In user id order: after the user ``after``, at most ``limit`` (None: all)."""
         with self.db.read() as tx:
-            return orgs.list_members(tx, org_id, team_id)
+            return orgs.list_members(tx, org_id, team_id, after=after, limit=_limit(limit))
 
-    def team_usage(self, org_id: str, month: str | None = None) -> list[TeamUsage]:
-        """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now)."""
+    def team_usage(
+        self,
+        org_id: str,
+        month: str | None = None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[TeamUsage]:
+        """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now):
+        the teams in id order after the team ``after``, then "no team", at most ``limit``."""
         with self.db.read() as tx:
-            return orgs.team_usage(tx, org_id, month)
+            return orgs.team_usage(tx, org_id, month, after=after, limit=_limit(limit))
 
     # -- features ----------------------------------------------------------------------
 
@@ -318,9 +369,10 @@ class CreditPool(WebhooksFacade):
         with self.db.read() as tx:
             return features.get(tx, key)
 
-    def features(self) -> list[Feature]:
+    def features(self, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
+        """In key order: after the key ``after``, at most ``limit`` (None: all)."""
         with self.db.read() as tx:
-            return features.list_all(tx)
+            return features.list_all(tx, after=after, limit=_limit(limit))
 
     # -- grants ------------------------------------------------------------------------
 
@@ -367,10 +419,15 @@ class CreditPool(WebhooksFacade):
             orgs.require_org(tx, org_id)
             return grants.get(tx, org_id, _id(grant_id, "grant id"))
 
-    def grants(self, org_id: str) -> list[Grant]:
+    def grants(
+        self, org_id: str, *, after_id: int | None = None, limit: int | None = None
+    ) -> list[Grant]:
+        """In id order, as of now: after the grant ``after_id``, at most ``limit`` (None: all)."""
+        if after_id is not None:
+            _id(after_id, "after_id")
         with self.db.read() as tx:
             orgs.require_org(tx, org_id)
-            return grants.list_for_org(tx, org_id)
+            return grants.list_for_org(tx, org_id, after_id=after_id, limit=_limit(limit))
 
     # -- consumptions and refunds ------------------------------------------------------
 
@@ -654,15 +711,19 @@ class CreditPool(WebhooksFacade):
         start: date | str | None = None,
         end: date | str | None = None,
         *,
-        span_days_max: int = REPORT_SPAN_DAYS_MAX,
+        period: ReportPeriod | str | None = None,
+        span_days_max: int | None = REPORT_SPAN_DAYS_MAX,
     ) -> reports.Report:
         """The ``usage``, ``balance`` or ``purchases`` report over the days [start, end] of
-        the organization's zone (default: this month so far). Refusals (unknown
+        the organization's zone (default: from its first entry to today; or a ``period``:
+        this-month, last-month, this-year, all-time). Refusals (unknown
         organization, bad range) come now; rows are read as the report is iterated
         (``rows()``, or ``reports.formats.csv_chunks`` / ``write_xlsx``). Availability and
         expiry entries that fell due are written first."""
         self.sweep(org_id)
-        return reports.open_report(self.db, org_id, kind, start, end, span_days_max=span_days_max)
+        return reports.open_report(
+            self.db, org_id, kind, start, end, period=period, span_days_max=span_days_max
+        )
 
     # -- API keys ----------------------------------------------------------------------
 
@@ -708,12 +769,21 @@ class CreditPool(WebhooksFacade):
         return self.apply(org_id, change).unwrap()
 
     def credit_requests(
-        self, org_id: str, *, status: CreditRequestStatus | None = None
+        self,
+        org_id: str,
+        *,
+        status: CreditRequestStatus | None = None,
+        before_id: int | None = None,
+        limit: int | None = None,
     ) -> list[CreditRequest]:
-        """Newest first."""
+        """Newest first: older than ``before_id``, at most ``limit`` (None: all)."""
+        if before_id is not None:
+            _id(before_id, "before_id")
         with self.db.read() as tx:
             orgs.require_org(tx, org_id)
-            return credit_requests.list_for_org(tx, org_id, status)
+            return credit_requests.list_for_org(
+                tx, org_id, status, before_id=before_id, limit=_limit(limit)
+            )
 
     def grant_credit_request(
         self,
@@ -752,14 +822,28 @@ class CreditPool(WebhooksFacade):
     def apply(self, org_id: str, change: Change[M]) -> Outcome[M]:
         """Run one change (see ``creditpool.changes``): its outcome says whether its key was
         replayed; a refusal raises."""
-        outcome: Outcome[M] = self._runner.run(org_id, [change], raising=True)[0]
+        try:
+            outcome: Outcome[M] = self._runner.run(org_id, [change], raising=True)[0]
+        except CreditPoolError as error:
+            self._observed([change], [Outcome(error=error)])
+            raise
+        except Exception:
+            self._observed([change], None)
+            raise
+        self._observed([change], [outcome])
         return outcome
 
     def apply_batch(self, org_id: str, batch: list[AnyChange]) -> list[AnyOutcome]:
         """Run several changes of one organization in ONE transaction (one lock, one
         commit), in order, each all-or-nothing on its own: a refusal is its outcome's
         ``error`` and leaves the others untouched. A database failure fails the batch."""
-        return self._runner.run(org_id, batch, raising=False)
+        try:
+            outcomes = self._runner.run(org_id, batch, raising=False)
+        except Exception:
+            self._observed(batch, None)
+            raise
+        self._observed(batch, outcomes)
+        return outcomes
 
     def consume_batch(self, org_id: str, calls: list[ConsumeCall]) -> list[BatchOutcome]:
         """``apply_batch`` of consumptions; a call refused while parsing is refused alone."""
@@ -775,6 +859,17 @@ class CreditPool(WebhooksFacade):
             for (i, _), outcome in zip(parsed, ran, strict=True):
                 outcomes[i] = outcome
         return [o if o is not None else BatchOutcome() for o in outcomes]
+
+
+def _result_of(outcome: AnyOutcome) -> str:
+    if outcome.error is not None:
+        return outcome.error.code
+    return "replayed" if outcome.replayed else "ok"
+
+
+def _limit(limit: int | None) -> int | None:
+    """A page size, or None for a whole list."""
+    return None if limit is None else _page(limit)
 
 
 def _page(limit: int) -> int:

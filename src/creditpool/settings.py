@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///creditpool.db"
-REPORT_SPAN_DAYS_MAX = 366  # days one report may cover: a year, leap day included
+REPORT_SPAN_DAYS_MAX: int | None = None  # days one report may cover: no cap (rows stream)
 SESSION_TTL_S = 8 * 3600  # a browser session lasts a working day
 PORTAL_LINK_TTL_S = 300  # a one-time portal link must be opened within five minutes
 HOLD_TTL_S_DEFAULT = 15 * 60  # a hold lasts a quarter of an hour unless asked otherwise
@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     request_header_timeout_s: float = Field(default=30.0, gt=0)
     request_body_timeout_s: float = Field(default=30.0, gt=0)
     request_header_bytes_max: int = Field(default=16 * 1024, ge=1024)
-    # The longest date range one report may cover, in days.
-    report_span_days_max: int = REPORT_SPAN_DAYS_MAX
+    # The longest date range one report may cover, in days; unset, any range (reports
+    # stream their rows, so a long range costs only the rows it holds).
+    report_span_days_max: int | None = Field(default=REPORT_SPAN_DAYS_MAX, ge=1)
     # Event streams (GET /v1/orgs/{org}/events): a heartbeat comment after this many quiet
     # seconds (also how often missed notifications are looked for), and the longest a
     # stream stays open before the server ends it (EventSource reconnects, missing nothing).
@@ -87,6 +88,18 @@ class Settings(BaseSettings):
     webhook_worker: bool = True
     # `creditpool serve --demo`: /demo/admin, /demo/member and /demo/staff open sessions.
     demo: bool = False
+    # Operations. /metrics asks for ``Authorization: Bearer <metrics_token>`` when it is set.
+    metrics_token: str | None = None
+    # Requests per API key, in each server process (http/ratelimit.py): "100/second",
+    # "6000/minute"; unset, no limit. The burst is how many may come at once (default: the
+    # rate's count); over it, 429 with Retry-After.
+    rate_limit: str | None = None
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    # "json": one JSON line per request on stdout (route, status, duration, org, key id,
+    # request id). "text": no line per request.
+    log_format: Literal["text", "json"] = "text"
+    # On SIGTERM, how long requests in progress may take to finish before the process ends.
+    shutdown_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("sqlite_synchronous", mode="before")
     @classmethod

@@ -17,8 +17,6 @@ from typing import Any
 import httpx
 import schemathesis
 
-from creditpool.settings import REPORT_SPAN_DAYS_MAX
-
 
 def _positive(case: Any) -> bool:
     meta = case.meta
@@ -35,10 +33,10 @@ def report_range_runs_forward_within_the_span(ctx: Any, case: Any) -> bool:
         end = date.fromisoformat(query["to"]) if query.get("to") else None
     except (TypeError, ValueError):
         return True
-    today = datetime.now(UTC).date()
-    end = end or today
-    start = start or end.replace(day=1)
-    return start <= end and (end - start).days < REPORT_SPAN_DAYS_MAX
+    # Any span (no cap); without ``from`` a report starts at the first entry, never after
+    # ``to``.
+    end = end or datetime.now(UTC).date()
+    return start is None or start <= end
 
 
 def _instant(value: Any) -> datetime | None:
@@ -64,7 +62,7 @@ def _catalog(request: Any) -> dict[str, dict[str, Any]]:
     """The feature catalog as it stands, read with the failed request's own key."""
     base = str(request.url).split("/v1/", 1)[0]
     headers = {"Authorization": request.headers["Authorization"]}
-    items = httpx.get(f"{base}/v1/features", headers=headers, timeout=20).json()["items"]
+    items = httpx.get(f"{base}/v1/features", headers=headers, timeout=20).json()["data"]
     return {item["key"]: item for item in items}
 
 
@@ -95,8 +93,10 @@ def webhook_url_refused_for_where_it_points(
 ) -> bool:
     """Keep every failure but one: a webhook URL refused (422) because its host is an
     address webhooks may not reach (loopback, private, metadata: the SSRF guard) or does
-    not resolve. Where a host points only the server can tell; the document cannot."""
+    not resolve, or a port above 65535. Where a host points only the server can tell; the
+    document cannot."""
     if type(failure).__name__ != "RejectedPositiveData" or response.status_code != 422:
         return True
     detail = str(response.json().get("detail", ""))
-    return not detail.startswith("url:")
+    # a port the pattern admits (5 digits) but TCP does not (above 65535)
+    return not (detail.startswith("url:") or "Port out of range" in detail)

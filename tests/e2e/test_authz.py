@@ -373,10 +373,10 @@ def test_a_revoked_key_is_refused(tenant: Tenant) -> None:
 def test_a_member_sees_only_its_own_consumptions(tenant: Tenant) -> None:
     objects = seed(tenant)
     member, base = tenant.client("member"), f"/v1/orgs/{tenant.org}/consumptions"
-    listed = member.get(base).json()["items"]
+    listed = member.get(base).json()["data"]
     assert {c["user_id"] for c in listed} == {"u-1"}
     assert len(listed) == 2
-    filtered = member.get(base, params={"user": "u-2"}).json()["items"]
+    filtered = member.get(base, params={"user": "u-2"}).json()["data"]
     assert {c["user_id"] for c in filtered} == {"u-1"}
     own = member.get(f"{base}/{objects.own_consumption_id}")
     assert own.status_code == 200
@@ -389,7 +389,7 @@ def test_a_member_sees_only_its_own_consumptions(tenant: Tenant) -> None:
     assert same_answer(theirs, objects.other_consumption_id, missing, missing_id)
     # Every other role of the organization sees everyone's.
     for role in ("admin", "service", "staff"):
-        items = tenant.client(role).get(base).json()["items"]
+        items = tenant.client(role).get(base).json()["data"]
         assert {c["user_id"] for c in items} == {"u-1", "u-2"}
 
 

@@ -328,7 +328,7 @@ def test_the_credits_page_lists_grants_and_downloads_a_report(pages: Pages) -> N
     pages.shot(page, "credits")
     with page.expect_download() as download:
         page.select_option("select[name=kind]", "usage")
-        page.click("#reports button[type=submit]")
+        page.click("#reports button:text('Download these days')")
     saved = download.value
     assert saved.suggested_filename.startswith("acme")
     text = Path(saved.path()).read_text(encoding="utf-8")
@@ -337,6 +337,33 @@ def test_the_credits_page_lists_grants_and_downloads_a_report(pages: Pages) -> N
     phone.goto(pages.server.base_url + "/app/orgs/acme")  # no session in this context
     expect(phone.locator("h1")).to_have_text("Please sign in")
     pages.shot(phone, "signed-out-phone")
+
+
+def test_the_report_form_offers_periods_and_keeps_its_values_after_an_error(
+    pages: Pages,
+) -> None:
+    seed(pages.server)
+    page = pages.portal("admin")
+    page.goto(f"{pages.server.base_url}/app/orgs/acme/credits")
+    page.select_option("select[name=kind]", "balance")
+    page.check("input[name=format][value=xlsx]")
+    with page.expect_download() as download:
+        page.click("#reports button:text('Last month')")
+    name = download.value.suggested_filename
+    assert re.fullmatch(r"acme_credit-balance_(\d{4}-\d\d)-01_\1-(28|29|30|31)\.xlsx", name), name
+    with page.expect_download() as download:
+        page.click("#reports button:text('All time')")
+    first, last = re.findall(r"\d{4}-\d\d-\d\d", download.value.suggested_filename)
+    assert first <= last
+    page.fill("input[name=from]", "2026-11-30")
+    page.fill("input[name=to]", "2026-11-01")
+    page.click("#reports button:text('Download these days')")
+    expect(page.locator("#reports [role=alert]")).to_contain_text("before it starts")
+    expect(page.locator("input[name=from]")).to_have_value("2026-11-30")
+    expect(page.locator("input[name=to]")).to_have_value("2026-11-01")
+    expect(page.locator("select[name=kind]")).to_have_value("balance")
+    expect(page.locator("input[name=format][value=xlsx]")).to_be_checked()
+    pages.shot(page, "report-error")
 
 
 # -- holds --------------------------------------------------------------------------------

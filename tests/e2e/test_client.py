@@ -145,11 +145,11 @@ def test_client_manages_orgs_teams_members_and_features(server: Server) -> None:
 
         first = service.orgs(limit=2)
         assert isinstance(first, Page)
-        assert [o.id for o in first.items] == ["acme", "globex"]
+        assert [o.id for o in first.data] == ["acme", "globex"]
         assert first.next_cursor == "globex"
-        assert [o.id for o in service.orgs(cursor=first.next_cursor).items] == ["initech"]
+        assert [o.id for o in service.orgs(cursor=first.next_cursor).data] == ["initech"]
         assert [o.id for o in service.iter_orgs(limit=1)] == ["acme", "globex", "initech"]
-        assert [o.id for o in service.orgs(search="GLOB").items] == ["globex"]
+        assert [o.id for o in service.orgs(search="GLOB").data] == ["globex"]
 
         updated = service.update_org(
             "initech", name="Initech SA", low_balance_thresholds=["10", 5, Decimal("2.5")]
@@ -237,24 +237,24 @@ def test_client_grants_consumes_refunds_and_reads_balance_and_ledger(server: Ser
         )
 
         page = service.consumptions("acme", limit=2)
-        assert [c.id for c in page.items] == [third.id, topics.id]
+        assert [c.id for c in page.data] == [third.id, topics.id]
         assert page.next_cursor == str(topics.id)
         rest = service.consumptions("acme", limit=2, cursor=page.next_cursor)
-        assert ([c.id for c in rest.items], rest.next_cursor) == ([paid.id], None)
+        assert ([c.id for c in rest.data], rest.next_cursor) == ([paid.id], None)
         assert [c.id for c in service.iter_consumptions("acme", limit=1)] == [
             third.id,
             topics.id,
             paid.id,
         ]
-        assert [c.id for c in service.consumptions("acme", user_id="u-1").items] == [
+        assert [c.id for c in service.consumptions("acme", user_id="u-1").data] == [
             third.id,
             paid.id,
         ]
-        assert [c.id for c in service.consumptions("acme", feature="topic_detection").items] == [
+        assert [c.id for c in service.consumptions("acme", feature="topic_detection").data] == [
             topics.id
         ]
-        assert service.consumptions("acme", until=before_any_grant).items == []
-        assert len(service.consumptions("acme", since=before_any_grant).items) == 3
+        assert service.consumptions("acme", until=before_any_grant).data == []
+        assert len(service.consumptions("acme", since=before_any_grant).data) == 3
 
         refund = service.refund("acme", paid.id or 0, reason="downvoted")
         assert isinstance(refund, Refund)
@@ -264,9 +264,9 @@ def test_client_grants_consumes_refunds_and_reads_balance_and_ledger(server: Ser
             "downvoted",
         )
         assert service.refund("acme", paid.id or 0, reason="downvoted") == refund
-        refunded = service.consumptions("acme", status="refunded").items
+        refunded = service.consumptions("acme", status="refunded").data
         assert [(c.id, c.refund_reason) for c in refunded] == [(paid.id, "downvoted")]
-        assert [c.id for c in service.consumptions("acme", status="paid").items] == [
+        assert [c.id for c in service.consumptions("acme", status="paid").data] == [
             third.id,
             topics.id,
         ]
@@ -291,8 +291,8 @@ def test_client_grants_consumes_refunds_and_reads_balance_and_ledger(server: Ser
         assert service.balance("acme", at=before_any_grant).total == Decimal("0")
 
         ledger = service.ledger("acme", limit=3)
-        assert all(isinstance(e, LedgerEntry) for e in ledger.items)
-        assert ledger.next_cursor == str(ledger.items[-1].seq)
+        assert all(isinstance(e, LedgerEntry) for e in ledger.data)
+        assert ledger.next_cursor == str(ledger.data[-1].seq)
         entries = list(service.iter_ledger("acme", limit=2))
         assert entries == server.pool.ledger("acme")
         assert [e.method for e in entries].count("refunded") == 1
@@ -320,7 +320,7 @@ def test_insufficient_credits_raises_with_the_balance_and_charges_nothing(server
         assert error.extra["required"] == Decimal("0.50")
         assert isinstance(error.extra["left"], Decimal)
         assert service.balance("acme").left == Decimal("0.30")
-        assert service.consumptions("acme").items == []
+        assert service.consumptions("acme").data == []
 
 
 def test_each_problem_code_raises_the_library_exception(server: Server) -> None:
@@ -462,7 +462,7 @@ def test_async_client_calls_every_route_against_the_server(server: Server) -> No
             assert (await service.readyz()).ok
             org = await service.create_org("initech", name="Initech")
             assert await service.org("initech") == org
-            assert [o.id for o in (await service.orgs(limit=1)).items] == ["acme"]
+            assert [o.id for o in (await service.orgs(limit=1)).data] == ["acme"]
             assert [o.id async for o in service.iter_orgs(limit=2)] == ["acme", "globex", "initech"]
             updated = await service.update_org("initech", low_balance_thresholds=("1",))
             assert updated.low_balance_thresholds == (Decimal("1"),)
@@ -484,7 +484,7 @@ def test_async_client_calls_every_route_against_the_server(server: Server) -> No
             paid = await service.consume("acme", "report", user_id="u-1")
             assert paid.team_id == "eng"
             assert await service.consumption("acme", paid.id or 0) == paid
-            assert (await service.consumptions("acme", team_id="eng")).items == [paid]
+            assert (await service.consumptions("acme", team_id="eng")).data == [paid]
             assert [c async for c in service.iter_consumptions("acme")] == [paid]
             usage = {u.team_id: u.used for u in await service.team_usage("acme")}
             assert usage["eng"] == Decimal("0.50")
@@ -495,7 +495,7 @@ def test_async_client_calls_every_route_against_the_server(server: Server) -> No
             assert (await service.balance("acme")).left == Decimal("10")
             entries = [e async for e in service.iter_ledger("acme", limit=1)]
             assert entries == server.pool.ledger("acme")
-            assert (await service.ledger("acme")).items == entries
+            assert (await service.ledger("acme")).data == entries
             assert (await staff.void_grant("acme", grant.id)).state == GrantState.VOIDED
             assert (await service.balance("acme")).left == Decimal("0")
 

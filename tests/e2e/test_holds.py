@@ -222,7 +222,7 @@ def test_a_hold_or_a_settle_that_cannot_be_paid_is_refused_with_402_and_changes_
     assert problem["code"] == "insufficient_credits"
     assert Decimal(problem["left"]) == 10
     assert money(t) == state
-    assert service.get(holds_of(t)).json()["items"] == []
+    assert service.get(holds_of(t)).json()["data"] == []
 
     hold = post(service, holds_of(t), hold_body("6")).json()
     path = f"{holds_of(t)}/{hold['id']}"
@@ -249,15 +249,15 @@ def test_holds_are_listed_newest_first_in_pages_and_filtered_by_status(t: Tenant
     while True:
         params: dict[str, Any] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
         page = service.get(holds_of(t), params=params).json()
-        assert len(page["items"]) <= 2
-        seen += [h["id"] for h in page["items"]]
+        assert len(page["data"]) <= 2
+        seen += [h["id"] for h in page["data"]]
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert seen == sorted(ids, reverse=True)
     by_status = {
         status: [
-            h["id"] for h in service.get(holds_of(t), params={"status": status}).json()["items"]
+            h["id"] for h in service.get(holds_of(t), params={"status": status}).json()["data"]
         ]
         for status in ("open", "settled", "released", "expired")
     }
@@ -450,9 +450,9 @@ def test_the_client_holds_settles_releases_and_lists(t: Tenant) -> None:
             client.hold(t.org, "report", user_id="u-1", amount="1000")
         assert refused.value.extra["left"] == Decimal("30.5")
         page = client.holds(t.org, limit=1)
-        assert [h.id for h in page.items] == [second.id]
+        assert [h.id for h in page.data] == [second.id]
         assert [h.id for h in client.iter_holds(t.org, limit=1)] == [second.id, hold.id]
-        assert [h.id for h in client.holds(t.org, status="settled").items] == [hold.id]
+        assert [h.id for h in client.holds(t.org, status="settled").data] == [hold.id]
 
 
 def test_the_async_client_holds_settles_and_releases(t: Tenant) -> None:

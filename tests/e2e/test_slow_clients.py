@@ -176,7 +176,7 @@ def test_a_slow_body_is_answered_408_and_closed(running: Running) -> None:
     assert problem["code"] == "request_timeout"
     assert "body" in str(problem["detail"])
     with running.client() as client:
-        assert client.get("/v1/orgs/acme/grants").json()["items"] == []  # nothing granted
+        assert client.get("/v1/orgs/acme/grants").json()["data"] == []  # nothing granted
 
 
 def test_a_100_kb_header_is_refused_with_431(running: Running) -> None:

@@ -102,7 +102,7 @@ def event_log(server: Server) -> dict[str, str]:
     while True:
         params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
         page = ok(server.client().get(f"/v1/orgs/{ORG}/event-log", params=params), 200)
-        found.update({e["id"]: e["type"] for e in page["items"]})
+        found.update({e["id"]: e["type"] for e in page["data"]})
         cursor = page["next_cursor"]
         if cursor is None:
             return found
@@ -231,7 +231,7 @@ def test_a_failing_receiver_gets_the_same_delivery_until_it_answers_2xx(
     assert delivery["attempts"][0]["response"] == "receiver says no"
     one = ok(server.client("staff").get(f"{path}/{delivery['id']}"), 200)
     assert one == delivery
-    listed = ok(server.client().get("/v1/webhook-endpoints"), 200)["items"]
+    listed = ok(server.client().get("/v1/webhook-endpoints"), 200)["data"]
     assert listed[0]["last_success_at"] is not None
     assert listed[0]["failing_since"] is None
 
@@ -239,7 +239,7 @@ def test_a_failing_receiver_gets_the_same_delivery_until_it_answers_2xx(
 def wait_for_deliveries(server: Server, path: str, status: str) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 10
     while True:
-        items: list[dict[str, Any]] = ok(server.client().get(path), 200)["items"]
+        items: list[dict[str, Any]] = ok(server.client().get(path), 200)["data"]
         if (items and all(d["status"] == status for d in items)) or time.monotonic() > deadline:
             return items
         time.sleep(0.1)
@@ -305,7 +305,7 @@ def test_urls_inside_are_refused_by_default(db_url: str, tmp_path: Path) -> None
             assert response.json()["code"] == "invalid_input"
             patched = service.patch(f"/v1/webhook-endpoints/{made['id']}", json={"url": url})
             assert patched.status_code == 422, patched.text
-        assert len(ok(service.get("/v1/webhook-endpoints"), 200)["items"]) == 1
+        assert len(ok(service.get("/v1/webhook-endpoints"), 200)["data"]) == 1
     finally:
         server.stop()
         server.pool.close()
@@ -343,10 +343,10 @@ def test_roles(server: Server) -> None:
     assert granted["amount"] in ("5", "5.00")
     assert granted["granted_by"] == "cs@vendor.example"
     assert staff.post(f"{requests}/{asked['id']}/dismiss").status_code == 409
-    listed = ok(staff.get(requests, params={"status": "granted"}), 200)["items"]
+    listed = ok(staff.get(requests, params={"status": "granted"}), 200)["data"]
     assert [r["grant_id"] for r in listed] == [granted["id"]]
     assert server.client("member").get(f"/v1/orgs/{ORG}/event-log").status_code == 403
-    assert ok(server.client("admin").get(f"/v1/orgs/{ORG}/event-log"), 200)["items"]
+    assert ok(server.client("admin").get(f"/v1/orgs/{ORG}/event-log"), 200)["data"]
     assert service.delete(one).status_code == 204
     assert service.get(one).status_code == 404
 

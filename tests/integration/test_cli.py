@@ -352,7 +352,7 @@ def test_a_naive_datetime_is_one_line_that_asks_for_an_offset(acme: str) -> None
     line = fails(acme, "balance", "acme", "--at", "2026-11-02T09:00:00")
     assert "'--at'" in line
     assert "no UTC offset" in line
-    assert "no UTC offset" in fails(acme, "grant", "acme", "5", "--expires-at", "2027-01-01")
+    assert "e.g. 2026-11-02T09:00:00Z" in line
 
 
 def test_bad_option_values_are_one_line_each(acme: str) -> None:
@@ -373,7 +373,7 @@ def test_bad_option_values_are_one_line_each(acme: str) -> None:
 
 def test_an_unusable_database_is_one_line(tmp_path: Path) -> None:
     missing = f"sqlite:///{tmp_path}/no/such/dir/x.db"
-    assert fails(missing, "orgs", "list").startswith("error: database:")
+    assert fails(missing, "orgs", "create", "acme").startswith("error: database:")
     assert "unsupported database URL" in fails("mysql://h/db", "orgs", "list")
     refused = fails("postgresql://nobody@127.0.0.1:1/none", "orgs", "list")
     assert refused.startswith("error: database:")
@@ -390,7 +390,8 @@ def test_without_db_option_or_environment_the_database_is_creditpool_db_in_the_w
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(app, ["orgs", "list"], env={"CREDITPOOL_DATABASE_URL": None})
+    env = {"CREDITPOOL_DATABASE_URL": None}
+    result = runner.invoke(app, ["orgs", "create", "acme"], env=env)
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "creditpool.db").exists()
 

@@ -250,7 +250,6 @@ def test_balance_and_purchases_as_xlsx(pool: CreditPool, clock: FakeClock, tmp_p
     ("start", "end", "message"),
     [
         ("2026-11-30", "2026-11-01", "ends"),
-        ("2025-01-01", "2026-01-02", "at most 366 days"),
         ("2026-13-01", "2026-12-31", "not a calendar date"),
         ("2026/11/01", "2026-11-30", "YYYY-MM-DD"),
         ("yesterday", "2026-11-30", "YYYY-MM-DD"),
@@ -266,10 +265,12 @@ def test_bad_ranges_are_refused_before_anything_is_read(
     assert raised.value.status == 422
 
 
-def test_a_year_with_its_leap_day_is_the_longest_range(pool: CreditPool) -> None:
+def test_any_range_is_accepted_and_a_cap_only_when_asked_for(pool: CreditPool) -> None:
     pool.create_org("acme")
-    assert pool.report("acme", "usage", "2028-01-01", "2028-12-31").end == date(2028, 12, 31)
-    with pytest.raises(InvalidInput):
+    long = pool.report("acme", "usage", "1990-01-01", "2028-12-31")
+    assert (long.start, long.end) == (date(1990, 1, 1), date(2028, 12, 31))
+    assert list(long.rows()) == []
+    with pytest.raises(InvalidInput, match="at most 7 days"):
         pool.report("acme", "usage", "2026-11-01", "2026-11-08", span_days_max=7)
 
 
@@ -281,11 +282,54 @@ def test_an_unknown_report_or_organization_is_refused(pool: CreditPool) -> None:
         pool.report("nope", "usage", "2026-11-01", "2026-11-02")
 
 
-def test_the_range_defaults_to_this_month_so_far(pool: CreditPool, clock: FakeClock) -> None:
+def test_without_from_a_report_starts_at_the_organizations_first_entry(
+    pool: CreditPool, clock: FakeClock
+) -> None:
+    clock.set(utc(2023, 3, 5, 22, 30))  # March 5th in UTC, already the 6th in Tokyo
+    pool.create_org("acme", timezone="Asia/Tokyo")
+    pool.grant("acme", "10")
+    clock.set(utc(2024, 1, 1, 12))
+    pool.consume("acme", "report", user_id="u-1")
+    clock.set(utc(2026, 11, 30, 23, 30))
+    report = pool.report("acme", "usage")  # years: more than any former cap
+    assert (report.start, report.end) == (date(2023, 3, 6), date(2026, 12, 1))
+    assert len(list(report.rows())) == 1
+    assert pool.report("acme", "purchases", None, "2023-03-01").start == date(2023, 3, 1)
+
+
+def test_without_any_entry_the_default_range_is_today(pool: CreditPool, clock: FakeClock) -> None:
     pool.create_org("acme", timezone="Europe/Berlin")
     clock.set(utc(2026, 11, 30, 23, 30))  # already December 1st in Berlin
     report = pool.report("acme", "balance")
     assert (report.start, report.end) == (date(2026, 12, 1), date(2026, 12, 1))
+
+
+@pytest.mark.parametrize(
+    ("period", "start", "end"),
+    [
+        ("this-month", date(2026, 3, 1), date(2026, 3, 15)),
+        ("last-month", date(2026, 2, 1), date(2026, 2, 28)),
+        ("this-year", date(2026, 1, 1), date(2026, 3, 15)),
+        ("all-time", date(2025, 12, 31), date(2026, 3, 15)),
+    ],
+)
+def test_a_period_names_its_days_in_the_organizations_zone(
+    pool: CreditPool, clock: FakeClock, period: str, start: date, end: date
+) -> None:
+    clock.set(utc(2025, 12, 31, 12))
+    pool.create_org("acme", timezone="America/New_York")
+    pool.grant("acme", "1")
+    clock.set(utc(2026, 3, 16, 3))  # still March 15th in New York
+    report = pool.report("acme", "purchases", period=period)
+    assert (report.start, report.end) == (start, end)
+
+
+def test_a_period_with_days_or_an_unknown_period_is_refused(pool: CreditPool) -> None:
+    pool.create_org("acme")
+    with pytest.raises(InvalidInput, match="either a period or days"):
+        pool.report("acme", "usage", "2026-11-01", period="this-month")
+    with pytest.raises(InvalidInput, match="unknown period"):
+        pool.report("acme", "usage", period="next-week")
 
 
 def test_rows_are_read_in_batches_as_they_come(pool: CreditPool, clock: FakeClock) -> None:

@@ -20,6 +20,7 @@ Shape = list[tuple[str, str, Any]]
 LIBRARY_ONLY = {
     "open": "opens a database; a client is built from a URL and an API key",
     "on_commit": "in-process listeners; over HTTP the event stream tells",
+    "observe": "in-process observers (the server's metrics); over HTTP /metrics tells",
     "attach": "the HTTP layer's hook that records its idempotency keys inside a change",
     "team": "no route reads a single team; teams() lists them",
     "feature": "no route reads a single feature; features() lists them",

@@ -15,7 +15,7 @@ from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.http import metrics
 from creditpool.http.batching import ConsumeBatcher
 from creditpool.http.deps import IdFilter, ObjectId, OrgId, Pool
-from creditpool.http.paging import BeforeId, Since, Until, page
+from creditpool.http.paging import NumberCursor, Since, Until, page
 from creditpool.http.replay import Replayer
 from creditpool.http.replay import json_response as _json
 from creditpool.http.routing import AuthorizedRoute
@@ -35,7 +35,7 @@ Refunder = Annotated[Principal, allowed(Action.REFUND)]
     status_code=201,
     response_model=Consumption,
     responses={
-        200: {"description": "A dry run: nothing was charged"},
+        200: {"model": Consumption, "description": "A dry run: nothing was charged"},
         402: {"description": "Not enough credits left (`insufficient_credits`, with the balance)"},
     },
 )
@@ -93,7 +93,7 @@ def list_consumptions(
     team: IdFilter = None,
     status: Literal["paid", "refunded"] | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: BeforeId = None,
+    cursor: NumberCursor = None,
 ) -> Page[Consumption]:
     """Newest first. A member key sees only its own user's consumptions."""
     if not caller.may(Action.CONSUMPTIONS_READ):
@@ -122,7 +122,11 @@ def get_consumption(
     return found
 
 
-@router.post("/consumptions/{consumption_id}/refund", response_model=Refund)
+@router.post(
+    "/consumptions/{consumption_id}/refund",
+    response_model=Refund,
+    operation_id="refund_consumption",
+)
 def refund(
     org: OrgId, consumption_id: ObjectId, body: RefundBody, caller: Refunder, writes: Write
 ) -> Response:

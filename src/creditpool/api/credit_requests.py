@@ -16,8 +16,9 @@ from creditpool.api.bodies.credit_requests import (
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.grants.models import Grant
 from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.paging import NumberCursor, page
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import Items
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -49,12 +50,18 @@ def request_credits(
     )
 
 
-@router.get("", response_model=Items[CreditRequest])
+@router.get("", response_model=Page[CreditRequest])
 def list_credit_requests(
-    org: OrgId, caller: Reader, pool: Pool, status: CreditRequestStatus | None = None
-) -> Items[CreditRequest]:
+    org: OrgId,
+    caller: Reader,
+    pool: Pool,
+    status: CreditRequestStatus | None = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NumberCursor = None,
+) -> Page[CreditRequest]:
     """Newest first."""
-    return Items(items=pool.credit_requests(org, status=status))
+    found = pool.credit_requests(org, status=status, before_id=cursor, limit=limit + 1)
+    return page(found, limit, lambda r: r.id)
 
 
 @router.post("/{request_id}/grant", status_code=201, response_model=Grant, responses=NOT_OPEN)

@@ -21,6 +21,7 @@ SEQ_MAX = 2**62
 
 @router.get(
     "/events",
+    operation_id="stream_events",
     response_class=StreamingResponse,
     responses={
         200: {

@@ -10,8 +10,9 @@ from creditpool import changes
 from creditpool.api.bodies.grants import GrantCreate, VoidBody
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.paging import NumberCursor, page
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import Items
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -33,9 +34,16 @@ def create_grant(org: OrgId, body: GrantCreate, caller: Writer, writes: Write) -
     )
 
 
-@router.get("/grants", response_model=Items[Grant])
-def list_grants(org: OrgId, caller: Reader, pool: Pool) -> Items[Grant]:
-    return Items(items=pool.grants(org))
+@router.get("/grants", response_model=Page[Grant])
+def list_grants(
+    org: OrgId,
+    caller: Reader,
+    pool: Pool,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NumberCursor = None,
+) -> Page[Grant]:
+    """Oldest first (in id order), as of now."""
+    return page(pool.grants(org, after_id=cursor, limit=limit + 1), limit, lambda g: g.id)
 
 
 @router.get("/grants/{grant_id}", response_model=GrantDetail)

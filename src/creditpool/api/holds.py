@@ -12,7 +12,7 @@ from creditpool.api.bodies.holds import HoldBody, ReleaseBody, SettleBody
 from creditpool.consumptions.models import Consumption
 from creditpool.holds.models import Hold, HoldStatus
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import BeforeId, page
+from creditpool.http.paging import NumberCursor, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -66,7 +66,7 @@ def list_holds(
     pool: Pool,
     status: HoldStatus | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: BeforeId = None,
+    cursor: NumberCursor = None,
 ) -> Page[Hold]:
     """Newest first. An open hold past its time to live is listed as ``expired``."""
     found = pool.holds(org, status=status, before_id=cursor, limit=limit + 1)

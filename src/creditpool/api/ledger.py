@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from creditpool.http.deps import OrgId, Pool
-from creditpool.http.paging import Since, Until, page
+from creditpool.http.paging import SeqCursor, Since, Until, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -20,7 +20,7 @@ BalanceReader = Annotated[Principal, allowed(Action.BALANCE_READ)]
 LedgerReader = Annotated[Principal, allowed(Action.LEDGER_READ)]
 
 
-@router.get("/balance", response_model=Balance)
+@router.get("/balance", response_model=Balance, operation_id="get_balance")
 def balance(
     org: OrgId,
     caller: BalanceReader,
@@ -30,7 +30,7 @@ def balance(
     return pool.balance(org, at=at)
 
 
-@router.get("/ledger", response_model=Page[LedgerEntry])
+@router.get("/ledger", operation_id="list_ledger_entries", response_model=Page[LedgerEntry])
 def ledger(
     org: OrgId,
     caller: LedgerReader,
@@ -38,7 +38,7 @@ def ledger(
     since: Since = None,
     until: Until = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[int | None, Query(ge=0, le=2**62, description="The last seq seen")] = None,
+    cursor: SeqCursor = None,
 ) -> Page[LedgerEntry]:
     """Oldest first, in sequence order."""
     found = pool.ledger(org, since=since, until=until, after_seq=cursor, limit=limit + 1)

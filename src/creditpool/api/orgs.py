@@ -9,9 +9,9 @@ from pydantic import BaseModel
 
 from creditpool.api.bodies.orgs import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
 from creditpool.http.deps import IdFilter, Month, OrgId, Pool, SearchText, TeamId, UserId
-from creditpool.http.paging import page
+from creditpool.http.paging import NameCursor, page
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Items, Limit, Page
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
@@ -45,7 +45,7 @@ def list_orgs(
     caller: Lister,
     pool: Pool,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: IdFilter = None,
+    cursor: NameCursor = None,
     search: SearchText = None,
 ) -> Page[Org]:
     found = pool.orgs(after=cursor, limit=limit + 1, search=search)
@@ -77,9 +77,16 @@ def create_team(org: OrgId, body: TeamCreate, caller: TeamWriter, writes: Write)
     )
 
 
-@router.get("/orgs/{org}/teams", response_model=Items[Team])
-def list_teams(org: OrgId, caller: TeamReader, pool: Pool) -> Items[Team]:
-    return Items(items=pool.teams(org))
+@router.get("/orgs/{org}/teams", response_model=Page[Team])
+def list_teams(
+    org: OrgId,
+    caller: TeamReader,
+    pool: Pool,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NameCursor = None,
+) -> Page[Team]:
+    """In id order."""
+    return page(pool.teams(org, after=cursor, limit=limit + 1), limit, lambda t: t.id)
 
 
 @router.patch("/orgs/{org}/teams/{team}", response_model=Team)
@@ -106,18 +113,34 @@ def get_member(org: OrgId, user: UserId, caller: MemberReader, pool: Pool) -> Me
     return pool.member(org, user)
 
 
-@router.get("/orgs/{org}/members", response_model=Items[Member])
+@router.get("/orgs/{org}/members", response_model=Page[Member])
 def list_members(
-    org: OrgId, caller: MemberReader, pool: Pool, team: IdFilter = None
-) -> Items[Member]:
-    return Items(items=pool.members(org, team_id=team))
+    org: OrgId,
+    caller: MemberReader,
+    pool: Pool,
+    team: IdFilter = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NameCursor = None,
+) -> Page[Member]:
+    """In user id order."""
+    found = pool.members(org, team_id=team, after=cursor, limit=limit + 1)
+    return page(found, limit, lambda m: m.user_id)
 
 
-@router.get("/orgs/{org}/usage/teams", response_model=Items[TeamUsage])
+@router.get(
+    "/orgs/{org}/usage/teams", operation_id="list_team_usage", response_model=Page[TeamUsage]
+)
 def team_usage(
-    org: OrgId, caller: UsageReader, pool: Pool, month: Annotated[Month | None, Query()] = None
-) -> Items[TeamUsage]:
-    return Items(items=pool.team_usage(org, month))
+    org: OrgId,
+    caller: UsageReader,
+    pool: Pool,
+    month: Annotated[Month | None, Query()] = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NameCursor = None,
+) -> Page[TeamUsage]:
+    """Every team in id order, then "no team" (``team_id`` null) when it used credits."""
+    found = pool.team_usage(org, month, after=cursor, limit=limit + 1)
+    return page(found, limit, lambda u: u.team_id)
 
 
 def _patch(

@@ -22,12 +22,20 @@ Day = Annotated[
     CalendarDay | None,
     Query(description="A day (YYYY-MM-DD) in the organization's time zone, included"),
 ]
+# The file's bytes, in either format: binary, so that a generated client hands back bytes
+# (an XLSX read as text is corrupt). ``application/octet-stream`` comes first because it is
+# the binary type every generator knows; the server sends the format's own type.
+BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "The report: a header row, then one row per item, oldest first",
+        "description": (
+            "The report: a header row, then one row per item, oldest first; as `format` asks"
+            " (`Content-Type` says which: CSV text in UTF-8, or an XLSX workbook)"
+        ),
         "content": {
-            MEDIA_TYPES[ReportFormat.CSV]: {"schema": {"type": "string"}},
-            MEDIA_TYPES[ReportFormat.XLSX]: {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": BINARY,
+            MEDIA_TYPES[ReportFormat.CSV]: BINARY,
+            MEDIA_TYPES[ReportFormat.XLSX]: BINARY,
         },
         "headers": {
             "Content-Disposition": {
@@ -58,10 +66,11 @@ def _route(kind: ReportKind) -> None:
         download,
         methods=["GET"],
         name=f"report_{kind.value}",
+        operation_id=f"get_{kind.value}_report",
         summary=f"{TITLES[kind]} report",
         description=(
             f"{TITLES[kind]} over the days [from, to] of the organization's time zone (default:"
-            " this month so far; at most the configured span). Times are ISO 8601 with the"
+            " from the organization's first entry to today: any range). Times are ISO 8601 with the"
             " zone's offset, credits exact decimals. CSV is streamed as rows are read."
         ),
         response_class=StreamingResponse,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Response
 from creditpool.api.bodies.webhooks import EndpointCreate, EndpointUpdate, NoArguments
 from creditpool.core.events import EventType
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import BeforeId, page
+from creditpool.http.paging import CURSOR_HELP, NumberCursor, cursor, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -48,31 +48,42 @@ REFUSED_URL: dict[int | str, dict[str, Any]] = {
 
 
 @router.post(
-    ENDPOINTS, status_code=201, response_model=WebhookEndpointWithSecret, responses=REFUSED_URL
+    ENDPOINTS,
+    status_code=201,
+    response_model=WebhookEndpointWithSecret,
+    responses=REFUSED_URL,
+    operation_id="create_webhook_endpoint",
 )
 def create_endpoint(body: EndpointCreate, caller: Writer, pool: Pool) -> WebhookEndpointWithSecret:
     """A new endpoint, with its signing secret (`whsec_...`): the only time it is shown."""
     return pool.create_webhook_endpoint(**body.model_dump())
 
 
-@router.get(ENDPOINTS, response_model=Page[WebhookEndpoint])
+@router.get(ENDPOINTS, operation_id="list_webhook_endpoints", response_model=Page[WebhookEndpoint])
 def list_endpoints(
     caller: Reader,
     pool: Pool,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(pattern=ENDPOINT_ID_PATTERN)] = None,
+    cursor: Annotated[
+        str | None, cursor(ENDPOINT_ID_PATTERN), Query(description=CURSOR_HELP)
+    ] = None,
 ) -> Page[WebhookEndpoint]:
     """Every endpoint with its health (last success, failing since, why disabled)."""
     found = pool.webhook_endpoints(after=cursor, limit=limit + 1)
     return page(found, limit, lambda e: e.id)
 
 
-@router.get(ENDPOINT, response_model=WebhookEndpoint)
+@router.get(ENDPOINT, response_model=WebhookEndpoint, operation_id="get_webhook_endpoint")
 def get_endpoint(endpoint_id: EndpointId, caller: Reader, pool: Pool) -> WebhookEndpoint:
     return pool.webhook_endpoint(endpoint_id)
 
 
-@router.patch(ENDPOINT, response_model=WebhookEndpoint, responses=REFUSED_URL)
+@router.patch(
+    ENDPOINT,
+    response_model=WebhookEndpoint,
+    responses=REFUSED_URL,
+    operation_id="update_webhook_endpoint",
+)
 def update_endpoint(
     endpoint_id: EndpointId, body: EndpointUpdate, caller: Writer, writes: Write
 ) -> Response:
@@ -83,14 +94,20 @@ def update_endpoint(
     )
 
 
-@router.delete(ENDPOINT, status_code=204, response_class=Response)
+@router.delete(
+    ENDPOINT, status_code=204, response_class=Response, operation_id="delete_webhook_endpoint"
+)
 def delete_endpoint(endpoint_id: EndpointId, caller: Writer, pool: Pool) -> Response:
     """The endpoint and its delivery log; nothing more is sent to it."""
     pool.delete_webhook_endpoint(endpoint_id)
     return Response(status_code=204)
 
 
-@router.post(ENDPOINT + "/rotate-secret", response_model=WebhookEndpointWithSecret)
+@router.post(
+    ENDPOINT + "/rotate-secret",
+    response_model=WebhookEndpointWithSecret,
+    operation_id="rotate_webhook_secret",
+)
 def rotate_secret(
     endpoint_id: EndpointId, caller: Writer, pool: Pool, body: NoArguments | None = None
 ) -> WebhookEndpointWithSecret:
@@ -99,14 +116,18 @@ def rotate_secret(
     return pool.rotate_webhook_secret(endpoint_id)
 
 
-@router.get(ENDPOINT + "/deliveries", response_model=Page[WebhookDelivery])
+@router.get(
+    ENDPOINT + "/deliveries",
+    operation_id="list_webhook_deliveries",
+    response_model=Page[WebhookDelivery],
+)
 def list_deliveries(
     endpoint_id: EndpointId,
     caller: Reader,
     pool: Pool,
     status: DeliveryStatus | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: BeforeId = None,
+    cursor: NumberCursor = None,
 ) -> Page[WebhookDelivery]:
     """Newest first, each with its attempts (status code, duration, the answer's first
     characters) and, while pending, when it is tried next."""
@@ -114,14 +135,22 @@ def list_deliveries(
     return page(found, limit, lambda d: d.id)
 
 
-@router.get(ENDPOINT + "/deliveries/{delivery_id}", response_model=WebhookDelivery)
+@router.get(
+    ENDPOINT + "/deliveries/{delivery_id}",
+    response_model=WebhookDelivery,
+    operation_id="get_webhook_delivery",
+)
 def get_delivery(
     endpoint_id: EndpointId, delivery_id: ObjectId, caller: Reader, pool: Pool
 ) -> WebhookDelivery:
     return pool.webhook_delivery(endpoint_id, delivery_id)
 
 
-@router.post(ENDPOINT + "/deliveries/{delivery_id}/retry", response_model=WebhookDelivery)
+@router.post(
+    ENDPOINT + "/deliveries/{delivery_id}/retry",
+    response_model=WebhookDelivery,
+    operation_id="retry_webhook_delivery",
+)
 def retry_delivery(
     endpoint_id: EndpointId,
     delivery_id: ObjectId,
@@ -139,7 +168,12 @@ def retry_delivery(
     )
 
 
-@router.post(ENDPOINT + "/test", status_code=201, response_model=WebhookDelivery)
+@router.post(
+    ENDPOINT + "/test",
+    status_code=201,
+    response_model=WebhookDelivery,
+    operation_id="send_test_webhook",
+)
 def send_test(
     endpoint_id: EndpointId, caller: Writer, writes: Write, body: NoArguments | None = None
 ) -> Response:
@@ -149,14 +183,19 @@ def send_test(
     )
 
 
-@router.get("/v1/orgs/{org}/event-log", response_model=Page[Event], tags=["real time"])
+@router.get(
+    "/v1/orgs/{org}/event-log",
+    operation_id="list_events",
+    response_model=Page[Event],
+    tags=["real time"],
+)
 def event_log(
     org: OrgId,
     caller: LogReader,
     pool: Pool,
     type: EventType | None = None,
     limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(pattern=EVENT_ID_PATTERN)] = None,
+    cursor: Annotated[str | None, cursor(EVENT_ID_PATTERN), Query(description=CURSOR_HELP)] = None,
 ) -> Page[Event]:
     """The organization's events, newest first: what its webhooks carry (`data`), whether
     or not an endpoint listens."""

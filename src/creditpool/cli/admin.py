@@ -8,19 +8,17 @@ from typing import Annotated
 
 import typer
 
-from creditpool import demo as demo_data
 from creditpool.cli import render
 from creditpool.cli.context import JsonFlag, open_pool, state
 from creditpool.cli.errors import CliError
 from creditpool.ledger.models import Balance
-from creditpool.storage import backup as backups
 
 OrgOption = Annotated[str | None, typer.Argument(help="One organization (default: all).")]
 
 
 def migrate(ctx: typer.Context) -> None:
     """Bring the database to the newest schema (every command also does it)."""
-    pool = open_pool(ctx)
+    pool = open_pool(ctx, create=True)
     revision = pool.db.schema_revision()
     render.line(f"{state(ctx).shown_url} is at the newest schema (revision {revision})")
 
@@ -57,6 +55,8 @@ def backup(
 ) -> None:
     """Copy a live SQLite database consistently (safe while the server runs). For
     PostgreSQL, says which of its own tools to use instead."""
+    from creditpool.storage import backup as backups
+
     try:
         done = backups.backup(state(ctx).database_url, path, overwrite=force)
     except backups.BackupError as error:
@@ -79,8 +79,10 @@ def backup(
 
 def demo(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Fill the database with a realistic company: 3 organizations and 90 days of usage."""
+    from creditpool import demo as demo_data
+
     url = state(ctx).database_url
-    open_pool(ctx)  # migrate first, and fail early on a bad URL
+    open_pool(ctx, create=True)  # migrate first, and fail early on a bad URL
     created = demo_data.fill_demo(url, datetime.now(UTC))
     pool = open_pool(ctx)
     balances = [pool.balance(org_id) for org_id in demo_data.DEMO_ORG_IDS]

@@ -7,18 +7,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from creditpool.cli.errors import CliError
-from creditpool.pool import CreditPool
 from creditpool.validation import strict_json
 
+if TYPE_CHECKING:  # imported when a command opens the pool: `--help` loads no database code
+    from creditpool.pool import CreditPool
+
 BREAKDOWN_EXAMPLE = "calls=12,emails=40,web_searches=3"
+INSTANT_EXAMPLES = "2027-01-31 (midnight UTC) or 2027-01-31T09:00:00+01:00"
+
+
+def database_url(value: str) -> str:
+    """``--db``: a URL, or a plain file path meaning a SQLite file (``pool.db`` ->
+    ``sqlite:///pool.db``)."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{value}"
 
 
 @dataclass
@@ -31,10 +41,31 @@ class State:
     @property
     def shown_url(self) -> str:
         """The URL without its password, fit to print."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             return make_url(self.database_url).render_as_string(hide_password=True)
         except ArgumentError:
             return "<invalid URL>"
+
+    def missing_file(self) -> Path | None:
+        """The SQLite file of the URL when it does not exist yet (None: it exists, or the
+        database is not a SQLite file)."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError:
+            return None  # CreditPool.open says what is wrong with it
+        name = url.database
+        if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
+            return None
+        if name.startswith("file:"):
+            return None  # a SQLite URI filename: its own rules
+        path = Path(name)
+        return None if path.exists() else path
 
 
 def state(ctx: typer.Context) -> State:
@@ -44,10 +75,23 @@ def state(ctx: typer.Context) -> State:
     return found
 
 
-def open_pool(ctx: typer.Context) -> CreditPool:
-    """The pool of ``--db`` (migrated to the newest schema); closed when the command ends."""
+def open_pool(ctx: typer.Context, *, create: bool = False) -> CreditPool:
+    """The pool of ``--db`` (migrated to the newest schema); closed when the command ends.
+    A missing SQLite file is created only by a command that ``create``s something useful
+    on an empty database (migrate, demo, orgs create, ...); any other is refused, so that
+    a typo in ``--db`` never leaves an empty database behind."""
+    from sqlalchemy.exc import ArgumentError
+
+    from creditpool.pool import CreditPool
+
     st = state(ctx)
     if st.pool is None:
+        missing = None if create else st.missing_file()
+        if missing is not None:
+            raise CliError(
+                f"no database at {missing}: check --db, or create it with "
+                f"'creditpool --db {missing} migrate'"
+            )
         try:
             st.pool = CreditPool.open(st.database_url)
         except (ValueError, ArgumentError, ImportError) as exc:
@@ -60,18 +104,31 @@ def open_pool(ctx: typer.Context) -> CreditPool:
 
 
 def instant(value: str) -> datetime:
-    """An ISO 8601 instant with an offset (``Z`` or ``+01:00``): a naive time is ambiguous."""
+    """A day (``YYYY-MM-DD``: its midnight in UTC) or an ISO 8601 date-time with an offset
+    (``Z`` or ``+01:00``); a date-time without one is ambiguous and refused. Every
+    suggestion in a refusal is a value this parser accepts."""
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.strip())
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 date-time (e.g. 2026-11-02T09:00:00+01:00)"
+            f"{value!r} is neither a day nor an ISO 8601 date-time: write e.g. {INSTANT_EXAMPLES}"
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise typer.BadParameter(
-            f"{value!r} has no UTC offset: add one, e.g. {value.strip()}Z or {value.strip()}+01:00"
-        )
+        raise typer.BadParameter(f"{value!r} has no UTC offset: {_with_offset(text)}")
     return parsed
+
+
+def _with_offset(text: str) -> str:
+    """How to write a naive date-time with an offset; examples when adding one to this
+    spelling would not parse."""
+    try:
+        datetime.fromisoformat(f"{text}Z")
+    except ValueError:
+        return f"write e.g. {INSTANT_EXAMPLES}"
+    return f"add one, e.g. {text}Z or {text}+01:00"
 
 
 def breakdown(value: str) -> dict[str, int]:
@@ -117,7 +174,9 @@ IdempotencyKey = Annotated[
         help="Retrying with the same key and arguments returns the first result.",
     ),
 ]
-Instant = Annotated[datetime | None, typer.Option(parser=instant, metavar="ISO-DATETIME")]
+Instant = Annotated[
+    datetime | None, typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME")
+]
 OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
 Limit = Annotated[int, typer.Option(help="At most this many (1-1000).")]
 

@@ -94,7 +94,7 @@ def grant(
     amount: Annotated[str | None, typer.Option(help="Default: the amount asked for.")] = None,
     expires_at: Annotated[
         datetime | None,
-        typer.Option(parser=instant, metavar="ISO-DATETIME", help="None: permanent."),
+        typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="None: permanent."),
     ] = None,
     note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
     by: By = None,

@@ -34,10 +34,11 @@ def grant(
     amount: Annotated[str, typer.Argument(help="Credits, e.g. 100 or 12.5 (at most 4 decimals).")],
     expires_at: Annotated[
         datetime | None,
-        typer.Option(parser=instant, metavar="ISO-DATETIME", help="None: permanent."),
+        typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="None: permanent."),
     ] = None,
     available_from: Annotated[
-        datetime | None, typer.Option(parser=instant, metavar="ISO-DATETIME", help="Default: now.")
+        datetime | None,
+        typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="Default: now."),
     ] = None,
     by: Annotated[str | None, typer.Option(help="Who grants (a staff member).")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,

@@ -29,7 +29,7 @@ def orgs_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an organization."""
-    org = open_pool(ctx).create_org(org_id, name=name, timezone=timezone)
+    org = open_pool(ctx, create=True).create_org(org_id, name=name, timezone=timezone)
     render.result(org, as_json, f"created organization {org.id} ({org.name}, {org.timezone})")
 
 
@@ -155,7 +155,9 @@ def features_set(
     as_json: JsonFlag = False,
 ) -> None:
     """Price a feature. Past consumptions keep the price they were charged."""
-    feature = open_pool(ctx).set_feature(key, name=name, cost=cost, unit_rate=unit_rate, unit=unit)
+    feature = open_pool(ctx, create=True).set_feature(
+        key, name=name, cost=cost, unit_rate=unit_rate, unit=unit
+    )
     price = (
         f"{feature.unit_rate} per {feature.unit or 'unit'}"
         if feature.variable

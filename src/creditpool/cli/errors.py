@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import typer
-from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from creditpool.core.errors import CreditPoolError
@@ -80,13 +79,20 @@ def describe(exc: BaseException) -> str:
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             text += f" (see '{ctx.command_path} --help')"
-    elif isinstance(exc, SQLAlchemyError):
+    elif _is_database_error(exc):
         text = f"database: {_first_line(str(getattr(exc, 'orig', None) or exc))}"
     elif isinstance(exc, CliError):
         text = str(exc)
     else:
         text = f"unexpected {type(exc).__name__}: {exc} (run 'creditpool {TRACEBACK_FLAG} ...' for details)"
     return _one_line(text)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """SQLAlchemy's errors, without importing it: a command that never loaded it (``--help``
+    stays light) cannot have raised one."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return loaded is not None and isinstance(exc, loaded.SQLAlchemyError)
 
 
 def _first_line(text: str) -> str:

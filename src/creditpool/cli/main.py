@@ -21,10 +21,9 @@ from creditpool.cli import (
     server,
     webhooks,
 )
-from creditpool.cli.context import State
+from creditpool.cli.context import State, database_url
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import CliGroup
-from creditpool.settings import Settings
 
 app = typer.Typer(
     cls=CliGroup,
@@ -42,14 +41,16 @@ def root(
         str | None,
         typer.Option(
             "--db",
-            metavar="URL",
-            help="sqlite:///file.db or postgresql://user@host/db "
+            metavar="URL|FILE",
+            help="A SQLite file (pool.db, or sqlite:///pool.db) or postgresql://user@host/db "
             "[env CREDITPOOL_DATABASE_URL; default sqlite:///creditpool.db]",
         ),
     ] = None,
 ) -> None:
     """An exact prepaid credit pool: grants, consumptions, refunds, holds and their ledger."""
-    ctx.obj = State(db or Settings().database_url)
+    from creditpool.settings import Settings  # here: `creditpool --help` reads no settings
+
+    ctx.obj = State(database_url(db or Settings().database_url))
 
 
 app.command("migrate")(admin.migrate)

@@ -12,11 +12,13 @@ from creditpool.cli.context import JsonFlag, Limit, OrgId, instant, open_pool
 
 Since = Annotated[
     datetime | None,
-    typer.Option(parser=instant, metavar="ISO-DATETIME", help="From this instant (included)."),
+    typer.Option(
+        parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="From this instant (included)."
+    ),
 ]
 Until = Annotated[
     datetime | None,
-    typer.Option(parser=instant, metavar="ISO-DATETIME", help="Before this instant."),
+    typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="Before this instant."),
 ]
 
 
@@ -25,7 +27,9 @@ def balance(
     org_id: OrgId,
     at: Annotated[
         datetime | None,
-        typer.Option(parser=instant, metavar="ISO-DATETIME", help="A past instant (default: now)."),
+        typer.Option(
+            parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="A past instant (default: now)."
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from creditpool.cli import render
+from creditpool.cli import render, roles
 from creditpool.cli.context import JsonFlag, open_pool, state
 from creditpool.cli.errors import CliError
-from creditpool.settings import Settings
+
+if TYPE_CHECKING:
+    from creditpool.demo import DemoKeys
 
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -31,6 +33,8 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the HTTP API (and its OpenAPI docs at /docs)."""
+    from creditpool.settings import Settings
+
     try:
         from creditpool.server import (
             run as server,  # only here: the rest of the CLI runs without it
@@ -45,20 +49,31 @@ def serve(
     render.line(f"creditpool is serving {state(ctx).shown_url} at {url}")
     render.line(f"  API docs:  {url}/docs")
     if keys is not None:
-        render.line(f"  demo organization {keys.org_id!r}; API keys (shown once):")
-        render.line(f"    service  {keys.service}")
-        render.line(f"    staff    {keys.staff}")
-        render.line(f"    admin    {keys.admin}")
-        render.line(f"    member   {keys.member}   (user {keys.member_user})")
-        render.line(
-            f"  try: curl -H 'Authorization: Bearer {keys.admin}' {url}/v1/orgs/{keys.org_id}/balance"
-        )
-        render.line("  pages (each link opens a fresh browser session):")
-        render.line(f"    admin    {url}/demo/admin    usage page of {keys.org_id}")
-        render.line(f"    member   {url}/demo/member   ({keys.member_user}: only their usage)")
-        render.line(f"    staff    {url}/demo/staff    console; or sign in at {url}/staff/login")
-        render.line("             with the staff key above")
+        _print_demo(keys, url)
     server.serve(settings)
+
+
+def _print_demo(keys: DemoKeys, url: str) -> None:
+    if keys.reused:
+        render.line(f"  demo organization {keys.org_id!r}; API keys (kept in {keys.path}):")
+    elif keys.path is not None:
+        render.line(
+            f"  demo organization {keys.org_id!r}; API keys (new; kept in {keys.path}, mode 0600):"
+        )
+    else:
+        render.line(f"  demo organization {keys.org_id!r}; API keys (new; shown once):")
+    render.line(f"    service  {keys.service}")
+    render.line(f"    staff    {keys.staff}")
+    render.line(f"    admin    {keys.admin}")
+    render.line(f"    member   {keys.member}   (user {keys.member_user})")
+    render.line(
+        f"  try: curl -H 'Authorization: Bearer {keys.admin}' {url}/v1/orgs/{keys.org_id}/balance"
+    )
+    render.line("  pages (each link opens a fresh browser session):")
+    render.line(f"    admin    {url}/demo/admin    usage page of {keys.org_id}")
+    render.line(f"    member   {url}/demo/member   ({keys.member_user}: only their usage)")
+    render.line(f"    staff    {url}/demo/staff    console; or sign in at {url}/staff/login")
+    render.line("             with the staff key above")
 
 
 def missing_extra(error: ImportError, extra: str) -> Exception:
@@ -73,7 +88,9 @@ def missing_extra(error: ImportError, extra: str) -> Exception:
 
 def create_key(
     ctx: typer.Context,
-    role: Annotated[str, typer.Option(help="service, staff, admin or member")],
+    role: Annotated[
+        str, typer.Option(help="service, staff, admin or member (what each may do: below)")
+    ],
     org: Annotated[
         str | None, typer.Option(help="The organization (admin and member keys)")
     ] = None,
@@ -84,7 +101,7 @@ def create_key(
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key. Its secret is printed once; only a hash of it is stored."""
-    key, secret = open_pool(ctx).create_key(role, org_id=org, user_id=user, name=name)
+    key, secret = open_pool(ctx, create=True).create_key(role, org_id=org, user_id=user, name=name)
     if as_json:
         render.emit_json({**key.model_dump(mode="json"), "secret": secret})
         return
@@ -121,6 +138,6 @@ def revoke_key(
     render.result(key, as_json, f"revoked {key.role.value} key {key.id} ({key.name})")
 
 
-keys_app.command("create")(create_key)
+keys_app.command("create", epilog=roles.help_text())(create_key)
 keys_app.command("list")(list_keys)
 keys_app.command("revoke")(revoke_key)

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,7 +26,9 @@ from creditpool.webhooks.models import (
     WebhookEndpoint,
     WebhookEndpointWithSecret,
 )
-from creditpool.webhooks.worker import Deliverer
+
+if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx: not for `--help`
+    from creditpool.webhooks.worker import Deliverer
 
 webhooks_app = typer.Typer(
     help="Signed webhooks: the endpoints events are delivered to, and their deliveries.",
@@ -55,7 +57,7 @@ def add(
     as_json: JsonFlag = False,
 ) -> None:
     """Add an endpoint; its signing secret is printed once."""
-    e = open_pool(ctx).create_webhook_endpoint(
+    e = open_pool(ctx, create=True).create_webhook_endpoint(
         url, event_types=event_types, description=description, enabled=not disabled
     )
     _with_secret(e, as_json, f"endpoint {e.id} added for {e.url} ({_types(e)})")

@@ -165,8 +165,13 @@ class AsyncClient:
             routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key)
         )
 
-    async def teams(self, org_id: str) -> list[Team]:
-        return await self._run(routes.teams(org_id))
+    async def teams(
+        self, org_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[Team]:
+        """Teams in id order after ``after``: ``limit`` of them, or all (page by page)."""
+        return await _pages(
+            lambda cursor: self._run(routes.teams(org_id, cursor, limit)), after, limit
+        )
 
     async def update_team(
         self,
@@ -208,17 +213,40 @@ class AsyncClient:
     async def member(self, org_id: str, user_id: str) -> Member:
         return await self._run(routes.member(org_id, user_id))
 
-    async def members(self, org_id: str, *, team_id: str | None = None) -> list[Member]:
-        return await self._run(routes.members(org_id, team_id))
+    async def members(
+        self,
+        org_id: str,
+        *,
+        team_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Member]:
+        """Members in user id order after ``after``: ``limit`` of them, or all."""
+        return await _pages(
+            lambda cursor: self._run(routes.members(org_id, team_id, cursor, limit)), after, limit
+        )
 
-    async def team_usage(self, org_id: str, month: str | None = None) -> list[TeamUsage]:
-        """Paid usage per team in a calendar month (``YYYY-MM``; default: this month)."""
-        return await self._run(routes.team_usage(org_id, month))
+    async def team_usage(
+        self,
+        org_id: str,
+        month: str | None = None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[TeamUsage]:
+        """Paid usage per team in a calendar month (``YYYY-MM``; default: this month): teams
+        in id order after ``after``, then "no team"; ``limit`` of them, or all."""
+        return await _pages(
+            lambda cursor: self._run(routes.team_usage(org_id, month, cursor, limit)), after, limit
+        )
 
     # -- features ------------------------------------------------------------------------
 
-    async def features(self) -> list[Feature]:
-        return await self._run(routes.features())
+    async def features(
+        self, *, after: str | None = None, limit: int | None = None
+    ) -> list[Feature]:
+        """Features in key order after ``after``: ``limit`` of them, or all."""
+        return await _pages(lambda cursor: self._run(routes.features(cursor, limit)), after, limit)
 
     async def set_feature(
         self,
@@ -250,8 +278,13 @@ class AsyncClient:
         """Deposit credits (a staff key; ``granted_by`` is the key's name)."""
         return await self._run(routes.grant(org_id, locals()))
 
-    async def grants(self, org_id: str) -> list[Grant]:
-        return await self._run(routes.grants(org_id))
+    async def grants(
+        self, org_id: str, *, after_id: int | None = None, limit: int | None = None
+    ) -> list[Grant]:
+        """Grants in id order after ``after_id``: ``limit`` of them, or all."""
+        return await _pages(
+            lambda cursor: self._run(routes.grants(org_id, cursor, limit)), after_id, limit
+        )
 
     async def grant_info(self, org_id: str, grant_id: int) -> GrantDetail:
         """A grant with the consumptions it ``funded``."""
@@ -472,7 +505,7 @@ class AsyncClient:
         limit: int = 50,
     ) -> list[Event]:
         """The organization's events, newest first (``before``: an event id, to page)."""
-        return (await self._run(routes.event_log(org_id, type, before, limit))).items
+        return (await self._run(routes.event_log(org_id, type, before, limit))).data
 
     async def create_webhook_endpoint(
         self,
@@ -490,14 +523,9 @@ class AsyncClient:
         self, *, after: str | None = None, limit: int | None = None
     ) -> list[WebhookEndpoint]:
         """Endpoints in id order after ``after``: ``limit`` of them, or all (page by page)."""
-        found: list[WebhookEndpoint] = []
-        cursor = after
-        while True:
-            page = await self._run(routes.webhook_endpoints(cursor, limit))
-            found.extend(page.items)
-            if limit is not None or page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
+        return await _pages(
+            lambda cursor: self._run(routes.webhook_endpoints(cursor, limit)), after, limit
+        )
 
     async def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         return await self._run(routes.webhook_endpoint(endpoint_id))
@@ -523,7 +551,7 @@ class AsyncClient:
     ) -> list[WebhookDelivery]:
         """The endpoint's deliveries, newest first, each with its attempts."""
         call = routes.webhook_deliveries(endpoint_id, status, before, limit)
-        return (await self._run(call)).items
+        return (await self._run(call)).data
 
     async def webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
         return await self._run(routes.webhook_delivery(endpoint_id, delivery_id))
@@ -551,10 +579,19 @@ class AsyncClient:
         return await self._run(routes.request_credits(org_id, amount, message, idempotency_key))
 
     async def credit_requests(
-        self, org_id: str, *, status: CreditRequestStatus | None = None
+        self,
+        org_id: str,
+        *,
+        status: CreditRequestStatus | None = None,
+        before_id: int | None = None,
+        limit: int | None = None,
     ) -> list[CreditRequest]:
-        """Newest first."""
-        return await self._run(routes.credit_requests(org_id, status))
+        """Newest first, older than ``before_id``: ``limit`` of them, or all."""
+        return await _pages(
+            lambda cursor: self._run(routes.credit_requests(org_id, status, cursor, limit)),
+            before_id,
+            limit,
+        )
 
     async def grant_credit_request(
         self,
@@ -585,8 +622,23 @@ async def _walk(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncItera
     cursor: str | None = None
     while True:
         page = await fetch(cursor)
-        for item in page.items:
+        for item in page.data:
             yield item
-        if page.next_cursor is None:
+        if not page.has_more:
             return
+        cursor = page.next_cursor
+
+
+async def _pages(
+    fetch: Callable[[str | None], Awaitable[Page[T]]], start: object, limit: int | None
+) -> list[T]:
+    """One page of ``limit`` items from the cursor ``start`` (the library's ``after`` or
+    ``before``: an id is its item's cursor), or without a limit every item to the end."""
+    found: list[T] = []
+    cursor = None if start is None else str(start)
+    while True:
+        page = await fetch(cursor)
+        found.extend(page.data)
+        if limit is not None or not page.has_more:
+            return found
         cursor = page.next_cursor

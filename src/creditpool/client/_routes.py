@@ -55,16 +55,14 @@ Missing: TypeAlias = _Missing
 
 
 class Page(BaseModel, Generic[T]):
-    """One page of a listing; pass ``next_cursor`` as ``cursor`` for the next (None: last)."""
+    """One page of a list: ``data``, and when ``has_more``, the ``next_cursor`` to pass as
+    ``cursor`` for the next page (None on the last)."""
 
     model_config = ConfigDict(frozen=True)
 
-    items: list[T]
-    next_cursor: str | None = None
-
-
-class _Items(BaseModel, Generic[T]):
-    items: list[T]
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None
 
 
 class Health(BaseModel):
@@ -212,11 +210,6 @@ def _one(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: model.model_validate_json(response.content)
 
 
-def _list(model: type[M]) -> Callable[[httpx.Response], list[M]]:
-    shape = _Items[model]  # type: ignore[valid-type]  # a runtime type argument
-    return lambda response: shape.model_validate_json(response.content).items
-
-
 def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
     shape = Page[model]  # type: ignore[valid-type]  # a runtime type argument
     return lambda response: shape.model_validate_json(response.content)
@@ -286,8 +279,8 @@ def create_team(
     return Call("POST", f"{_org(org_id)}/teams", _one(Team), body=body, idempotency_key=_key(key))
 
 
-def teams(org_id: str) -> Call[list[Team]]:
-    return Call("GET", f"{_org(org_id)}/teams", _list(Team))
+def teams(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Team]]:
+    return Call("GET", f"{_org(org_id)}/teams", _page(Team), _params(cursor=cursor, limit=limit))
 
 
 def update_team(
@@ -315,16 +308,22 @@ def member(org_id: str, user_id: str) -> Call[Member]:
     return Call("GET", f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}", _one(Member))
 
 
-def members(org_id: str, team_id: str | None) -> Call[list[Member]]:
-    return Call("GET", f"{_org(org_id)}/members", _list(Member), _params(team=team_id))
+def members(
+    org_id: str, team_id: str | None, cursor: str | None, limit: int | None
+) -> Call[Page[Member]]:
+    params = _params(team=team_id, cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/members", _page(Member), params)
 
 
-def team_usage(org_id: str, month: str | None) -> Call[list[TeamUsage]]:
-    return Call("GET", f"{_org(org_id)}/usage/teams", _list(TeamUsage), _params(month=month))
+def team_usage(
+    org_id: str, month: str | None, cursor: str | None, limit: int | None
+) -> Call[Page[TeamUsage]]:
+    params = _params(month=month, cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/usage/teams", _page(TeamUsage), params)
 
 
-def features() -> Call[list[Feature]]:
-    return Call("GET", "/v1/features", _list(Feature))
+def features(cursor: str | None, limit: int | None) -> Call[Page[Feature]]:
+    return Call("GET", "/v1/features", _page(Feature), _params(cursor=cursor, limit=limit))
 
 
 def set_feature(
@@ -349,8 +348,9 @@ def grant(org_id: str, arguments: Mapping[str, Any]) -> Call[Grant]:
     return _change(f"{_org(org_id)}/grants", Grant, arguments)
 
 
-def grants(org_id: str) -> Call[list[Grant]]:
-    return Call("GET", f"{_org(org_id)}/grants", _list(Grant))
+def grants(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Grant]]:
+    params = _params(cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/grants", _page(Grant), params)
 
 
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
@@ -537,9 +537,11 @@ def request_credits(
     return Call("POST", path, _one(CreditRequest), body=body, idempotency_key=_key(key))
 
 
-def credit_requests(org_id: str, status: CreditRequestStatus | None) -> Call[list[CreditRequest]]:
-    path = f"{_org(org_id)}/credit-requests"
-    return Call("GET", path, _list(CreditRequest), _params(status=status))
+def credit_requests(
+    org_id: str, status: CreditRequestStatus | None, cursor: str | None, limit: int | None
+) -> Call[Page[CreditRequest]]:
+    params = _params(status=status, cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/credit-requests", _page(CreditRequest), params)
 
 
 def grant_credit_request(

@@ -161,8 +161,11 @@ class Client:
         """Create a team, optionally with an (informational) monthly limit."""
         return self._run(routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key))
 
-    def teams(self, org_id: str) -> list[Team]:
-        return self._run(routes.teams(org_id))
+    def teams(
+        self, org_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[Team]:
+        """Teams in id order after ``after``: ``limit`` of them, or all (page by page)."""
+        return _pages(lambda cursor: self._run(routes.teams(org_id, cursor, limit)), after, limit)
 
     def update_team(
         self,
@@ -204,17 +207,38 @@ class Client:
     def member(self, org_id: str, user_id: str) -> Member:
         return self._run(routes.member(org_id, user_id))
 
-    def members(self, org_id: str, *, team_id: str | None = None) -> list[Member]:
-        return self._run(routes.members(org_id, team_id))
+    def members(
+        self,
+        org_id: str,
+        *,
+        team_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[Member]:
+        """Members in user id order after ``after``: ``limit`` of them, or all."""
+        return _pages(
+            lambda cursor: self._run(routes.members(org_id, team_id, cursor, limit)), after, limit
+        )
 
-    def team_usage(self, org_id: str, month: str | None = None) -> list[TeamUsage]:
-        """Paid usage per team in a calendar month (``YYYY-MM``; default: this month)."""
-        return self._run(routes.team_usage(org_id, month))
+    def team_usage(
+        self,
+        org_id: str,
+        month: str | None = None,
+        *,
+        after: str | None = None,
+        limit: int | None = None,
+    ) -> list[TeamUsage]:
+        """Paid usage per team in a calendar month (``YYYY-MM``; default: this month): teams
+        in id order after ``after``, then "no team"; ``limit`` of them, or all."""
+        return _pages(
+            lambda cursor: self._run(routes.team_usage(org_id, month, cursor, limit)), after, limit
+        )
 
     # -- features ------------------------------------------------------------------------
 
-    def features(self) -> list[Feature]:
-        return self._run(routes.features())
+    def features(self, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
+        """Features in key order after ``after``: ``limit`` of them, or all."""
+        return _pages(lambda cursor: self._run(routes.features(cursor, limit)), after, limit)
 
     def set_feature(
         self,
@@ -246,8 +270,13 @@ class Client:
         """Deposit credits (a staff key; ``granted_by`` is the key's name)."""
         return self._run(routes.grant(org_id, locals()))
 
-    def grants(self, org_id: str) -> list[Grant]:
-        return self._run(routes.grants(org_id))
+    def grants(
+        self, org_id: str, *, after_id: int | None = None, limit: int | None = None
+    ) -> list[Grant]:
+        """Grants in id order after ``after_id``: ``limit`` of them, or all."""
+        return _pages(
+            lambda cursor: self._run(routes.grants(org_id, cursor, limit)), after_id, limit
+        )
 
     def grant_info(self, org_id: str, grant_id: int) -> GrantDetail:
         """A grant with the consumptions it ``funded``."""
@@ -466,7 +495,7 @@ class Client:
         limit: int = 50,
     ) -> list[Event]:
         """The organization's events, newest first (``before``: an event id, to page)."""
-        return (self._run(routes.event_log(org_id, type, before, limit))).items
+        return (self._run(routes.event_log(org_id, type, before, limit))).data
 
     def create_webhook_endpoint(
         self,
@@ -484,14 +513,9 @@ class Client:
         self, *, after: str | None = None, limit: int | None = None
     ) -> list[WebhookEndpoint]:
         """Endpoints in id order after ``after``: ``limit`` of them, or all (page by page)."""
-        found: list[WebhookEndpoint] = []
-        cursor = after
-        while True:
-            page = self._run(routes.webhook_endpoints(cursor, limit))
-            found.extend(page.items)
-            if limit is not None or page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
+        return _pages(
+            lambda cursor: self._run(routes.webhook_endpoints(cursor, limit)), after, limit
+        )
 
     def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         return self._run(routes.webhook_endpoint(endpoint_id))
@@ -517,7 +541,7 @@ class Client:
     ) -> list[WebhookDelivery]:
         """The endpoint's deliveries, newest first, each with its attempts."""
         call = routes.webhook_deliveries(endpoint_id, status, before, limit)
-        return (self._run(call)).items
+        return (self._run(call)).data
 
     def webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
         return self._run(routes.webhook_delivery(endpoint_id, delivery_id))
@@ -545,10 +569,19 @@ class Client:
         return self._run(routes.request_credits(org_id, amount, message, idempotency_key))
 
     def credit_requests(
-        self, org_id: str, *, status: CreditRequestStatus | None = None
+        self,
+        org_id: str,
+        *,
+        status: CreditRequestStatus | None = None,
+        before_id: int | None = None,
+        limit: int | None = None,
     ) -> list[CreditRequest]:
-        """Newest first."""
-        return self._run(routes.credit_requests(org_id, status))
+        """Newest first, older than ``before_id``: ``limit`` of them, or all."""
+        return _pages(
+            lambda cursor: self._run(routes.credit_requests(org_id, status, cursor, limit)),
+            before_id,
+            limit,
+        )
 
     def grant_credit_request(
         self,
@@ -579,7 +612,20 @@ def _walk(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
     cursor: str | None = None
     while True:
         page = fetch(cursor)
-        yield from page.items
-        if page.next_cursor is None:
+        yield from page.data
+        if not page.has_more:
             return
+        cursor = page.next_cursor
+
+
+def _pages(fetch: Callable[[str | None], Page[T]], start: object, limit: int | None) -> list[T]:
+    """One page of ``limit`` items from the cursor ``start`` (the library's ``after`` or
+    ``before``: an id is its item's cursor), or without a limit every item to the end."""
+    found: list[T] = []
+    cursor = None if start is None else str(start)
+    while True:
+        page = fetch(cursor)
+        found.extend(page.data)
+        if limit is not None or not page.has_more:
+            return found
         cursor = page.next_cursor

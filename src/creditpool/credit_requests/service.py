@@ -67,12 +67,20 @@ def get(tx: Tx, org_id: str, request_id: int) -> CreditRequest:
 
 
 def list_for_org(
-    tx: Tx, org_id: str, status: CreditRequestStatus | None = None
+    tx: Tx,
+    org_id: str,
+    status: CreditRequestStatus | None = None,
+    *,
+    before_id: int | None = None,
+    limit: int | None = None,
 ) -> list[CreditRequest]:
+    """Newest first: older than ``before_id``, at most ``limit``."""
     query = select(table).where(table.c.org_id == org_id)
     if status is not None:
         query = query.where(table.c.status == status.value)
-    rows = tx.conn.execute(query.order_by(table.c.id.desc()))
+    if before_id is not None:
+        query = query.where(table.c.id < before_id)
+    rows = tx.conn.execute(query.order_by(table.c.id.desc()).limit(limit))
     return [_model(dict(r._mapping)) for r in rows]
 
 

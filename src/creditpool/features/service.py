@@ -52,8 +52,8 @@ def get(tx: Tx, key: str) -> Feature:
     return to_model(row)
 
 
-def list_all(tx: Tx) -> list[Feature]:
-    return [to_model(r) for r in repository.list_all(tx.conn)]
+def list_all(tx: Tx, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
+    return [to_model(r) for r in repository.list_all(tx.conn, after=after, limit=limit)]
 
 
 def to_model(row: DbRow) -> Feature:

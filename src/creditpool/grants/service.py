@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,8 +146,14 @@ def get(tx: Tx, org_id: str, grant_id: int) -> Grant:
     return _models(tx, org_id, [row])[0]
 
 
-def list_for_org(tx: Tx, org_id: str) -> list[Grant]:
-    return _models(tx, org_id, repository.list_for_org(tx.conn, org_id))
+def list_for_org(
+    tx: Tx, org_id: str, *, after_id: int | None = None, limit: int | None = None
+) -> list[Grant]:
+    """In id order. Every grant is read, since the holds that ran out give credits back
+    across all of them (``_models``); the page is cut from the result."""
+    found = _models(tx, org_id, repository.list_for_org(tx.conn, org_id))
+    start = 0 if after_id is None else bisect.bisect_right([g.id for g in found], after_id)
+    return found[start : None if limit is None else start + limit]
 
 
 def _models(tx: Tx, org_id: str, rows: Sequence[DbRow]) -> list[Grant]:

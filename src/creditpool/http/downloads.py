@@ -15,7 +15,7 @@ from creditpool.settings import Settings
 
 
 @cache
-def span_days_max() -> int:
+def span_days_max() -> int | None:
     return Settings().report_span_days_max
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -147,7 +148,7 @@ class Hub:
                         yield ": heartbeat\n\n"
                     continue
                 if batch is None:
-                    return
+                    break
                 if sub.stale or batch.first_seq > last + 1:
                     sub.stale = False  # a batch was dropped or missed: the ledger has it
                     async for chunk, reached in self._read_from_ledger(org_id, last):
@@ -157,6 +158,9 @@ class Hub:
                 if chunk:
                     yield chunk
                     last = batch.last_seq
+            # The server is stopping: reconnect after a spread-out while, so that the
+            # streams of a stopped process do not all land on the others at once.
+            yield f"retry: {random.randint(RETRY_MS, 3 * RETRY_MS)}\n\n"
         finally:
             self._unsubscribe(sub)
 

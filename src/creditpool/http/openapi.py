@@ -1,4 +1,4 @@
-"""The OpenAPI document says every answer the API can give, errors included.
+"""The OpenAPI document: exact for the fuzzer, readable for client generators.
 
 FastAPI documents only the success and a 422 in its own validation format. Every error here
 is an RFC 9457 problem (``application/problem+json``), so one pass over the generated
@@ -6,20 +6,40 @@ document adds, per operation, the problem answers its shape allows: 401 and 403 
 ``/v1`` (a key is needed there), 404 where a path names an object, 422 where there is input,
 and 409 and 413 where there is a body. A route declares the rarer ones itself (402 for a
 consumption) with a description only; this pass gives them the problem schema too.
+
+The same pass makes the document one that client generators (openapi-python-client, tested
+in tests/e2e/test_generated_client.py) read without loss: operation ids are the routes'
+names (``operation_id``); every enum is a named schema, never an inline copy; every amount
+of an answer is a decimal string with a pattern; metadata is described without a recursive
+union (which generators cannot read); an inline answer schema gets a name.
+
+``install`` also serves ``/docs`` (Swagger UI) and ``/redoc`` from the assets of the
+``fastapi-offline`` package, so that they work without a network.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import typing
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.responses import HTMLResponse
 
-from creditpool.holds.models import HoldStatus
+from creditpool.consumptions.models import ConsumptionStatus
 from creditpool.http.problems import MEDIA_TYPE
 from creditpool.http.replay import HEADER, REPLAYED
 from creditpool.http.routing import IDEMPOTENCY_KEY_PATTERN
 from creditpool.idempotency.service import KEY_LENGTH_MAX
+from creditpool.validation import METADATA_NUMBER_MAX, time_zones
+from creditpool.webhooks.service import SUBSCRIBABLE
 
 PROBLEM_REF = "#/components/schemas/Problem"
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -36,8 +56,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "left": {"type": "string", "description": "insufficient_credits: the balance left"},
         "required": {"type": "string", "description": "insufficient_credits: the cost"},
         "hold_status": {
-            "type": "string",
-            "enum": [status.value for status in HoldStatus],
+            "$ref": "#/components/schemas/HoldStatus",
             "description": "hold_not_open: the hold's status",
         },
         "errors": {
@@ -82,30 +101,204 @@ REPLAYED_HEADER: dict[str, Any] = {
     "schema": {"type": "string", "enum": ["true"]},
 }
 METHODS = ("get", "put", "post", "patch", "delete")
+# An amount in an answer: a plain decimal string, as ``core.money`` writes it.
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+# Enums that pydantic leaves inline, by their values: the document names each once.
+ENUM_NAMES: dict[frozenset[str], tuple[str, str]] = {
+    frozenset(time_zones()): ("TimeZone", "A time zone of the IANA tz database"),
+    frozenset(SUBSCRIBABLE): ("SubscribableEventType", "An event type a webhook may ask for"),
+    frozenset({ConsumptionStatus.PAID, ConsumptionStatus.REFUNDED}): (
+        "RecordedConsumptionStatus",
+        "The status of a recorded consumption (a dry run is never recorded)",
+    ),
+}
+# Keys of an inline enum that describe its use rather than its values: they stay by the $ref.
+USE_KEYS = ("title", "description", "default", "examples")
+# Metadata's values without a (recursive) union: each keyword applies to its own JSON type
+# only, so this says exactly what ``validation.metadata`` accepts, depth and size aside.
+METADATA_VALUE: dict[str, Any] = {
+    "description": "Any JSON value: text without NUL, numbers within ±(2**53 - 1)",
+    "pattern": r"^[^\x00]*$",
+    "minimum": -METADATA_NUMBER_MAX,
+    "maximum": METADATA_NUMBER_MAX,
+    "items": {"$ref": "#/components/schemas/MetadataValue"},
+    "propertyNames": {"pattern": r"^[^\x00]*$"},
+    "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
+}
+DOCS_ASSETS = "/docs-assets"
+
+
+def operation_id(route: APIRoute) -> str:
+    """A route's operation id is its name (the endpoint function's, or ``operation_id=``)."""
+    return route.name
+
+
+# For ``FastAPI(...)``: ``install`` serves the docs pages; operation ids are route names.
+APP_OPTIONS: dict[str, Any] = {
+    "docs_url": None,
+    "redoc_url": None,
+    "generate_unique_id_function": operation_id,
+}
 
 
 def install(app: FastAPI) -> None:
+    """Document ``app`` (see the module) and serve its docs pages from packaged assets;
+    create the app with ``APP_OPTIONS``."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document(generate())
+            document(generate(), decimals=dict(decimal_fields(app)))
         return generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
+    _docs(app)
 
 
-def document(schema: dict[str, Any]) -> None:
-    """Add the problem answers to every operation of a generated document, in place."""
+def _docs(app: FastAPI) -> None:
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def decimal_fields(app: FastAPI) -> Iterator[tuple[str, set[str]]]:
+    """(model name, its ``Decimal`` fields) of every model an operation answers."""
+    seen: set[type[BaseModel]] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute):
+            models = [route.response_model]
+            models += [answer.get("model") for answer in route.responses.values()]
+            for model in models:
+                yield from _decimals_of(model, seen)
+
+
+def _decimals_of(annotation: Any, seen: set[type[BaseModel]]) -> Iterator[tuple[str, set[str]]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if annotation in seen:
+            return
+        seen.add(annotation)
+        found = {
+            field.alias or name
+            for name, field in annotation.model_fields.items()
+            if _mentions_decimal(field.annotation)
+        }
+        if found:
+            yield annotation.__name__, found
+        for field in annotation.model_fields.values():
+            yield from _decimals_of(field.annotation, seen)
+    for argument in typing.get_args(annotation):
+        yield from _decimals_of(argument, seen)
+
+
+def _mentions_decimal(annotation: Any) -> bool:
+    return annotation is Decimal or any(map(_mentions_decimal, typing.get_args(annotation)))
+
+
+def document(schema: dict[str, Any], decimals: dict[str, set[str]] | None = None) -> None:
+    """Add the problem answers to every operation of a generated document, in place, and
+    make it readable for client generators (see the module)."""
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     _closed_mappings(schema)
+    if "MetadataValue" in schemas:
+        schemas["MetadataValue"] = METADATA_VALUE
+    for name, fields in (decimals or {}).items():
+        properties = schemas.get(name, {}).get("properties", {})
+        for field in fields & properties.keys():
+            _decimal(properties[field])
+    for field in ("left", "required"):
+        _decimal(PROBLEM_SCHEMA["properties"][field])
     for path, item in schema.get("paths", {}).items():
         for method in METHODS:
             if method in item:
                 _document_operation(path, item[method])
+                _name_answers(item[method], schemas)
+    _name_enums(schema, schemas)
+
+
+def _decimal(field: dict[str, Any]) -> None:
+    for option in field.get("anyOf", [field]):
+        if option.get("type") == "string":
+            option["pattern"] = DECIMAL_PATTERN
+        elif option.get("type") == "array":
+            _decimal(option["items"])
+
+
+def _name_answers(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """An answer's inline object schema becomes a component named after the operation."""
+    for response in operation.get("responses", {}).values():
+        for media in response.get("content", {}).values():
+            inline = media.get("schema", {})
+            if inline.get("type") == "object":
+                name = "".join(word.title() for word in operation["operationId"].split("_"))
+                schemas[f"{name}Response"] = {**inline, "title": f"{name}Response"}
+                media["schema"] = {"$ref": f"#/components/schemas/{name}Response"}
+
+
+def _name_enums(document: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Replace every inline enum of more than one value (a response header's aside) by a
+    reference: to the component with the same values, or to a new one of ``ENUM_NAMES``."""
+    named = {
+        frozenset(component["enum"]): name
+        for name, component in schemas.items()
+        if "enum" in component
+    }
+    for node in _inline_enums(document):
+        values = frozenset(node["enum"])
+        name = named.get(values)
+        if name is None and values in ENUM_NAMES:
+            name, description = ENUM_NAMES[values]
+            kept = {key: value for key, value in node.items() if key not in USE_KEYS}
+            schemas[name] = {**kept, "title": name, "description": description}
+            schemas[name]["x-enum-varnames"] = [_identifier(v) for v in node["enum"]]
+            named[values] = name
+        if name is not None:
+            use = {key: node[key] for key in USE_KEYS if key in node}
+            node.clear()
+            node.update({"$ref": f"#/components/schemas/{name}", **use})
+
+
+def _identifier(value: str) -> str:
+    """An enum member's name for generators (``x-enum-varnames``), one per value: a sign
+    before a digit is spelled out (``Etc/GMT+5``, ``Etc/GMT-5``), so no two names collide."""
+    spelled = re.sub(r"\+(?=[0-9])", "_PLUS_", re.sub(r"-(?=[0-9])", "_MINUS_", value))
+    return re.sub(r"[^A-Za-z0-9]+", "_", spelled).strip("_").upper()
+
+
+def _inline_enums(node: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+    """The inline enums below ``node`` (a component's own enum is not inline)."""
+    if isinstance(node, dict):
+        if "enum" in node and len(node["enum"]) > 1 and depth > 3:
+            yield node
+        for key, value in list(node.items()):
+            if key != "headers":
+                yield from _inline_enums(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _inline_enums(value, depth + 1)
 
 
 def _document_operation(path: str, operation: dict[str, Any]) -> None:

@@ -238,12 +238,15 @@ class Body(BaseModel):
 
 
 class Page(BaseModel, Generic[T]):
-    items: list[T]
-    next_cursor: str | None = None
+    """One page of a list (every list is one): ``data`` in the list's order, ``has_more``
+    when another page follows, and ``next_cursor``, the opaque ``cursor`` that asks for it
+    (null on the last page)."""
 
-
-class Items(BaseModel, Generic[T]):
-    items: list[T]
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last one"
+    )
 
 
 def refuse_null(value: Any) -> Any:

@@ -139,9 +139,12 @@ def get_team(tx: Tx, org_id: str, team_id: str) -> Team:
     return team_model(row)
 
 
-def list_teams(tx: Tx, org_id: str) -> list[Team]:
+def list_teams(
+    tx: Tx, org_id: str, *, after: str | None = None, limit: int | None = None
+) -> list[Team]:
     require_org(tx, org_id)
-    return [team_model(r) for r in repository.list_teams(tx.conn, org_id)]
+    rows = repository.list_teams(tx.conn, org_id, after=after, limit=limit)
+    return [team_model(r) for r in rows]
 
 
 def team_model(row: DbRow) -> Team:
@@ -168,9 +171,16 @@ def get_member(tx: Tx, org_id: str, user_id: str) -> Member:
     return Member(org_id=org_id, user_id=row.user_id, team_id=row.team_id)
 
 
-def list_members(tx: Tx, org_id: str, team_id: str | None = None) -> list[Member]:
+def list_members(
+    tx: Tx,
+    org_id: str,
+    team_id: str | None = None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[Member]:
     require_org(tx, org_id)
-    rows = repository.list_members(tx.conn, org_id, team_id)
+    rows = repository.list_members(tx.conn, org_id, team_id, after=after, limit=limit)
     return [Member(org_id=org_id, user_id=r.user_id, team_id=r.team_id) for r in rows]
 
 
@@ -190,8 +200,11 @@ def current_month(now: datetime, timezone: str) -> str:
     return now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
 
 
-def team_usage(tx: Tx, org_id: str, month: str | None) -> list[TeamUsage]:
-    """Every team (and, when it used credits, "no team"), paid usage only."""
+def team_usage(
+    tx: Tx, org_id: str, month: str | None, *, after: str | None = None, limit: int | None = None
+) -> list[TeamUsage]:
+    """Every team in id order (and last, when it used credits, "no team"), paid usage only:
+    after the team ``after``, at most ``limit``."""
     org = require_org(tx, org_id)
     month = month or current_month(tx.now, org.timezone)
     start, end = month_bounds(month, org.timezone)
@@ -200,10 +213,10 @@ def team_usage(tx: Tx, org_id: str, month: str | None) -> list[TeamUsage]:
         for r in repository.paid_usage_by_team(tx.conn, org_id, start, end)
     }
     result = []
-    for team in repository.list_teams(tx.conn, org_id):
+    for team in repository.list_teams(tx.conn, org_id, after=after, limit=limit):
         used, n = usage.pop(team.id, (0, 0))
         result.append(_usage(org_id, team.id, team.name, month, used, n, team.monthly_limit))
-    if None in usage:
+    if None in usage and (limit is None or len(result) < limit):  # the teams are all listed
         used, n = usage.pop(None)
         result.append(_usage(org_id, None, "No team", month, used, n, None))
     return result

@@ -12,6 +12,15 @@ class ReportKind(StrEnum):
     PURCHASES = "purchases"
 
 
+class ReportPeriod(StrEnum):
+    """A named range of days, in the organization's time zone (the credits page's presets)."""
+
+    THIS_MONTH = "this-month"
+    LAST_MONTH = "last-month"
+    THIS_YEAR = "this-year"
+    ALL_TIME = "all-time"
+
+
 class ReportFormat(StrEnum):
     CSV = "csv"
     XLSX = "xlsx"

@@ -21,7 +21,14 @@ from creditpool.core.errors import InvalidInput
 from creditpool.core.ledger import GAINS, LedgerAction
 from creditpool.core.money import format_credits, to_decimal
 from creditpool.orgs import service as orgs
-from creditpool.reports.models import COLUMNS, TITLES, Column, ReportFormat, ReportKind
+from creditpool.reports.models import (
+    COLUMNS,
+    TITLES,
+    Column,
+    ReportFormat,
+    ReportKind,
+    ReportPeriod,
+)
 from creditpool.repositories import reports as repository
 from creditpool.settings import REPORT_SPAN_DAYS_MAX
 from creditpool.storage.uow import Database
@@ -51,17 +58,42 @@ def parse_day(value: str | date | None, field_name: str) -> date | None:
 
 
 def resolve_range(
-    start: date | None, end: date | None, today: date, span_days_max: int
+    start: date | None,
+    end: date | None,
+    today: date,
+    first_day: date | None,
+    span_days_max: int | None = None,
 ) -> tuple[date, date]:
-    """[start, end], both included. Defaults: ``end`` today, ``start`` the first of its month."""
+    """[start, end], both included. Defaults: ``end`` today, ``start`` the organization's
+    first day with an entry (``first_day``; no entry yet, or none before ``end``: ``end``),
+    so a report without dates covers all time. No cap on the span unless asked for: rows
+    are streamed, so any range costs only the rows it holds."""
     end = end or today
-    start = start or end.replace(day=1)
+    start = start or min(first_day or end, end)
     if end < start:
         raise InvalidInput(f"the range ends ({end}) before it starts ({start})")
     span = (end - start).days + 1
-    if span > span_days_max:
+    if span_days_max is not None and span > span_days_max:
         raise InvalidInput(f"the range spans {span} days: at most {span_days_max} days per report")
     return start, end
+
+
+def period_range(period: ReportPeriod | str, today: date) -> tuple[date | None, date]:
+    """A named period's [start, end] as of ``today``; ``all-time`` starts at the first entry
+    (None: let ``resolve_range`` find it)."""
+    try:
+        period = ReportPeriod(period)
+    except ValueError:
+        periods = ", ".join(p.value for p in ReportPeriod)
+        raise InvalidInput(f"unknown period {period!r}: one of {periods}") from None
+    if period is ReportPeriod.THIS_MONTH:
+        return today.replace(day=1), today
+    if period is ReportPeriod.LAST_MONTH:
+        last = today.replace(day=1) - timedelta(days=1)
+        return last.replace(day=1), last
+    if period is ReportPeriod.THIS_YEAR:
+        return today.replace(month=1, day=1), today
+    return None, today
 
 
 def day_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
@@ -322,19 +354,28 @@ def open_report(
     start: date | str | None = None,
     end: date | str | None = None,
     *,
-    span_days_max: int = REPORT_SPAN_DAYS_MAX,
+    period: ReportPeriod | str | None = None,
+    span_days_max: int | None = REPORT_SPAN_DAYS_MAX,
 ) -> Report:
-    """Check the organization, the kind and the range; read nothing else yet."""
+    """Check the organization, the kind and the range; read nothing else yet. ``period``
+    (this-month, last-month, this-year, all-time) stands for both days."""
     try:
         kind = ReportKind(kind)
     except ValueError:
         kinds = ", ".join(k.value for k in ReportKind)
         raise InvalidInput(f"unknown report {kind!r}: one of {kinds}") from None
     first, last = parse_day(start, "from"), parse_day(end, "to")
+    if period is not None and (first is not None or last is not None):
+        raise InvalidInput("give either a period or days (from, to), not both")
     with db.read() as tx:
         org = orgs.require_org(tx, org_id)
         names = repository.feature_names(tx.conn)
+        began = repository.first_activity(tx.conn, org.id)
         now = tx.now
-    today = now.astimezone(ZoneInfo(org.timezone)).date()
-    first, last = resolve_range(first, last, today, span_days_max)
+    zone = ZoneInfo(org.timezone)
+    today = now.astimezone(zone).date()
+    if period is not None:
+        first, last = period_range(period, today)
+    first_day = None if began is None else _aware(began).astimezone(zone).date()
+    first, last = resolve_range(first, last, today, first_day, span_days_max)
     return Report(db, kind, org.id, org.timezone, first, last, now, names)

@@ -17,8 +17,13 @@ def get(conn: Connection, key: str) -> DbRow | None:
     return conn.execute(select(features).where(features.c.key == key)).first()
 
 
-def list_all(conn: Connection) -> Sequence[DbRow]:
-    return conn.execute(select(features).order_by(features.c.key)).all()
+def list_all(
+    conn: Connection, *, after: str | None = None, limit: int | None = None
+) -> Sequence[DbRow]:
+    query = select(features).order_by(features.c.key).limit(limit)
+    if after is not None:
+        query = query.where(features.c.key > after)
+    return conn.execute(query).all()
 
 
 def put(conn: Connection, key: str, **values: Any) -> None:

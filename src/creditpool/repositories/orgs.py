@@ -128,8 +128,12 @@ def get_team(conn: Connection, org_id: str, team_id: str) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def list_teams(conn: Connection, org_id: str) -> Sequence[DbRow]:
-    query = select(teams).where(teams.c.org_id == org_id).order_by(teams.c.id)
+def list_teams(
+    conn: Connection, org_id: str, *, after: str | None = None, limit: int | None = None
+) -> Sequence[DbRow]:
+    query = select(teams).where(teams.c.org_id == org_id).order_by(teams.c.id).limit(limit)
+    if after is not None:
+        query = query.where(teams.c.id > after)
     return conn.execute(query).all()
 
 
@@ -153,11 +157,20 @@ def put_member(
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
-def list_members(conn: Connection, org_id: str, team_id: str | None = None) -> Sequence[DbRow]:
+def list_members(
+    conn: Connection,
+    org_id: str,
+    team_id: str | None = None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Sequence[DbRow]:
     query = select(members).where(members.c.org_id == org_id).order_by(members.c.user_id)
     if team_id is not None:
         query = query.where(members.c.team_id == team_id)
-    return conn.execute(query).all()
+    if after is not None:
+        query = query.where(members.c.user_id > after)
+    return conn.execute(query.limit(limit)).all()
 
 
 class UsageByTeam(NamedTuple):

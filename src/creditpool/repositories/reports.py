@@ -148,5 +148,19 @@ def count(conn: Connection, kind: str, org_id: str, lo: datetime, hi: datetime) 
     return compiled.fetch(conn, _COUNT[kind], params)[0]
 
 
+_FIRST = select(
+    select(func.min(_l.at)).where(_l.org_id == bindparam("org_id")).scalar_subquery(),
+    select(func.min(_g.granted_at)).where(_g.org_id == bindparam("org_id")).scalar_subquery(),
+    select(func.min(_c.created_at)).where(_c.org_id == bindparam("org_id")).scalar_subquery(),
+)
+
+
+def first_activity(conn: Connection, org_id: str) -> datetime | None:
+    """The organization's earliest entry: a ledger entry, a grant or a consumption (a
+    pending grant is granted before its ledger entry); None when it has none yet."""
+    found = [at for at in conn.execute(_FIRST, {"org_id": org_id}).one() if at is not None]
+    return min(found) if found else None
+
+
 def feature_names(conn: Connection) -> dict[str, str]:
     return {f.key: f.name for f in compiled.fetch(conn, _FEATURE_NAMES, {})}

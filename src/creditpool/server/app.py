@@ -8,7 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -23,7 +23,7 @@ from creditpool.api.orgs import router as orgs_router
 from creditpool.api.reports import router as reports_router
 from creditpool.api.sessions import router as sessions_router
 from creditpool.api.webhooks import router as webhooks_router
-from creditpool.http import metrics, openapi, problems
+from creditpool.http import access, metrics, openapi, problems, ratelimit
 from creditpool.http.batching import ConsumeBatcher
 from creditpool.http.cookies import Sessions
 from creditpool.http.hub import Hub
@@ -51,17 +51,29 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop_watching = metrics.watch(pool)
         await hub.start()
         sweeper = asyncio.create_task(_sweeping(pool, settings.sweep_interval_s))
+        sampler = asyncio.create_task(metrics.sampling())
         stop_delivering = _delivering(pool) if settings.webhook_worker else None
         yield
         sweeper.cancel()
+        sampler.cancel()
         if stop_delivering is not None:
             await asyncio.to_thread(stop_delivering)
         await hub.stop()
+        stop_watching()
         pool.close()
+        metrics.process_exited()
 
-    app = FastAPI(title="creditpool", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="creditpool",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        **openapi.APP_OPTIONS,  # docs from packaged assets (no CDN); operation ids
+        dependencies=[Depends(ratelimit.rate_limited)],  # per key, after authentication
+    )
     app.state.pool = pool
     app.state.key_cache = KeyCache()
     app.state.replayer = Replayer(pool)
@@ -87,10 +99,8 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     web_errors.install(app)
     app.include_router(events_router)
-    _operations(app, pool)
+    _operations(app, pool, settings)
     openapi.install(app)
-    app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(metrics.MetricsMiddleware)
     return app
 
 
@@ -118,6 +128,7 @@ def _delivering(pool: CreditPool) -> Callable[[], None]:
         target=worker.run, args=(stop,), name="creditpool-webhooks", daemon=True
     )
     undo = pool.on_commit(lambda org_id, seq: worker.wake.set())
+    worker.on_attempt = metrics.webhook_attempt
     thread.start()
 
     def stopping() -> None:
@@ -132,7 +143,15 @@ def _delivering(pool: CreditPool) -> Callable[[], None]:
     return stopping
 
 
-def _operations(app: FastAPI, pool: CreditPool) -> None:
+def _operations(app: FastAPI, pool: CreditPool, settings: Settings) -> None:
+    """Health, metrics, the rate limit, request ids and logs; the body limit."""
+    ratelimit.install(app, ratelimit.RateLimiter.of(settings.rate_limit, settings.rate_limit_burst))
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(metrics.MetricsMiddleware)  # outside: times and counts every answer
+    if settings.log_format == "json":
+        access.log_as_json()
+    app.add_middleware(access.AccessMiddleware, log_requests=settings.log_format == "json")
+
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
         """The process is alive."""
@@ -150,5 +169,7 @@ def _operations(app: FastAPI, pool: CreditPool) -> None:
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
-        return metrics.metrics_response()
+    def metrics_endpoint(request: Request) -> Response:
+        """Prometheus metrics of every worker (``CREDITPOOL_METRICS_TOKEN``: a bearer token)."""
+        authorization = request.headers.get("authorization")
+        return metrics.metrics_response(authorization, settings.metrics_token)

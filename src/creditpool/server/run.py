@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
-from dataclasses import dataclass
+import shutil
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from creditpool.demo import DemoKeys, prepare_demo
 from creditpool.http.protocol import HTTP_PROTOCOL
 from creditpool.pool import CreditPool
 from creditpool.server.app import create_app
@@ -30,43 +34,15 @@ def app_from_env() -> FastAPI:
     return create_app(pool, settings)
 
 
-@dataclass(frozen=True)
-class DemoKeys:
-    service: str
-    staff: str
-    admin: str
-    member: str
-    org_id: str
-    member_user: str
-
-
 def prepare(database_url: str, *, demo: bool) -> DemoKeys | None:
-    """Migrate once (before any worker starts) and, with ``demo``, fill demo data and mint
-    keys for every role."""
+    """Migrate once (before any worker starts) and, with ``demo``, fill demo data and give
+    a key for every role (the ones stored beside the database while they work)."""
     engine = create_engine(database_url)
     migrate.upgrade(engine)
     engine.dispose()
     if not demo:
         return None
-    from creditpool.demo import existing_demo_orgs, fill_demo
-
-    with CreditPool.open(database_url) as pool:
-        orgs = existing_demo_orgs(pool)
-    if not orgs:
-        orgs = fill_demo(database_url, datetime.now(UTC))
-    with CreditPool.open(database_url) as pool:
-        org_id = orgs[0]
-        member_user = pool.members(org_id)[0].user_id
-        return DemoKeys(
-            service=pool.create_key("service", name="demo backend")[1],
-            staff=pool.create_key("staff", name="cs@demo.example")[1],
-            admin=pool.create_key("admin", org_id=org_id, name="demo admin")[1],
-            member=pool.create_key(
-                "member", org_id=org_id, user_id=member_user, name="demo member"
-            )[1],
-            org_id=org_id,
-            member_user=member_user,
-        )
+    return prepare_demo(database_url, datetime.now(UTC))
 
 
 def serve(settings: Settings) -> None:
@@ -75,6 +51,8 @@ def serve(settings: Settings) -> None:
     # Workers read their settings from the environment: the demo sign-in links too.
     os.environ["CREDITPOOL_DEMO"] = "1" if settings.demo else "0"
     workers = 1 if settings.database_url.startswith("sqlite") else max(1, settings.workers)
+    if workers > 1:
+        metrics_dir()
     uvicorn.run(
         "creditpool.server.run:app_from_env",
         factory=True,
@@ -86,4 +64,25 @@ def serve(settings: Settings) -> None:
         # httptools with deadlines for request headers and bodies and a header size limit
         # (api/http.py); the limits are settings, read by each worker.
         http=HTTP_PROTOCOL,
+        # SIGTERM: stop accepting, end the event streams (each with a retry hint), let the
+        # requests in progress finish for up to this long.
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
     )
+
+
+def metrics_dir() -> Path:
+    """Where the workers keep their metrics (prometheus_client's multiprocess mode, so that
+    /metrics sums them all): ``PROMETHEUS_MULTIPROC_DIR`` when set, emptied of an earlier
+    run's files, else a new temporary directory removed at exit. Set before any worker
+    starts: prometheus_client picks its mode when a worker imports it."""
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        path = Path(tempfile.mkdtemp(prefix="creditpool-metrics-"))
+        atexit.register(shutil.rmtree, path, True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from creditpool.settings import Settings, SqliteSynchronous
+from creditpool.storage.pooling import WatchedQueuePool
 
 READ_ONLY = "creditpool_read_only"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -72,7 +73,12 @@ def create(
         # backend process) every few requests: ~120 new sessions in 5 s in bench/http_api.py.
         # Connections are still opened only when needed.
         try:
-            engine = create_engine(url, pool_size=pool_size + POSTGRES_BURST, max_overflow=0)
+            engine = create_engine(
+                url,
+                pool_size=pool_size + POSTGRES_BURST,
+                max_overflow=0,
+                poolclass=WatchedQueuePool,  # counts the checkouts that waited (metrics)
+            )
         except ModuleNotFoundError as error:  # psycopg is an extra: SQLite needs no driver
             raise ModuleNotFoundError(
                 f"PostgreSQL needs its driver ({error.name}): pip install 'creditpool[postgres]'",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import date
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -23,7 +24,7 @@ from creditpool.http.downloads import download_response, span_days_max
 from creditpool.http.security import Action, Principal
 from creditpool.orgs.models import Org
 from creditpool.pool import CreditPool
-from creditpool.reports.models import ReportFormat, ReportKind
+from creditpool.reports.models import ReportFormat, ReportKind, ReportPeriod
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
@@ -298,7 +299,9 @@ def _credits_page(
     and the organization's latest requests."""
     asking = caller.may(Action.CREDIT_REQUESTS_CREATE)
     view = service.credits_page(pool.db, org, with_requests=asking)
-    context: dict[str, Any] = {"report_error": None, "requested": None, "request_error": None}
+    context: dict[str, Any] = {
+        "report_error": None, "report_form": {}, "requested": None, "request_error": None,
+    }  # fmt: skip
     context.update(extra)
     return page(
         request, "credits.html", status_code=status_code, view=view, caller=caller,
@@ -346,18 +349,24 @@ async def download_report(
     start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
     end: Annotated[str | None, Query(alias="to", max_length=20)] = None,
     fmt: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.CSV,
+    period: Annotated[ReportPeriod | None, Query()] = None,
 ) -> Response:
-    """The report as the API serves it (the same library call, the same bytes)."""
+    """The report as the API serves it (the same library call, the same bytes). A preset
+    button sends its ``period`` (the typed days are then ignored); after a refusal the
+    page shows the form as it was sent."""
     caller = page_caller(request)
     caller.require(Action.REPORTS_READ, org)
+    days = (None, None) if period is not None else (_optional(start), _optional(end))
     try:
         report = await run_in_threadpool(
-            pool.report, org, kind, _optional(start), _optional(end), span_days_max=span_days_max()
+            partial(pool.report, period=period, span_days_max=span_days_max()), org, kind, *days
         )
     except InvalidInput as error:
+        sent = {"kind": kind.value, "from": start or "", "to": end or "", "format": fmt.value}
         return await run_in_threadpool(
-            _credits_page, request, pool, caller, org, 422, report_error=error.detail
-        )
+            _credits_page, request, pool, caller, org, 422, report_error=error.detail,
+            report_form=sent,
+        )  # fmt: skip
     return await download_response(report, fmt)
 
 

@@ -49,8 +49,13 @@ def check_url(url: object, networks: list[IPNetwork]) -> str:
     if len(url) > URL_LENGTH_MAX:
         raise InvalidInput(f"url must be at most {URL_LENGTH_MAX} characters")
     check.text(url, "url", URL_LENGTH_MAX)
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises for a port out of range)
+    except ValueError as error:  # e.g. an unbalanced "[" (IPv6 literal), port 99999
+        raise InvalidInput(f"url is not a valid URL: {error}") from error
+    if parts.scheme not in ("http", "https") or not host:
         raise InvalidInput(f"url must be an http or https URL with a host: {url}")
     try:
         network.check_url(url, networks)

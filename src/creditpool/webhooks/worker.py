@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 FAN_OUT_BATCH = 500
 RESPONSE_EXCERPT = 1000
 JITTER = 0.1
+# Told of each recorded attempt (the server's metrics): ``delivered``, ``retrying`` or
+# ``failed`` (no retry left), and how long the attempt took in seconds.
+AttemptListener = Callable[[str, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,7 @@ class Deliverer:
         self.networks = network.parse_networks(settings.webhook_allowed_networks)
         self.delays = settings.webhook_retry_delays_s
         self.wake = threading.Event()
+        self.on_attempt: AttemptListener | None = None
         self._http = httpx.Client(
             timeout=settings.webhook_timeout_s,
             follow_redirects=False,
@@ -192,6 +196,14 @@ class Deliverer:
             for job, result in done:
                 if not result.ok:
                     self._failed(tx, job, job.delivery.attempts + 1)  # the claim counted it
+        if self.on_attempt is not None:
+            for job, result in done:
+                self.on_attempt(self._outcome(job, result), result.duration_ms / 1000)
+
+    def _outcome(self, job: Job, result: Result) -> str:
+        if result.ok:
+            return "delivered"
+        return "retrying" if job.delivery.attempts + 1 <= len(self.delays) else "failed"
 
     def _failed(self, tx: Tx, job: Job, attempts: int) -> None:
         d = job.delivery

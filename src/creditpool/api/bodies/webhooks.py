@@ -16,7 +16,7 @@ Url = Annotated[
     str,
     Field(
         max_length=URL_LENGTH_MAX,
-        pattern=r"^https?://[^\x00-\x20\x7f\s/?#@]+([/?#][^\x00-\x20\x7f]*)?$",
+        pattern=r"^https?://(\[[0-9A-Fa-f:.]+\]|[^\x00-\x20\x7f\s/?#@\[\]:]+)(:[0-9]{1,5})?([/?#][^\x00-\x20\x7f]*)?$",
         examples=["https://billing.vendor.example/creditpool/webhooks"],
     ),
 ]
