@@ -237,8 +237,11 @@ def test_stopping_the_hub_ends_open_streams(pool: CreditPool) -> None:
         waiting = asyncio.ensure_future(anext(stream))
         await asyncio.sleep(0.2)
         hub.end_streams()
+        # The stream says when to come back (an SSE ``retry:`` hint), then ends.
+        hint = await asyncio.wait_for(waiting, WAIT_S)
+        assert "retry:" in str(hint)
         with pytest.raises(StopAsyncIteration):
-            await asyncio.wait_for(waiting, WAIT_S)
+            await asyncio.wait_for(anext(stream), WAIT_S)
 
     run(test, pool)
 
