@@ -64,6 +64,17 @@ class Server:
             self.process.wait()
 
 
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """Stop a server as an operator would (SIGTERM: it drains requests, ends event streams
+    and stops its webhook worker), and kill it if it takes longer than ``grace_s``."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def start_server(
     db_url: str,
     log: Path,

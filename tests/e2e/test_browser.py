@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
 from tests.conftest import skip_or_fail
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, start_server, stop_process
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -139,8 +139,7 @@ def writer(server: Server, tmp_path: Path) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {server.keys['service']}"}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
         yield client
-    process.terminate()
-    process.wait(timeout=10)
+    stop_process(process)
 
 
 def test_an_open_usage_page_shows_a_consumption_and_a_refund_without_reloading(

@@ -22,7 +22,7 @@ from creditpool import (
     InsufficientCredits,
 )
 from creditpool.client import REPLAYED_HEADER, AsyncClient, Client, Retry
-from tests.e2e.conftest import start_server
+from tests.e2e.conftest import start_server, stop_process
 from tests.e2e.tenants import Tenant, money
 from tests.support import SqliteTemplates
 
@@ -377,8 +377,7 @@ def test_the_server_holds_for_its_configured_time_to_live(
             assert refused.status_code == 422, refused.text
             assert refused.json()["code"] == "invalid_input"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_the_server_writes_a_hold_that_ran_out_on_a_quiet_organization(
@@ -415,8 +414,7 @@ def test_the_server_writes_a_hold_that_ran_out_on_a_quiet_organization(
                     ]
             assert written == ["hold_expiry"]
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stop_process(process)
 
 
 # -- the Python clients ------------------------------------------------------------------

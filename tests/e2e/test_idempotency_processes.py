@@ -30,7 +30,7 @@ import pytest
 from creditpool import CreditPool
 from creditpool.core.errors import NotFound
 from tests.conftest import SKIP_PG, skip_or_fail
-from tests.e2e.conftest import start_server
+from tests.e2e.conftest import start_server, stop_process
 from tests.support import PostgresTemplates, SqliteTemplates
 
 pytestmark = pytest.mark.slow
@@ -91,8 +91,7 @@ def processes(
         for client in running.clients:
             client.close()
         for _, process in started:
-            process.terminate()
-            process.wait(timeout=10)
+            stop_process(process)
         pool.close()
         if request.param == "postgres":
             assert postgres_templates is not None
