@@ -212,3 +212,25 @@ def test_credit_requests_are_events_answered_by_a_grant(acme: CreditPool) -> Non
     with pytest.raises(Exception, match="not open"):
         acme.grant_credit_request("acme", other.id)
     assert acme.balance("acme").left == Decimal(250)
+
+
+def test_an_endpoint_hears_the_events_after_it_was_created_only(
+    acme: CreditPool, clock: FakeClock
+) -> None:
+    """Like a payment provider's: an endpoint added today is not sent the backlog of events
+    that were written before it existed and no worker had fanned out yet."""
+    acme.grant("acme", "10")  # an event before any endpoint: nobody hears it
+    clock.advance(seconds=1)
+    endpoint = acme.create_webhook_endpoint("https://hooks.example/x").id
+    clock.advance(seconds=1)
+    later = acme.grant("acme", "5")
+    worker = acme.webhook_worker()
+    try:
+        while worker.fan_out():
+            pass
+    finally:
+        worker.close()
+    sent = acme.webhook_deliveries(endpoint)
+    assert [d.event_type for d in sent] == ["grant.created"]
+    (heard,) = [e for e in events(acme) if e.id == sent[0].event_id]
+    assert heard.data["id"] == later.id

@@ -3,7 +3,8 @@
 One loop per server process (and ``creditpool webhooks deliver`` to run one alone):
 
 1. **fan out**: events not yet dispatched become one delivery per enabled endpoint that
-   wants their type, in one transaction (``FOR UPDATE SKIP LOCKED``: the workers of several
+   wants their type and existed when they were written (a new endpoint is not sent the
+   backlog), in one transaction (``FOR UPDATE SKIP LOCKED``: the workers of several
    processes split the events, none is fanned out twice);
 2. **claim** the due deliveries, likewise skipping locked rows, and lease them (their next
    attempt moves past the lease, their attempt count goes up) in a short transaction;
@@ -118,7 +119,8 @@ class Deliverer:
                 new_delivery(e.id, event.id, event.org_id, tx.now)
                 for event in pending
                 for e in endpoints
-                if e.wants(event.type)
+                # an endpoint hears what happened after it was created, not the backlog
+                if e.wants(event.type) and e.created_at <= event.created_at
             ]
             repository.insert_deliveries(tx.conn, rows)
             outbox.mark_dispatched(tx.conn, [event.id for event in pending])
