@@ -100,6 +100,8 @@ members = Table(
     Column("user_id", ID, primary_key=True),
     Column("team_id", ID, nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Shown instead of the user id where present (migration 0006).
+    Column("display_name", String(200), nullable=True),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     ForeignKeyConstraint(["org_id", "team_id"], ["teams.org_id", "teams.id"]),
     sqlite_with_rowid=False,
@@ -217,6 +219,8 @@ ledger = Table(
     Column("grant_id", BigInteger, nullable=True),
     Column("consumption_id", BigInteger, nullable=True),
     Column("hold_id", BigInteger, nullable=True),
+    # The staff correction (expiry change, void, adjustment) this entry records.
+    Column("correction_id", BigInteger, nullable=True),
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
@@ -443,3 +447,63 @@ credit_requests = Table(
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
     sqlite_with_rowid=False,
 )
+
+# -- staff corrections and the price history (migration 0006) -----------------------------
+
+# Every staff correction of an organization's credits, the audit of who, when and why: a
+# grant's expiry changed (``expires_before`` -> ``expires_after``, NULL = permanent), credits
+# voided from a grant (``credits``: how many; all that was left when the grant was voided
+# whole), a manual adjustment (``credits`` signed: negative debits, positive credits back).
+# Ids come from the organization's ``object_seq`` like grants and consumptions.
+corrections = Table(
+    "corrections",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("by", String(200), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("grant_id", BigInteger, nullable=True),
+    Column("credits", Units, nullable=True),
+    Column("expires_before", UTCDateTime, nullable=True),
+    Column("expires_after", UTCDateTime, nullable=True),
+    ForeignKeyConstraint(["org_id"], ["orgs.id"]),
+    sqlite_with_rowid=False,
+)
+Index("ix_corrections_org_grant", corrections.c.org_id, corrections.c.grant_id)
+
+# Which grants an adjustment drew from (``amount`` < 0) or gave credits back to (> 0).
+adjustment_allocations = Table(
+    "adjustment_allocations",
+    metadata,
+    Column("org_id", ID, primary_key=True),
+    Column("correction_id", BigInteger, primary_key=True),
+    Column("grant_id", BigInteger, primary_key=True),
+    Column("amount", Units, nullable=False),
+    ForeignKeyConstraint(["org_id", "correction_id"], ["corrections.org_id", "corrections.id"]),
+    ForeignKeyConstraint(["org_id", "grant_id"], ["grants.org_id", "grants.id"]),
+    sqlite_with_rowid=False,
+)
+Index(
+    "ix_adjustment_allocations_grant",
+    adjustment_allocations.c.org_id,
+    adjustment_allocations.c.grant_id,
+)
+
+# Every price a feature has had, from the instant it applied (``features`` holds the one in
+# force; consumptions keep the rate they were charged at).
+feature_prices = Table(
+    "feature_prices",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("feature", ID, nullable=False),
+    Column("since", UTCDateTime, nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("rate", BigInteger, nullable=False),
+    Column("per_unit", Boolean, nullable=False),
+    Column("unit", String(64), nullable=True),
+    Column("changed_by", String(200), nullable=True),
+    ForeignKeyConstraint(["feature"], ["features.key"]),
+)
+Index("ix_feature_prices_feature_since", feature_prices.c.feature, feature_prices.c.since)
