@@ -18,6 +18,8 @@ if TYPE_CHECKING:
         AlreadyExists,
         Conflict,
         CreditPoolError,
+        GrantCreditsShort,
+        GrantExpired,
         GrantVoided,
         HoldNotOpen,
         IdempotencyConflict,
@@ -25,13 +27,16 @@ if TYPE_CHECKING:
         InvalidAmount,
         InvalidInput,
         NoActiveGrant,
+        NoRoomToCredit,
         NotFound,
         PoolLimitExceeded,
     )
     from creditpool.core.events import EventType
+    from creditpool.core.forecast import ForecastStatus
     from creditpool.core.grants import GrantState
     from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
-    from creditpool.features.models import Feature
+    from creditpool.features.models import Feature, FeaturePrice
+    from creditpool.forecast.models import ExpiringUnused, Forecast, TeamForecast
     from creditpool.grants.models import Grant
     from creditpool.holds.models import Hold, HoldStatus
     from creditpool.ledger.models import Balance, LedgerEntry
@@ -61,8 +66,14 @@ __all__ = [
     "DeliveryStatus",
     "Event",
     "EventType",
+    "ExpiringUnused",
     "Feature",
+    "FeaturePrice",
+    "Forecast",
+    "ForecastStatus",
     "Grant",
+    "GrantCreditsShort",
+    "GrantExpired",
     "GrantState",
     "GrantVoided",
     "Hold",
@@ -75,11 +86,13 @@ __all__ = [
     "LedgerEntry",
     "Member",
     "NoActiveGrant",
+    "NoRoomToCredit",
     "NotFound",
     "Org",
     "PoolLimitExceeded",
     "Refund",
     "Team",
+    "TeamForecast",
     "TeamUsage",
     "WebhookDelivery",
     "WebhookEndpoint",
@@ -93,6 +106,8 @@ _HOMES = {
         "AlreadyExists",
         "Conflict",
         "CreditPoolError",
+        "GrantCreditsShort",
+        "GrantExpired",
         "GrantVoided",
         "HoldNotOpen",
         "IdempotencyConflict",
@@ -100,13 +115,16 @@ _HOMES = {
         "InvalidAmount",
         "InvalidInput",
         "NoActiveGrant",
+        "NoRoomToCredit",
         "NotFound",
         "PoolLimitExceeded",
     ),
     "creditpool.core.events": ("EventType",),
+    "creditpool.core.forecast": ("ForecastStatus",),
     "creditpool.core.grants": ("GrantState",),
     "creditpool.credit_requests.models": ("CreditRequest", "CreditRequestStatus"),
-    "creditpool.features.models": ("Feature",),
+    "creditpool.features.models": ("Feature", "FeaturePrice"),
+    "creditpool.forecast.models": ("ExpiringUnused", "Forecast", "TeamForecast"),
     "creditpool.grants.models": ("Grant",),
     "creditpool.holds.models": ("Hold", "HoldStatus"),
     "creditpool.ledger.models": ("Balance", "LedgerEntry"),

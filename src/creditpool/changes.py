@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +37,9 @@ from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
 from creditpool.core.errors import CreditPoolError, IdempotencyConflict, InvalidInput
+from creditpool.core.money import parse_credits
+from creditpool.corrections import service as corrections
+from creditpool.corrections.models import Adjustment
 from creditpool.credit_requests import service as credit_requests
 from creditpool.credit_requests.models import CreditRequest
 from creditpool.grants import service as grants
@@ -262,15 +265,73 @@ def grant(
 def void(
     grant_id: int,
     *,
+    amount: Amount | None = None,
     by: str | None = None,
     reason: str | None = None,
     idempotency_key: IdempotencyKey | None = None,
 ) -> Change[Grant]:
+    """Void a grant whole, or ``amount`` of what it has left (staff: ``by`` is then
+    required)."""
+    gid = positive_id(grant_id, "grant id")
+    if amount is not None:
+        credits = parse_credits(amount)
+        named = corrections.parse_by(by)
+        why = corrections.parse_reason(reason)
+        args = {"grant_id": gid, "amount": credits, "by": named, "reason": why}
+        return Change(
+            "void",
+            args,
+            Grant,
+            lambda w: grants.void_part(w, gid, credits, named, why),
+            idempotency_key,
+        )
     by = check.text(by, "by")
     reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
     args = {"grant_id": grant_id, "by": by, "reason": reason}
-    gid = positive_id(grant_id, "grant id")
     return Change("void", args, Grant, lambda w: grants.void(w, gid, by, reason), idempotency_key)
+
+
+def change_expiry(
+    grant_id: int,
+    expires_at: datetime | None,
+    *,
+    by: str,
+    reason: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Grant]:
+    """Move a grant's expiry (None: permanent)."""
+    gid = positive_id(grant_id, "grant id")
+    when = check.aware(expires_at, "expires_at")
+    at = None if when is None else when.astimezone(UTC)
+    named = corrections.parse_by(by)
+    why = corrections.parse_reason(reason)
+    args = {"grant_id": gid, "expires_at": at, "by": named, "reason": why}
+    return Change(
+        "change_expiry",
+        args,
+        Grant,
+        lambda w: grants.change_expiry(w, gid, at, named, why),
+        idempotency_key,
+    )
+
+
+def adjust(
+    credits: Amount,
+    *,
+    reason: str,
+    by: str,
+    idempotency_key: IdempotencyKey | None = None,
+) -> Change[Adjustment]:
+    """A manual adjustment: negative ``credits`` debit the pool, positive credit it back."""
+    units, why, named = corrections.parse_adjustment(credits, reason, by)
+    args = {"credits": units, "reason": why, "by": named}
+    return Change(
+        "adjust",
+        args,
+        Adjustment,
+        lambda w: corrections.adjust(w, units, why, named),
+        idempotency_key,
+    )
 
 
 def consume(

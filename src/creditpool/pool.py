@@ -23,20 +23,25 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from creditpool import changes
+from creditpool import audit, changes
 from creditpool import validation as check
 from creditpool.auth import service as keys
 from creditpool.auth.models import ApiKey
 from creditpool.changes import RACE_ATTEMPTS, AnyChange, AnyOutcome, Change, IdempotencyKey, Outcome
 from creditpool.consumptions import service as consumptions
-from creditpool.consumptions.models import Consumption, Refund
+from creditpool.consumptions.models import Consumption, ConsumptionStatus, Refund
 from creditpool.consumptions.service import ConsumeRequest
 from creditpool.core.errors import CreditPoolError, InvalidInput
+from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
 from creditpool.core.money import to_decimal
+from creditpool.corrections import service as corrections
+from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.credit_requests import service as credit_requests
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
-from creditpool.features.models import Feature
+from creditpool.features.models import Feature, FeaturePrice
+from creditpool.forecast import service as forecasts
+from creditpool.forecast.models import Forecast
 from creditpool.grants import service as grants
 from creditpool.grants.models import Funding, Grant
 from creditpool.holds import service as holds
@@ -53,6 +58,8 @@ from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import orgs as orgs_repo
+from creditpool.sessions import service as portal
+from creditpool.sessions.models import PortalLink
 from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, REPORT_SPAN_DAYS_MAX, Settings
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
@@ -257,12 +264,36 @@ class CreditPool(WebhooksFacade):
 
     # -- organizations, teams, members -------------------------------------------------
 
-    def create_org(self, org_id: str, *, name: str | None = None, timezone: str = "UTC") -> Org:
-        return self._write(lambda tx: orgs.create_org(tx, org_id, name, timezone))
+    def create_org(
+        self,
+        org_id: str,
+        *,
+        name: str | None = None,
+        timezone: str = "UTC",
+        low_balance_thresholds: list[Amount] | tuple[Amount, ...] = (),
+        expiry_notice_days: int | None = None,
+        by: str | None = None,
+    ) -> Org:
+        """A new organization (its low-balance alerts and expiry notice period may be set
+        at once); ``by``: who created it (the audit trail)."""
+        org = self._write(
+            lambda tx: orgs.create_org(
+                tx, org_id, name, timezone, low_balance_thresholds, expiry_notice_days
+            )
+        )
+        audit.record(
+            "org.created",
+            by=by,
+            at=org.created_at,
+            org_id=org.id,
+            name=org.name,
+            timezone=org.timezone,
+        )
+        return org
 
-    def update_org(self, org_id: str, **changes: Any) -> Org:
+    def update_org(self, org_id: str, *, by: str | None = None, **changes: Any) -> Org:
         """Change ``name``, ``timezone``, ``low_balance_thresholds`` or
-        ``expiry_notice_days``."""
+        ``expiry_notice_days``; ``by``: who changed them (the audit trail)."""
         unknown = set(changes) - {
             "name",
             "timezone",
@@ -271,7 +302,10 @@ class CreditPool(WebhooksFacade):
         }
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of an organization")
-        return self._write(lambda tx: orgs.update_org(tx, org_id, changes))
+        org = self._write(lambda tx: orgs.update_org(tx, org_id, changes))
+        shown = {k: getattr(org, k) for k in sorted(changes)}
+        audit.record("org.updated", by=by, at=self.db.now(), org_id=org.id, **shown)
+        return org
 
     def org(self, org_id: str) -> Org:
         with self.db.read() as tx:
@@ -314,9 +348,19 @@ class CreditPool(WebhooksFacade):
         with self.db.read() as tx:
             return orgs.list_teams(tx, org_id, after=after, limit=_limit(limit))
 
-    def set_member(self, org_id: str, user_id: str, *, team_id: str | None = None) -> Member:
-        """Put a member in a team (or in none). Future consumptions are attributed to it."""
-        return self._write(lambda tx: orgs.set_member(tx, org_id, user_id, team_id))
+    def set_member(
+        self,
+        org_id: str,
+        user_id: str,
+        *,
+        team_id: str | None = None,
+        display_name: str | None = None,
+    ) -> Member:
+        """Put a member in a team (or in none); future consumptions are attributed to it.
+        The member is replaced as a whole, like an HTTP PUT: ``team_id`` None is no team and
+        ``display_name`` None is no display name (pages then show the user id). A display
+        name is at most 200 characters, not blank."""
+        return self._write(lambda tx: orgs.set_member(tx, org_id, user_id, team_id, display_name))
 
     def member(self, org_id: str, user_id: str) -> Member:
         with self.db.read() as tx:
@@ -357,13 +401,32 @@ class CreditPool(WebhooksFacade):
         cost: Amount | None = None,
         unit_rate: Amount | None = None,
         unit: str | None = None,
+        changed_by: str | None = None,
     ) -> Feature:
-        """Price a feature: a fixed ``cost`` per use, or a ``unit_rate`` per ``unit``."""
+        """Price a feature: a fixed ``cost`` per use, or a ``unit_rate`` per ``unit``, from
+        now on (past consumptions keep theirs). The price joins the feature's history with
+        ``changed_by``, who set it."""
         return self._write(
             lambda tx: features.set_feature(
-                tx, key, name=name, cost=cost, unit_rate=unit_rate, unit=unit
+                tx,
+                key,
+                name=name,
+                cost=cost,
+                unit_rate=unit_rate,
+                unit=unit,
+                changed_by=changed_by,
             )
         )
+
+    def feature_prices(
+        self, key: str, *, before_id: int | None = None, limit: int | None = None
+    ) -> list[FeaturePrice]:
+        """Every price the feature has had, newest first (the first is the one in force):
+        older than the row ``before_id``, at most ``limit`` (None: all)."""
+        if before_id is not None:
+            _id(before_id, "before_id")
+        with self.db.read() as tx:
+            return features.prices(tx, key, before_id=before_id, limit=_limit(limit))
 
     def feature(self, key: str) -> Feature:
         with self.db.read() as tx:
@@ -406,13 +469,76 @@ class CreditPool(WebhooksFacade):
         org_id: str,
         grant_id: int,
         *,
+        amount: Amount | None = None,
         by: str | None = None,
         reason: str | None = None,
         idempotency_key: IdempotencyKey | None = None,
     ) -> Grant:
-        """Void a mistaken grant: its remaining credits leave the pool (a ledger entry)."""
-        change = changes.void(grant_id, by=by, reason=reason, idempotency_key=idempotency_key)
+        """Void a mistaken grant: its remaining credits leave the pool (a ledger entry).
+        With ``amount``, only that much of what it has left (a staff correction: ``by`` is
+        required); the grant stays, holding that much less."""
+        change = changes.void(
+            grant_id, amount=amount, by=by, reason=reason, idempotency_key=idempotency_key
+        )
         return self.apply(org_id, change).unwrap()
+
+    def change_grant_expiry(
+        self,
+        org_id: str,
+        grant_id: int,
+        expires_at: datetime | None,
+        *,
+        by: str,
+        reason: str | None = None,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Grant:
+        """Move a grant's expiry earlier or later (None: permanent), never to an instant
+        that has passed; a ledger ``expiry_change`` entry records it."""
+        change = changes.change_expiry(
+            grant_id, expires_at, by=by, reason=reason, idempotency_key=idempotency_key
+        )
+        return self.apply(org_id, change).unwrap()
+
+    def adjust(
+        self,
+        org_id: str,
+        credits: Amount,
+        *,
+        reason: str,
+        by: str,
+        idempotency_key: IdempotencyKey | None = None,
+    ) -> Adjustment:
+        """A manual adjustment (goodwill, a correction that is not a use of a feature):
+        negative ``credits`` are debited like a consumption (refused with
+        ``InsufficientCredits`` when Left is short), positive ones given back like a
+        refund."""
+        change = changes.adjust(credits, reason=reason, by=by, idempotency_key=idempotency_key)
+        return self.apply(org_id, change).unwrap()
+
+    def adjustment(self, org_id: str, adjustment_id: int) -> Adjustment:
+        with self.db.read() as tx:
+            return corrections.get_adjustment(tx, org_id, adjustment_id)
+
+    def corrections(
+        self,
+        org_id: str,
+        *,
+        before_id: int | None = None,
+        limit: int = 100,
+        grant_id: int | None = None,
+        kind: CorrectionKind | str | None = None,
+    ) -> list[Correction]:
+        """The staff corrections of an organization (who, when, why), newest first, at
+        most ``limit``; pass the last id as ``before_id`` for the next page."""
+        wanted = corrections.parse_kind(kind)
+        page = _page(limit)
+        for value, name in ((before_id, "before_id"), (grant_id, "grant_id")):
+            if value is not None:
+                _id(value, name)
+        with self.db.read() as tx:
+            return corrections.list_for_org(
+                tx, org_id, before_id=before_id, limit=page, grant_id=grant_id, kind=wanted
+            )
 
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
         with self.db.read() as tx:
@@ -477,10 +603,15 @@ class CreditPool(WebhooksFacade):
         *,
         reason: str | None = None,
         idempotency_key: IdempotencyKey | None = None,
+        by: str | None = None,
     ) -> Refund:
-        """Refund a paid consumption; a second refund returns the first result."""
-        change = changes.refund(consumption_id, reason=reason, idempotency_key=idempotency_key)
-        return self.apply(org_id, change).unwrap()
+        """Refund a paid consumption; a second refund returns the first result. ``by``:
+        who refunded it (the audit trail)."""
+        refunding = RefundChange(consumption_id, reason, idempotency_key)
+        refund = self.apply(org_id, refunding.change).unwrap()
+        if refunding.refunded_now:
+            audit_refund(refund, by)
+        return refund
 
     def consumption(self, org_id: str, consumption_id: int) -> Consumption:
         with self.db.read() as tx:
@@ -650,6 +781,14 @@ class CreditPool(WebhooksFacade):
         with self.db.read() as tx:
             return ledger.balance(tx, org_id, check.aware(at, "at"))
 
+    def forecast(self, org_id: str, *, window_days: int = WINDOW_DAYS_DEFAULT) -> Forecast:
+        """When Left reaches zero at the pace of the paid usage of the last ``window_days``
+        days (1 to 365, of 24 hours, ending now), what expires unused on the way, and each
+        team's projected month-end usage against its limit."""
+        days = forecasts.window_days(window_days)
+        with self.db.read() as tx:
+            return forecasts.forecast(tx, org_id, days)
+
     def ledger(
         self,
         org_id: str,
@@ -734,22 +873,92 @@ class CreditPool(WebhooksFacade):
         org_id: str | None = None,
         user_id: str | None = None,
         name: str | None = None,
+        by: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new API key and its secret token (shown once; only a hash is stored)."""
-        with self.db.write() as tx:
-            return keys.create(tx, role, org_id, user_id, name)
+        """A new API key and its secret token (shown once; only a hash is stored); ``by``:
+        who created it (the audit trail)."""
+        made = self._write(lambda tx: keys.create(tx, role, org_id, user_id, name))
+        audit.record(
+            "key.created",
+            by=by,
+            at=made.created_at,
+            key_id=made.id,
+            role=made.role.value,
+            org_id=made.org_id,
+            user_id=made.user_id,
+            name=made.name,
+        )
+        return made.key, made.secret
 
     def authenticate(self, token: str) -> ApiKey | None:
         with self.db.read() as tx:
             return keys.authenticate(tx, token)
 
-    def revoke_key(self, key_id: str) -> ApiKey:
-        with self.db.write() as tx:
-            return keys.revoke(tx, key_id)
+    def revoke_key(
+        self, key_id: str, *, org_id: str | None = None, by: str | None = None
+    ) -> ApiKey:
+        """Revoke a key (it stops working within seconds); revoking it again answers the
+        same. ``org_id``: the key must be one of this organization's (else NotFound).
+        ``by``: who revoked it (the audit trail)."""
+        revoked: list[bool] = []
 
-    def keys(self) -> list[ApiKey]:
+        def change(tx: Tx) -> ApiKey:
+            key, now_revoked = keys.revoke(tx, key_id, org_id)
+            revoked[:] = [now_revoked]
+            return key
+
+        key = self._write(change)
+        if revoked[-1]:
+            audit.record(
+                "key.revoked",
+                by=by,
+                at=key.revoked_at or self.db.now(),
+                key_id=key.id,
+                role=key.role.value,
+                org_id=key.org_id,
+            )
+        return key
+
+    def keys(
+        self, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[ApiKey]:
+        """Keys (revoked ones too, never a secret) in the order they were made: only
+        ``org_id``'s when given, after the key ``after``, at most ``limit`` (None: all)."""
         with self.db.read() as tx:
-            return keys.list_all(tx)
+            if org_id is not None:
+                orgs.require_org(tx, org_id)
+            return keys.list_keys(tx, org_id=org_id, after=after, limit=_limit(limit))
+
+    # -- portal links ------------------------------------------------------------------
+
+    def portal_link(
+        self,
+        org_id: str,
+        user_id: str,
+        *,
+        role: str = "member",
+        ttl_s: int | None = None,
+        by: str | None = None,
+    ) -> PortalLink:
+        """A one-time sign-in link's token for one user of the organization (``role``
+        admin or member): it opens one browser session, within ``ttl_s`` seconds (default:
+        the settings' ``portal_link_ttl_s``). The token is shown once; only its hash is
+        stored. ``by``: who asked for it (the audit trail)."""
+        seconds = self.settings.portal_link_ttl_s if ttl_s is None else ttl_s
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise InvalidInput("ttl_s must be a whole number of seconds, at least 1")
+        ttl = timedelta(seconds=seconds)
+        link = self._write(lambda tx: portal.mint(tx, org_id, user_id, role, ttl))
+        audit.record(
+            "portal_link.created",
+            by=by,
+            at=link.expires_at - ttl,
+            org_id=org_id,
+            user_id=link.user_id,
+            role=link.role.value,
+            expires_at=link.expires_at.isoformat(),
+        )
+        return link
 
     # -- the one way to change a pool --------------------------------------------------
 
@@ -859,6 +1068,43 @@ class CreditPool(WebhooksFacade):
             for (i, _), outcome in zip(parsed, ran, strict=True):
                 outcomes[i] = outcome
         return [o if o is not None else BatchOutcome() for o in outcomes]
+
+
+class RefundChange:
+    """A refund's change that also tells whether it refunded its consumption: decided
+    under the organization's lock, so a second refund (which answers the first) or an
+    idempotent replay is told apart from the one that moved credits, however they race."""
+
+    def __init__(
+        self, consumption_id: int, reason: str | None, idempotency_key: IdempotencyKey | None
+    ) -> None:
+        base = changes.refund(consumption_id, reason=reason, idempotency_key=idempotency_key)
+        self.refunded_now = False
+        cid = base.arguments["consumption_id"]
+
+        def apply(w: OrgWriter) -> Refund:
+            row = consumptions_repo.get(w.conn, w.org_id, cid)
+            self.refunded_now = row is not None and row.status == ConsumptionStatus.PAID
+            return base.apply(w)
+
+        self.change = Change(
+            base.operation, base.arguments, base.model, apply, base.idempotency_key
+        )
+
+
+def audit_refund(refund: Refund, by: str | None) -> None:
+    """The audit line of a refund that moved credits (a second refund or a replay changed
+    nothing: it is not told again)."""
+    audit.record(
+        "consumption.refunded",
+        by=by,
+        at=refund.refunded_at,
+        org_id=refund.org_id,
+        consumption_id=refund.consumption_id,
+        reason=refund.reason,
+        restored=str(refund.restored),
+        lost=str(refund.lost),
+    )
 
 
 def _result_of(outcome: AnyOutcome) -> str:

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,37 @@ def _void(t: Tenant) -> Case:
     )  # fmt: skip
 
 
+def _grant_update(t: Tenant) -> Case:
+    grant = t.pool.grant(t.org, "5", expires_at=datetime.now(UTC) + timedelta(days=3))
+    twin = t.pool.grant(t.other, "5", expires_at=datetime.now(UTC) + timedelta(days=3))
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+
+    def once() -> None:
+        assert [c.kind for c in t.pool.corrections(t.org)] == ["expiry_change"]
+        assert [e.action for e in t.pool.ledger(t.org)].count("expiry_change") == 1
+        assert t.pool.corrections(t.other) == []
+
+    return Case(
+        "staff", "PATCH", f"/v1/orgs/{t.org}/grants/{grant.id}", {"expires_at": later}, 200,
+        {"expires_at": None}, f"/v1/orgs/{t.other}/grants/{twin.id}", once,
+    )  # fmt: skip
+
+
+def _adjust(t: Tenant) -> Case:
+    t.pool.grant(t.org, "10")
+    t.pool.grant(t.other, "10")
+
+    def once() -> None:
+        assert t.pool.balance(t.org).left == Decimal("8.5")
+        assert [c.kind for c in t.pool.corrections(t.org)] == ["adjustment"]
+        assert t.pool.balance(t.other).left == Decimal(10)
+
+    return Case(
+        "staff", "POST", f"/v1/orgs/{t.org}/adjustments", {"credits": "-1.5", "reason": "x"}, 201,
+        {"credits": "-1.6", "reason": "x"}, f"/v1/orgs/{t.other}/adjustments", once,
+    )  # fmt: skip
+
+
 def _consume(t: Tenant) -> Case:
     t.pool.grant(t.org, "10")
     t.pool.grant(t.other, "10")
@@ -431,7 +463,34 @@ def _delivery_retry(t: Tenant) -> Case:
     )  # fmt: skip
 
 
+def _key_create(t: Tenant) -> Case:
+    def once() -> None:
+        assert [(k.role.value, k.name) for k in t.pool.keys(org_id=t.org)] == [("admin", "k")]
+        assert t.pool.keys(org_id=t.other) == []
+
+    return Case(
+        "staff", "POST", f"/v1/orgs/{t.org}/keys", {"role": "admin", "name": "k"}, 201,
+        {"role": "admin", "name": "other"}, f"/v1/orgs/{t.other}/keys", once,
+    )  # fmt: skip
+
+
+def _key_revoke(t: Tenant) -> Case:
+    key, secret = t.pool.create_key("admin", org_id=t.org)
+    other, _ = t.pool.create_key("admin", org_id=t.org)
+
+    def once() -> None:
+        assert [k.id for k in t.pool.keys(org_id=t.org) if k.revoked_at] == [key.id]
+        assert t.pool.authenticate(secret) is None
+
+    return Case(
+        "staff", "POST", f"/v1/orgs/{t.org}/keys/{key.id}/revoke", {}, 200,
+        None, f"/v1/orgs/{t.org}/keys/{other.id}/revoke", once,
+    )  # fmt: skip
+
+
 CASES: dict[tuple[str, str], Callable[[Tenant], Case]] = {
+    ("POST", "/v1/orgs/{org}/keys"): _key_create,
+    ("POST", "/v1/orgs/{org}/keys/{key_id}/revoke"): _key_revoke,
     ("POST", "/v1/orgs/{org}/credit-requests"): _credit_request,
     ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/grant"): _credit_request_grant,
     ("POST", "/v1/orgs/{org}/credit-requests/{request_id}/dismiss"): _credit_request_dismiss,
@@ -446,6 +505,8 @@ CASES: dict[tuple[str, str], Callable[[Tenant], Case]] = {
     ("PUT", "/v1/features/{key}"): _feature_put,
     ("POST", "/v1/orgs/{org}/grants"): _grant,
     ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): _void,
+    ("PATCH", "/v1/orgs/{org}/grants/{grant_id}"): _grant_update,
+    ("POST", "/v1/orgs/{org}/adjustments"): _adjust,
     ("POST", "/v1/orgs/{org}/consumptions"): _consume,
     ("POST", "/v1/orgs/{org}/consumptions/{consumption_id}/refund"): _refund,
     ("POST", "/v1/orgs/{org}/holds"): _hold,

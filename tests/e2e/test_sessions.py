@@ -93,9 +93,12 @@ def test_an_unknown_or_expired_link_opens_no_session(server: Server) -> None:
     assert client.get("/app/orgs/acme").status_code == 401
 
 
-def test_only_the_service_role_mints_links_for_existing_organizations(server: Server) -> None:
+def test_only_the_service_and_staff_roles_mint_links_for_existing_organizations(
+    server: Server,
+) -> None:
     body = {"org_id": "acme", "user_id": "u-1", "role": "admin"}
-    for role in ("staff", "admin", "member"):
+    assert server.client("staff").post("/v1/portal-sessions", json=body).status_code == 201
+    for role in ("admin", "member"):
         assert server.client(role).post("/v1/portal-sessions", json=body).status_code == 403
     missing = server.client("service").post(
         "/v1/portal-sessions", json={**body, "org_id": "nowhere"}

@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 
 from creditpool import CreditPool
 from creditpool.storage.tables import (
+    adjustment_allocations,
     allocations,
     consumptions,
+    corrections,
     grants,
     hold_allocations,
     holds,
@@ -32,6 +34,8 @@ def snapshot(pool: CreditPool, org_id: str) -> dict[str, Any]:
             idempotency_keys,
             holds,
             hold_allocations,
+            corrections,
+            adjustment_allocations,
         ):
             query = select(func.count()).select_from(table).where(table.c.org_id == org_id)
             state[table.name] = conn.execute(query).scalar_one()

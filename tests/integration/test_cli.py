@@ -82,7 +82,7 @@ def test_team_usage_counts_a_members_consumption_against_the_team_limit(acme: st
     team = as_json(acme, "teams", "set-limit", "acme", "sales", "0.25")
     assert team["monthly_limit"] == "0.25"
     member = as_json(acme, "members", "set", "acme", "u-17", "--team", "sales")
-    assert member == {"org_id": "acme", "user_id": "u-17", "team_id": "sales"}
+    assert member == {"org_id": "acme", "user_id": "u-17", "team_id": "sales", "display_name": None}
     assert as_json(acme, "members", "list", "acme", "--team", "sales") == [member]
     ok(acme, "consume", "acme", "report", "--user", "u-17")
     usage = {u["team_id"]: u for u in as_json(acme, "teams", "list", "acme")}
@@ -101,6 +101,30 @@ def test_a_member_without_team_option_is_in_no_team(acme: str) -> None:
     ok(acme, "teams", "create", "acme", "sales")
     ok(acme, "members", "set", "acme", "u-1", "--team", "sales")
     assert as_json(acme, "members", "set", "acme", "u-1")["team_id"] is None
+
+
+def test_members_set_names_a_member_and_members_list_shows_the_name(acme: str) -> None:
+    ok(acme, "teams", "create", "acme", "sales")
+    out = ok(acme, "members", "set", "acme", "u-1", "--team", "sales", "--display-name", "Ana L.")
+    assert out.strip() == "member u-1 (Ana L.) of acme: team sales"
+    listed = ok(acme, "members", "list", "acme")
+    assert "Ana L." in listed
+    [member] = as_json(acme, "members", "list", "acme")
+    assert member == {
+        "org_id": "acme",
+        "user_id": "u-1",
+        "team_id": "sales",
+        "display_name": "Ana L.",
+    }
+    # Set as a whole: leaving the option out clears the name, as leaving out --team does.
+    assert as_json(acme, "members", "set", "acme", "u-1")["display_name"] is None
+
+
+def test_members_set_refuses_a_display_name_too_long_in_one_line(acme: str) -> None:
+    ok(acme, "members", "set", "acme", "u-1", "--display-name", "Ana")
+    line = fails(acme, "members", "set", "acme", "u-1", "--display-name", "x" * 201)
+    assert line == "error: invalid_input: display_name is longer than 200 characters"
+    assert as_json(acme, "members", "list", "acme")[0]["display_name"] == "Ana"
 
 
 def test_features_set_changes_the_price_that_features_list_shows(db_url: str) -> None:

@@ -145,6 +145,49 @@ def test_members_move_between_teams_and_out_of_them(pool: CreditPool) -> None:
     assert {m.user_id for m in pool.members("acme")} == {"u-1", "u-2", "u-3"}
 
 
+def test_a_members_display_name_is_set_with_the_member_and_cleared_by_none(
+    pool: CreditPool,
+) -> None:
+    pool.create_org("acme")
+    pool.create_team("acme", "sales")
+    named = pool.set_member("acme", "u-1", team_id="sales", display_name="Ana Lopez · Sales")
+    assert named.display_name == "Ana Lopez · Sales"
+    assert pool.member("acme", "u-1") == named
+    assert pool.members("acme") == [named]
+    pool.set_member("acme", "u-2")
+    assert pool.member("acme", "u-2").display_name is None
+    # The member is replaced as a whole, as its team is: None clears the name.
+    moved = pool.set_member("acme", "u-1", team_id=None)
+    assert (moved.team_id, moved.display_name) == (None, None)
+    assert pool.member("acme", "u-1") == moved
+    longest = "é" * 200
+    assert pool.set_member("acme", "u-1", display_name=longest).display_name == longest
+
+
+@pytest.mark.parametrize(
+    ("display_name", "says"),
+    [
+        ("x" * 201, "longer than 200"),
+        ("", "non-empty"),
+        ("   ", "non-empty"),
+        ("Ana\x00", "control characters"),
+        ("Ana\x1b[31m", "control characters"),
+        ("Ana\ud800", "lone surrogate"),
+    ],
+)
+def test_a_bad_display_name_is_refused_and_the_member_keeps_its_own(
+    pool: CreditPool, display_name: str, says: str
+) -> None:
+    pool.create_org("acme")
+    pool.set_member("acme", "u-1", display_name="Ana")
+    with pytest.raises(InvalidInput, match=says):
+        pool.set_member("acme", "u-1", display_name=display_name)
+    with pytest.raises(InvalidInput, match="display_name"):
+        pool.set_member("acme", "u-2", display_name=display_name)
+    assert pool.member("acme", "u-1").display_name == "Ana"
+    assert [m.user_id for m in pool.members("acme")] == ["u-1"]
+
+
 def test_a_member_cannot_join_a_team_that_does_not_exist(pool: CreditPool) -> None:
     pool.create_org("acme")
     with pytest.raises(NotFound):

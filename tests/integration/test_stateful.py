@@ -36,12 +36,15 @@ from sqlalchemy import select
 from creditpool import (
     CreditPool,
     CreditPoolError,
+    GrantCreditsShort,
+    GrantExpired,
     GrantVoided,
     HoldNotOpen,
     InsufficientCredits,
     InvalidAmount,
     InvalidInput,
     NoActiveGrant,
+    NoRoomToCredit,
 )
 from creditpool.ledger import service as ledger_service
 from creditpool.pool import IDEMPOTENCY_KEY_RETENTION
@@ -72,6 +75,12 @@ class RefGrant:
     available_from: datetime
     expires_at: datetime | None
     voided_at: datetime | None = None
+    voided: Decimal = Decimal(0)  # voided from it: in part, then the rest if voided whole
+
+    @property
+    def cap(self) -> Decimal:
+        """What it can hold while in the pool: its amount less what was voided in part."""
+        return self.amount - self.voided
 
     def state(self, t: datetime) -> str:
         if self.voided_at is not None and self.voided_at <= t:
@@ -143,12 +152,10 @@ class Model:
 
     def balance(self, t: datetime) -> dict[str, Decimal]:
         active = self.active(t)
-        total = sum((g.amount for g in active), Decimal(0))
+        total = sum((g.cap for g in active), Decimal(0))
         left = sum((g.remaining for g in active), Decimal(0))
         held = sum((self.held_on(g.id, t) for g in active), Decimal(0))
-        upcoming = sum(
-            (g.amount for g in self.grants.values() if g.state(t) == "pending"), Decimal(0)
-        )
+        upcoming = sum((g.cap for g in self.grants.values() if g.state(t) == "pending"), Decimal(0))
         return {
             "total": total,
             "left": left,
@@ -181,7 +188,7 @@ class Model:
         due = sum((a for gid, a in c.drawn if self.grants[gid].state(t) == "active"), Decimal(0))
         back: Draws = []
         for g in active:
-            put = min(g.amount - g.remaining - self.held_on(g.id, t), due)
+            put = min(g.cap - g.remaining - self.held_on(g.id, t), due)
             if put > 0:
                 back.append((g.id, put))
                 due -= put
@@ -376,7 +383,112 @@ class PoolMachine(RuleBasedStateMachine):
         assert voided.voided_at == self.clock.now
         assert voided.held == 0  # what open holds reserved on it is lost with it
         g.voided_at = self.clock.now
+        g.voided += g.remaining
         g.remaining = Decimal(0)
+
+    # -- staff corrections --
+
+    def _gone(self, g: RefGrant, call: Callable[[], Any]) -> bool:
+        """A correction of a grant voided or expired is refused; True when it was."""
+        state = g.state(self.clock.now)
+        if state not in ("voided", "expired"):
+            return False
+        with pytest.raises(GrantVoided if state == "voided" else GrantExpired):
+            call()
+        return True
+
+    @precondition(lambda self: bool(self.model.grants))
+    @rule(data=st.data(), share=st.sampled_from([Decimal("0.25"), Decimal(1), Decimal(2)]))
+    def void_part(self, data: st.DataObject, share: Decimal) -> None:
+        """Part of what a grant has left (all of it, or more than it has: refused)."""
+        gid = data.draw(st.sampled_from(sorted(self.model.grants)))
+        g = self.model.grants[gid]
+        amount = max(CENT, (g.remaining * share).quantize(CENT))
+        key = self._key()
+
+        def call() -> Any:
+            return self.pool.void_grant(ORG, gid, amount=str(amount), by="cs", idempotency_key=key)
+
+        if self._gone(g, call):
+            return
+        if amount > g.remaining:
+            with pytest.raises(GrantCreditsShort):
+                call()
+            return
+        before = self._raw_ledger()
+        voided = call()
+        g.remaining -= amount
+        g.voided += amount
+        assert (voided.remaining, voided.voided) == (g.remaining, g.voided)
+        active = g.state(self.clock.now) == "active"
+        self._assert_change_entries(before, [("void", -amount, None)] if active else [])
+        event("a grant voided in part")
+
+    @precondition(lambda self: bool(self.model.grants))
+    @rule(data=st.data(), hours=st.sampled_from([None, 1, 5, 48]))
+    def change_expiry(self, data: st.DataObject, hours: int | None) -> None:
+        gid = data.draw(st.sampled_from(sorted(self.model.grants)))
+        g = self.model.grants[gid]
+        new = None if hours is None else self.clock.now + timedelta(hours=hours)
+
+        def call() -> Any:
+            return self.pool.change_grant_expiry(
+                ORG, gid, new, by="cs", idempotency_key=self._key()
+            )
+
+        if self._gone(g, call):
+            return
+        if new is not None and new <= g.available_from:
+            with pytest.raises(InvalidInput):
+                call()
+            return
+        before = self._raw_ledger()
+        changed = call()
+        assert changed.expires_at == new
+        moved = g.expires_at != new
+        g.expires_at = new
+        self._assert_change_entries(before, [("expiry_change", Decimal(0), None)] if moved else [])
+        event("an expiry moved")
+
+    @rule(data=st.data(), hundredths=st.integers(1, 3_000), debit=st.booleans())
+    def adjust(self, data: st.DataObject, hundredths: int, debit: bool) -> None:
+        now = self.clock.now
+        credits = Decimal(hundredths) / 100 * (-1 if debit else 1)
+        args: dict[str, Any] = {"reason": "stateful", "by": "cs", "idempotency_key": self._key()}
+        if debit:
+            plan = self.model.plan_consumption(-credits, now)
+            if plan is None:
+                with pytest.raises(InsufficientCredits):
+                    self.pool.adjust(ORG, str(credits), **args)
+                return
+            moves = [(gid, -amount) for gid, amount in plan]
+        else:
+            active = sorted(
+                self.model.active(now), key=lambda g: (g.granted_at, g.id), reverse=True
+            )
+            if not active:
+                with pytest.raises(NoActiveGrant):
+                    self.pool.adjust(ORG, str(credits), **args)
+                return
+            moves, due = [], credits
+            for g in active:
+                put = min(g.cap - g.remaining - self.model.held_on(g.id, now), due)
+                if put > 0:
+                    moves.append((g.id, put))
+                    due -= put
+            if due > 0:
+                with pytest.raises(NoRoomToCredit):
+                    self.pool.adjust(ORG, str(credits), **args)
+                return
+        before = self._raw_ledger()
+        made = self.pool.adjust(ORG, str(credits), **args)
+        assert made.credits == credits
+        assert [(a.grant_id, a.amount) for a in made.allocations] == sorted(moves)
+        for gid, amount in moves:
+            self.model.grants[gid].remaining += amount
+        self._assert_change_entries(before, [("adjustment", credits, None)])
+        self.replays.append(("adjust", {"credits": str(credits), **args}, made, now))
+        event("an adjustment")
 
     # -- holds --
 
@@ -563,6 +675,7 @@ class PoolMachine(RuleBasedStateMachine):
             "hold": self.pool.hold,
             "settle": self.pool.settle,
             "release": self.pool.release,
+            "adjust": self.pool.adjust,
         }[operation]
         again: Any = call(ORG, **args)
         assert again == first
@@ -686,12 +799,15 @@ class PoolMachine(RuleBasedStateMachine):
         now = self.clock.now
         for g in self.pool.grants(ORG) if self.created else []:
             ref = self.model.grants[g.id]
-            assert 0 <= g.remaining <= g.remaining + g.held <= g.amount
-            assert (g.amount, g.remaining, g.held, g.state.value) == (
+            assert 0 <= g.remaining <= g.remaining + g.held <= g.amount - ref.voided or (
+                g.state.value == "voided"
+            )
+            assert (g.amount, g.remaining, g.held, g.state.value, g.voided) == (
                 ref.amount,
                 ref.remaining,
                 self.model.held_on(g.id, now),
                 ref.state(now),
+                ref.voided,
             )
 
     @precondition(lambda self: bool(self.model.holds))

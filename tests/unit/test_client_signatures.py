@@ -28,9 +28,7 @@ LIBRARY_ONLY = {
     "sweep": "maintenance where the database is (the CLI, a cron job); the server sweeps itself",
     "verify": "replays the whole ledger: an operator's check, not offered over HTTP",
     "report": "a streamed download (CSV/XLSX); fetch it with httpx, not a model",
-    "create_key": "keys are managed where the database is, never over HTTP",
-    "revoke_key": "keys are managed where the database is, never over HTTP",
-    "keys": "keys are managed where the database is, never over HTTP",
+    "portal_link": "over HTTP it is POST /v1/portal-sessions, which answers the link's URL",
     "authenticate": "the server's check of a Bearer key",
     "consume_batch": "the server's group commit, not a call of its own",
     "apply": "runs a prepared change and says whether its key replayed (the HTTP layer's)",
@@ -49,15 +47,24 @@ CLIENT_ONLY = {
 FILLED_BY_THE_SERVER = {
     "grant": {"granted_by"},
     "void_grant": {"by"},
+    "change_grant_expiry": {"by"},
+    "adjust": {"by"},
     "request_credits": {"requested_by"},
     "grant_credit_request": {"by"},
     "dismiss_credit_request": {"by"},
+    "create_org": {"by"},
+    "update_org": {"by"},
+    "set_feature": {"changed_by"},
+    "refund": {"by"},
+    "create_key": {"by"},
+    "revoke_key": {"by"},
 }
 # Known differences of the library and the clients, each to be removed when resolved.
 DIFFERENT = {
     "orgs": "paging: the library takes after/limit=100, the clients an opaque cursor",
     "consumptions": "paging: the library takes before_id/limit=100, the clients a cursor",
     "holds": "paging: the library takes before_id/limit=100, the clients a cursor",
+    "corrections": "paging: the library takes before_id/limit=100, the clients a cursor",
     "ledger": "paging: the library takes after_seq, the clients a cursor",
     "update_org": "the library takes **changes, the clients name each field",
     "update_team": "the library takes **changes, the clients name each field",
@@ -66,6 +73,8 @@ DIFFERENT = {
     "set_member": "the library takes no idempotency_key for directory changes",
     "set_feature": "the library takes no idempotency_key for directory changes",
     "set_team_limit": "the library takes no idempotency_key for directory changes",
+    "create_key": "the library takes no idempotency_key for directory changes",
+    "revoke_key": "the library takes no idempotency_key for directory changes",
 }
 # httpx's names: an async client is closed with ``aclose`` and entered with ``async with``.
 ASYNC_NAMES = {"close": "aclose"}

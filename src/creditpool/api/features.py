@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from creditpool.api.bodies.features import FeaturePut
-from creditpool.features.models import Feature
+from creditpool.features.models import Feature, FeaturePrice
 from creditpool.http.deps import FeatureKey, Pool
-from creditpool.http.paging import NameCursor, page
+from creditpool.http.paging import NameCursor, NumberCursor, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -30,5 +30,32 @@ def list_features(
 
 @router.put("/features/{key}", response_model=Feature)
 def put_feature(key: FeatureKey, body: FeaturePut, caller: Writer, writes: Write) -> Response:
+    """The price from now on (past consumptions keep theirs); it joins the feature's price
+    history with the API key's name as `changed_by`."""
     price = body.root.model_dump()
-    return writes.directory(caller, None, body, 200, lambda: writes.pool.set_feature(key, **price))
+    return writes.directory(
+        caller,
+        None,
+        body,
+        200,
+        lambda: writes.pool.set_feature(key, **price, changed_by=caller.key.name),
+    )
+
+
+@router.get(
+    "/features/{key}/prices",
+    response_model=Page[FeaturePrice],
+    responses={404: {"description": "Not found (`not_found`): no such feature"}},
+    operation_id="list_feature_prices",
+)
+def list_feature_prices(
+    key: FeatureKey,
+    caller: Reader,
+    pool: Pool,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NumberCursor = None,
+) -> Page[FeaturePrice]:
+    """Every price the feature has had, newest first (the first is the one in force), each
+    with the instant it applied from (`since`) and who set it (`changed_by`)."""
+    found = pool.feature_prices(key, before_id=cursor, limit=limit + 1)
+    return page(found, limit, lambda p: p.id)

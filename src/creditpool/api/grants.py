@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from creditpool import changes
-from creditpool.api.bodies.grants import GrantCreate, VoidBody
+from creditpool.api.bodies.grants import GrantCreate, GrantUpdate, VoidBody
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.http.deps import ObjectId, OrgId, Pool
 from creditpool.http.paging import NumberCursor, page
@@ -56,10 +56,30 @@ def get_grant(org: OrgId, grant_id: ObjectId, caller: Reader, pool: Pool) -> Gra
 def void_grant(
     org: OrgId, grant_id: ObjectId, body: VoidBody, caller: Writer, writes: Write
 ) -> Response:
+    """Void a grant whole, or ``amount`` of what it has left (a correction)."""
     by = caller.key.name
     return writes.ledger(
         caller,
         org,
         200,
-        lambda key: changes.void(grant_id, by=by, reason=body.reason, idempotency_key=key),
+        lambda key: changes.void(
+            grant_id, amount=body.amount, by=by, reason=body.reason, idempotency_key=key
+        ),
+    )
+
+
+@router.patch("/grants/{grant_id}", response_model=Grant, operation_id="update_grant")
+def update_grant(
+    org: OrgId, grant_id: ObjectId, body: GrantUpdate, caller: Writer, writes: Write
+) -> Response:
+    """Change a grant's expiry, earlier or later (null: permanent), never to an instant
+    that has passed: a ledger ``expiry_change`` entry records it."""
+    by = caller.key.name
+    return writes.ledger(
+        caller,
+        org,
+        200,
+        lambda key: changes.change_expiry(
+            grant_id, body.expires_at, by=by, reason=body.reason, idempotency_key=key
+        ),
     )

@@ -36,7 +36,11 @@ BROADER = {Action.THRESHOLDS_UPDATE: Action.ORGS_UPDATE, Action.TEAM_LIMIT: Acti
 def create_org(body: OrgCreate, caller: Creator, writes: Write) -> Response:
     fields = body.model_dump(exclude={"id"})
     return writes.directory(
-        caller, body.id, body, 201, lambda: writes.pool.create_org(body.id, **fields)
+        caller,
+        body.id,
+        body,
+        201,
+        lambda: writes.pool.create_org(body.id, **fields, by=caller.key.name),
     )
 
 
@@ -66,7 +70,13 @@ def update_org(org: OrgId, body: OrgUpdate, caller: OrgUpdater, writes: Write) -
         {"low_balance_thresholds", "expiry_notice_days"},
         Action.THRESHOLDS_UPDATE,
     )
-    return writes.directory(caller, org, body, 200, lambda: writes.pool.update_org(org, **changes))
+    return writes.directory(
+        caller,
+        org,
+        body,
+        200,
+        lambda: writes.pool.update_org(org, by=caller.key.name, **changes),
+    )
 
 
 @router.post("/orgs/{org}/teams", status_code=201, response_model=Team)
@@ -104,7 +114,13 @@ def put_member(
     org: OrgId, user: UserId, body: MemberPut, caller: MemberWriter, writes: Write
 ) -> Response:
     return writes.directory(
-        caller, org, body, 200, lambda: writes.pool.set_member(org, user, team_id=body.team_id)
+        caller,
+        org,
+        body,
+        200,
+        lambda: writes.pool.set_member(
+            org, user, team_id=body.team_id, display_name=body.display_name
+        ),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Request
@@ -12,7 +11,6 @@ from creditpool.http.cookies import Sessions
 from creditpool.http.deps import Pool
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.security import Action, Principal, allowed
-from creditpool.sessions import service
 
 router = APIRouter(prefix="/v1", tags=["portal"], route_class=AuthorizedRoute)
 
@@ -29,7 +27,8 @@ def create_portal_session(
     caller: Annotated[Principal, allowed(Action.PORTAL_CREATE)],
     pool: Pool,
 ) -> PortalSessionOut:
-    """A one-time link to the organization's usage page for one user. The link works
+    """A one-time link to the organization's usage page for one user (the vendor's backend,
+    or staff from the console). The link works
     once, within a few minutes; opening it sets an HttpOnly session cookie and redirects
     to the page. Send the user there straight away (never store the link).
 
@@ -37,7 +36,12 @@ def create_portal_session(
     unused one simply expires), so no usable link is ever stored."""
     caller.require(Action.PORTAL_CREATE, body.org_id)  # the organization is in the body
     sessions: Sessions = request.app.state.sessions
-    ttl = timedelta(seconds=sessions.settings.portal_link_ttl_s)
-    link = service.open_link(pool.db, body.org_id, body.user_id, body.role.value, ttl)
+    link = pool.portal_link(
+        body.org_id,
+        body.user_id,
+        role=body.role.value,
+        ttl_s=sessions.settings.portal_link_ttl_s,
+        by=caller.key.name,
+    )
     url = str(request.url_for("portal_sign_in", token=link.token))
     return PortalSessionOut(url=url, expires_at=link.expires_at)

@@ -23,3 +23,15 @@ class ApiKey(Model):
     user_id: str | None
     created_at: datetime
     revoked_at: datetime | None
+
+
+class ApiKeyWithSecret(ApiKey):
+    """A key just made, with its secret token (``cpk_<id>_<secret>``): the only time the
+    secret is shown; only a hash of it is stored."""
+
+    secret: str
+
+    @property
+    def key(self) -> ApiKey:
+        """The key as listed, without its secret."""
+        return ApiKey.model_validate(self.model_dump(exclude={"secret"}))

@@ -12,7 +12,7 @@ import hmac
 import secrets
 
 from creditpool import validation as check
-from creditpool.auth.models import ApiKey, Role
+from creditpool.auth.models import ApiKey, ApiKeyWithSecret, Role
 from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.orgs.service import require_org
 from creditpool.repositories import auth as repository
@@ -29,7 +29,7 @@ def _hash(secret: str) -> str:
 
 def create(
     tx: Tx, role: str, org_id: str | None, user_id: str | None, name: str | None
-) -> tuple[ApiKey, str]:
+) -> ApiKeyWithSecret:
     try:
         parsed = Role(role)
     except ValueError:
@@ -59,7 +59,8 @@ def create(
     )
     row = repository.get(tx.conn, key_id)
     assert row is not None
-    return to_model(row), f"{PREFIX}_{key_id}_{secret}"
+    token = f"{PREFIX}_{key_id}_{secret}"
+    return ApiKeyWithSecret.model_validate({**to_model(row).model_dump(), "secret": token})
 
 
 def authenticate(tx: Tx, token: str) -> ApiKey | None:
@@ -78,17 +79,26 @@ def authenticate(tx: Tx, token: str) -> ApiKey | None:
     return to_model(row)
 
 
-def revoke(tx: Tx, key_id: str) -> ApiKey:
-    if repository.get(tx.conn, key_id) is None:
-        raise NotFound(f"key {key_id!r} not found")
-    repository.revoke(tx.conn, key_id, tx.now)
+def revoke(tx: Tx, key_id: str, org_id: str | None = None) -> tuple[ApiKey, bool]:
+    """The key revoked (at once: the first revocation stands), and whether this call
+    revoked it. ``org_id``: the key must belong to it; one of another organization (or of
+    none) is NotFound, as one that does not exist."""
+    found = repository.get(tx.conn, key_id)
+    if found is None or (org_id is not None and found.org_id != org_id):
+        where = "" if org_id is None else f" in organization {org_id!r}"
+        raise NotFound(f"key {key_id!r} not found{where}")
+    revoked = repository.revoke(tx.conn, key_id, tx.now) == 1
     row = repository.get(tx.conn, key_id)
     assert row is not None
-    return to_model(row)
+    return to_model(row), revoked
 
 
-def list_all(tx: Tx) -> list[ApiKey]:
-    return [to_model(r) for r in repository.list_all(tx.conn)]
+def list_keys(
+    tx: Tx, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
+) -> list[ApiKey]:
+    """In the order they were made (then by id): after the key ``after``."""
+    rows = repository.list_keys(tx.conn, org_id=org_id, after=after, limit=limit)
+    return [to_model(r) for r in rows]
 
 
 def to_model(row: DbRow) -> ApiKey:

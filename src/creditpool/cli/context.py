@@ -164,6 +164,21 @@ def json_object(value: str) -> dict[str, Any]:
     return data
 
 
+def local_user() -> str:
+    """Who runs the command, for the audit trail of a change (``--by`` says otherwise)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment
+        return "unknown"
+
+
+def who(by: str | None) -> str:
+    """The ``--by`` given, else the local user."""
+    return by if by is not None else local_user()
+
+
 # -- options shared by many commands -------------------------------------------------------
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -190,3 +205,9 @@ Breakdown = Annotated[
 ]
 Requests = Annotated[int | None, typer.Option(help="Number of API requests.")]
 Metadata = Annotated[dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")]
+By = Annotated[
+    str | None,
+    typer.Option(
+        "--by", help="Who makes the change, for the audit trail (default: the local user)."
+    ),
+]

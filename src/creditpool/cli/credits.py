@@ -10,6 +10,7 @@ import typer
 from creditpool.cli import render
 from creditpool.cli.context import (
     Breakdown,
+    By,
     FeatureName,
     IdempotencyKey,
     Integration,
@@ -20,6 +21,7 @@ from creditpool.cli.context import (
     UsageAction,
     instant,
     open_pool,
+    who,
 )
 from creditpool.consumptions.models import ConsumptionStatus
 
@@ -40,7 +42,7 @@ def grant(
         datetime | None,
         typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="Default: now."),
     ] = None,
-    by: Annotated[str | None, typer.Option(help="Who grants (a staff member).")] = None,
+    by: By = None,
     note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
     reference: Annotated[str | None, typer.Option(help="E.g. an invoice number.")] = None,
     idempotency_key: IdempotencyKey = None,
@@ -52,7 +54,7 @@ def grant(
         amount,
         expires_at=expires_at,
         available_from=available_from,
-        granted_by=by,
+        granted_by=who(by),
         note=note,
         reference=reference,
         idempotency_key=idempotency_key,
@@ -70,19 +72,94 @@ def void(
     ctx: typer.Context,
     org_id: OrgId,
     grant_id: Annotated[int, typer.Argument(help="The grant's id.")],
-    by: Annotated[str | None, typer.Option(help="Who voids it (a staff member).")] = None,
+    amount: Annotated[
+        str | None,
+        typer.Option(help="Void only this much of what it has left; the grant stays."),
+    ] = None,
+    by: By = None,
     reason: Annotated[str | None, typer.Option(help="Why, e.g. 'duplicate'.")] = None,
     idempotency_key: IdempotencyKey = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Void a mistaken grant: its remaining credits leave the pool."""
+    """Void a mistaken grant (its remaining credits leave the pool), or part of it."""
     pool = open_pool(ctx)
-    g = pool.void_grant(org_id, grant_id, by=by, reason=reason, idempotency_key=idempotency_key)
+    g = pool.void_grant(
+        org_id,
+        grant_id,
+        amount=amount,
+        by=who(by),
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
+    if amount is not None:
+        text = (
+            f"grant {g.id} of {org_id}: {amount} credits voided, {g.remaining} left"
+            f" ({g.voided} voided in all)"
+        )
+    else:
+        text = (
+            f"grant {g.id} of {org_id} ({g.amount} credits) voided at"
+            f" {render.when(g.voided_at)}: what was left of it has left the pool"
+        )
+    render.result(g, as_json, text)
+
+
+def grant_expiry(
+    ctx: typer.Context,
+    org_id: OrgId,
+    grant_id: Annotated[int, typer.Argument(help="The grant's id.")],
+    expires_at: Annotated[
+        datetime | None,
+        typer.Option(
+            parser=instant,
+            metavar="YYYY-MM-DD|ISO-DATETIME",
+            help="The new expiry (in the future).",
+        ),
+    ] = None,
+    permanent: Annotated[bool, typer.Option(help="Make the grant permanent.")] = False,
+    by: By = None,
+    reason: Annotated[str | None, typer.Option(help="Why, e.g. 'renewal delayed'.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Move a grant's expiry earlier or later, or make it permanent (a staff correction:
+    a ledger expiry_change entry)."""
+    if (expires_at is None) == (not permanent):
+        raise typer.BadParameter("give either --expires-at or --permanent")
+    g = open_pool(ctx).change_grant_expiry(
+        org_id,
+        grant_id,
+        None if permanent else expires_at,
+        by=who(by),
+        reason=reason,
+        idempotency_key=idempotency_key,
+    )
+    expiry = f"expires {render.when(g.expires_at)}" if g.expires_at else "is permanent"
+    render.result(g, as_json, f"grant {g.id} of {org_id} now {expiry}")
+
+
+def adjust(
+    ctx: typer.Context,
+    org_id: OrgId,
+    credits: Annotated[
+        str, typer.Argument(help="Signed credits: -5 debits the pool, 5 credits it back.")
+    ],
+    reason: Annotated[str, typer.Option(help="Why (required), e.g. 'goodwill'.")],
+    by: By = None,
+    idempotency_key: IdempotencyKey = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A manual adjustment (goodwill, a correction that is not a use of a feature): a debit
+    is drawn like a consumption, a credit goes back like a refund."""
+    a = open_pool(ctx).adjust(
+        org_id, credits, reason=reason, by=who(by), idempotency_key=idempotency_key
+    )
+    way = "debited from" if a.credits < 0 else "credited to"
     render.result(
-        g,
+        a,
         as_json,
-        f"grant {g.id} of {org_id} ({g.amount} credits) voided at {render.when(g.voided_at)}: "
-        "what was left of it has left the pool",
+        f"adjustment {a.id}: {abs(a.credits)} credits {way} {org_id}"
+        f" ({render.allocations(a.allocations)})",
     )
 
 
@@ -135,11 +212,14 @@ def refund(
     consumption_id: Annotated[int, typer.Argument(help="The consumption's id.")],
     reason: Annotated[str | None, typer.Option(help="Why, e.g. 'downvoted'.")] = None,
     idempotency_key: IdempotencyKey = None,
+    by: By = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Refund a paid consumption; refunding it again returns the first result."""
     pool = open_pool(ctx)
-    r = pool.refund(org_id, consumption_id, reason=reason, idempotency_key=idempotency_key)
+    r = pool.refund(
+        org_id, consumption_id, reason=reason, idempotency_key=idempotency_key, by=who(by)
+    )
     render.result(
         r,
         as_json,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import JsonFlag, Limit, OrgId, open_pool
+from creditpool.cli.context import By, JsonFlag, Limit, OrgId, open_pool, who
+from creditpool.cli.errors import CliError
 
 orgs_app = typer.Typer(help="Organizations: one credit pool each.", no_args_is_help=True)
 teams_app = typer.Typer(help="Teams and their monthly limits.", no_args_is_help=True)
@@ -26,11 +27,53 @@ def orgs_create(
     timezone: Annotated[
         str, typer.Option(help="IANA time zone: decides calendar months and report dates.")
     ] = "UTC",
+    by: By = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create an organization."""
-    org = open_pool(ctx, create=True).create_org(org_id, name=name, timezone=timezone)
+    pool = open_pool(ctx, create=True)
+    org = pool.create_org(org_id, name=name, timezone=timezone, by=who(by))
     render.result(org, as_json, f"created organization {org.id} ({org.name}, {org.timezone})")
+
+
+@orgs_app.command("update")
+def orgs_update(
+    ctx: typer.Context,
+    org_id: OrgId,
+    name: Annotated[str | None, typer.Option(help="A new display name.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="A new IANA time zone.")] = None,
+    thresholds: Annotated[
+        str | None,
+        typer.Option(
+            help="Low-balance alerts: credits, comma-separated (e.g. '100,20'); 'none' for no alert."
+        ),
+    ] = None,
+    expiry_notice_days: Annotated[
+        int | None, typer.Option(help="Days before a grant expires that its notice is sent.")
+    ] = None,
+    by: By = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an organization's settings; what is not given stays as it is."""
+    changes: dict[str, Any] = {"name": name, "timezone": timezone}
+    if thresholds is not None:
+        text = thresholds.strip()
+        none = text.lower() == NO_LIMIT
+        changes["low_balance_thresholds"] = [] if none else [t.strip() for t in text.split(",")]
+    changes["expiry_notice_days"] = expiry_notice_days
+    given = {k: v for k, v in changes.items() if v is not None}
+    if not given:
+        raise CliError(
+            "nothing to change: give --name, --timezone, --thresholds or --expiry-notice-days"
+        )
+    org = open_pool(ctx).update_org(org_id, by=who(by), **given)
+    alerts = ", ".join(str(t) for t in org.low_balance_thresholds) or "none"
+    render.result(
+        org,
+        as_json,
+        f"organization {org.id} ({org.name}, {org.timezone}): low-balance alerts {alerts}, "
+        f"expiry notices {org.expiry_notice_days} days ahead",
+    )
 
 
 @orgs_app.command("list")
@@ -110,12 +153,18 @@ def members_set(
     org_id: OrgId,
     user_id: Annotated[str, typer.Argument(help="The vendor's user id.")],
     team: Annotated[str | None, typer.Option(help="The team (omit: no team).")] = None,
+    display_name: Annotated[
+        str | None,
+        typer.Option(help="Shown on pages instead of the user id (omit: none, the id)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Put a member in a team, or in none. Later consumptions are attributed to it."""
-    member = open_pool(ctx).set_member(org_id, user_id, team_id=team)
+    """Put a member in a team, or in none, and name it. Sets the member as a whole: an
+    option left out is cleared. Later consumptions are attributed to its team."""
+    member = open_pool(ctx).set_member(org_id, user_id, team_id=team, display_name=display_name)
     where = f"team {member.team_id}" if member.team_id else "no team"
-    render.result(member, as_json, f"member {member.user_id} of {org_id}: {where}")
+    named = f" ({member.display_name})" if member.display_name else ""
+    render.result(member, as_json, f"member {member.user_id}{named} of {org_id}: {where}")
 
 
 @members_app.command("list")
@@ -127,8 +176,8 @@ def members_list(
 ) -> None:
     """List an organization's members."""
     members = open_pool(ctx).members(org_id, team_id=team)
-    rows = ((m.user_id, m.team_id) for m in members)
-    render.listing(members, as_json, "Members", ["User", "Team"], rows)
+    rows = ((m.user_id, m.display_name, m.team_id) for m in members)
+    render.listing(members, as_json, "Members", ["User", "Name~", "Team"], rows)
 
 
 @features_app.command("list")
@@ -152,11 +201,13 @@ def features_set(
     cost: Annotated[str | None, typer.Option(help="A fixed cost per use.")] = None,
     unit_rate: Annotated[str | None, typer.Option(help="A cost per unit (variable).")] = None,
     unit: Annotated[str | None, typer.Option(help="The unit, e.g. 'feedback item'.")] = None,
+    by: By = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Price a feature. Past consumptions keep the price they were charged."""
+    """Price a feature from now on. Past consumptions keep the price they were charged;
+    the price joins the feature's history (``features prices``)."""
     feature = open_pool(ctx, create=True).set_feature(
-        key, name=name, cost=cost, unit_rate=unit_rate, unit=unit
+        key, name=name, cost=cost, unit_rate=unit_rate, unit=unit, changed_by=who(by)
     )
     price = (
         f"{feature.unit_rate} per {feature.unit or 'unit'}"
@@ -164,3 +215,25 @@ def features_set(
         else f"{feature.cost} per use"
     )
     render.result(feature, as_json, f"feature {feature.key} ({feature.name}): {price}")
+
+
+@features_app.command("prices")
+def features_prices(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The feature's key, e.g. report.")],
+    before_id: Annotated[
+        int | None, typer.Option(help="Only prices older than this row (paging).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many (1-1000).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A feature's price history, newest first: each price from the instant it applied,
+    and who set it."""
+    prices = open_pool(ctx).feature_prices(key, before_id=before_id, limit=limit)
+    render.listing(
+        prices,
+        as_json,
+        f"Prices of {key}",
+        ["#", "Since", "Name~", "Cost=", "Rate=", "Unit", "By"],
+        ((p.id, p.since, p.name, p.cost, p.unit_rate, p.unit, p.changed_by) for p in prices),
+    )

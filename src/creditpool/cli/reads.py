@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from creditpool.cli import render
 from creditpool.cli.context import JsonFlag, Limit, OrgId, instant, open_pool
+from creditpool.core.forecast import WINDOW_DAYS_DEFAULT, ForecastStatus
+
+if TYPE_CHECKING:
+    from creditpool.forecast.models import Forecast
 
 Since = Annotated[
     datetime | None,
@@ -44,6 +48,51 @@ def balance(
         ["Total=", "Used=", "Left=", "Held=", "Upcoming="],
         [(b.total, b.used, b.left, b.held, b.upcoming)],
     )
+
+
+def forecast(
+    ctx: typer.Context,
+    org_id: OrgId,
+    window_days: Annotated[
+        int,
+        typer.Option(help="The pace is the paid usage of this many days ending now (1-365)."),
+    ] = WINDOW_DAYS_DEFAULT,
+    as_json: JsonFlag = False,
+) -> None:
+    """When the credits run out at the recent pace, what expires unused, and each team's
+    projected month-end usage against its limit."""
+    f = open_pool(ctx).forecast(org_id, window_days=window_days)
+    if as_json:
+        render.emit_json(f)
+        return
+    render.line(forecast_paragraph(f))
+    if f.teams:
+        render.table(
+            f"Teams in {f.month}, projected to the end of the month",
+            ["Team", "Name~", "Used=", "Projected=", "Limit=", "Over limit"],
+            (
+                (t.team_id, t.name, t.used, t.projected, t.monthly_limit, t.projected_over)
+                for t in f.teams
+            ),
+        )
+
+
+def forecast_paragraph(f: Forecast) -> str:
+    """The forecast in sentences; days in the organization's zone."""
+    window = "day" if f.window_days == 1 else f"{f.window_days} days"
+    pace = f"At the pace of the last {window} ({f.daily_pace} credits a day)"
+    if f.status is ForecastStatus.NO_USAGE:
+        text = f"No credits were paid in the last {window}: credits are not being used."
+    elif f.status is ForecastStatus.LASTS:
+        text = f"{pace}, the {f.left} credits left last beyond {f.horizon_on}."
+    elif f.runs_out_at == f.at:
+        text = f"{pace}, the credits have run out: none are left."
+    else:
+        text = f"{pace}, the {f.left} credits left run out around {f.runs_out_on}."
+    if f.expiring:
+        days = ", ".join(f"{x.credits} on {x.on}" for x in f.expiring)
+        text += f" {f.expiring_unused} credits expire unused ({days})."
+    return f"{text} Days in {f.timezone}."
 
 
 def grants(ctx: typer.Context, org_id: OrgId, as_json: JsonFlag = False) -> None:
@@ -176,4 +225,43 @@ def ledger(
             )
             for e in entries
         ),
+    )
+
+
+def corrections(
+    ctx: typer.Context,
+    org_id: OrgId,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="expiry_change, void, partial_void or adjustment."),
+    ] = None,
+    grant: Annotated[int | None, typer.Option(help="Only this grant's.")] = None,
+    before_id: Annotated[int | None, typer.Option(help="Older than this one (paging).")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 100,
+    as_json: JsonFlag = False,
+) -> None:
+    """Staff corrections of an organization's credits: who, when, why; newest first."""
+    found = open_pool(ctx).corrections(
+        org_id, kind=kind, grant_id=grant, before_id=before_id, limit=limit
+    )
+    render.listing(
+        found,
+        as_json,
+        f"Corrections of {org_id}",
+        ["Id", "At", "Kind", "Grant", "Credits=", "Expiry before", "Expiry after", "By", "Reason"],
+        (
+            (
+                c.id,
+                c.at,
+                c.kind,
+                c.grant_id,
+                c.credits,
+                c.expires_before,
+                c.expires_after,
+                c.by,
+                c.reason,
+            )
+            for c in found
+        ),
+        render.next_before_id(found, limit),
     )

@@ -44,6 +44,8 @@ ACTIONS: dict[str, str] = {
     "credit_requests.read": "read credit requests",
     "credit_requests.create": "ask for more credits",
     "credit_requests.answer": "grant or dismiss a credit request",
+    "keys.read": "list an organization's admin and member keys",
+    "keys.write": "create and revoke an organization's admin and member keys",
 }
 
 # Which actions each role may take (``PERMISSIONS``), and who holds such a key.
@@ -55,7 +57,8 @@ PERMITTED: dict[str, frozenset[str]] = {
             "grants.read", "grants.write", "consumptions.read", "consumptions.read_own",
             "holds.read", "balance.read", "usage.read", "ledger.read", "reports.read",
             "events.read", "events.read_log", "webhooks.read", "credit_requests.read",
-            "credit_requests.answer",
+            "credit_requests.answer", "orgs.create", "orgs.update", "orgs.update_thresholds",
+            "keys.read", "keys.write", "portal.create", "refund", "features.write",
         }
     ),
     "admin": frozenset(
@@ -70,7 +73,10 @@ PERMITTED: dict[str, frozenset[str]] = {
 }  # fmt: skip
 HOLDERS = {
     "service": "the vendor's backend (no --org): everything but granting",
-    "staff": "the vendor's account team (no --org): reads every organization, grants",
+    "staff": (
+        "the vendor's account team (no --org): reads every organization, grants, refunds,"
+        " manages organizations, their keys and feature prices"
+    ),
     "admin": "an organization's admin (--org): reads all of it, sets limits and alerts",
     "member": "one user of an organization (--org, --user): their own usage",
 }

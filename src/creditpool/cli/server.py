@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render, roles
-from creditpool.cli.context import JsonFlag, open_pool, state
+from creditpool.cli.context import By, JsonFlag, OrgId, open_pool, state, who
 from creditpool.cli.errors import CliError
 
 if TYPE_CHECKING:
@@ -98,10 +98,12 @@ def create_key(
     name: Annotated[
         str | None, typer.Option(help="A name (staff keys: recorded as granted_by)")
     ] = None,
+    by: By = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create a key. Its secret is printed once; only a hash of it is stored."""
-    key, secret = open_pool(ctx, create=True).create_key(role, org_id=org, user_id=user, name=name)
+    pool = open_pool(ctx, create=True)
+    key, secret = pool.create_key(role, org_id=org, user_id=user, name=name, by=who(by))
     if as_json:
         render.emit_json({**key.model_dump(mode="json"), "secret": secret})
         return
@@ -109,9 +111,15 @@ def create_key(
     render.line(f"secret (shown once): {secret}")
 
 
-def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Every key, without secrets."""
-    keys = open_pool(ctx).keys()
+def list_keys(
+    ctx: typer.Context,
+    org: Annotated[str | None, typer.Option(help="Only this organization's keys.")] = None,
+    after: Annotated[str | None, typer.Option(help="Start after this key id (paging).")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many (1-1000).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Keys in the order they were made (revoked ones too), without secrets."""
+    keys = open_pool(ctx).keys(org_id=org, after=after, limit=limit)
     rows = [
         (
             k.id,
@@ -131,11 +139,48 @@ def list_keys(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def revoke_key(
     ctx: typer.Context,
     key_id: Annotated[str, typer.Argument(help="The key's id (not its secret)")],
+    org: Annotated[
+        str | None, typer.Option(help="Refuse unless the key is this organization's.")
+    ] = None,
+    by: By = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke a key: it stops working within seconds."""
-    key = open_pool(ctx).revoke_key(key_id)
+    key = open_pool(ctx).revoke_key(key_id, org_id=org, by=who(by))
     render.result(key, as_json, f"revoked {key.role.value} key {key.id} ({key.name})")
+
+
+def portal_link(
+    ctx: typer.Context,
+    org_id: OrgId,
+    user_id: Annotated[str, typer.Argument(help="The user the page is for.")],
+    role: Annotated[
+        str, typer.Option(help="admin (the whole organization) or member (one user's usage)")
+    ] = "member",
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="The server's address [default: http://CREDITPOOL_HOST:CREDITPOOL_PORT]"),
+    ] = None,
+    by: By = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """A one-time sign-in link to the usage page for one user: it opens one browser
+    session, within minutes (CREDITPOOL_PORTAL_LINK_TTL_S). Shown once."""
+    from creditpool.settings import Settings
+
+    settings = Settings()
+    pool = open_pool(ctx)
+    link = pool.portal_link(
+        org_id, user_id, role=role, ttl_s=settings.portal_link_ttl_s, by=who(by)
+    )
+    base = (base_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    url = f"{base}/portal/{link.token}"
+    if as_json:
+        render.emit_json({"url": url, "expires_at": link.expires_at.isoformat()})
+        return
+    render.line(f"sign-in link for {link.user_id} ({link.role.value} of {org_id}), shown once:")
+    render.line(url)
+    render.line(f"open it once, before {render.when(link.expires_at)}")
 
 
 keys_app.command("create", epilog=roles.help_text())(create_key)

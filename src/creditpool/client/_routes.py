@@ -19,11 +19,14 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput
+from creditpool.corrections.models import Adjustment, Correction
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
-from creditpool.features.models import Feature
+from creditpool.features.models import Feature, FeaturePrice
+from creditpool.forecast.models import Forecast
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
@@ -235,8 +238,21 @@ def readyz() -> Call[Health]:
     return Call("GET", "/readyz", _health, answers=frozenset({503}), retry=False)
 
 
-def create_org(org_id: str, name: str | None, timezone: str | None, key: str | None) -> Call[Org]:
-    body = {"id": org_id, "name": name, "timezone": timezone or "UTC"}
+def create_org(
+    org_id: str,
+    name: str | None,
+    timezone: str | None,
+    low_balance_thresholds: list[Amount] | tuple[Amount, ...],
+    expiry_notice_days: int | None,
+    key: str | None,
+) -> Call[Org]:
+    body = {
+        "id": org_id,
+        "name": name,
+        "timezone": timezone or "UTC",
+        "low_balance_thresholds": [amount(v, "threshold") for v in low_balance_thresholds],
+        "expiry_notice_days": expiry_notice_days,
+    }
     return Call("POST", "/v1/orgs", _one(Org), body=body, idempotency_key=_key(key))
 
 
@@ -253,6 +269,7 @@ def update_org(
     name: str | Missing,
     timezone: str | Missing,
     low_balance_thresholds: list[Amount] | tuple[Amount, ...] | Missing | None,
+    expiry_notice_days: int | Missing,
     key: str | None,
 ) -> Call[Org]:
     thresholds: list[str] | Missing | None = None
@@ -260,7 +277,13 @@ def update_org(
         thresholds = MISSING
     elif low_balance_thresholds is not None:
         thresholds = [amount(v, "threshold") for v in low_balance_thresholds]
-    body = _set({}, name=name, timezone=timezone, low_balance_thresholds=thresholds)
+    body = _set(
+        {},
+        name=name,
+        timezone=timezone,
+        low_balance_thresholds=thresholds,
+        expiry_notice_days=expiry_notice_days,
+    )
     return Call("PATCH", _org(org_id), _one(Org), body=body, idempotency_key=_key(key))
 
 
@@ -298,9 +321,11 @@ def update_team(
     return Call("PATCH", path, _one(Team), body=body, idempotency_key=_key(key))
 
 
-def set_member(org_id: str, user_id: str, team_id: str | None, key: str | None) -> Call[Member]:
+def set_member(
+    org_id: str, user_id: str, team_id: str | None, display_name: str | None, key: str | None
+) -> Call[Member]:
     path = f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}"
-    body = {"team_id": team_id}
+    body = {"team_id": team_id, "display_name": display_name}
     return Call("PUT", path, _one(Member), body=body, idempotency_key=_key(key))
 
 
@@ -344,6 +369,13 @@ def set_feature(
     return Call("PUT", path, _one(Feature), body=body, idempotency_key=_key(key))
 
 
+def feature_prices(
+    feature_key: str, cursor: str | None, limit: int | None
+) -> Call[Page[FeaturePrice]]:
+    path = f"/v1/features/{_segment(feature_key, 'key')}/prices"
+    return Call("GET", path, _page(FeaturePrice), _params(cursor=cursor, limit=limit))
+
+
 def grant(org_id: str, arguments: Mapping[str, Any]) -> Call[Grant]:
     return _change(f"{_org(org_id)}/grants", Grant, arguments)
 
@@ -358,9 +390,42 @@ def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
     return Call("GET", path, _one(GrantDetail))
 
 
-def void_grant(org_id: str, grant_id: int, reason: str | None, key: str | None) -> Call[Grant]:
+def void_grant(
+    org_id: str, grant_id: int, amount: object, reason: str | None, key: str | None
+) -> Call[Grant]:
     path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}/void"
-    return Call("POST", path, _one(Grant), body={"reason": reason}, idempotency_key=_key(key))
+    body = {"reason": reason, "amount": _optional_amount(amount, "amount")}
+    return Call("POST", path, _one(Grant), body=body, idempotency_key=_key(key))
+
+
+def change_grant_expiry(
+    org_id: str, grant_id: int, expires_at: datetime | None, reason: str | None, key: str | None
+) -> Call[Grant]:
+    path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}"
+    body = {"expires_at": expires_at, "reason": reason}
+    return Call("PATCH", path, _one(Grant), body=body, idempotency_key=_key(key))
+
+
+def adjust(org_id: str, credits: object, reason: str, key: str | None) -> Call[Adjustment]:
+    body = {"credits": amount(credits, "credits"), "reason": reason}
+    path = f"{_org(org_id)}/adjustments"
+    return Call("POST", path, _one(Adjustment), body=body, idempotency_key=_key(key))
+
+
+def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
+    path = f"{_org(org_id)}/adjustments/{_segment(adjustment_id, 'adjustment_id')}"
+    return Call("GET", path, _one(Adjustment))
+
+
+def corrections(
+    org_id: str,
+    kind: str | None,
+    grant_id: int | None,
+    cursor: str | int | None,
+    limit: int | None,
+) -> Call[Page[Correction]]:
+    params = _params(kind=kind, grant_id=grant_id, cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/corrections", _page(Correction), params)
 
 
 def consume(org_id: str, arguments: Mapping[str, Any]) -> Call[Consumption]:
@@ -431,6 +496,10 @@ def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
 
 def balance(org_id: str, at: datetime | None) -> Call[Balance]:
     return Call("GET", f"{_org(org_id)}/balance", _one(Balance), _params(at=at))
+
+
+def forecast(org_id: str, window_days: int) -> Call[Forecast]:
+    return Call("GET", f"{_org(org_id)}/forecast", _one(Forecast), _params(window_days=window_days))
 
 
 def ledger(
@@ -564,3 +633,33 @@ def grant_credit_request(
 def dismiss_credit_request(org_id: str, request_id: int, key: str | None) -> Call[CreditRequest]:
     path = f"{_credit_request(org_id, request_id)}/dismiss"
     return Call("POST", path, _one(CreditRequest), body={}, idempotency_key=_key(key))
+
+
+# -- an organization's API keys -------------------------------------------------------------
+
+
+def _keys_of(org_id: str | None) -> str:
+    if org_id is None:
+        raise InvalidInput("over HTTP a key belongs to one organization: give org_id")
+    return f"{_org(org_id)}/keys"
+
+
+def _with_secret(response: httpx.Response) -> tuple[ApiKey, str]:
+    made = ApiKeyWithSecret.model_validate_json(response.content)
+    return made.key, made.secret
+
+
+def create_key(
+    org_id: str | None, role: str, user_id: str | None, name: str | None, key: str | None
+) -> Call[tuple[ApiKey, str]]:
+    body = {"role": role, "user_id": user_id, "name": name}
+    return Call("POST", _keys_of(org_id), _with_secret, body=body, idempotency_key=_key(key))
+
+
+def keys(org_id: str | None, cursor: str | None, limit: int | None) -> Call[Page[ApiKey]]:
+    return Call("GET", _keys_of(org_id), _page(ApiKey), _params(cursor=cursor, limit=limit))
+
+
+def revoke_key(org_id: str | None, key_id: str, key: str | None) -> Call[ApiKey]:
+    path = f"{_keys_of(org_id)}/{_segment(key_id, 'key_id')}/revoke"
+    return Call("POST", path, _one(ApiKey), body={}, idempotency_key=_key(key))

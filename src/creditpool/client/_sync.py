@@ -14,13 +14,17 @@ from typing import Any, TypeVar
 
 import httpx
 
+from creditpool.auth.models import ApiKey
 from creditpool.client import _routes as routes
 from creditpool.client._retry import NO_RETRY, Retry
 from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Page
 from creditpool.client._settings import client_headers
 from creditpool.consumptions.models import Consumption, Refund
+from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
+from creditpool.corrections.models import Adjustment, Correction
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
-from creditpool.features.models import Feature
+from creditpool.features.models import Feature, FeaturePrice
+from creditpool.forecast.models import Forecast
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
@@ -118,10 +122,16 @@ class Client:
         *,
         name: str | None = None,
         timezone: str = "UTC",
+        low_balance_thresholds: list[Amount] | tuple[Amount, ...] = (),
+        expiry_notice_days: int | None = None,
         idempotency_key: str | None = None,
     ) -> Org:
-        """Create an organization; ``org_id`` is the vendor's own identifier."""
-        return self._run(routes.create_org(org_id, name, timezone, idempotency_key))
+        """Create an organization; ``org_id`` is the vendor's own identifier. Its low-balance
+        alerts and expiry notice period (default 7 days) may be set at once."""
+        call = routes.create_org(
+            org_id, name, timezone, low_balance_thresholds, expiry_notice_days, idempotency_key
+        )
+        return self._run(call)
 
     def orgs(
         self, *, cursor: str | None = None, limit: int | None = None, search: str | None = None
@@ -143,10 +153,14 @@ class Client:
         name: str | Missing = MISSING,
         timezone: str | Missing = MISSING,
         low_balance_thresholds: list[Amount] | tuple[Amount, ...] | Missing | None = MISSING,
+        expiry_notice_days: int | Missing = MISSING,
         idempotency_key: str | None = None,
     ) -> Org:
-        """Change the name, time zone or low-balance thresholds; others stay as they are."""
-        call = routes.update_org(org_id, name, timezone, low_balance_thresholds, idempotency_key)
+        """Change the name, time zone, low-balance thresholds or expiry notice period;
+        others stay as they are."""
+        call = routes.update_org(
+            org_id, name, timezone, low_balance_thresholds, expiry_notice_days, idempotency_key
+        )
         return self._run(call)
 
     def create_team(
@@ -199,10 +213,12 @@ class Client:
         user_id: str,
         *,
         team_id: str | None = None,
+        display_name: str | None = None,
         idempotency_key: str | None = None,
     ) -> Member:
-        """Put a member in a team (or in none); future consumptions are attributed to it."""
-        return self._run(routes.set_member(org_id, user_id, team_id, idempotency_key))
+        """Put a member in a team (or in none); future consumptions are attributed to it.
+        The member is replaced as a whole: None is no team, no display name."""
+        return self._run(routes.set_member(org_id, user_id, team_id, display_name, idempotency_key))
 
     def member(self, org_id: str, user_id: str) -> Member:
         return self._run(routes.member(org_id, user_id))
@@ -250,9 +266,19 @@ class Client:
         unit: str | None = None,
         idempotency_key: str | None = None,
     ) -> Feature:
-        """Price a feature: a fixed ``cost`` per use, or a ``unit_rate`` per ``unit``."""
+        """Price a feature from now on: a fixed ``cost`` per use, or a ``unit_rate`` per
+        ``unit`` (its history records the API key's name as ``changed_by``)."""
         call = routes.set_feature(key, name, cost, unit_rate, unit, idempotency_key)
         return self._run(call)
+
+    def feature_prices(
+        self, key: str, *, before_id: int | None = None, limit: int | None = None
+    ) -> list[FeaturePrice]:
+        """The feature's prices, newest first, older than the row ``before_id``: ``limit``
+        of them, or all."""
+        return _pages(
+            lambda cursor: self._run(routes.feature_prices(key, cursor, limit)), before_id, limit
+        )
 
     # -- grants --------------------------------------------------------------------------
 
@@ -287,11 +313,54 @@ class Client:
         org_id: str,
         grant_id: int,
         *,
+        amount: Amount | None = None,
         reason: str | None = None,
         idempotency_key: str | None = None,
     ) -> Grant:
-        """Void a mistaken grant: its remaining credits leave the pool."""
-        return self._run(routes.void_grant(org_id, grant_id, reason, idempotency_key))
+        """Void a mistaken grant: its remaining credits leave the pool. With ``amount``,
+        only that much of what it has left (staff); the grant stays."""
+        return self._run(routes.void_grant(org_id, grant_id, amount, reason, idempotency_key))
+
+    def change_grant_expiry(
+        self,
+        org_id: str,
+        grant_id: int,
+        expires_at: datetime | None,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Grant:
+        """Move a grant's expiry earlier or later (None: permanent); staff."""
+        return self._run(
+            routes.change_grant_expiry(org_id, grant_id, expires_at, reason, idempotency_key)
+        )
+
+    def adjust(
+        self,
+        org_id: str,
+        credits: Amount,
+        *,
+        reason: str,
+        idempotency_key: str | None = None,
+    ) -> Adjustment:
+        """A manual adjustment (staff): negative ``credits`` debit the pool, positive
+        credit it back."""
+        return self._run(routes.adjust(org_id, credits, reason, idempotency_key))
+
+    def adjustment(self, org_id: str, adjustment_id: int) -> Adjustment:
+        return self._run(routes.adjustment(org_id, adjustment_id))
+
+    def corrections(
+        self,
+        org_id: str,
+        *,
+        kind: str | None = None,
+        grant_id: int | None = None,
+        cursor: str | int | None = None,
+        limit: int | None = None,
+    ) -> Page[Correction]:
+        """One page of the staff corrections (who, when, why), newest first."""
+        return self._run(routes.corrections(org_id, kind, grant_id, cursor, limit))
 
     # -- consumptions and refunds --------------------------------------------------------
 
@@ -459,6 +528,12 @@ class Client:
         """Total, used, left, held and upcoming, now or at a past instant ``at``."""
         return self._run(routes.balance(org_id, at))
 
+    def forecast(self, org_id: str, *, window_days: int = WINDOW_DAYS_DEFAULT) -> Forecast:
+        """When Left reaches zero at the pace of the paid usage of the last ``window_days``
+        days (1 to 365) ending now, what expires unused, and each team's projected month-end
+        usage against its limit (``teams`` is None for a member's key)."""
+        return self._run(routes.forecast(org_id, window_days))
+
     def ledger(
         self,
         org_id: str,
@@ -605,6 +680,34 @@ class Client:
     ) -> CreditRequest:
         """Close an open request without a grant."""
         return self._run(routes.dismiss_credit_request(org_id, request_id, idempotency_key))
+
+    # -- an organization's API keys ------------------------------------------------------
+
+    def create_key(
+        self,
+        role: str,
+        *,
+        org_id: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new ``admin`` or ``member`` (with ``user_id``) key of ``org_id`` and its secret
+        token, shown once (a retry with the same ``idempotency_key`` shows it again)."""
+        return self._run(routes.create_key(org_id, role, user_id, name, idempotency_key))
+
+    def keys(
+        self, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
+    ) -> list[ApiKey]:
+        """``org_id``'s keys in the order they were made (revoked ones too), after the key
+        ``after``: ``limit`` of them, or all."""
+        return _pages(lambda cursor: self._run(routes.keys(org_id, cursor, limit)), after, limit)
+
+    def revoke_key(
+        self, key_id: str, *, org_id: str | None = None, idempotency_key: str | None = None
+    ) -> ApiKey:
+        """Revoke one of ``org_id``'s keys: it stops working within seconds."""
+        return self._run(routes.revoke_key(org_id, key_id, idempotency_key))
 
 
 def _walk(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:

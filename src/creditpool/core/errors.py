@@ -78,6 +78,24 @@ class GrantVoided(Conflict, code="grant_voided", title="Grant already voided"):
     pass
 
 
+class GrantExpired(Conflict, code="grant_expired", title="Grant already expired"):
+    """A correction of a grant whose expiry has passed: its credits left the pool."""
+
+
+class GrantCreditsShort(
+    Conflict, code="grant_credits_short", title="Not that many credits left on the grant"
+):
+    """A partial void of more than the grant has left; ``remaining`` is in ``extra``."""
+
+
+class NoRoomToCredit(
+    Conflict, code="no_room_to_credit", title="The active grants have no room for these credits"
+):
+    """A credit adjustment larger than what the active grants have used (credits go back
+    like a refund's, never above a grant's amount); ``room`` is in ``extra``. Grant new
+    credits instead."""
+
+
 class HoldNotOpen(Conflict, code="hold_not_open", title="Hold not open"):
     """Settle or release of a hold that was already settled, released or expired;
     ``status`` (its status) is in ``extra``."""

@@ -20,6 +20,8 @@ class EventType(StrEnum):
     GRANT_VOIDED = "grant.voided"
     GRANT_EXPIRING_SOON = "grant.expiring_soon"
     GRANT_EXPIRED = "grant.expired"
+    GRANT_EXPIRY_CHANGED = "grant.expiry_changed"
+    ADJUSTMENT_CREATED = "adjustment.created"
     CONSUMPTION_CREATED = "consumption.created"
     CONSUMPTION_REFUNDED = "consumption.refunded"
     HOLD_CREATED = "hold.created"

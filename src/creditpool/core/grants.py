@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from creditpool.core.errors import InsufficientCredits, NoActiveGrant
+from creditpool.core.errors import InsufficientCredits, NoActiveGrant, NoRoomToCredit
 from creditpool.core.invariant import invariant
 from creditpool.core.money import to_decimal
 
@@ -23,7 +24,7 @@ class GrantRow:
     """A grant as the rules see it. Mutable: plans are applied to working copies."""
 
     id: int
-    amount: int
+    amount: int  # what it can hold: its amount less the credits voided from it in part
     remaining: int
     granted_at: datetime
     available_from: datetime
@@ -118,13 +119,45 @@ def plan_refund(
     grants have since expired), the part that has no room is lost too.
     Raises NoActiveGrant when no grant is active at ``t``.
     """
-    active = sorted((g for g in grants.values() if g.is_active(t)), key=refund_order, reverse=True)
+    active = _most_recent_first(grants.values(), t)
     if not active:
         raise NoActiveGrant("no grant is active: nothing can take the refund")
     drawn = sum(amount for _, amount in allocations)
     refundable = sum(a for gid, a in allocations if gid in grants and grants[gid].is_active(t))
+    restorations, due = _fill(active, refundable)
+    restored = refundable - due
+    return RefundPlan(restored=restored, lost=drawn - restored, restorations=restorations)
+
+
+def plan_credit(grants: list[GrantRow], credits: int, t: datetime) -> list[tuple[int, int]]:
+    """Give ``credits`` back to the active grants as a refund would (the most recent first,
+    each up to its amount). All or nothing.
+
+    Raises NoActiveGrant when no grant is active at ``t``, and NoRoomToCredit when the
+    active grants have used less than ``credits`` (grant new credits instead)."""
+    invariant(credits > 0, "a credit gives back more than zero")
+    active = _most_recent_first(grants, t)
+    if not active:
+        raise NoActiveGrant("no grant is active: nothing can take the credits")
+    restorations, due = _fill(active, credits)
+    if due:
+        room = credits - due
+        raise NoRoomToCredit(
+            f"the active grants can take back at most {to_decimal(room)} credits (what they"
+            f" have used); grant new credits for more",
+            room=to_decimal(room),
+        )
+    return restorations
+
+
+def _most_recent_first(grants: Iterable[GrantRow], t: datetime) -> list[GrantRow]:
+    return sorted((g for g in grants if g.is_active(t)), key=refund_order, reverse=True)
+
+
+def _fill(active: list[GrantRow], due: int) -> tuple[list[tuple[int, int]], int]:
+    """Put ``due`` into the grants in this order, each up to its amount: (grant, credits)
+    put, and what found no room."""
     restorations: list[tuple[int, int]] = []
-    due = refundable
     for g in active:
         if due == 0:
             break
@@ -133,8 +166,7 @@ def plan_refund(
         if put > 0:
             restorations.append((g.id, put))
             due -= put
-    restored = refundable - due
-    return RefundPlan(restored=restored, lost=drawn - restored, restorations=restorations)
+    return restorations, due
 
 
 def apply_draws(grants: dict[int, GrantRow], draws: list[tuple[int, int]], sign: int) -> None:

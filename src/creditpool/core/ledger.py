@@ -15,6 +15,8 @@ class LedgerAction(StrEnum):
     HOLD = "hold"  # credits reserved by a hold leave Left
     RELEASE = "release"  # a hold released (or settled): its credits come back to Left
     HOLD_EXPIRY = "hold_expiry"  # at the hold's expires_at, like a release
+    EXPIRY_CHANGE = "expiry_change"  # staff moved a grant's expiry: no credit moves
+    ADJUSTMENT = "adjustment"  # staff debited or credited the pool by hand
 
 
 class LedgerMethod(StrEnum):
@@ -25,11 +27,18 @@ class LedgerMethod(StrEnum):
     VOIDED = "voided"
     HELD = "held"
     RELEASED = "released"
+    CHANGED = "changed"  # an expiry change: Left stays as it was, ``credits`` is 0
+    DEBITED = "debited"
+    CREDITED = "credited"
 
     @property
     def sign(self) -> int:
-        """+1 when the entry adds to Left, -1 when it takes from it."""
+        """+1 when the entry adds to Left, -1 when it takes from it, 0 when it moves none."""
+        if self is LedgerMethod.CHANGED:
+            return 0
         return 1 if self in GAINS else -1
 
 
-GAINS = frozenset({LedgerMethod.ADDED, LedgerMethod.REFUNDED, LedgerMethod.RELEASED})
+GAINS = frozenset(
+    {LedgerMethod.ADDED, LedgerMethod.REFUNDED, LedgerMethod.RELEASED, LedgerMethod.CREDITED}
+)

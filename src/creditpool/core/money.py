@@ -91,6 +91,14 @@ def parse_credits(value: object, *, field: str = "amount", allow_zero: bool = Fa
     return units
 
 
+def parse_signed_credits(value: object, *, field: str = "credits") -> int:
+    """Parse a signed, non-zero amount of credits (an adjustment: negative debits)."""
+    units = _parse(value, field, SCALE, f" (at most {MAX_CREDITS} credits either way)", MAX_CREDITS)
+    if units == 0:
+        raise InvalidAmount(f"{field} must not be zero: {value!r}")
+    return units
+
+
 def parse_rate(value: object, *, field: str = "unit_rate") -> int:
     """Parse a per-unit rate (up to 8 fractional digits) into rate units."""
     return _positive(_parse(value, field, RATE_SCALE, "", MAX_CREDITS), field, value)

@@ -32,6 +32,7 @@ class LedgerDraft:
     grant_id: int | None = None
     consumption_id: int | None = None
     hold_id: int | None = None
+    correction_id: int | None = None
 
 
 _ADDED, _EXPIRED, _HOLD_ENDED = 0, 1, 2

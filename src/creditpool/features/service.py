@@ -7,7 +7,7 @@ from typing import Any
 from creditpool import validation as check
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
 from creditpool.core.money import RATE_SCALE, UNIT, parse_credits, parse_rate, to_decimal
-from creditpool.features.models import Feature
+from creditpool.features.models import Feature, FeaturePrice
 from creditpool.repositories import features as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
@@ -19,9 +19,19 @@ PRICE_MAX_CREDITS = 10**9
 
 
 def set_feature(
-    tx: Tx, key: str, *, name: str | None, cost: object, unit_rate: object, unit: str | None
+    tx: Tx,
+    key: str,
+    *,
+    name: str | None,
+    cost: object,
+    unit_rate: object,
+    unit: str | None,
+    changed_by: str | None = None,
 ) -> Feature:
+    """Set the price in force from now on, and append it to the feature's history (with
+    who set it); past consumptions keep the rate they were charged at."""
     key = check.identifier(key, "feature key")
+    by = None if changed_by is None else check.required_text(changed_by, "changed_by")
     if (cost is None) == (unit_rate is None):
         raise InvalidInput("give a feature either a fixed cost per use or a unit_rate per unit")
     existing = repository.get(tx.conn, key)
@@ -42,6 +52,8 @@ def set_feature(
     if values["rate"] > PRICE_MAX_CREDITS * 10**RATE_SCALE:
         raise InvalidAmount(f"a feature costs at most {PRICE_MAX_CREDITS} credits per use or unit")
     repository.put(tx.conn, key, **values)
+    history = {k: values[k] for k in ("name", "rate", "per_unit", "unit")}
+    repository.append_price(tx.conn, feature=key, since=tx.now, changed_by=by, **history)
     return get(tx, key)
 
 
@@ -54,6 +66,29 @@ def get(tx: Tx, key: str) -> Feature:
 
 def list_all(tx: Tx, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
     return [to_model(r) for r in repository.list_all(tx.conn, after=after, limit=limit)]
+
+
+def prices(
+    tx: Tx, key: str, *, before_id: int | None = None, limit: int | None = None
+) -> list[FeaturePrice]:
+    """Every price the feature has had, newest first (the first is the one in force)."""
+    get(tx, key)
+    rows = repository.prices(tx.conn, key, before_id=before_id, limit=limit)
+    return [price_model(r) for r in rows]
+
+
+def price_model(row: DbRow) -> FeaturePrice:
+    rate = to_decimal(row.rate, RATE_SCALE)
+    return FeaturePrice(
+        id=row.id,
+        feature=row.feature,
+        since=row.since,
+        name=row.name,
+        cost=None if row.per_unit else rate,
+        unit_rate=rate if row.per_unit else None,
+        unit=row.unit,
+        changed_by=row.changed_by,
+    )
 
 
 def to_model(row: DbRow) -> Feature:

@@ -26,6 +26,9 @@ class Grant(Model):
     state: GrantState
     # Credits reserved on this grant by open holds: not in ``remaining`` (Left), not used.
     held: Decimal = Decimal(0)
+    # Credits staff voided from it: in part (the grant stays, holding ``amount - voided``)
+    # or all it had left when voided whole.
+    voided: Decimal = Decimal(0)
 
 
 class Funding(Model):

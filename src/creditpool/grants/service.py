@@ -9,9 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from creditpool import validation as check
-from creditpool.core.errors import GrantVoided, InvalidInput, NotFound, PoolLimitExceeded
+from creditpool.core.errors import (
+    GrantCreditsShort,
+    GrantExpired,
+    GrantVoided,
+    InvalidInput,
+    NotFound,
+    PoolLimitExceeded,
+)
 from creditpool.core.events import EventType
-from creditpool.core.grants import GrantRow, GrantState
+from creditpool.core.grants import GrantRow, GrantState, check_bounds
 from creditpool.core.ledger import LedgerAction, LedgerMethod
 from creditpool.core.money import (
     MAX_POOL_CREDITS,
@@ -20,6 +27,9 @@ from creditpool.core.money import (
     parse_credits,
     to_decimal,
 )
+from creditpool.core.timeline import LedgerDraft
+from creditpool.corrections import service as corrections
+from creditpool.corrections.models import CorrectionKind
 from creditpool.grants.models import Grant
 from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter, as_of
@@ -109,6 +119,116 @@ def _check_pool_limit(w: OrgWriter, amount: int) -> None:
         )
 
 
+def _correctable(w: OrgWriter, grant_id: int) -> tuple[DbRow, GrantRow]:
+    """The grant's row and live working copy; refused when it is gone from the pool."""
+    row = repository.get(w.conn, w.org_id, grant_id)
+    if row is None:
+        raise NotFound(f"grant {grant_id} not found in organization {w.org_id!r}")
+    if row.voided_at is not None:
+        raise GrantVoided(f"grant {grant_id} was already voided at {row.voided_at.isoformat()}")
+    current = w.grants().get(grant_id)
+    if current is None or current.state_at(w.now) is GrantState.EXPIRED:
+        expired = row.expires_at.isoformat() if row.expires_at is not None else "?"
+        raise GrantExpired(f"grant {grant_id} expired at {expired}: its credits left the pool")
+    return row, current
+
+
+def change_expiry(
+    w: OrgWriter, grant_id: int, expires_at: datetime | None, by: str, reason: str | None
+) -> Grant:
+    """Move a grant's expiry, earlier or later (None: permanent), never to an instant that
+    has passed: a balance at any past instant stays what it was. A ledger entry of no
+    credits records it, with the correction's before and after."""
+    row, current = _correctable(w, grant_id)
+    if expires_at is not None:
+        if expires_at <= w.now:
+            raise InvalidInput(f"expires_at must be in the future (now is {w.now.isoformat()})")
+        if expires_at <= current.available_from:
+            raise InvalidInput("expires_at must be after available_from")
+    before = current.expires_at
+    if before == expires_at:  # nothing to change: no entry, no record
+        return to_model(row, w.now, remaining=current.remaining, held=current.held)
+    cid = corrections.record(
+        w,
+        CorrectionKind.EXPIRY_CHANGE,
+        by,
+        reason,
+        grant_id=grant_id,
+        expires_before=before,
+        expires_after=expires_at,
+    )
+    repository.set_expiry(w.conn, w.org_id, grant_id, expires_at)
+    current.expires_at = expires_at
+    current.expiry_noticed = False  # a new date: the notice period counts from it
+    left = left_now(w)
+    w.append(
+        LedgerDraft(
+            w.now,
+            LedgerAction.EXPIRY_CHANGE,
+            LedgerMethod.CHANGED,
+            0,
+            left,
+            left,
+            grant_id=grant_id,
+            correction_id=cid,
+        )
+    )
+    changed = repository.get(w.conn, w.org_id, grant_id)
+    assert changed is not None
+    model = to_model(changed, w.now, remaining=current.remaining, held=current.held)
+    w.emit_model(
+        EventType.GRANT_EXPIRY_CHANGED,
+        model,
+        expires_before=None if before is None else before.isoformat(),
+        correction_id=cid,
+        by=by,
+        reason=reason,
+    )
+    return model
+
+
+def void_part(w: OrgWriter, grant_id: int, credits: int, by: str, reason: str | None) -> Grant:
+    """Void ``credits`` of what a grant has left; the grant stays, holding that much less
+    (so Used does not move). Credits held by open holds cannot be voided."""
+    _row, current = _correctable(w, grant_id)
+    if credits > current.remaining:
+        raise GrantCreditsShort(
+            f"grant {grant_id} has {to_decimal(current.remaining)} credits left to void"
+            f" (held credits excluded), not {to_decimal(credits)}",
+            remaining=to_decimal(current.remaining),
+        )
+    before = left_now(w)
+    was_active = current.is_active(w.now)
+    cid = corrections.record(
+        w, CorrectionKind.PARTIAL_VOID, by, reason, grant_id=grant_id, credits=credits
+    )
+    repository.void_part(w.conn, w.org_id, grant_id, credits)
+    current.remaining -= credits
+    current.amount -= credits
+    check_bounds(current)
+    if was_active:  # a pending grant's credits are not in Left yet: no entry moves them
+        append_move(
+            w,
+            before,
+            LedgerAction.VOID,
+            LedgerMethod.VOIDED,
+            credits,
+            grant_id=grant_id,
+            correction_id=cid,
+        )
+    changed = repository.get(w.conn, w.org_id, grant_id)
+    assert changed is not None
+    model = to_model(changed, w.now, remaining=current.remaining, held=current.held)
+    w.emit_model(
+        EventType.GRANT_VOIDED,
+        model,
+        credits_voided=str(to_decimal(credits)),
+        partial=True,
+        correction_id=cid,
+    )
+    return model
+
+
 def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Grant:
     row = repository.get(w.conn, w.org_id, grant_id)
     if row is None:
@@ -130,12 +250,29 @@ def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Gra
         voided_credits=remaining,
     )
     w.forget_grant(grant_id)
+    cid = corrections.record(
+        w, CorrectionKind.VOID, by, reason, grant_id=grant_id, credits=remaining
+    )
     if was_active and remaining:
-        append_move(w, before, LedgerAction.VOID, LedgerMethod.VOIDED, remaining, grant_id=grant_id)
+        append_move(
+            w,
+            before,
+            LedgerAction.VOID,
+            LedgerMethod.VOIDED,
+            remaining,
+            grant_id=grant_id,
+            correction_id=cid,
+        )
     voided = repository.get(w.conn, w.org_id, grant_id)
     assert voided is not None
     model = to_model(voided, w.now)
-    w.emit_model(EventType.GRANT_VOIDED, model, credits_voided=str(to_decimal(remaining)))
+    w.emit_model(
+        EventType.GRANT_VOIDED,
+        model,
+        credits_voided=str(to_decimal(remaining)),
+        partial=False,
+        correction_id=cid,
+    )
     return model
 
 
@@ -188,4 +325,5 @@ def to_model(
         state=state,
         # What is held on a grant that expired or was voided left the pool with it.
         held=to_decimal(held_now if state is GrantState.ACTIVE else 0),
+        voided=to_decimal(row.voided_credits),
     )

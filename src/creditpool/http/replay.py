@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request, Response
 from pydantic import BaseModel
@@ -64,6 +64,15 @@ Run = Callable[[str | None], BaseModel]
 RunLedger = Callable[[ScopedKey | None], Outcome[Any]]
 
 
+class Sealer(Protocol):
+    """Keeps a recorded answer unreadable at rest (``webhooks.secrets.SecretBox``): for an
+    answer that carries a secret shown once, such as a new API key's."""
+
+    def seal(self, secret: str) -> str: ...
+
+    def open(self, sealed: str) -> str: ...
+
+
 class _Replay(Exception):  # not an error: the stored answer, out of the change
     def __init__(self, response: Response) -> None:
         super().__init__("replayed")
@@ -79,6 +88,7 @@ class _Record:
     org_id: str | None
     fingerprint: str
     status: int
+    seal: Sealer | None = None
     body: str | None = None
 
     def begin(self, tx: Tx) -> None:
@@ -93,11 +103,11 @@ class _Record:
         )
         if not claimed:  # taken, by a request that committed: nothing is written here
             stored = repository.get_response(tx.conn, self.scope, self.key)
-            raise _Replay(_stored_answer(stored, self.key, self.fingerprint))
+            raise _Replay(_stored_answer(stored, self.key, self.fingerprint, self.seal))
 
     def end(self, tx: Tx, result: BaseModel) -> None:
         self.body = encode(result)
-        repository.finish(tx.conn, self.scope, self.key, self.body)
+        repository.finish(tx.conn, self.scope, self.key, _sealed(self.body, self.seal))
 
 
 class Replayer:
@@ -115,10 +125,15 @@ class Replayer:
         body: Any,
         status: int,
         fn: Run,
+        *,
+        seal: Sealer | None = None,
+        key: str | None = None,
     ) -> Response:
         """A directory change: ``fn`` gets the library key (unused there) and makes ONE
-        change through the pool, whose transaction records the response."""
-        key = validate_key(request.headers.get(HEADER))
+        change through the pool, whose transaction records the response (sealed with
+        ``seal`` when given). ``key``: the idempotency key when it does not come in the
+        header (a page's form sends its own)."""
+        key = validate_key(request.headers.get(HEADER)) if key is None else key
         if key is None:
             return json_response(status, fn(None))
         scope = caller.key.id
@@ -127,8 +142,8 @@ class Replayer:
             with self.pool.db.read() as tx:
                 stored = repository.get_response(tx.conn, scope, key)
             if stored is not None:  # the common replay: no write transaction
-                return _stored_answer(stored, key, fingerprint)
-            record = _Record(scope, key, org_id, fingerprint, status)
+                return _stored_answer(stored, key, fingerprint, seal)
+            record = _Record(scope, key, org_id, fingerprint, status, seal)
             try:
                 with self.pool.attach(record):
                     result = fn(library_key(scope, key))
@@ -146,7 +161,7 @@ class Replayer:
                         org_id=org_id,
                         fingerprint=fingerprint,
                         status=status,
-                        body=record.body,
+                        body=_sealed(record.body, seal),
                         created_at=tx.now,
                     )
             return Response(record.body, status, media_type="application/json")
@@ -196,7 +211,13 @@ class Replayer:
                 self._cond.notify_all()
 
 
-def _stored_answer(stored: DbRow | None, key: str, fingerprint: str) -> Response:
+def _sealed(body: str, seal: Sealer | None) -> str:
+    return body if seal is None else seal.seal(body)
+
+
+def _stored_answer(
+    stored: DbRow | None, key: str, fingerprint: str, seal: Sealer | None = None
+) -> Response:
     """The stored answer for the key, if it was for the same request."""
     if stored is None:  # the claim we waited for was forgotten meanwhile (retention)
         raise IdempotencyInFlight(f"a request with idempotency key {key!r} is in flight")
@@ -204,9 +225,8 @@ def _stored_answer(stored: DbRow | None, key: str, fingerprint: str) -> Response
         raise IdempotencyConflict(
             f"idempotency key {key!r} was already used for another request", key=key
         )
-    return Response(
-        stored.body, stored.status, media_type="application/json", headers={REPLAYED: "true"}
-    )
+    body = stored.body if seal is None else seal.open(stored.body)
+    return Response(body, stored.status, media_type="application/json", headers={REPLAYED: "true"})
 
 
 def library_key(scope: str, key: str) -> str:

@@ -33,6 +33,7 @@ from creditpool.core.money import (
     SCALE,
     parse_credits,
     parse_quantity,
+    parse_signed_credits,
 )
 from creditpool.validation import ID_PATTERN, NAME_PATTERN, TEXT_PATTERN
 
@@ -145,6 +146,17 @@ CreditsOrZero = Annotated[
         lambda v: parse_credits(v, allow_zero=True),
         "100.00",
         f"0 to {MAX_CREDITS}, at most {SCALE} decimals; {PLAIN}",
+    ),
+]
+# An adjustment's credits: signed, never zero ("-5.25" debits, "5.25" credits back).
+SignedCredits = Annotated[
+    str,
+    amount(
+        "^-?" + decimal_pattern(SCALE, MAX_CREDITS)[1:],
+        parse_signed_credits,
+        "-5.00",
+        f"negative debits, positive credits back; not 0, at most {MAX_CREDITS} either way,"
+        f" at most {SCALE} decimals; no exponent, spaces or leading zeros",
     ),
 ]
 Quantity = Annotated[

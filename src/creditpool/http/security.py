@@ -71,6 +71,8 @@ class Action(StrEnum):
     CREDIT_REQUESTS_READ = "credit_requests.read"
     CREDIT_REQUESTS_CREATE = "credit_requests.create"
     CREDIT_REQUESTS_ANSWER = "credit_requests.answer"  # grant or dismiss
+    KEYS_READ = "keys.read"  # an organization's admin and member keys (never a secret)
+    KEYS_WRITE = "keys.write"  # create and revoke them
 
 
 _READ_ALL = {
@@ -95,7 +97,9 @@ _READ_ALL = {
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {
     # Granting (a credit request's answer too) is staff's alone; webhook endpoints are the
-    # vendor backend's, which staff may inspect.
+    # vendor backend's, which staff may inspect. Staff also run the console's corrections
+    # that are not ledger changes: organizations and their keys, portal links, refunds
+    # and feature prices.
     Role.SERVICE: frozenset(set(Action) - {Action.GRANTS_WRITE, Action.CREDIT_REQUESTS_ANSWER}),
     Role.STAFF: frozenset(
         _READ_ALL
@@ -104,6 +108,14 @@ PERMISSIONS: dict[Role, frozenset[Action]] = {
             Action.GRANTS_WRITE,
             Action.CREDIT_REQUESTS_ANSWER,
             Action.WEBHOOKS_READ,
+            Action.ORGS_CREATE,
+            Action.ORGS_UPDATE,
+            Action.THRESHOLDS_UPDATE,
+            Action.KEYS_READ,
+            Action.KEYS_WRITE,
+            Action.PORTAL_CREATE,
+            Action.REFUND,
+            Action.FEATURES_WRITE,
         }
     ),
     Role.ADMIN: frozenset(

@@ -19,7 +19,7 @@ from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 
 from creditpool.changes import Change
-from creditpool.http.replay import Replayer
+from creditpool.http.replay import Replayer, Sealer
 from creditpool.http.security import Principal
 from creditpool.idempotency.service import ScopedKey
 from creditpool.pool import CreditPool
@@ -50,9 +50,14 @@ class Writes:
         body: Any,
         status: int,
         call: Callable[[], BaseModel],
+        *,
+        seal: Sealer | None = None,
     ) -> Response:
-        """Make one directory change through the pool; its answer is recorded for the key."""
-        return self.replay.run(self.request, caller, org_id, body, status, lambda _: call())
+        """Make one directory change through the pool; its answer is recorded for the key
+        (sealed with ``seal`` when it carries a secret)."""
+        return self.replay.run(
+            self.request, caller, org_id, body, status, lambda _: call(), seal=seal
+        )
 
 
 async def _writes(request: Request) -> Writes:

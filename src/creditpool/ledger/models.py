@@ -20,6 +20,8 @@ class LedgerEntry(Model):
     grant_id: int | None
     consumption_id: int | None
     hold_id: int | None = None
+    # The staff correction (expiry change, void, adjustment) the entry records.
+    correction_id: int | None = None
 
 
 class Balance(Model):

@@ -18,6 +18,7 @@ from creditpool.core.timeline import LedgerDraft, logged_left
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter, as_of
 from creditpool.orgs.service import require_org
+from creditpool.repositories import corrections as corrections_repo
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import ledger as repository
@@ -64,7 +65,13 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
         rows = list(grants_repo.load_live(tx.conn, org_id).values())
         units = summarize(as_of(tx, org_id, rows, t), t)
     else:
-        rows = [grants_repo.to_grant_row(r) for r in grants_repo.list_for_org(tx.conn, org_id)]
+        full = grants_repo.list_for_org(tx.conn, org_id)
+        rows = [grants_repo.to_grant_row(r) for r in full]
+        # What each grant could hold at t: its amount less what was voided from it in part
+        # by then (a later partial void does not reach back).
+        voided_then = corrections_repo.voided_in_part_upto(tx.conn, org_id, t)
+        for g, r in zip(rows, full, strict=True):
+            g.amount = r.amount - voided_then.get(g.id, 0)
         if org.ledger_at is None or t >= org.ledger_at:
             # Nothing was written after t: the grants' remaining and held still describe t.
             units = summarize(as_of(tx, org_id, rows, t), t)
@@ -116,6 +123,7 @@ def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[
     problems += _verify_grants(conn, org_id)
     problems += _verify_consumptions(conn, org_id)
     problems += _verify_holds(conn, org_id, now)
+    problems += _verify_corrections(conn, org_id)
     rows = repository.list_entries(conn, org_id)
     after = 0
     last_at: datetime | None = None
@@ -126,7 +134,9 @@ def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[
         if r.method not in SIGN:
             say(f"{where}: unknown method {r.method!r}")
             continue
-        if r.credits <= 0:
+        if SIGN[r.method] == 0 and r.credits != 0:
+            say(f"{where}: {r.method} moves no credits, yet records {format_credits(r.credits)}")
+        elif SIGN[r.method] != 0 and r.credits <= 0:
             say(f"{where}: credits {format_credits(r.credits)} not positive")
         if r.total_before != after:
             say(
@@ -165,6 +175,7 @@ def _verify_grants(conn: Connection, org_id: str) -> list[str]:
     drawn = _sums(conn, allocations, allocations.c.grant_id, org_id)
     restored = _sums(conn, restorations, restorations.c.grant_id, org_id)
     held_out = _sums(conn, hold_allocations, hold_allocations.c.grant_id, org_id)
+    adjusted = corrections_repo.moved_by_grant(conn, org_id)
     held_open: dict[int, int] = defaultdict(int)
     returned: dict[int, int] = defaultdict(int)
     for _, gid, amount, back, status in _hold_allocations(conn, org_id):
@@ -173,9 +184,11 @@ def _verify_grants(conn: Connection, org_id: str) -> list[str]:
         returned[gid] += back or 0
     for g in conn.execute(select(grants).where(grants.c.org_id == org_id)):
         where = f"{org_id}: grant {g.id}"
-        if not (g.remaining >= 0 and g.held >= 0 and g.remaining + g.held <= g.amount):
+        # what a grant still in the pool can hold: its amount less what was voided in part
+        room = g.amount - g.voided_credits if g.voided_at is None else g.amount
+        if not (g.remaining >= 0 and g.held >= 0 and g.remaining + g.held <= room):
             problems.append(
-                f"{where}: remaining {format_credits(g.remaining)} + held {format_credits(g.held)} outside 0..{format_credits(g.amount)}"
+                f"{where}: remaining {format_credits(g.remaining)} + held {format_credits(g.held)} outside 0..{format_credits(room)}"
             )
         expected = (
             g.amount
@@ -184,10 +197,11 @@ def _verify_grants(conn: Connection, org_id: str) -> list[str]:
             - g.voided_credits
             - held_out.get(g.id, 0)
             + returned.get(g.id, 0)
+            + adjusted.get(g.id, 0)
         )
         if g.remaining != expected:
             problems.append(
-                f"{where}: remaining {format_credits(g.remaining)} != amount - drawn + restored - voided - held + given back = {format_credits(expected)}"
+                f"{where}: remaining {format_credits(g.remaining)} != amount - drawn + restored - voided - held + given back + adjusted = {format_credits(expected)}"
             )
         gone = g.voided_at is not None or g.expiry_logged
         should_hold = 0 if gone else held_open.get(g.id, 0)
@@ -255,6 +269,34 @@ def _verify_holds(conn: Connection, org_id: str, now: datetime | None) -> list[s
             say(
                 f"{where}: settled by consumption {h.consumption_id}, which names hold {settled_by.get(h.id)}"
             )
+    return problems
+
+
+def _verify_corrections(conn: Connection, org_id: str) -> list[str]:
+    """Each adjustment moved its credits on the grants and in one ledger entry; each
+    expiry change has its entry of no credits."""
+    problems: list[str] = []
+    entries_q = select(ledger.c.correction_id, ledger.c.method, ledger.c.credits).where(
+        ledger.c.org_id == org_id, ledger.c.correction_id.is_not(None)
+    )
+    recorded: dict[int, list[tuple[str, int]]] = defaultdict(list)
+    for cid, method, credits in conn.execute(entries_q):
+        recorded[cid].append((method, credits))
+    found = corrections_repo.list_for_org(conn, org_id)
+    moves = corrections_repo.allocations(conn, org_id, [c.id for c in found])
+    for c in found:
+        where = f"{org_id}: correction {c.id} ({c.kind})"
+        if c.kind == "adjustment":
+            moved = sum(amount for _, amount in moves.get(c.id, []))
+            if moved != c.credits:
+                problems.append(
+                    f"{where}: grants moved {format_credits(moved)}, not {format_credits(c.credits)}"
+                )
+            method = LedgerMethod.CREDITED if c.credits > 0 else LedgerMethod.DEBITED
+            if recorded.get(c.id) != [(method.value, abs(c.credits))]:
+                problems.append(f"{where}: ledger records {recorded.get(c.id)}")
+        elif c.kind == "expiry_change" and recorded.get(c.id) != [(LedgerMethod.CHANGED.value, 0)]:
+            problems.append(f"{where}: ledger records {recorded.get(c.id)}")
     return problems
 
 

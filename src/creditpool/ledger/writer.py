@@ -181,7 +181,11 @@ class OrgWriter:
         return self._events
 
     def append(self, draft: LedgerDraft) -> None:
-        invariant(draft.credits > 0, f"ledger entry without credits: {draft}")
+        moves = draft.method.sign != 0
+        invariant(
+            draft.credits > 0 if moves else draft.credits == 0,
+            f"ledger entry's credits do not fit its method: {draft}",
+        )
         invariant(
             self._ledger_at is None or draft.at >= self._ledger_at,
             f"ledger entry at {draft.at} before the last one at {self._ledger_at}",
@@ -206,6 +210,7 @@ class OrgWriter:
                 "grant_id": draft.grant_id,
                 "consumption_id": draft.consumption_id,
                 "hold_id": draft.hold_id,
+                "correction_id": draft.correction_id,
             }
         )
         if draft.action is LedgerAction.EXPIRY:

@@ -27,9 +27,13 @@ class Team(Model):
 
 
 class Member(Model):
+    """A user of an organization: the team their use is attributed to, and the name pages
+    show instead of the user id (None: the id is shown)."""
+
     org_id: str
     user_id: str
     team_id: str | None
+    display_name: str | None = None
 
 
 class TeamUsage(Model):

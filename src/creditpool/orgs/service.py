@@ -39,15 +39,26 @@ def parse_notice_days(value: object) -> int:
     return value
 
 
-def create_org(tx: Tx, org_id: str, name: str | None, timezone: str) -> Org:
+def create_org(
+    tx: Tx,
+    org_id: str,
+    name: str | None,
+    timezone: str,
+    low_balance_thresholds: object = (),
+    expiry_notice_days: object = None,
+) -> Org:
+    """A new organization; its alerts and expiry notice period may be set at once (else
+    none, and the default period)."""
     org_id = check.identifier(org_id, "organization id")
-    values = {
+    values: dict[str, Any] = {
         "id": org_id,
         "name": check.required_text(name if name is not None else org_id, "name"),
         "timezone": check.timezone(timezone),
-        "low_balance_thresholds": [],
+        "low_balance_thresholds": parse_thresholds(low_balance_thresholds),
         "created_at": tx.now,
     }
+    if expiry_notice_days is not None:
+        values["expiry_notice_days"] = parse_notice_days(expiry_notice_days)
     # ON CONFLICT DO NOTHING: a concurrent creation of the same id makes this wait for it,
     # then insert nothing (PostgreSQL); SQLite has one writer at a time anyway.
     if not repository.insert_org(tx.conn, **values):
@@ -154,13 +165,19 @@ def team_model(row: DbRow) -> Team:
     )
 
 
-def set_member(tx: Tx, org_id: str, user_id: str, team_id: str | None) -> Member:
+def set_member(
+    tx: Tx, org_id: str, user_id: str, team_id: str | None, display_name: str | None = None
+) -> Member:
+    """Put the member as given: its team and display name replace what was set (None: no
+    team, no display name)."""
     require_org(tx, org_id)
     user_id = check.identifier(user_id, "user_id")
+    if display_name is not None:
+        display_name = check.required_text(display_name, "display_name")
     if team_id is not None:
         get_team(tx, org_id, team_id)
-    repository.put_member(tx.conn, org_id, user_id, team_id, tx.now)
-    return Member(org_id=org_id, user_id=user_id, team_id=team_id)
+    repository.put_member(tx.conn, org_id, user_id, team_id, display_name, tx.now)
+    return Member(org_id=org_id, user_id=user_id, team_id=team_id, display_name=display_name)
 
 
 def get_member(tx: Tx, org_id: str, user_id: str) -> Member:
@@ -168,7 +185,13 @@ def get_member(tx: Tx, org_id: str, user_id: str) -> Member:
     row = repository.get_member(tx.conn, org_id, user_id)
     if row is None:
         raise NotFound(f"member {user_id!r} not found in organization {org_id!r}")
-    return Member(org_id=org_id, user_id=row.user_id, team_id=row.team_id)
+    return member_model(row)
+
+
+def member_model(row: DbRow) -> Member:
+    return Member(
+        org_id=row.org_id, user_id=row.user_id, team_id=row.team_id, display_name=row.display_name
+    )
 
 
 def list_members(
@@ -181,7 +204,7 @@ def list_members(
 ) -> list[Member]:
     require_org(tx, org_id)
     rows = repository.list_members(tx.conn, org_id, team_id, after=after, limit=limit)
-    return [Member(org_id=org_id, user_id=r.user_id, team_id=r.team_id) for r in rows]
+    return [member_model(r) for r in rows]
 
 
 def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:

@@ -235,6 +235,8 @@ def action_label(
         LedgerAction.HOLD: f"Hold #{hold_id}",
         LedgerAction.RELEASE: f"Hold #{hold_id} released",
         LedgerAction.HOLD_EXPIRY: f"Hold #{hold_id} expired",
+        LedgerAction.EXPIRY_CHANGE: f"Grant #{grant_id} expiry changed",
+        LedgerAction.ADJUSTMENT: "Manual adjustment",
     }
     return labels.get(action) or action.replace("_", " ").capitalize()
 

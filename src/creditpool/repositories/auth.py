@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.storage.tables import api_keys
@@ -21,8 +21,27 @@ def get(conn: Connection, key_id: str) -> DbRow | None:
     return conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
 
 
-def list_all(conn: Connection) -> Sequence[DbRow]:
-    return conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id)).all()
+def list_keys(
+    conn: Connection,
+    *,
+    org_id: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Sequence[DbRow]:
+    """By creation, then id: after the key ``after`` (none after a key that does not
+    exist), only ``org_id``'s when given."""
+    query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id).limit(limit)
+    if org_id is not None:
+        query = query.where(api_keys.c.org_id == org_id)
+    if after is not None:
+        made = select(api_keys.c.created_at).where(api_keys.c.id == after).scalar_subquery()
+        query = query.where(
+            or_(
+                api_keys.c.created_at > made,
+                and_(api_keys.c.created_at == made, api_keys.c.id > after),
+            )
+        )
+    return conn.execute(query).all()
 
 
 def revoke(conn: Connection, key_id: str, at: datetime) -> int:

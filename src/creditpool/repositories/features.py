@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from creditpool.storage import conflicts
-from creditpool.storage.tables import features
+from creditpool.storage.tables import feature_prices, features
 from creditpool.storage.types import DbRow
 
 
@@ -30,3 +30,23 @@ def put(conn: Connection, key: str, **values: Any) -> None:
     """Insert or update in one statement: two writers of a new key both succeed."""
     statement = conflicts.insert(conn, features).values(key=key, **values)
     conn.execute(statement.on_conflict_do_update(index_elements=[features.c.key], set_=values))
+
+
+def append_price(conn: Connection, **values: Any) -> None:
+    """A row of the price history: the price set, from its instant on."""
+    conn.execute(feature_prices.insert().values(**values))
+
+
+def prices(
+    conn: Connection, key: str, *, before_id: int | None = None, limit: int | None = None
+) -> Sequence[DbRow]:
+    """A feature's prices, newest first (rows are appended in time order)."""
+    query = (
+        select(feature_prices)
+        .where(feature_prices.c.feature == key)
+        .order_by(feature_prices.c.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(feature_prices.c.id < before_id)
+    return conn.execute(query).all()

@@ -15,8 +15,16 @@ from creditpool.storage.tables import grants
 from creditpool.storage.types import DbRow
 
 # A grant as the rules see it: the columns named after ``GrantRow``'s fields, read the same
-# way by the live set of a change and by every other reader (``to_grant_row``).
-_RULE_COLUMNS = tuple(grants.c[f.name] for f in fields(GrantRow))
+# way by the live set of a change and by every other reader (``to_grant_row``). Its
+# ``amount`` is what it can hold: the credits voided from it in part are gone from it (a
+# live grant's ``voided_credits`` are only those; a whole void takes it out of the set).
+_FIELDS = tuple(f.name for f in fields(GrantRow))
+_RULE_COLUMNS = tuple(
+    (grants.c.amount - grants.c.voided_credits).label("amount")
+    if name == "amount"
+    else grants.c[name]
+    for name in _FIELDS
+)
 
 # Read and written on every change of an organization (see storage.compiled).
 _LIVE = compiled.Query(
@@ -49,9 +57,14 @@ def by_id(rows: list[GrantRow]) -> dict[int, GrantRow]:
 
 
 def to_grant_row(row: DbRow) -> GrantRow:
-    """The rules' view of a full grant row (see ``_RULE_COLUMNS``)."""
+    """The rules' view of a full grant row (see ``_RULE_COLUMNS``). A grant voided whole
+    keeps its full amount: it only counts before it was voided, when a balance at a past
+    instant rebuilds it (``ledger.service.balance``)."""
     m = row._mapping
-    return GrantRow(*(m[c.name] for c in _RULE_COLUMNS))
+    values = {name: m[name] for name in _FIELDS}
+    if m["voided_at"] is None:
+        values["amount"] -= m["voided_credits"]
+    return GrantRow(**values)
 
 
 def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> None:
@@ -90,6 +103,18 @@ def list_for_org(conn: Connection, org_id: str) -> Sequence[DbRow]:
     return conn.execute(query).all()
 
 
+def set_expiry(conn: Connection, org_id: str, grant_id: int, expires_at: Any) -> None:
+    query = update(grants).where(grants.c.org_id == org_id, grants.c.id == grant_id)
+    conn.execute(query.values(expires_at=expires_at))
+
+
+def void_part(conn: Connection, org_id: str, grant_id: int, credits: int) -> None:
+    """Credits voided from a grant that stays: its ``remaining`` is the working copy's."""
+    query = update(grants).where(grants.c.org_id == org_id, grants.c.id == grant_id)
+    conn.execute(query.values(voided_credits=grants.c.voided_credits + credits))
+
+
 def void(conn: Connection, org_id: str, grant_id: int, **values: Any) -> None:
     query = update(grants).where(grants.c.org_id == org_id, grants.c.id == grant_id)
+    values["voided_credits"] = grants.c.voided_credits + values.pop("voided_credits")
     conn.execute(query.values(remaining=0, held=0, **values))

@@ -148,10 +148,15 @@ def get_member(conn: Connection, org_id: str, user_id: str) -> DbRow | None:
 
 
 def put_member(
-    conn: Connection, org_id: str, user_id: str, team_id: str | None, now: datetime
+    conn: Connection,
+    org_id: str,
+    user_id: str,
+    team_id: str | None,
+    display_name: str | None,
+    now: datetime,
 ) -> None:
     """Insert or update in one statement: two writers of a new member both succeed."""
-    changes = {"team_id": team_id, "updated_at": now}
+    changes = {"team_id": team_id, "display_name": display_name, "updated_at": now}
     statement = conflicts.insert(conn, members).values(org_id=org_id, user_id=user_id, **changes)
     keys = [members.c.org_id, members.c.user_id]
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))

@@ -13,11 +13,14 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from creditpool.api.consumptions import router as consumptions_router
+from creditpool.api.corrections import router as corrections_router
 from creditpool.api.credit_requests import router as credit_requests_router
 from creditpool.api.events import router as events_router
 from creditpool.api.features import router as features_router
+from creditpool.api.forecast import router as forecast_router
 from creditpool.api.grants import router as grants_router
 from creditpool.api.holds import router as holds_router
+from creditpool.api.keys import router as keys_router
 from creditpool.api.ledger import router as ledger_router
 from creditpool.api.orgs import router as orgs_router
 from creditpool.api.reports import router as reports_router
@@ -33,10 +36,27 @@ from creditpool.http.security import KeyCache
 from creditpool.pool import CreditPool
 from creditpool.settings import Settings
 from creditpool.web import errors as web_errors
+from creditpool.web.console import router as console_router
+from creditpool.web.console_prices import router as console_prices_router
+from creditpool.web.console_refunds import router as console_refunds_router
 from creditpool.web.endpoints import router as web_router
 from creditpool.web.render import STATIC
 
 log = logging.getLogger(__name__)
+# The API's routers of the domains, in the document's order.
+API_ROUTERS = (
+    orgs_router,
+    features_router,
+    grants_router,
+    corrections_router,
+    consumptions_router,
+    holds_router,
+    ledger_router,
+    forecast_router,
+    credit_requests_router,
+    webhooks_router,
+    keys_router,
+)
 DESCRIPTION = """\
 A prepaid credit pool per organization. Amounts are exact decimal strings ("0.50").
 Every error is an RFC 9457 problem (`application/problem+json`) with a stable `code`.
@@ -80,22 +100,15 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     app.state.batcher = ConsumeBatcher(pool)
     app.state.hub = hub
     problems.install(app)
-    for router in (
-        orgs_router,
-        features_router,
-        grants_router,
-        consumptions_router,
-        holds_router,
-        ledger_router,
-        credit_requests_router,
-        webhooks_router,
-    ):
+    for router in API_ROUTERS:
         app.include_router(router)
     app.include_router(reports_router)
     app.include_router(sessions_router)
     # Pages: the same pool, the same authorization (a session cookie is a principal).
     app.state.sessions = Sessions(pool.db, settings)
     app.include_router(web_router)
+    for console in (console_router, console_refunds_router, console_prices_router):
+        app.include_router(console)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     web_errors.install(app)
     app.include_router(events_router)

@@ -462,7 +462,8 @@ corrections = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("kind", String(32), nullable=False),
     Column("at", UTCDateTime, nullable=False),
-    Column("by", String(200), nullable=False),
+    # who (NULL only for a whole void made through the library without naming anyone)
+    Column("by", String(200), nullable=True),
     Column("reason", Text, nullable=True),
     Column("grant_id", BigInteger, nullable=True),
     Column("credits", Units, nullable=True),

@@ -1,5 +1,9 @@
 """Daily credits used by feature as a stacked bar chart in plain SVG (no script, no library).
 
+Two drawings of the same numbers: every day of the period for a wide screen, and the most
+recent ``NARROW_DAYS`` days on a narrower canvas for a phone (the page shows one of them by
+the screen's width), so that a phone keeps the newest days and readable labels.
+
 Pure: days and sums in, markup out. Amounts arrive in units (ten-thousandths of a credit);
 bar heights are geometry, so only they are computed in floating point, never the numbers a
 person reads (the legend and every bar's tooltip are exact).
@@ -21,6 +25,7 @@ KNOWN_COLORS = {
     "topic_detection": "#f59e0b",
 }
 WIDTH, HEIGHT = 760, 240
+NARROW_WIDTH, NARROW_DAYS = 360, 14  # a phone's drawing: the newest two weeks
 LEFT, RIGHT, TOP, BOTTOM = 52, 8, 12, 28
 GRID_LINES = 4
 
@@ -43,6 +48,8 @@ class Chart:
     series: tuple[Series, ...]
     total: str
     peak: str
+    svg_narrow: str = ""  # the newest NARROW_DAYS days, for a phone
+    narrow_days: int = 0
 
 
 def colors(keys: list[str]) -> dict[str, str]:
@@ -67,14 +74,14 @@ def nice_ceiling(units: int) -> int:
         step *= 10
 
 
-def _gridlines(top: int, plot_h: int) -> list[str]:
+def _gridlines(top: int, plot_h: int, width: int) -> list[str]:
     """The horizontal lines of the plot, each with its value on the axis."""
     lines = []
     for i in range(GRID_LINES + 1):
         units = top * i // GRID_LINES
         y = TOP + plot_h - plot_h * i / GRID_LINES
         lines.append(
-            f'<line class="gridline" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<line class="gridline" x1="{LEFT}" x2="{width - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="axis" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
             f"{_short(units)}</text>"
         )
@@ -84,22 +91,51 @@ def _gridlines(top: int, plot_h: int) -> list[str]:
 def stacked_bars(
     days: list[date], sums: dict[tuple[date, str], int], names: dict[str, str]
 ) -> Chart:
+    """Units used per (day, feature) as bars, a feature's colour the same in both drawings;
+    the legend's totals and the peak are the whole period's."""
     keys = sorted(
         {k for _, k in sums}, key=lambda k: -sum(v for (_, f), v in sums.items() if f == k)
     )
     palette = colors(keys)
     per_day = {d: sum(sums.get((d, k), 0) for k in keys) for d in days}
     peak = max(per_day.values(), default=0)
-    top = nice_ceiling(peak)
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    series = tuple(
+        Series(k, names.get(k, k), palette[k], sum(v for (_, f), v in sums.items() if f == k))
+        for k in keys
+    )
+    narrow = days[-NARROW_DAYS:]
+    return Chart(
+        svg=_svg(days, sums, names, keys, palette, WIDTH),
+        series=series,
+        total=format_credits(sum(per_day.values())),
+        peak=format_credits(peak),
+        svg_narrow=_svg(narrow, sums, names, keys, palette, NARROW_WIDTH, "chart chart-narrow"),
+        narrow_days=len(narrow),
+    )
+
+
+def _svg(
+    days: list[date],
+    sums: dict[tuple[date, str], int],
+    names: dict[str, str],
+    keys: list[str],
+    palette: dict[str, str],
+    width: int,
+    css_class: str = "chart",
+) -> str:
+    """The stacked bars of ``days`` on a canvas ``width`` wide, the axis fitted to them."""
+    per_day = {d: sum(sums.get((d, k), 0) for k in keys) for d in days}
+    top = nice_ceiling(max(per_day.values(), default=0))
+    plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     band = plot_w / max(1, len(days))
     bar_w = max(1.0, band * 0.72)
+    label = f"Daily credits used by feature, {len(days)} days"
     parts = [
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="Daily credits used by feature" preserveAspectRatio="xMidYMid meet">'
+        f'<svg class="{css_class}" viewBox="0 0 {width} {HEIGHT}" role="img" '
+        f'aria-label="{label}" preserveAspectRatio="xMidYMid meet">'
     ]
-    parts.extend(_gridlines(top, plot_h))
-    label_every = 7 if len(days) > 45 else 5
+    parts.extend(_gridlines(top, plot_h, width))
+    label_every = 7 if len(days) > 45 else 5 if len(days) > 20 else 3
     for i, day in enumerate(days):
         x = LEFT + band * i + (band - bar_w) / 2
         y: float = TOP + plot_h
@@ -126,16 +162,7 @@ def stacked_bars(
                 f"{day:%b} {day.day}</text>"
             )
     parts.append("</svg>")
-    series = tuple(
-        Series(k, names.get(k, k), palette[k], sum(v for (_, f), v in sums.items() if f == k))
-        for k in keys
-    )
-    return Chart(
-        svg="".join(parts),
-        series=series,
-        total=format_credits(sum(per_day.values())),
-        peak=format_credits(peak),
-    )
+    return "".join(parts)
 
 
 def _short(units: int) -> str:

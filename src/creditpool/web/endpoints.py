@@ -223,16 +223,37 @@ def _usage_page(
     )  # fmt: skip
 
 
+def _history_row(
+    request: Request, pool: CreditPool, org: str, consumption_id: int, *, details: bool
+) -> service.HistoryRow:
+    caller = page_caller(request)
+    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
+    found = service.consumption_row(pool.db, caller, org, consumption_id, details=details)
+    if found is None:
+        raise NotFound(f"consumption {consumption_id} not found")
+    return found
+
+
 @router.get("/app/orgs/{org}/history/{consumption_id}")
 def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
     """One row of the usage history, for the page's live updates."""
-    caller = page_caller(request)
-    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
-    found = service.consumption_row(pool.db, caller, org, consumption_id)
-    if found is None:
-        raise NotFound(f"consumption {consumption_id} not found")
-    org_model, consumption, names = found
-    return fragment("_history_row.html", c=consumption, org=org_model, features=names)
+    row = _history_row(request, pool, org, consumption_id, details=False)
+    return fragment(
+        "_history_row.html", c=row.consumption, org=row.org, features=row.features,
+        people=row.people,
+    )  # fmt: skip
+
+
+@router.get("/app/orgs/{org}/history/{consumption_id}/details")
+def history_details(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+    """What a history row opens to (its button loads it): the use's action, integration,
+    breakdown, requests, metadata, the grants it drew from and, when refunded, the refund's
+    reason and what was restored or lost."""
+    row = _history_row(request, pool, org, consumption_id, details=True)
+    return fragment(
+        "_history_details.html", c=row.consumption, org=row.org, features=row.features,
+        people=row.people, refund=row.refund,
+    )  # fmt: skip
 
 
 @router.post("/app/orgs/{org}/teams/{team}/limit")
@@ -449,8 +470,8 @@ def staff_open_holds(org: OrgId, request: Request, pool: Pool) -> Response:
     caller = _staff(request)
     caller.require(Action.HOLDS_READ, org)
     pool.sweep(org)  # holds that ran out are written first, as for the page
-    holds, org_model, names = service.open_holds_view(pool.db, org)
-    return fragment("_open_holds.html", holds=holds, org=org_model, features=names)
+    holds, org_model, names, people = service.open_holds_view(pool.db, org)
+    return fragment("_open_holds.html", holds=holds, org=org_model, features=names, people=people)
 
 
 @router.get("/staff/orgs/{org}/ledger/{seq}")

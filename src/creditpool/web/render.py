@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -58,7 +59,14 @@ def local_date(value: datetime | None, zone: str) -> str:
     return local_time(value, zone, "%Y-%m-%d")
 
 
+def json_text(value: object) -> str:
+    """Metadata as readable JSON text (indented, characters as they are): escaped by the
+    template like any text."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+
+
 env.filters["credits"] = credits
+env.filters["json_text"] = json_text
 env.filters["local_time"] = local_time
 env.filters["local_date"] = local_date
 env.globals["percent"] = percent

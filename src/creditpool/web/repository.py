@@ -1,8 +1,9 @@
-"""The SQL only pages need: daily usage by feature, the ledger's last sequence number.
-Never commits."""
+"""The SQL only pages need: daily usage by feature, the ledger's last sequence number, the
+display names of the users a page shows. Never commits."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +11,7 @@ from sqlalchemy import Date, cast, func, literal_column, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import ColumnElement, case
 
-from creditpool.storage.tables import consumptions, ledger
+from creditpool.storage.tables import consumptions, ledger, members
 
 _TICK = timedelta(microseconds=1)
 
@@ -19,6 +20,18 @@ def last_seq(conn: Connection, org_id: str) -> int:
     """The newest ledger entry's number (0 when none): the point a page is rendered at."""
     query = select(func.max(ledger.c.seq)).where(ledger.c.org_id == org_id)
     return int(conn.execute(query).scalar() or 0)
+
+
+def display_names(conn: Connection, org_id: str, user_ids: Iterable[str]) -> dict[str, str]:
+    """The display names of those of ``user_ids`` who have one: user id to name."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return {}
+    m = members.c
+    query = select(m.user_id, m.display_name).where(
+        m.org_id == org_id, m.user_id.in_(wanted), m.display_name.is_not(None)
+    )
+    return {str(user): str(name) for user, name in conn.execute(query)}
 
 
 def daily_usage(

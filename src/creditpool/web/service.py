@@ -9,12 +9,14 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from creditpool.consumptions import service as consumptions
-from creditpool.consumptions.models import Consumption
+from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
 from creditpool.credit_requests import service as credit_requests
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
+from creditpool.forecast import service as forecasts
+from creditpool.forecast.models import Forecast, TeamForecast
 from creditpool.grants import service as grants_service
 from creditpool.grants.models import Grant
 from creditpool.holds import service as holds_service
@@ -38,7 +40,9 @@ OPEN_HOLDS_SHOWN = 100  # the staff console lists at most this many open holds
 ORGS_PAGE_SIZE = 25
 EXPIRING_WITHIN = timedelta(days=30)
 CHART_DAYS = (30, 90)
+FORECAST_WINDOW_DAYS = 30  # the usage page's forecast: the pace of the last 30 days
 RECENT_EVENTS_SHOWN = 20
+RECENT_CONSUMPTIONS_SHOWN = 10  # on the console's page of an organization
 REQUESTS_SHOWN = 10  # an admin's latest credit requests on the credits page
 # What an event's one-line summary shows of its data, in this order, when present.
 SUMMARY_FIELDS = (
@@ -131,6 +135,13 @@ class UsagePage:
     chart: Chart
     days: int
     own_user: str | None
+    # Display names of the users the page shows (the history's, the caller's own)
+    people: dict[str, str] = field(default_factory=dict)
+    forecast: Forecast | None = None  # at the pace of the last FORECAST_WINDOW_DAYS days
+
+    @property
+    def projected(self) -> dict[str | None, TeamForecast]:
+        return projections(self.forecast)
 
 
 @dataclass(frozen=True)
@@ -142,6 +153,17 @@ class UsageLive:
     teams: list[TeamUsage] | None
     chart: Chart
     days: int
+    forecast: Forecast | None = None
+
+    @property
+    def projected(self) -> dict[str | None, TeamForecast]:
+        return projections(self.forecast)
+
+
+def projections(forecast: Forecast | None) -> dict[str | None, TeamForecast]:
+    """Each team's projected month-end usage, by team id (None: "no team")."""
+    teams = forecast.teams if forecast is not None else None
+    return {t.team_id: t for t in teams or ()}
 
 
 @dataclass(frozen=True)
@@ -149,6 +171,7 @@ class CreditsPage:
     header: Header
     grants: list[Grant]
     requests: list[CreditRequest] = field(default_factory=list)
+    people: dict[str, str] = field(default_factory=dict)  # display names of who asked
 
 
 @dataclass(frozen=True)
@@ -176,6 +199,9 @@ class StaffOrgPage:
     extra: dict[str, str] = field(default_factory=dict)
     requests: list[CreditRequest] = field(default_factory=list)  # the open ones
     events: list[Event] = field(default_factory=list)  # the newest first
+    # display names of the users the page shows (the open holds', who asked for credits)
+    people: dict[str, str] = field(default_factory=dict)
+    consumptions: list[Consumption] = field(default_factory=list)  # the newest few, to refund
 
 
 def header(tx: Tx, org_id: str) -> Header:
@@ -206,6 +232,9 @@ def usage_page(
         teams = orgs.team_usage(tx, org_id, None) if admin_view else None
         team_list = orgs.list_teams(tx, org_id) if admin_view else []
         members = orgs.list_members(tx, org_id) if admin_view else []
+        shown = [c.user_id for c in history] + ([own_user] if own_user else [])
+        people = repository.display_names(tx.conn, org_id, shown)
+        forecast = forecasts.forecast(tx, org_id, FORECAST_WINDOW_DAYS)
     upcoming = sorted(
         (g for g in grants if g.state is GrantState.PENDING), key=lambda g: g.available_from
     )
@@ -234,6 +263,8 @@ def usage_page(
         chart=chart,
         days=days,
         own_user=own_user,
+        people=people,
+        forecast=forecast,
     )
 
 
@@ -277,17 +308,33 @@ def usage_chart(
     return stacked_bars([first + timedelta(days=i) for i in range(days)], sums, names)
 
 
+@dataclass(frozen=True)
+class HistoryRow:
+    """One use as the usage history shows it; with its details, its refund (if refunded)."""
+
+    org: Org
+    consumption: Consumption
+    features: dict[str, str]
+    people: dict[str, str]
+    refund: Refund | None = None
+
+
 def consumption_row(
-    db: Database, caller: Principal, org_id: str, consumption_id: int
-) -> tuple[Org, Consumption, dict[str, str]] | None:
-    """One history row (for a live update); None when the caller may not see it."""
+    db: Database, caller: Principal, org_id: str, consumption_id: int, *, details: bool = False
+) -> HistoryRow | None:
+    """One history row (for a live update), or with ``details`` what the row opens to;
+    None when the caller may not see it (a member sees only their own usage)."""
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
         found = consumptions.get(tx, org_id, consumption_id)
-        names = feature_names(tx)
-    if not caller.may(Action.CONSUMPTIONS_READ) and found.user_id != caller.key.user_id:
-        return None
-    return org, found, names
+        if not caller.may(Action.CONSUMPTIONS_READ) and found.user_id != caller.key.user_id:
+            return None
+        refund = None
+        if details and found.refunded_at is not None:
+            row = consumptions_repo.get(tx.conn, org_id, consumption_id)
+            refund = None if row is None else consumptions.stored_refund(tx, row)
+        people = repository.display_names(tx.conn, org_id, [found.user_id])
+        return HistoryRow(org, found, feature_names(tx), people, refund)
 
 
 def usage_live(db: Database, caller: Principal, org_id: str, days: int) -> UsageLive:
@@ -298,7 +345,8 @@ def usage_live(db: Database, caller: Principal, org_id: str, days: int) -> Usage
         org = orgs.get_org(tx, org_id)
         chart = usage_chart(tx, org_id, org.timezone, days, own_user, feature_names(tx))
         teams = orgs.team_usage(tx, org_id, None) if caller.may(Action.USAGE_READ) else None
-    return UsageLive(org, teams, chart, days)
+        forecast = forecasts.forecast(tx, org_id, FORECAST_WINDOW_DAYS)
+    return UsageLive(org, teams, chart, days, forecast)
 
 
 def credits_page(db: Database, org_id: str, *, with_requests: bool = False) -> CreditsPage:
@@ -308,9 +356,10 @@ def credits_page(db: Database, org_id: str, *, with_requests: bool = False) -> C
     with db.read(snapshot=True) as tx:
         head = header(tx, org_id)
         grants = grants_service.list_for_org(tx, org_id)
-        asked = credit_requests.list_for_org(tx, org_id) if with_requests else []
+        asked = credit_requests.list_for_org(tx, org_id)[:REQUESTS_SHOWN] if with_requests else []
+        people = repository.display_names(tx.conn, org_id, [r.requested_by for r in asked])
     grants.sort(key=lambda g: (order.get(g.state, 3), -g.id))
-    return CreditsPage(head, grants, asked[:REQUESTS_SHOWN])
+    return CreditsPage(head, grants, asked, people)
 
 
 def org_rows(
@@ -339,14 +388,27 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         names = feature_names(tx)
         asked = credit_requests.list_for_org(tx, org_id, CreditRequestStatus.OPEN)
         events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
+        recent = recent_consumptions(tx, org_id)
+        users = [h.user_id for h in holds] + [r.requested_by for r in asked]
+        people = repository.display_names(tx.conn, org_id, users)
     entries = [e for e in entries if e.seq <= newest]
     entries.reverse()
     grants.sort(key=lambda g: -g.id)
     older = entries[-1].seq if entries and entries[-1].seq > 1 else None
     newer = newest + LEDGER_PAGE_SIZE + 1 if before_seq is not None else None
     return StaffOrgPage(
-        head, grants, entries, older, newer, holds, names, requests=asked, events=events
-    )
+        head, grants, entries, older, newer, holds, names, requests=asked, events=events,
+        people=people, consumptions=recent,
+    )  # fmt: skip
+
+
+def recent_consumptions(tx: Tx, org_id: str) -> list[Consumption]:
+    """The console's newest consumptions of an organization (each paid one refundable)."""
+    rows = consumptions_repo.search(
+        tx.conn, org_id, since=None, until=None, feature=None, user_id=None, team_id=None,
+        status=None, before_id=None, limit=RECENT_CONSUMPTIONS_SHOWN,
+    )  # fmt: skip
+    return consumptions.from_rows(rows, tx)
 
 
 def event_summary(event: Event) -> str:
@@ -382,11 +444,16 @@ def open_holds(tx: Tx, org_id: str) -> list[Hold]:
     return holds_service.from_rows(tx, rows)
 
 
-def open_holds_view(db: Database, org_id: str) -> tuple[list[Hold], Org, dict[str, str]]:
-    """The console's open holds (for a live update; sweep first, as for the page)."""
+def open_holds_view(
+    db: Database, org_id: str
+) -> tuple[list[Hold], Org, dict[str, str], dict[str, str]]:
+    """The console's open holds (for a live update; sweep first, as for the page), the
+    feature names and the display names of the holds' users."""
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        return open_holds(tx, org_id), org, feature_names(tx)
+        holds = open_holds(tx, org_id)
+        people = repository.display_names(tx.conn, org_id, [h.user_id for h in holds])
+        return holds, org, feature_names(tx), people
 
 
 def ledger_row(db: Database, org_id: str, seq: int) -> tuple[Org, LedgerEntry | None]:

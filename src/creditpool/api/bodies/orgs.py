@@ -18,11 +18,24 @@ from creditpool.http.schemas import (
 )
 from creditpool.orgs.service import THRESHOLDS_MAX
 
+Thresholds = Annotated[list[Credits], Field(max_length=THRESHOLDS_MAX)]
+NoticeDays = Annotated[
+    StrictInt,
+    Field(
+        ge=0,
+        le=365,
+        description="Days before a grant expires that `grant.expiring_soon` is sent",
+    ),
+    BeforeValidator(whole_number),  # 7.0 is 7, as JSON Schema's integer says
+]
+
 
 class OrgCreate(Body):
     id: Id
     name: Name | None = None
     timezone: TimeZone = "UTC"
+    low_balance_thresholds: Thresholds = Field(default_factory=list)
+    expiry_notice_days: NoticeDays | None = Field(default=None, description="None: 7 days")
 
 
 class OrgUpdate(Body):
@@ -30,22 +43,9 @@ class OrgUpdate(Body):
 
     name: Name | SkipJsonSchema[None] = omittable()
     timezone: TimeZone | SkipJsonSchema[None] = omittable()
-    low_balance_thresholds: (
-        Annotated[list[Credits], Field(max_length=THRESHOLDS_MAX)] | SkipJsonSchema[None]
-    ) = omittable()
+    low_balance_thresholds: Thresholds | SkipJsonSchema[None] = omittable()
 
-    expiry_notice_days: (
-        Annotated[
-            StrictInt,
-            Field(
-                ge=0,
-                le=365,
-                description="Days before a grant expires that `grant.expiring_soon` is sent",
-            ),
-            BeforeValidator(whole_number),  # 7.0 is 7, as JSON Schema's integer says
-        ]
-        | SkipJsonSchema[None]
-    ) = omittable()
+    expiry_notice_days: NoticeDays | SkipJsonSchema[None] = omittable()
 
     _not_null = field_validator(
         "name", "timezone", "low_balance_thresholds", "expiry_notice_days", mode="before"
@@ -68,4 +68,8 @@ class TeamUpdate(Body):
 
 
 class MemberPut(Body):
+    """The member as a whole: an omitted or null field is cleared (no team, no display
+    name: pages then show the user id)."""
+
     team_id: Id | None = None
+    display_name: Name | None = None

@@ -105,6 +105,7 @@
       if (html === null) return;
       var fresh = new DOMParser().parseFromString(html, "text/html");
       replacePart(fresh, "[data-chart-part]");
+      replacePart(fresh, "[data-forecast-part]"); // the forecast sentence under the balance
       var teams = document.querySelector("[data-teams-body]");
       if (teams && teams.contains(document.activeElement)) {
         // Someone is typing a limit: keep their input, reload when they leave it.
@@ -142,7 +143,10 @@
         row.classList.add("fresh");
         var current = body.querySelector('tr[data-consumption="' + consumptionId + '"]');
         if (current) {
+          var wasOpen = current.querySelector('[data-details][aria-expanded="true"]');
           current.replaceWith(row);
+          var opener = row.querySelector("[data-details]");
+          if (wasOpen && opener) openDetails(opener); // what changed (a refund) shows there too
           return;
         }
         var empty = body.querySelector("tr.empty");
@@ -150,10 +154,65 @@
         body.insertBefore(row, body.firstChild);
         var limit = 25;
         var rows = body.querySelectorAll("tr[data-consumption]");
-        for (var i = limit; i < rows.length; i++) rows[i].remove();
+        for (var i = limit; i < rows.length; i++) {
+          var details = detailsRowOf(rows[i].dataset.consumption);
+          if (details) details.remove();
+          rows[i].remove();
+        }
       })
       .catch(function () { /* the next event or a reload shows it */ });
   }
+
+  // -- the usage history's row details ------------------------------------------------------
+  // A row's button (a real button: keyboard and touch work as for any) opens its details in
+  // a row below it, loaded fresh each time it opens; pressing it again hides them.
+
+  function detailsRowOf(consumptionId) {
+    return document.getElementById("consumption-" + consumptionId + "-details");
+  }
+
+  function openDetails(opener) {
+    var id = opener.closest("tr").dataset.consumption;
+    opener.setAttribute("aria-expanded", "true");
+    opener.setAttribute("aria-busy", "true");
+    fetchHtml(opener.dataset.details).catch(function () { return null; }).then(function (html) {
+      var row = document.querySelector('tr[data-consumption="' + id + '"]');
+      if (!row) return;
+      var holder = document.createElement("tbody");
+      holder.innerHTML = html ? html.trim() : "";
+      var fresh = holder.querySelector("tr.details-row");
+      if (!fresh) {
+        fresh = document.createElement("tr");
+        fresh.className = "details-row";
+        fresh.id = "consumption-" + id + "-details";
+        var cell = fresh.appendChild(document.createElement("td"));
+        cell.colSpan = row.cells.length;
+        cell.className = "muted";
+        cell.textContent = "The details could not be loaded: reload the page to try again.";
+      }
+      var old = detailsRowOf(id);
+      if (old) old.replaceWith(fresh); else row.after(fresh);
+      var current = row.querySelector("[data-details]");
+      if (!current) return;
+      current.removeAttribute("aria-busy");
+      current.setAttribute("aria-controls", fresh.id);
+      // Closed again while it loaded: keep it hidden.
+      fresh.classList.toggle("hidden", current.getAttribute("aria-expanded") !== "true");
+    });
+  }
+
+  function closeDetails(opener) {
+    opener.setAttribute("aria-expanded", "false");
+    var shown = detailsRowOf(opener.closest("tr").dataset.consumption);
+    if (shown) shown.classList.add("hidden");
+  }
+
+  document.addEventListener("click", function (event) {
+    var opener = event.target.closest ? event.target.closest("[data-details]") : null;
+    if (!opener) return;
+    if (opener.getAttribute("aria-expanded") === "true") closeDetails(opener);
+    else openDetails(opener);
+  });
 
   function fetchHtml(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } })

@@ -32,7 +32,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("at", Time(timezone=True), nullable=False),
-        sa.Column("by", sa.String(length=200), nullable=False),
+        sa.Column("by", sa.String(length=200), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("grant_id", sa.BigInteger(), nullable=True),
         sa.Column("credits", sa.BigInteger(), nullable=True),

@@ -1,0 +1,72 @@
+"""Staff corrections over HTTP: manual adjustments, and the audit of every correction.
+(Expiry changes and voids are on the grants' routes.) ``by`` is the staff key's name."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from creditpool import changes
+from creditpool.api.bodies.grants import AdjustmentCreate
+from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
+from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.paging import NumberCursor, page
+from creditpool.http.routing import AuthorizedRoute
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.security import Action, Principal, allowed
+from creditpool.http.writes import Write
+
+router = APIRouter(prefix="/v1/orgs/{org}", tags=["corrections"], route_class=AuthorizedRoute)
+Writer = Annotated[Principal, allowed(Action.GRANTS_WRITE)]
+Reader = Annotated[Principal, allowed(Action.LEDGER_READ)]
+
+
+@router.post(
+    "/adjustments",
+    status_code=201,
+    response_model=Adjustment,
+    responses={
+        402: {"description": "A debit larger than Left: nothing was debited."},
+        409: {
+            "description": (
+                "A credit larger than what the active grants have used"
+                " (`no_room_to_credit`: grant instead), or no grant is active."
+            )
+        },
+    },
+)
+def create_adjustment(
+    org: OrgId, body: AdjustmentCreate, caller: Writer, writes: Write
+) -> Response:
+    """A manual adjustment: negative `credits` are debited from the grants in consumption
+    order (refused with 402 when Left is short); positive ones go back to the most recent
+    active grants as a refund's do. A ledger `adjustment` entry records it."""
+    by = caller.key.name
+    return writes.ledger(
+        caller,
+        org,
+        201,
+        lambda key: changes.adjust(body.credits, reason=body.reason, by=by, idempotency_key=key),
+    )
+
+
+@router.get("/adjustments/{adjustment_id}", response_model=Adjustment)
+def get_adjustment(org: OrgId, adjustment_id: ObjectId, caller: Reader, pool: Pool) -> Adjustment:
+    return pool.adjustment(org, adjustment_id)
+
+
+@router.get("/corrections", response_model=Page[Correction])
+def list_corrections(
+    org: OrgId,
+    caller: Reader,
+    pool: Pool,
+    kind: CorrectionKind | None = None,
+    grant_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NumberCursor = None,
+) -> Page[Correction]:
+    """Who corrected what, when and why (expiry changes, voids, adjustments), newest
+    first."""
+    found = pool.corrections(org, kind=kind, grant_id=grant_id, before_id=cursor, limit=limit + 1)
+    return page(found, limit, lambda c: c.id)

@@ -1,0 +1,1 @@
+"""The forecast: when an organization's credits run out at the recent pace."""

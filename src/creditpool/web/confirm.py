@@ -1,0 +1,94 @@
+"""What the console's correction forms share: a change is asked for, then confirmed.
+
+A form posts ``step=review`` first: the input is checked as the library checks it (a
+refusal shows the form again with the reason, nothing changed) and a confirmation page
+shows what will happen, with the values in hidden fields. Its button posts
+``step=confirm`` (or ``step=edit`` to change them): only then is the change made, once per
+form (its nonce is the idempotency key, so a double submit changes nothing more). No
+script is needed anywhere.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import Form, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from creditpool.http.replay import Replayer, Sealer
+from creditpool.http.security import Action, Principal
+from creditpool.idempotency.service import validate_key
+from creditpool.web.auth import form_caller, page_caller
+from creditpool.web.render import page
+
+FormText = Annotated[str, Form(max_length=2000)]
+Csrf = Annotated[str, Form()]
+Nonce = Annotated[str, Form(max_length=64)]
+Step = Annotated[Literal["review", "confirm", "edit"], Form()]
+
+
+def staff_viewer(request: Request, action: Action, org: str | None = None) -> Principal:
+    """The staff member looking at a console page that offers ``action``."""
+    caller = page_caller(request)
+    caller.require(Action.ORGS_LIST)
+    caller.require(action, org)
+    return caller
+
+
+def staff_submitter(
+    request: Request, csrf: str, action: Action, org: str | None = None
+) -> Principal:
+    """The staff member posting a console form that does ``action`` (its CSRF token
+    checked first)."""
+    caller = form_caller(request, csrf)
+    caller.require(Action.ORGS_LIST)
+    caller.require(action, org)
+    return caller
+
+
+def once(
+    request: Request,
+    caller: Principal,
+    org_id: str | None,
+    kind: str,
+    nonce: str,
+    fields: dict[str, Any],
+    call: Callable[[], BaseModel],
+    *,
+    seal: Sealer | None = None,
+) -> bytes:
+    """Make a directory change once per form: the form's nonce is the idempotency key of
+    the caller's key (as over HTTP), so a second submit answers the first's result. The
+    answer's JSON (the change's result)."""
+    replayer: Replayer = request.app.state.replayer
+    key = validate_key(f"web-{kind}-{nonce}") if nonce else None
+    response = replayer.run(
+        request, caller, org_id, fields, 200, lambda _: call(), seal=seal, key=key
+    )
+    return bytes(response.body)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A confirmation page: what is about to happen, and the form that makes it happen."""
+
+    title: str
+    action: str  # where the confirming form posts
+    fields: dict[str, str]  # the values, sent again as hidden fields
+    facts: Sequence[tuple[str, str]] = ()
+    warning: str | None = None
+    submit: str = "Confirm"
+    danger: bool = False
+    cancel: str = "/staff"
+    crumbs: Sequence[tuple[str, str]] = field(default_factory=list)
+    editable: bool = True  # offers "Change…" (step=edit) to go back to the form
+
+
+def confirm_page(request: Request, caller: Principal, confirmation: Confirmation) -> Response:
+    return page(
+        request, "staff_confirm.html", caller=caller, c=confirmation, nonce=uuid.uuid4().hex
+    )

@@ -1,0 +1,424 @@
+"""The console's corrections of an organization that are not ledger changes: creating it
+and editing its settings, its admin and member keys, one-time sign-in links for its users.
+Each asks for a confirmation first (``web.confirm``) and is done as the staff member's key
+(who is audited as ``by``). Not in the OpenAPI document: pages are not the API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from creditpool.auth.models import ApiKeyWithSecret
+from creditpool.core.errors import CreditPoolError, NotFound
+from creditpool.http.cookies import Sessions
+from creditpool.http.deps import OrgId, Pool
+from creditpool.http.security import Action, Principal
+from creditpool.orgs.models import Org
+from creditpool.validation import time_zones
+from creditpool.web import console_views as views
+from creditpool.web.confirm import (
+    Confirmation,
+    Csrf,
+    FormText,
+    Nonce,
+    Step,
+    confirm_page,
+    once,
+    staff_submitter,
+    staff_viewer,
+)
+from creditpool.web.render import local_time, page
+
+router = APIRouter(include_in_schema=False)
+KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,32}$")]
+ZONES = sorted(time_zones())
+SETTING_LABELS = {
+    "name": "Name",
+    "timezone": "Time zone",
+    "thresholds": "Low-balance alerts",
+    "expiry_notice_days": "Expiry notice (days)",
+}
+
+
+def _refused(error: CreditPoolError) -> CreditPoolError | None:
+    """A refusal a form shows (bad input, a conflict), or None for one it must not hide
+    (an organization that does not exist: the friendly 404 page)."""
+    return None if isinstance(error, NotFound) else error
+
+
+# -- creating an organization and editing its settings -----------------------------------
+
+
+def _org_form(
+    request: Request,
+    caller: Principal,
+    org: Org | None,
+    form: dict[str, str],
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    return page(
+        request, "staff_org_form.html", status_code=status_code, caller=caller, org=org,
+        form=form, form_error=error, zones=ZONES,
+    )  # fmt: skip
+
+
+def _settings_form(
+    name: str, timezone: str, thresholds: str, expiry_notice_days: str, org_id: str = ""
+) -> dict[str, str]:
+    return {
+        "id": org_id.strip(),
+        "name": name,
+        "timezone": timezone,
+        "thresholds": thresholds,
+        "expiry_notice_days": expiry_notice_days,
+    }
+
+
+@router.get("/staff/new-org")
+def new_org_form(request: Request) -> Response:
+    caller = staff_viewer(request, Action.ORGS_CREATE)
+    form = _settings_form("", "UTC", "", "7")
+    return _org_form(request, caller, None, form)
+
+
+@router.post("/staff/new-org")
+def new_org(
+    request: Request,
+    pool: Pool,
+    id: FormText = "",
+    name: FormText = "",
+    timezone: FormText = "",
+    thresholds: FormText = "",
+    expiry_notice_days: FormText = "",
+    step: Step = "review",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    """Review a new organization, then create it (once per confirmation form)."""
+    caller = staff_submitter(request, csrf, Action.ORGS_CREATE)
+    form = _settings_form(name, timezone, thresholds, expiry_notice_days, id)
+    if step == "edit":
+        return _org_form(request, caller, None, form)
+    try:
+        org_id, settings = views.check_new_org(pool.db, form, existing=step == "review")
+        if step == "review":
+            return confirm_page(request, caller, _new_org_confirmation(org_id, settings))
+        args = settings.arguments()
+        once(request, caller, org_id, "org-create", nonce, {"id": org_id, **args},
+             lambda: pool.create_org(org_id, **args, by=caller.key.name))  # fmt: skip
+    except CreditPoolError as error:
+        if _refused(error) is None:
+            raise
+        return _org_form(request, caller, None, form, error.status, error.detail)
+    return RedirectResponse(f"/staff/orgs/{org_id}?created=1", status_code=303)
+
+
+def _new_org_confirmation(org_id: str, settings: views.OrgSettings) -> Confirmation:
+    facts = [("Id", org_id)] + [
+        (SETTING_LABELS[k], v or "none")
+        for k, v in settings.form.items()
+        if k in SETTING_LABELS and k != "name"
+    ]
+    return Confirmation(
+        title=f"Create {settings.name}?",
+        action="/staff/new-org",
+        fields=settings.form,
+        facts=[("Name", settings.name), *facts],
+        warning="A new organization with an empty pool: grant it credits once it exists.",
+        submit="Create organization",
+        cancel="/staff",
+        crumbs=[("/staff", "Organizations")],
+    )
+
+
+@router.get("/staff/orgs/{org}/settings")
+def org_settings_form(org: OrgId, request: Request, pool: Pool) -> Response:
+    caller = staff_viewer(request, Action.ORGS_UPDATE, org)
+    found = pool.org(org)
+    return _org_form(request, caller, found, views.org_form(found))
+
+
+@router.post("/staff/orgs/{org}/settings")
+def org_settings(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    name: FormText = "",
+    timezone: FormText = "",
+    thresholds: FormText = "",
+    expiry_notice_days: FormText = "",
+    step: Step = "review",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    """Review what the settings change (each before and after), then change them."""
+    caller = staff_submitter(request, csrf, Action.ORGS_UPDATE, org)
+    current = pool.org(org)
+    form = _settings_form(name, timezone, thresholds, expiry_notice_days, org)
+    if step == "edit":
+        return _org_form(request, caller, current, form)
+    try:
+        settings = views.parse_settings(form, default_name=current.name)
+        if step == "review":
+            return _settings_review(request, caller, current, settings)
+        args = settings.arguments()
+        once(request, caller, org, "org-settings", nonce, args,
+             lambda: pool.update_org(org, by=caller.key.name, **args))  # fmt: skip
+    except CreditPoolError as error:
+        if _refused(error) is None:
+            raise
+        return _org_form(request, caller, current, form, error.status, error.detail)
+    return RedirectResponse(f"/staff/orgs/{org}?saved=settings", status_code=303)
+
+
+def _settings_review(
+    request: Request, caller: Principal, org: Org, settings: views.OrgSettings
+) -> Response:
+    changes = views.setting_changes(org, settings)
+    if not changes:
+        error = "Nothing to change: these are the settings it has."
+        return _org_form(request, caller, org, settings.form, 422, error)
+    facts = [
+        (SETTING_LABELS[k], f"{before or 'none'} → {after or 'none'}")
+        for k, (before, after) in changes.items()
+    ]
+    confirmation = Confirmation(
+        title=f"Change the settings of {org.name}?",
+        action=f"/staff/orgs/{org.id}/settings",
+        fields=settings.form,
+        facts=facts,
+        submit="Save settings",
+        cancel=f"/staff/orgs/{org.id}",
+        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+    )
+    return confirm_page(request, caller, confirmation)
+
+
+# -- an organization's keys --------------------------------------------------------------
+
+
+@router.get("/staff/orgs/{org}/keys")
+def org_keys(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    after: str | None = Query(default=None, pattern=r"^[0-9a-f]{1,32}$"),
+    revoked: str | None = Query(default=None, pattern=r"^[0-9a-f]{1,32}$"),
+) -> Response:
+    caller = staff_viewer(request, Action.KEYS_READ, org)
+    return _keys_page(request, pool, caller, org, after=after, revoked=revoked)
+
+
+def _keys_page(
+    request: Request,
+    pool: Pool,
+    caller: Principal,
+    org: str,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    view = views.keys_page(pool.db, org, extra.pop("after", None))
+    context: dict[str, Any] = {"form": {"role": "admin"}, "form_error": None, "revoked": None}
+    context.update(extra)
+    return page(
+        request, "staff_keys.html", status_code=status_code, caller=caller, view=view,
+        after=None, **context,
+    )  # fmt: skip
+
+
+@router.post("/staff/orgs/{org}/keys")
+def create_org_key(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    role: FormText = "",
+    user_id: FormText = "",
+    name: FormText = "",
+    step: Step = "review",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    """Review a new key, then make it and show its secret, once."""
+    caller = staff_submitter(request, csrf, Action.KEYS_WRITE, org)
+    form = {"role": role, "user_id": user_id.strip(), "name": name.strip()}
+    if step == "edit":
+        return _keys_page(request, pool, caller, org, form=form)
+    try:
+        new = views.parse_new_key(form)
+        if step == "review":
+            return confirm_page(request, caller, _key_confirmation(pool.org(org), new, form))
+        made = once(request, caller, org, "key-create", nonce, form,
+                    lambda: _new_key(pool, org, new, caller.key.name),
+                    seal=pool.secret_box)  # fmt: skip
+    except CreditPoolError as error:
+        if _refused(error) is None:
+            raise
+        return _keys_page(request, pool, caller, org, error.status, form=form,
+                          form_error=error.detail)  # fmt: skip
+    key = ApiKeyWithSecret.model_validate_json(made)
+    return _secret_page(request, caller, pool.org(org), key)
+
+
+def _new_key(pool: Pool, org: str, new: views.NewKey, by: str) -> ApiKeyWithSecret:
+    key, secret = pool.create_key(new.role, org_id=org, user_id=new.user_id, name=new.name, by=by)
+    return ApiKeyWithSecret.model_validate({**key.model_dump(), "secret": secret})
+
+
+def _key_confirmation(org: Org, new: views.NewKey, form: dict[str, str]) -> Confirmation:
+    scope = "the whole organization" if new.role == "admin" else f"user {new.user_id}'s usage"
+    return Confirmation(
+        title=f"Create a {new.role} key for {org.name}?",
+        action=f"/staff/orgs/{org.id}/keys",
+        fields=form,
+        facts=[("Role", f"{new.role}: {scope}"), ("Name", new.name or f"{new.role}-…")],
+        warning="Its secret is shown once, on the next page: hand it over safely.",
+        submit="Create key",
+        cancel=f"/staff/orgs/{org.id}/keys",
+        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+    )
+
+
+def _secret_page(request: Request, caller: Principal, org: Org, key: ApiKeyWithSecret) -> Response:
+    facts = [("Id", key.id), ("Name", key.name), ("Role", key.role.value)]
+    if key.user_id:
+        facts.append(("User", key.user_id))
+    return page(
+        request, "staff_secret.html", caller=caller, org=org, title=f"Key {key.id} created",
+        facts=facts, secret=key.secret, secret_label="Secret (Authorization: Bearer …)",
+        warning="Copy the secret now: it is shown this once and cannot be read again.",
+        done=f"/staff/orgs/{org.id}/keys",
+    )  # fmt: skip
+
+
+@router.get("/staff/orgs/{org}/keys/{key_id}/revoke")
+def revoke_key_confirm(org: OrgId, key_id: KeyId, request: Request, pool: Pool) -> Response:
+    caller = staff_viewer(request, Action.KEYS_WRITE, org)
+    org_model, key = views.org_key(pool.db, org, key_id)
+    if key is None:
+        raise NotFound(f"key {key_id!r} not found in organization {org!r}")
+    made = local_time(key.created_at, org_model.timezone)
+    confirmation = Confirmation(
+        title=f"Revoke key {key.id}?",
+        action=f"/staff/orgs/{org}/keys/{key.id}/revoke",
+        fields={},
+        facts=[
+            ("Name", key.name),
+            ("Role", key.role.value),
+            ("User", key.user_id or "—"),
+            ("Created", made),
+        ],
+        warning=(
+            f"Already revoked on {local_time(key.revoked_at, org_model.timezone)}."
+            if key.revoked_at
+            else "It stops working within seconds; whoever uses it is refused from then on."
+        ),
+        submit="Revoke key",
+        danger=True,
+        cancel=f"/staff/orgs/{org}/keys",
+        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org}", org_model.name)],
+        editable=False,
+    )
+    return confirm_page(request, caller, confirmation)
+
+
+@router.post("/staff/orgs/{org}/keys/{key_id}/revoke")
+def revoke_key(
+    org: OrgId,
+    key_id: KeyId,
+    request: Request,
+    pool: Pool,
+    step: Step = "confirm",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    caller = staff_submitter(request, csrf, Action.KEYS_WRITE, org)
+    once(request, caller, org, "key-revoke", nonce, {"key_id": key_id},
+         lambda: pool.revoke_key(key_id, org_id=org, by=caller.key.name))  # fmt: skip
+    return RedirectResponse(f"/staff/orgs/{org}/keys?revoked={key_id}", status_code=303)
+
+
+# -- sign-in links for an organization's users -------------------------------------------
+
+
+def _portal_form(
+    request: Request,
+    caller: Principal,
+    org: Org,
+    form: dict[str, str],
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
+    sessions: Sessions = request.app.state.sessions
+    minutes = max(1, sessions.settings.portal_link_ttl_s // 60)
+    return page(
+        request, "staff_portal_form.html", status_code=status_code, caller=caller, org=org,
+        form=form, form_error=error, ttl_minutes=minutes,
+    )  # fmt: skip
+
+
+@router.get("/staff/orgs/{org}/portal-link")
+def portal_link_form(org: OrgId, request: Request, pool: Pool) -> Response:
+    caller = staff_viewer(request, Action.PORTAL_CREATE, org)
+    return _portal_form(request, caller, pool.org(org), {"role": "member"})
+
+
+@router.post("/staff/orgs/{org}/portal-link")
+def portal_link(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    user_id: FormText = "",
+    role: FormText = "",
+    step: Step = "review",
+    csrf: Csrf = "",
+    nonce: Nonce = "",
+) -> Response:
+    """Review, then mint a one-time link and show it with its expiry (never stored: a
+    second submit mints another, and the unused one simply expires)."""
+    caller = staff_submitter(request, csrf, Action.PORTAL_CREATE, org)
+    org_model = pool.org(org)
+    form = {"user_id": user_id.strip(), "role": role}
+    if step == "edit":
+        return _portal_form(request, caller, org_model, form)
+    try:
+        user, portal_role = views.parse_portal(form)
+        if step == "review":
+            return confirm_page(request, caller, _portal_confirmation(org_model, user, form))
+        sessions: Sessions = request.app.state.sessions
+        link = pool.portal_link(org, user, role=portal_role, by=caller.key.name,
+                                ttl_s=sessions.settings.portal_link_ttl_s)  # fmt: skip
+    except CreditPoolError as error:
+        if _refused(error) is None:
+            raise
+        return _portal_form(request, caller, org_model, form, error.status, error.detail)
+    url = str(request.url_for("portal_sign_in", token=link.token))
+    expires = local_time(link.expires_at, org_model.timezone, "%Y-%m-%d %H:%M:%S")
+    return page(
+        request, "staff_secret.html", caller=caller, org=org_model,
+        title=f"Sign-in link for {link.user_id}", secret=url, secret_label="Link",
+        facts=[("User", link.user_id), ("Signs in as", link.role.value),
+               ("Expires", f"{expires} ({org_model.timezone})")],
+        warning="It works once, until it expires: send it to the user now. It is not kept.",
+        done=f"/staff/orgs/{org}",
+    )  # fmt: skip
+
+
+def _portal_confirmation(org: Org, user: str, form: dict[str, str]) -> Confirmation:
+    scope = "the whole organization" if form["role"] == "admin" else "their own usage"
+    return Confirmation(
+        title=f"Mint a sign-in link for {user}?",
+        action=f"/staff/orgs/{org.id}/portal-link",
+        fields=form,
+        facts=[
+            ("Organization", org.name),
+            ("User", user),
+            ("Signs in as", f"{form['role']}: {scope}"),
+        ],
+        warning="Whoever opens the link is signed in as this user: send it to them only.",
+        submit="Mint link",
+        cancel=f"/staff/orgs/{org.id}",
+        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+    )
