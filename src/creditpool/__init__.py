@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from creditpool.core.events import EventType
     from creditpool.core.forecast import ForecastStatus
     from creditpool.core.grants import GrantState
+    from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
     from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
     from creditpool.features.models import Feature, FeaturePrice
     from creditpool.forecast.models import ExpiringUnused, Forecast, TeamForecast
@@ -52,12 +53,15 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "Adjustment",
     "Allocation",
     "AlreadyExists",
     "Balance",
     "Conflict",
     "Consumption",
     "ConsumptionStatus",
+    "Correction",
+    "CorrectionKind",
     "CreditPool",
     "CreditPoolError",
     "CreditRequest",
@@ -102,6 +106,7 @@ __all__ = [
 # The module each exported name comes from; the imports above are the same, for type checkers.
 _HOMES = {
     "creditpool.consumptions.models": ("Allocation", "Consumption", "ConsumptionStatus", "Refund"),
+    "creditpool.corrections.models": ("Adjustment", "Correction", "CorrectionKind"),
     "creditpool.core.errors": (
         "AlreadyExists",
         "Conflict",

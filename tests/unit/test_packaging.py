@@ -61,6 +61,7 @@ def test_the_client_loads_no_creditpool_module_above_the_public_models() -> None
     domains = (
         "auth",  # the ApiKey model of an organization's keys
         "consumptions",
+        "corrections",
         "credit_requests",
         "features",
         "forecast",

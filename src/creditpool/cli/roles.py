@@ -25,7 +25,7 @@ ACTIONS: dict[str, str] = {
     "features.read": "read the feature catalog",
     "features.write": "set feature prices",
     "grants.read": "read grants",
-    "grants.write": "grant and void credits",
+    "grants.write": "grant, void and correct credits (expiry changes, adjustments)",
     "consumptions.read": "read everyone's usage history",
     "consumptions.read_own": "read one's own usage history",
     "consume": "consume credits",

@@ -38,6 +38,7 @@ from creditpool.settings import Settings
 from creditpool.web import errors as web_errors
 from creditpool.web.console import router as console_router
 from creditpool.web.console_prices import router as console_prices_router
+from creditpool.web.console_corrections import router as console_corrections_router
 from creditpool.web.console_refunds import router as console_refunds_router
 from creditpool.web.endpoints import router as web_router
 from creditpool.web.render import STATIC
@@ -107,7 +108,12 @@ def create_app(pool: CreditPool, settings: Settings | None = None) -> FastAPI:
     # Pages: the same pool, the same authorization (a session cookie is a principal).
     app.state.sessions = Sessions(pool.db, settings)
     app.include_router(web_router)
-    for console in (console_router, console_refunds_router, console_prices_router):
+    for console in (
+        console_router,
+        console_refunds_router,
+        console_prices_router,
+        console_corrections_router,
+    ):
         app.include_router(console)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     web_errors.install(app)

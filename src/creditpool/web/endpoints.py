@@ -534,7 +534,7 @@ def staff_void_confirm(org: OrgId, grant_id: ObjectId, request: Request, pool: P
     org_model, grant = service.void_view(pool.db, org, grant_id)
     return page(
         request, "staff_void.html", caller=caller, org=org_model, grant=grant,
-        nonce=uuid.uuid4().hex,
+        nonce=uuid.uuid4().hex, form={}, form_error=None,
     )  # fmt: skip
 
 
@@ -545,14 +545,30 @@ def staff_void(
     request: Request,
     pool: Pool,
     reason: FormText = "",
+    amount: FormText = "",
     nonce: Nonce = "",
     csrf: Csrf = "",
 ) -> Response:
+    """Void the grant whole, or ``amount`` of what it has left (it stays); a refusal shows
+    the page again with why."""
     caller = _granting(request, csrf, org)
     key = _form_key("void", nonce)
-    pool.void_grant(
-        org, grant_id, by=caller.key.name, reason=_optional(reason), idempotency_key=key
-    )
+    part = amount.strip() or None
+    try:
+        pool.void_grant(
+            org, grant_id, amount=part, by=caller.key.name, reason=_optional(reason),
+            idempotency_key=key,
+        )  # fmt: skip
+    except CreditPoolError as error:
+        if isinstance(error, NotFound):
+            raise
+        org_model, grant = service.void_view(pool.db, org, grant_id)
+        message = f"{error.title}: {error.detail}" if error.detail else error.title
+        return page(
+            request, "staff_void.html", status_code=error.status, caller=caller, org=org_model,
+            grant=grant, nonce=uuid.uuid4().hex, form={"amount": amount, "reason": reason},
+            form_error=message,
+        )  # fmt: skip
     return RedirectResponse(f"/staff/orgs/{org}?voided={grant_id}", status_code=303)
 
 

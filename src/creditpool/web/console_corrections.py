@@ -1,0 +1,214 @@
+"""Staff corrections of the ledger from the console: a grant's expiry moved (or made
+permanent), and a manual adjustment of the pool. Each is asked for, reviewed on a
+confirmation page, then made once (the form's nonce is the idempotency key); a refusal
+shows the form again with why, and nothing changes. (Voiding part of a grant is on the void
+page, which is its own confirmation.)"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
+from creditpool.core.money import parse_signed_credits, to_decimal
+from creditpool.corrections.service import parse_reason
+from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.security import Action, Principal
+from creditpool.web import service
+from creditpool.web.confirm import (
+    Confirmation,
+    Csrf,
+    FormText,
+    Nonce,
+    Step,
+    confirm_page,
+    staff_submitter,
+    staff_viewer,
+)
+from creditpool.web.render import credits, local_time, page
+
+router = APIRouter(include_in_schema=False)
+
+
+def _message(error: CreditPoolError) -> str:
+    return f"{error.title}: {error.detail}" if error.detail else error.title
+
+
+def _form(
+    request: Request,
+    caller: Principal,
+    kind: str,
+    status_code: int = 200,
+    **context: Any,
+) -> Response:
+    values: dict[str, Any] = {"form": {}, "form_error": None, "grant": None}
+    values.update(context)
+    return page(
+        request, "staff_correction.html", status_code=status_code, caller=caller, kind=kind,
+        nonce=uuid.uuid4().hex, **values,
+    )  # fmt: skip
+
+
+# -- a grant's expiry ------------------------------------------------------------------------
+
+
+@router.get("/staff/orgs/{org}/grants/{grant_id}/expiry")
+def expiry_form(org: OrgId, grant_id: ObjectId, request: Request, pool: Pool) -> Response:
+    caller = staff_viewer(request, Action.GRANTS_WRITE, org)
+    org_model, grant = service.void_view(pool.db, org, grant_id)
+    return _form(request, caller, "expiry", org=org_model, grant=grant)
+
+
+@router.post("/staff/orgs/{org}/grants/{grant_id}/expiry")
+def expiry(
+    org: OrgId,
+    grant_id: ObjectId,
+    request: Request,
+    pool: Pool,
+    step: Step = "review",
+    expires_at: FormText = "",
+    permanent: FormText = "",
+    reason: FormText = "",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    caller = staff_submitter(request, csrf, Action.GRANTS_WRITE, org)
+    org_model, grant = service.void_view(pool.db, org, grant_id)
+    form = {"expires_at": expires_at, "permanent": permanent, "reason": reason}
+    try:
+        if permanent:
+            new = None
+        else:
+            new = service.local_instant(expires_at, org_model.timezone, "expires_at")
+            if new is None:
+                raise InvalidInput("give the new expiry, or make the grant permanent")
+            if new <= pool.db.now():  # the library refuses it too; said before the review
+                raise InvalidInput("the new expiry must be in the future")
+        why = parse_reason(reason.strip() or None)
+        if step == "edit":
+            return _form(request, caller, "expiry", org=org_model, grant=grant, form=form)
+        if step == "review":
+            return confirm_page(request, caller, _expiry_confirmation(org_model, grant, new, form))
+        pool.change_grant_expiry(
+            org, grant_id, new, by=caller.key.name, reason=why,
+            idempotency_key=f"web-expiry-{nonce}" if nonce else None,
+        )  # fmt: skip
+    except CreditPoolError as error:
+        if isinstance(error, NotFound):
+            raise
+        return _form(
+            request, caller, "expiry", error.status, org=org_model, grant=grant, form=form,
+            form_error=_message(error),
+        )  # fmt: skip
+    return RedirectResponse(f"/staff/orgs/{org}?corrected=expiry#ledger", status_code=303)
+
+
+def _expiry_confirmation(org: Any, grant: Any, new: Any, form: dict[str, str]) -> Confirmation:
+    zone = org.timezone
+    before = local_time(grant.expires_at, zone) if grant.expires_at else "never (permanent)"
+    after = local_time(new, zone) if new is not None else "never (permanent)"
+    return Confirmation(
+        title=f"Change the expiry of grant #{grant.id}?",
+        action=f"/staff/orgs/{org.id}/grants/{grant.id}/expiry",
+        fields=form,
+        facts=[
+            (
+                "Grant",
+                f"#{grant.id}: {credits(grant.amount)} credits, {credits(grant.remaining)} left",
+            ),
+            ("Expires now", before),
+            ("Will expire", after),
+            ("Reason", form["reason"] or "—"),
+        ],
+        warning=(
+            "The ledger records the change (an expiry_change entry); the balance at any past"
+            " instant stays as it was."
+        ),
+        submit="Change the expiry",
+        cancel=f"/staff/orgs/{org.id}",
+        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+    )
+
+
+# -- manual adjustments ------------------------------------------------------------------------
+
+
+@router.get("/staff/orgs/{org}/adjust")
+def adjust_form(org: OrgId, request: Request, pool: Pool) -> Response:
+    caller = staff_viewer(request, Action.GRANTS_WRITE, org)
+    return _form(request, caller, "adjust", org=pool.org(org), balance=pool.balance(org))
+
+
+@router.post("/staff/orgs/{org}/adjust")
+def adjust(
+    org: OrgId,
+    request: Request,
+    pool: Pool,
+    step: Step = "review",
+    direction: FormText = "debit",
+    amount: FormText = "",
+    reason: FormText = "",
+    nonce: Nonce = "",
+    csrf: Csrf = "",
+) -> Response:
+    caller = staff_submitter(request, csrf, Action.GRANTS_WRITE, org)
+    org_model, balance = pool.org(org), pool.balance(org)
+    form = {"direction": direction, "amount": amount, "reason": reason}
+    try:
+        if direction not in ("debit", "credit"):
+            raise InvalidInput("choose whether to debit or credit the pool")
+        signed = ("-" if direction == "debit" else "") + amount.strip()
+        units = parse_signed_credits(signed, field="amount")
+        if parse_reason(reason.strip() or None, required=True) is None:
+            raise InvalidInput("give the reason")
+        if step == "edit":
+            return _form(request, caller, "adjust", org=org_model, balance=balance, form=form)
+        if step == "review":
+            left_after = balance.left + to_decimal(units)
+            return confirm_page(
+                request,
+                caller,
+                _adjust_confirmation(org_model, balance.left, units, left_after, form),
+            )
+        made = pool.adjust(
+            org, signed, reason=reason.strip(), by=caller.key.name,
+            idempotency_key=f"web-adjust-{nonce}" if nonce else None,
+        )  # fmt: skip
+    except CreditPoolError as error:
+        if isinstance(error, NotFound):
+            raise
+        return _form(
+            request, caller, "adjust", error.status, org=org_model, balance=balance, form=form,
+            form_error=_message(error),
+        )  # fmt: skip
+    return RedirectResponse(f"/staff/orgs/{org}?adjusted={made.id}#ledger", status_code=303)
+
+
+def _adjust_confirmation(
+    org: Any, left: Decimal, units: int, left_after: Decimal, form: dict[str, str]
+) -> Confirmation:
+    debit = units < 0
+    shown = credits(abs(to_decimal(units)))
+    return Confirmation(
+        title=f"{'Debit' if debit else 'Credit'} {shown} credits {'from' if debit else 'to'} {org.name}?",
+        action=f"/staff/orgs/{org.id}/adjust",
+        fields=form,
+        facts=[
+            ("Left now", credits(left)),
+            ("Left after", credits(left_after)),
+            ("Reason", form["reason"]),
+        ],
+        warning=(
+            "A debit is drawn from the grants like a consumption (soonest-expiring first) and"
+            " is refused when Left is short; a credit goes back to the most recent grants as a"
+            " refund does. The ledger records it as an adjustment."
+        ),
+        submit="Debit the pool" if debit else "Credit the pool",
+        danger=debit,
+        cancel=f"/staff/orgs/{org.id}",
+        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+    )
