@@ -37,8 +37,8 @@ from creditpool.pool import CreditPool
 from creditpool.settings import Settings
 from creditpool.web import errors as web_errors
 from creditpool.web.console import router as console_router
-from creditpool.web.console_prices import router as console_prices_router
 from creditpool.web.console_corrections import router as console_corrections_router
+from creditpool.web.console_prices import router as console_prices_router
 from creditpool.web.console_refunds import router as console_refunds_router
 from creditpool.web.endpoints import router as web_router
 from creditpool.web.render import STATIC
