@@ -140,6 +140,13 @@ def cause_every_event(server: Server) -> dict[str, Any]:
         consume(server)  # Left 4 -> 0: low (2), then depleted
     recovering = grant(server, "20")  # recovered
     seen["voided"] = ok(staff.post(f"{org}/grants/{recovering['id']}/void", json={}), 200)
+    # Staff corrections (Left 0 -> 1 -> 0: no threshold crossed again).
+    credit = {"credits": "1", "reason": "goodwill"}
+    seen["adjusted"] = ok(staff.post(f"{org}/adjustments", json=credit))
+    ok(staff.post(f"{org}/adjustments", json={"credits": "-1", "reason": "undone"}))
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    first_grant = f"{org}/grants/{seen['grant']['id']}"
+    seen["rescheduled"] = ok(staff.patch(first_grant, json={"expires_at": later}), 200)
     soon = (datetime.now(UTC) + timedelta(seconds=1.5)).isoformat()
     seen["expiring"] = grant(server, "5", expires_at=soon)  # expiring soon now, expired later
     seen["request"] = ok(
@@ -163,6 +170,8 @@ EVERY_TYPE = [
     "grant.expired",
     "grant.expiring_soon",
     "credits.requested",
+    "adjustment.created",
+    "grant.expiry_changed",
 ]
 
 
@@ -205,6 +214,12 @@ def test_every_event_type_arrives_signed_with_its_data(server: Server, receiver:
     assert one("grant.expiring_soon")["grant_id"] == expiring
     assert one("grant.expired")["grant_id"] == expiring
     assert one("grant.expired")["credits_lost"] in ("5", "5.00")
+    adjusted = {a.data["id"]: a.data for a in receiver.of_type("adjustment.created")}
+    assert contains(adjusted[seen["adjusted"]["id"]], seen["adjusted"])
+    assert sorted(a["reason"] for a in adjusted.values()) == ["goodwill", "undone"]
+    changed = one("grant.expiry_changed")
+    assert contains(changed, seen["rescheduled"])
+    assert changed["expires_before"] is None  # it was permanent
     asked = one("credits.requested")
     assert contains(asked, seen["request"])
     assert asked["requested_by"] == "acme admin"

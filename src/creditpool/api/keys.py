@@ -45,8 +45,9 @@ def create_key(org: OrgId, body: KeyCreate, caller: Writer, writes: Write) -> Re
 
     def create() -> ApiKeyWithSecret:
         key, secret = writes.pool.create_key(
-            body.role.value, org_id=org, user_id=body.user_id, name=body.name, by=caller.key.name
-        )
+            body.root.role, org_id=org, user_id=body.user_id, name=body.root.name,
+            by=caller.key.name,
+        )  # fmt: skip
         return ApiKeyWithSecret.model_validate({**key.model_dump(), "secret": secret})
 
     seal = writes.pool.secret_box

@@ -173,17 +173,23 @@ def change_expiry(
             correction_id=cid,
         )
     )
-    changed = repository.get(w.conn, w.org_id, grant_id)
-    assert changed is not None
-    model = to_model(changed, w.now, remaining=current.remaining, held=current.held)
-    w.emit_model(
+    return _corrected(
+        w,
+        current,
         EventType.GRANT_EXPIRY_CHANGED,
-        model,
         expires_before=None if before is None else before.isoformat(),
         correction_id=cid,
         by=by,
         reason=reason,
     )
+
+
+def _corrected(w: OrgWriter, current: GrantRow, event: EventType, **extra: Any) -> Grant:
+    """The grant as a correction left it (read back), announced by ``event``."""
+    changed = repository.get(w.conn, w.org_id, current.id)
+    assert changed is not None
+    model = to_model(changed, w.now, remaining=current.remaining, held=current.held)
+    w.emit_model(event, model, **extra)
     return model
 
 
@@ -216,17 +222,14 @@ def void_part(w: OrgWriter, grant_id: int, credits: int, by: str, reason: str | 
             grant_id=grant_id,
             correction_id=cid,
         )
-    changed = repository.get(w.conn, w.org_id, grant_id)
-    assert changed is not None
-    model = to_model(changed, w.now, remaining=current.remaining, held=current.held)
-    w.emit_model(
+    return _corrected(
+        w,
+        current,
         EventType.GRANT_VOIDED,
-        model,
         credits_voided=str(to_decimal(credits)),
         partial=True,
         correction_id=cid,
     )
-    return model
 
 
 def void(w: OrgWriter, grant_id: int, by: str | None, reason: str | None) -> Grant:
