@@ -85,7 +85,7 @@ class LedgerObserver(Protocol):
 
 
 Amount = str | int | Decimal
-PAGE_SIZE_MAX = 1000
+PAGE_SIZE_MAX = check.PAGE_SIZE_MAX
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
 
 
@@ -1118,10 +1118,7 @@ def _limit(limit: int | None) -> int | None:
     return None if limit is None else _page(limit)
 
 
-def _page(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
-        raise InvalidInput(f"limit must be from 1 to {PAGE_SIZE_MAX}")
-    return limit
+_page = check.page_limit
 
 
 _id = changes.positive_id

@@ -61,6 +61,16 @@ def identifier(value: object, field: str) -> str:
     return value
 
 
+PAGE_SIZE_MAX = 1000  # the most a library list call returns at once
+
+
+def page_limit(limit: object) -> int:
+    """A list call's ``limit``: a whole number from 1 to ``PAGE_SIZE_MAX``."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
+        raise InvalidInput(f"limit must be a whole number from 1 to {PAGE_SIZE_MAX}")
+    return limit
+
+
 def text(value: object, field: str, length_max: int = NAME_LENGTH_MAX) -> str | None:
     if value is None:
         return None

@@ -234,3 +234,49 @@ def test_staff_change_a_feature_price_which_applies_from_then_on(pages: Pages) -
     assert later.cost == Decimal("0.75")
     earlier = [c for c in pool.consumptions("acme") if c.feature == "report"][-1]
     assert earlier.cost == Decimal("0.5")
+
+
+def confirmation_form(page: Page) -> dict[str, str | float | bool]:
+    """The confirmation form's fields (hidden ones included) and its confirm button."""
+    form = page.locator("[data-confirm] form")
+    fields: dict[str, str | float | bool] = {
+        str(i.get_attribute("name")): i.input_value()
+        for i in form.locator("input[type=hidden]").all()
+    }
+    return {**fields, "step": "confirm"}
+
+
+def test_a_confirmation_submitted_twice_makes_one_key_and_shows_the_same_secret(
+    pages: Pages,
+) -> None:
+    pool = pages.server.pool
+    staff = pages.staff()
+    staff.goto(f"{pages.server.base_url}/staff/orgs/acme/keys")
+    staff.fill("input[name=name]", "Twice")
+    review(staff)
+    fields = confirmation_form(staff)
+    action = f"{pages.server.base_url}/staff/orgs/acme/keys"
+    answers = [staff.request.post(action, form=fields) for _ in range(2)]
+    shown = [re.findall(r'value="(cpk_[^"]+)"', a.text()) for a in answers]
+    assert len(shown[0]) == 1
+    assert shown[1] == shown[0]
+    assert [k.name for k in pool.keys(org_id="acme")].count("Twice") == 1
+
+
+def test_an_organization_admin_may_not_use_the_console(pages: Pages) -> None:
+    pool = pages.server.pool
+    admin = pages.portal("admin")
+    base_url = pages.server.base_url
+    for path in ("/staff/orgs/acme/keys", "/staff/new-org", "/staff/features",
+                 "/staff/orgs/acme/consumptions", "/staff/orgs/acme/portal-link"):  # fmt: skip
+        answer = admin.goto(f"{base_url}{path}")
+        assert answer is not None
+        assert answer.status == 403, path
+    csrf = admin.locator("input[name=csrf]").first.input_value()
+    refused = admin.request.post(
+        f"{base_url}/staff/new-org",
+        form={"id": "sneaky", "timezone": "UTC", "expiry_notice_days": "7", "step": "confirm",
+              "csrf": csrf},
+    )  # fmt: skip
+    assert refused.status == 403
+    assert [o.id for o in pool.orgs()] == ["acme", "globex"]

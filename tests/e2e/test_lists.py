@@ -27,6 +27,8 @@ LISTS = {
     "/v1/orgs/{org}/event-log": "id",
     "/v1/webhook-endpoints": "id",
     "/v1/webhook-endpoints/{endpoint_id}/deliveries": "id",
+    "/v1/orgs/{org}/keys": "id",
+    "/v1/features/{key}/prices": "id",
 }
 
 
@@ -89,7 +91,7 @@ def seed(t: Tenant) -> dict[str, str]:
     pool.create_webhook_endpoint("https://hooks.example.com/lists-2", enabled=False)
     for _ in range(2):
         pool.test_webhook_endpoint(endpoint.id)
-    return {"org": t.org, "endpoint_id": endpoint.id}
+    return {"org": t.org, "endpoint_id": endpoint.id, "key": "report"}
 
 
 def walk(client: httpx.Client, path: str, limit: int) -> list[dict[str, Any]]:

@@ -382,7 +382,7 @@ def test_a_naive_datetime_is_one_line_that_asks_for_an_offset(acme: str) -> None
 def test_bad_option_values_are_one_line_each(acme: str) -> None:
     assert "ISO 8601" in fails(acme, "history", "acme", "--since", "yesterday")
     assert "'--limit'" in fails(acme, "history", "acme", "--limit", "many")
-    assert "limit must be from 1" in fails(acme, "history", "acme", "--limit", "0")
+    assert "limit must be a whole number from 1" in fails(acme, "history", "acme", "--limit", "0")
     assert "status must be" in fails(acme, "history", "acme", "--status", "maybe")
     assert "'--breakdown'" in fails(
         acme, "consume", "acme", "report", "--user", "u", "--breakdown", "x"

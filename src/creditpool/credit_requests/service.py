@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from creditpool import validation as check
 from creditpool.core.errors import Conflict, NotFound
 from creditpool.core.events import EventType
@@ -16,7 +14,7 @@ from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.grants import service as grants
 from creditpool.grants.models import Grant
 from creditpool.ledger.writer import OrgWriter
-from creditpool.storage.tables import credit_requests as table
+from creditpool.repositories import credit_requests as repository
 from creditpool.storage.uow import Tx
 
 
@@ -34,7 +32,7 @@ def request(w: OrgWriter, amount: object, message: str | None, requested_by: str
         "closed_by": None,
         "grant_id": None,
     }
-    w.conn.execute(insert(table).values(**values))
+    repository.insert_request(w.conn, values)
     made = _model(values)
     w.emit_model(EventType.CREDITS_REQUESTED, made)
     return made
@@ -58,12 +56,10 @@ def dismiss(w: OrgWriter, request_id: int, by: str | None) -> CreditRequest:
 
 
 def get(tx: Tx, org_id: str, request_id: int) -> CreditRequest:
-    row = tx.conn.execute(
-        select(table).where(table.c.org_id == org_id, table.c.id == request_id)
-    ).first()
+    row = repository.get(tx.conn, org_id, request_id)
     if row is None:
         raise NotFound(f"credit request {request_id} not found in organization {org_id!r}")
-    return _model(dict(row._mapping))
+    return _model(row)
 
 
 def list_for_org(
@@ -75,13 +71,9 @@ def list_for_org(
     limit: int | None = None,
 ) -> list[CreditRequest]:
     """Newest first: older than ``before_id``, at most ``limit``."""
-    query = select(table).where(table.c.org_id == org_id)
-    if status is not None:
-        query = query.where(table.c.status == status.value)
-    if before_id is not None:
-        query = query.where(table.c.id < before_id)
-    rows = tx.conn.execute(query.order_by(table.c.id.desc()).limit(limit))
-    return [_model(dict(r._mapping)) for r in rows]
+    wanted = None if status is None else status.value
+    rows = repository.list_for_org(tx.conn, org_id, wanted, before_id, limit)
+    return [_model(r) for r in rows]
 
 
 def _open(w: OrgWriter, request_id: int) -> dict[str, Any]:
@@ -98,15 +90,14 @@ def _close(
     by: str | None,
     grant_id: int | None,
 ) -> None:
-    w.conn.execute(
-        update(table)
-        .where(table.c.org_id == w.org_id, table.c.id == request_id)
-        .values(
-            status=status.value,
-            closed_at=w.now,
-            closed_by=check.text(by, "by"),
-            grant_id=grant_id,
-        )
+    repository.close(
+        w.conn,
+        w.org_id,
+        request_id,
+        status=status.value,
+        closed_at=w.now,
+        closed_by=check.text(by, "by"),
+        grant_id=grant_id,
     )
 
 

@@ -8,7 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from creditpool.core.errors import InvalidInput, NotFound
+from creditpool import validation as check
+from creditpool.core.errors import NotFound
 from creditpool.repositories import orgs
 from creditpool.settings import Settings
 from creditpool.storage.uow import Database, Tx
@@ -24,8 +25,6 @@ from creditpool.webhooks.models import (
 from creditpool.webhooks.network import IPNetwork
 from creditpool.webhooks.secrets import SecretBox
 from creditpool.webhooks.worker import Deliverer
-
-PAGE_SIZE_MAX = 1000
 
 
 class WebhooksFacade:
@@ -155,7 +154,4 @@ class WebhooksFacade:
         return sent
 
 
-def _limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= PAGE_SIZE_MAX:
-        raise InvalidInput(f"limit must be a whole number from 1 to {PAGE_SIZE_MAX}")
-    return limit
+_limit = check.page_limit
