@@ -350,13 +350,17 @@ def refund(
     consumption_id: int,
     *,
     reason: str | None = None,
+    by: str | None = None,
     idempotency_key: IdempotencyKey | None = None,
 ) -> Change[Refund]:
+    """Refund a paid consumption; ``by``: who (the audit trail; not part of the request's
+    fingerprint, so a retry names the same refund whoever sends it)."""
     reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
+    who = check.text(by, "by")
     cid = positive_id(consumption_id, "consumption id")
     args = {"consumption_id": cid, "reason": reason}
     return Change(
-        "refund", args, Refund, lambda w: consumptions.refund(w, cid, reason), idempotency_key
+        "refund", args, Refund, lambda w: consumptions.refund(w, cid, reason, who), idempotency_key
     )
 
 

@@ -23,13 +23,15 @@ from typing import Any, Protocol, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
-from creditpool import audit, changes
+from creditpool import changes
 from creditpool import validation as check
+from creditpool.audit import service as audit
+from creditpool.audit.models import AuditRecord
 from creditpool.auth import service as keys
-from creditpool.auth.models import ApiKey
+from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.changes import RACE_ATTEMPTS, AnyChange, AnyOutcome, Change, IdempotencyKey, Outcome
 from creditpool.consumptions import service as consumptions
-from creditpool.consumptions.models import Consumption, ConsumptionStatus, Refund
+from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
 from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
@@ -276,20 +278,20 @@ class CreditPool(WebhooksFacade):
     ) -> Org:
         """A new organization (its low-balance alerts and expiry notice period may be set
         at once); ``by``: who created it (the audit trail)."""
-        org = self._write(
-            lambda tx: orgs.create_org(
+
+        def change(tx: Tx) -> Org:
+            org = orgs.create_org(
                 tx, org_id, name, timezone, low_balance_thresholds, expiry_notice_days
             )
-        )
-        audit.record(
-            "org.created",
-            by=by,
-            at=org.created_at,
-            org_id=org.id,
-            name=org.name,
-            timezone=org.timezone,
-        )
-        return org
+            audit.record(
+                tx.conn, "org.created", by=by, at=org.created_at, org_id=org.id,
+                name=org.name, timezone=org.timezone,
+                low_balance_thresholds=[str(t) for t in org.low_balance_thresholds],
+                expiry_notice_days=org.expiry_notice_days,
+            )  # fmt: skip
+            return org
+
+        return self._write(change)
 
     def update_org(self, org_id: str, *, by: str | None = None, **changes: Any) -> Org:
         """Change ``name``, ``timezone``, ``low_balance_thresholds`` or
@@ -302,10 +304,14 @@ class CreditPool(WebhooksFacade):
         }
         if unknown:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown))} of an organization")
-        org = self._write(lambda tx: orgs.update_org(tx, org_id, changes))
-        shown = {k: getattr(org, k) for k in sorted(changes)}
-        audit.record("org.updated", by=by, at=self.db.now(), org_id=org.id, **shown)
-        return org
+
+        def change(tx: Tx) -> Org:
+            org = orgs.update_org(tx, org_id, changes)
+            shown = {k: getattr(org, k) for k in sorted(changes)}
+            audit.record(tx.conn, "org.updated", by=by, at=tx.now, org_id=org.id, **shown)
+            return org
+
+        return self._write(change)
 
     def org(self, org_id: str) -> Org:
         with self.db.read() as tx:
@@ -519,6 +525,20 @@ class CreditPool(WebhooksFacade):
         with self.db.read() as tx:
             return corrections.get_adjustment(tx, org_id, adjustment_id)
 
+    def audit_log(
+        self, org_id: str | None = None, *, before_id: int | None = None, limit: int = 100
+    ) -> list[AuditRecord]:
+        """The audit trail of changes that write no ledger entry (organizations, keys,
+        portal links) and of refunds: who, when, what; newest first, an organization's or
+        (``org_id`` None) every one."""
+        page = _page(limit)
+        if before_id is not None:
+            _id(before_id, "before_id")
+        with self.db.read() as tx:
+            if org_id is not None:
+                orgs.require_org(tx, org_id)
+            return audit.records(tx.conn, org_id, before_id, page)
+
     def corrections(
         self,
         org_id: str,
@@ -607,11 +627,10 @@ class CreditPool(WebhooksFacade):
     ) -> Refund:
         """Refund a paid consumption; a second refund returns the first result. ``by``:
         who refunded it (the audit trail)."""
-        refunding = RefundChange(consumption_id, reason, idempotency_key)
-        refund = self.apply(org_id, refunding.change).unwrap()
-        if refunding.refunded_now:
-            audit_refund(refund, by)
-        return refund
+        change = changes.refund(
+            consumption_id, reason=reason, by=by, idempotency_key=idempotency_key
+        )
+        return self.apply(org_id, change).unwrap()
 
     def consumption(self, org_id: str, consumption_id: int) -> Consumption:
         with self.db.read() as tx:
@@ -877,17 +896,16 @@ class CreditPool(WebhooksFacade):
     ) -> tuple[ApiKey, str]:
         """A new API key and its secret token (shown once; only a hash is stored); ``by``:
         who created it (the audit trail)."""
-        made = self._write(lambda tx: keys.create(tx, role, org_id, user_id, name))
-        audit.record(
-            "key.created",
-            by=by,
-            at=made.created_at,
-            key_id=made.id,
-            role=made.role.value,
-            org_id=made.org_id,
-            user_id=made.user_id,
-            name=made.name,
-        )
+
+        def change(tx: Tx) -> ApiKeyWithSecret:
+            made = keys.create(tx, role, org_id, user_id, name)
+            audit.record(
+                tx.conn, "key.created", by=by, at=made.created_at, org_id=made.org_id,
+                key_id=made.id, role=made.role, user_id=made.user_id, name=made.name,
+            )  # fmt: skip
+            return made
+
+        made = self._write(change)
         return made.key, made.secret
 
     def authenticate(self, token: str) -> ApiKey | None:
@@ -900,24 +918,17 @@ class CreditPool(WebhooksFacade):
         """Revoke a key (it stops working within seconds); revoking it again answers the
         same. ``org_id``: the key must be one of this organization's (else NotFound).
         ``by``: who revoked it (the audit trail)."""
-        revoked: list[bool] = []
 
         def change(tx: Tx) -> ApiKey:
             key, now_revoked = keys.revoke(tx, key_id, org_id)
-            revoked[:] = [now_revoked]
+            if now_revoked:  # revoking it again changed nothing: no record
+                audit.record(
+                    tx.conn, "key.revoked", by=by, at=key.revoked_at or tx.now,
+                    org_id=key.org_id, key_id=key.id, role=key.role,
+                )  # fmt: skip
             return key
 
-        key = self._write(change)
-        if revoked[-1]:
-            audit.record(
-                "key.revoked",
-                by=by,
-                at=key.revoked_at or self.db.now(),
-                key_id=key.id,
-                role=key.role.value,
-                org_id=key.org_id,
-            )
-        return key
+        return self._write(change)
 
     def keys(
         self, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
@@ -948,17 +959,16 @@ class CreditPool(WebhooksFacade):
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
             raise InvalidInput("ttl_s must be a whole number of seconds, at least 1")
         ttl = timedelta(seconds=seconds)
-        link = self._write(lambda tx: portal.mint(tx, org_id, user_id, role, ttl))
-        audit.record(
-            "portal_link.created",
-            by=by,
-            at=link.expires_at - ttl,
-            org_id=org_id,
-            user_id=link.user_id,
-            role=link.role.value,
-            expires_at=link.expires_at.isoformat(),
-        )
-        return link
+
+        def change(tx: Tx) -> PortalLink:
+            link = portal.mint(tx, org_id, user_id, role, ttl)
+            audit.record(
+                tx.conn, "portal_link.created", by=by, at=tx.now, org_id=org_id,
+                user_id=link.user_id, role=link.role, expires_at=link.expires_at,
+            )  # fmt: skip
+            return link
+
+        return self._write(change)
 
     # -- the one way to change a pool --------------------------------------------------
 
@@ -1068,43 +1078,6 @@ class CreditPool(WebhooksFacade):
             for (i, _), outcome in zip(parsed, ran, strict=True):
                 outcomes[i] = outcome
         return [o if o is not None else BatchOutcome() for o in outcomes]
-
-
-class RefundChange:
-    """A refund's change that also tells whether it refunded its consumption: decided
-    under the organization's lock, so a second refund (which answers the first) or an
-    idempotent replay is told apart from the one that moved credits, however they race."""
-
-    def __init__(
-        self, consumption_id: int, reason: str | None, idempotency_key: IdempotencyKey | None
-    ) -> None:
-        base = changes.refund(consumption_id, reason=reason, idempotency_key=idempotency_key)
-        self.refunded_now = False
-        cid = base.arguments["consumption_id"]
-
-        def apply(w: OrgWriter) -> Refund:
-            row = consumptions_repo.get(w.conn, w.org_id, cid)
-            self.refunded_now = row is not None and row.status == ConsumptionStatus.PAID
-            return base.apply(w)
-
-        self.change = Change(
-            base.operation, base.arguments, base.model, apply, base.idempotency_key
-        )
-
-
-def audit_refund(refund: Refund, by: str | None) -> None:
-    """The audit line of a refund that moved credits (a second refund or a replay changed
-    nothing: it is not told again)."""
-    audit.record(
-        "consumption.refunded",
-        by=by,
-        at=refund.refunded_at,
-        org_id=refund.org_id,
-        consumption_id=refund.consumption_id,
-        reason=refund.reason,
-        restored=str(refund.restored),
-        lost=str(refund.lost),
-    )
 
 
 def _result_of(outcome: AnyOutcome) -> str:

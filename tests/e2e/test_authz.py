@@ -60,6 +60,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str, str, str]] = {
     ("POST", "/v1/orgs/{org}/adjustments"): (NO, OK, NO, NO),
     ("GET", "/v1/orgs/{org}/adjustments/{adjustment_id}"): (OK, OK, OK, NO),
     ("GET", "/v1/orgs/{org}/corrections"): (OK, OK, OK, NO),
+    ("GET", "/v1/orgs/{org}/audit"): (OK, OK, NO, NO),
     ("POST", "/v1/orgs/{org}/consumptions"): (OK, NO, NO, NO),
     ("GET", "/v1/orgs/{org}/consumptions"): (OK, OK, OK, OK),  # a member: its own
     ("GET", "/v1/orgs/{org}/consumptions/{consumption_id}"): (OK, OK, OK, OK),

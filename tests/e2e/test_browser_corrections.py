@@ -57,6 +57,7 @@ def test_staff_move_a_grant_expiry_after_confirming(pages: Pages) -> None:
     staff.click(CONFIRM)
     expect(staff).to_have_url(re.compile(r"corrected=expiry"))
     expect(staff.locator(".alert-ok")).to_contain_text("Expiry changed")
+    expect(staff.locator("#audit tr[data-correction]")).to_contain_text("renewal delayed")
     (record,) = pool.corrections("acme")
     assert (record.kind, record.reason, record.grant_id) == ("expiry_change", "renewal delayed", 1)
     assert record.by  # the signed-in staff member's key
@@ -111,6 +112,7 @@ def test_staff_adjust_the_pool_after_reviewing_it(pages: Pages) -> None:
     pages.shot(staff, "adjust-confirm")
     staff.click(CONFIRM)
     expect(staff.locator(".alert-ok")).to_contain_text("Adjustment")
+    expect(staff.locator("#audit")).to_contain_text("manual usage outside the product")
     assert pool.balance("acme").left == left - 5
     assert pool.ledger("acme")[-1].action == "adjustment"
     # a credit larger than what the grants have used is refused on confirming

@@ -268,3 +268,31 @@ def test_every_sum_of_a_pool_at_its_limit_is_exact(acme: CreditPool) -> None:
     rows = list(acme.report("acme", "usage").rows())
     assert sum(Decimal(str(r[6])) for r in rows) == MAX_POOL_CREDITS
     assert acme.verify("acme") == []
+
+
+def test_the_usage_page_shows_the_pending_and_soon_expiring_grants_of_the_live_ones(
+    acme: CreditPool, clock: FakeClock
+) -> None:
+    """The page reads only the live grants (neither voided nor logged as expired): the
+    pending ones and the active ones expiring within 30 days with credits left."""
+    from creditpool.http.security import Principal
+    from creditpool.web import service as web
+
+    expired = acme.grant("acme", "1", expires_at=clock.now + timedelta(hours=1))
+    voided = acme.grant("acme", "2", expires_at=clock.now + timedelta(days=5))
+    soon = acme.grant("acme", "3", expires_at=clock.now + timedelta(days=10))
+    later = acme.grant("acme", "4", expires_at=clock.now + timedelta(days=60))
+    pending = acme.grant("acme", "5", available_from=clock.now + timedelta(days=2))
+    unlogged = acme.grant("acme", "6", expires_at=clock.now + timedelta(hours=2))
+    acme.void_grant("acme", voided.id)
+    clock.advance(minutes=90)
+    acme.consume("acme", "report", user_id="u-1")  # logs the first grant's expiry
+    clock.advance(hours=1)  # the sixth expires; nothing logs it
+    key, _ = acme.create_key("admin", org_id="acme")
+    page = web.usage_page(acme.db, Principal(key), "acme", web.HistoryFilters(), None, 30)
+    assert [g.id for g in page.upcoming] == [pending.id]
+    # not the expired, voided, far-off or expired-but-not-yet-logged ones
+    assert [g.id for g in page.expiring] == [soon.id]
+    assert {expired.id, voided.id, later.id, unlogged.id}.isdisjoint(
+        g.id for g in page.upcoming + page.expiring
+    )

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from creditpool import Balance, CreditPool
-from creditpool.storage.tables import grants, ledger
+from creditpool.storage.tables import allocations, consumptions, grants, ledger, restorations
 from tests.support import FakeClock
 
 ZERO = Decimal(0)
@@ -222,3 +222,106 @@ def test_verify_reports_a_remaining_above_the_amount(acme: CreditPool) -> None:
             .values(remaining=200_000, amount=100_000)
         )
     assert any("outside 0..10.00" in p for p in acme.verify())
+
+
+def test_verify_names_each_tampered_consumption_once_in_id_order(acme: CreditPool) -> None:
+    """verify streams consumptions, allocations, restorations and entries side by side (in
+    id order): every tampered consumption is named, with the figures it found, and the
+    untouched ones in between are not."""
+    g = acme.grant("acme", "10")
+    made: list[int] = []
+    for _ in range(6):
+        made_id = acme.consume("acme", "report", user_id="u-1").id
+        assert made_id is not None
+        made.append(made_id)
+    refunded = made[4]
+    acme.refund("acme", refunded)
+    with acme.db.engine.begin() as conn:
+        # the second consumption lost its allocation
+        conn.execute(
+            delete(allocations).where(
+                allocations.c.org_id == "acme", allocations.c.consumption_id == made[1]
+            )
+        )
+        # the fourth consumption's entry now names the third
+        conn.execute(
+            update(ledger)
+            .where(ledger.c.org_id == "acme", ledger.c.consumption_id == made[3])
+            .values(consumption_id=made[2])
+        )
+        # the refunded one's restoration is gone; the last one gained one
+        conn.execute(
+            update(restorations)
+            .where(restorations.c.org_id == "acme", restorations.c.consumption_id == refunded)
+            .values(consumption_id=made[5])
+        )
+    problems = acme.verify()
+    assert [p for p in problems if "consumption" in p] == [
+        f"acme: consumption {made[1]}: allocations sum to 0.00, cost 0.50",
+        f"acme: consumption {made[2]}: ledger charges [5000, 5000] instead of one entry of its cost",
+        f"acme: consumption {made[3]}: ledger charges None instead of one entry of its cost",
+        f"acme: consumption {refunded}: restored 0.00 + lost 0.00 != cost",
+        f"acme: consumption {refunded}: ledger refunds [5000] != restored 0.00",
+        f"acme: consumption {made[5]}: paid but has restorations",
+    ]
+    assert [p for p in problems if "grant" in p] == [
+        f"acme: grant {g.id}: remaining 7.50 != amount - drawn + restored - voided - held"
+        " + given back + adjusted = 8.00"
+    ]
+
+
+def test_verify_names_each_tampered_hold_in_id_order(acme: CreditPool) -> None:
+    acme.grant("acme", "10")
+    holds_made = [acme.hold("acme", "report", user_id="u-1", amount="1").id for _ in range(4)]
+    settled = acme.settle("acme", holds_made[1], cost="0.5")
+    acme.release("acme", holds_made[2])
+    with acme.db.engine.begin() as conn:
+        # the first hold's entry now names the fourth
+        conn.execute(
+            update(ledger)
+            .where(ledger.c.org_id == "acme", ledger.c.hold_id == holds_made[0])
+            .values(hold_id=holds_made[3])
+        )
+        # the settled hold's consumption names the released one
+        conn.execute(
+            update(consumptions)
+            .where(consumptions.c.org_id == "acme", consumptions.c.id == settled.id)
+            .values(hold_id=holds_made[2])
+        )
+    problems = [p for p in acme.verify() if "hold " in p]
+    assert problems == [
+        f"acme: hold {holds_made[0]}: ledger holds None instead of one entry of its amount",
+        f"acme: hold {holds_made[1]}: settled by consumption {settled.id}, which names hold None",
+        f"acme: hold {holds_made[3]}: ledger holds [10000, 10000] instead of one entry of its"
+        " amount",
+    ]
+
+
+def test_balance_in_the_past_counts_only_the_grants_of_that_instant(
+    acme: CreditPool, clock: FakeClock
+) -> None:
+    """A past balance reads the grants active or pending then; a hold still open then on a
+    grant that had expired holds nothing (its credits left with the grant)."""
+    start = clock.now
+    acme.grant("acme", "5", expires_at=start + timedelta(hours=1))
+    acme.grant("acme", "10")
+    acme.grant("acme", "3", available_from=start + timedelta(hours=3))
+    acme.hold("acme", "report", user_id="u-1", amount="1", ttl_s=7200)  # on the first grant
+    clock.advance(minutes=90)
+    acme.consume("acme", "report", user_id="u-1")
+    at = acme.balance("acme", at=start + timedelta(minutes=70))
+    assert (at.total, at.left, at.held, at.used, at.upcoming) == (
+        Decimal("10"),
+        Decimal("10"),
+        ZERO,
+        ZERO,
+        Decimal("3"),
+    )
+    before = acme.balance("acme", at=start + timedelta(minutes=30))
+    assert (before.total, before.left, before.held, before.used, before.upcoming) == (
+        Decimal("15"),
+        Decimal("14"),
+        Decimal("1"),
+        ZERO,
+        Decimal("3"),
+    )

@@ -65,6 +65,7 @@ DIFFERENT = {
     "consumptions": "paging: the library takes before_id/limit=100, the clients a cursor",
     "holds": "paging: the library takes before_id/limit=100, the clients a cursor",
     "corrections": "paging: the library takes before_id/limit=100, the clients a cursor",
+    "audit_log": "paging: the library takes before_id/limit=100 and any org, the clients a cursor",
     "ledger": "paging: the library takes after_seq, the clients a cursor",
     "update_org": "the library takes **changes, the clients name each field",
     "update_team": "the library takes **changes, the clients name each field",

@@ -38,6 +38,7 @@ OPERATION_IDS = {
     ("post", "/v1/orgs/{org}/adjustments"): "create_adjustment",
     ("get", "/v1/orgs/{org}/adjustments/{adjustment_id}"): "get_adjustment",
     ("get", "/v1/orgs/{org}/corrections"): "list_corrections",
+    ("get", "/v1/orgs/{org}/audit"): "list_audit_records",
     ("post", "/v1/orgs/{org}/consumptions"): "consume",
     ("get", "/v1/orgs/{org}/consumptions"): "list_consumptions",
     ("get", "/v1/orgs/{org}/consumptions/{consumption_id}"): "get_consumption",

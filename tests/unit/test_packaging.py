@@ -59,6 +59,7 @@ def test_the_client_loads_no_creditpool_module_above_the_public_models() -> None
     loaded = set(done.stdout.split())
     allowed_prefixes = ("creditpool.client", "creditpool.core")
     domains = (
+        "audit",  # the AuditRecord model of the audit trail
         "auth",  # the ApiKey model of an organization's keys
         "consumptions",
         "corrections",

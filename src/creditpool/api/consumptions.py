@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from creditpool import changes
 from creditpool.api.bodies.consumptions import ConsumeBody, RefundBody
 from creditpool.auth.models import Role
-from creditpool.changes import Change
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.http import metrics
@@ -22,8 +22,7 @@ from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
-from creditpool.idempotency.service import ScopedKey
-from creditpool.pool import ConsumeCall, CreditPool, RefundChange, audit_refund
+from creditpool.pool import ConsumeCall, CreditPool
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"], route_class=AuthorizedRoute)
 Consumer = Annotated[Principal, allowed(Action.CONSUME)]
@@ -133,13 +132,10 @@ def refund(
 ) -> Response:
     """Refund a paid consumption (the vendor's backend, or staff from the console); a
     second refund answers the first result."""
-    refunding: list[RefundChange] = []
-
-    def change(key: ScopedKey | None) -> Change[Refund]:
-        refunding.append(RefundChange(consumption_id, body.reason, key))
-        return refunding[-1].change
-
-    response = writes.ledger(caller, org, 200, change)
-    if refunding and refunding[-1].refunded_now:  # a replay or a second refund: told once
-        audit_refund(Refund.model_validate_json(bytes(response.body)), caller.key.name)
-    return response
+    by = caller.key.name
+    return writes.ledger(
+        caller,
+        org,
+        200,
+        lambda key: changes.refund(consumption_id, reason=body.reason, by=by, idempotency_key=key),
+    )

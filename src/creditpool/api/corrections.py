@@ -1,5 +1,6 @@
-"""Staff corrections over HTTP: manual adjustments, and the audit of every correction.
-(Expiry changes and voids are on the grants' routes.) ``by`` is the staff key's name."""
+"""Staff corrections over HTTP: manual adjustments, and the audit of every correction and
+of the changes that write no ledger entry. (Expiry changes and voids are on the grants'
+routes.) ``by`` is the staff key's name."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 
 from creditpool import changes
 from creditpool.api.bodies.grants import AdjustmentCreate
+from creditpool.audit.models import AuditRecord
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.http.deps import ObjectId, OrgId, Pool
 from creditpool.http.paging import NumberCursor, page
@@ -70,3 +72,20 @@ def list_corrections(
     first."""
     found = pool.corrections(org, kind=kind, grant_id=grant_id, before_id=cursor, limit=limit + 1)
     return page(found, limit, lambda c: c.id)
+
+
+Auditor = Annotated[Principal, allowed(Action.ORGS_LIST)]
+
+
+@router.get("/audit", response_model=Page[AuditRecord], operation_id="list_audit_records")
+def list_audit_records(
+    org: OrgId,
+    caller: Auditor,
+    pool: Pool,
+    limit: Limit = PAGE_SIZE_DEFAULT,
+    cursor: NumberCursor = None,
+) -> Page[AuditRecord]:
+    """The audit trail of the organization's changes that write no ledger entry (settings,
+    API keys, portal links) and of its refunds: who, when, what; newest first."""
+    found = pool.audit_log(org, before_id=cursor, limit=limit + 1)
+    return page(found, limit, lambda r: r.id)

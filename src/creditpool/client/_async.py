@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey
 from creditpool.client import _routes as routes
 from creditpool.client._retry import NO_RETRY, Retry
@@ -359,6 +360,13 @@ class AsyncClient:
 
     async def adjustment(self, org_id: str, adjustment_id: int) -> Adjustment:
         return await self._run(routes.adjustment(org_id, adjustment_id))
+
+    async def audit_log(
+        self, org_id: str, *, cursor: str | int | None = None, limit: int | None = None
+    ) -> Page[AuditRecord]:
+        """One page of the organization's audit trail (settings, keys, portal links,
+        refunds: who, when, what), newest first."""
+        return await self._run(routes.audit_log(org_id, cursor, limit))
 
     async def corrections(
         self,

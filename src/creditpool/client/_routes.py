@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
 from creditpool.consumptions.models import Consumption, Refund
@@ -417,6 +418,11 @@ def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
     return Call("GET", path, _one(Adjustment))
 
 
+def audit_log(org_id: str, cursor: str | int | None, limit: int | None) -> Call[Page[AuditRecord]]:
+    params = _params(cursor=cursor, limit=limit)
+    return Call("GET", f"{_org(org_id)}/audit", _page(AuditRecord), params)
+
+
 def corrections(
     org_id: str,
     kind: str | None,
@@ -652,7 +658,9 @@ def _with_secret(response: httpx.Response) -> tuple[ApiKey, str]:
 def create_key(
     org_id: str | None, role: str, user_id: str | None, name: str | None, key: str | None
 ) -> Call[tuple[ApiKey, str]]:
-    body = {"role": role, "user_id": user_id, "name": name}
+    body: dict[str, Any] = {"role": role, "name": name}
+    if user_id is not None:  # an admin key names no user: the field is refused
+        body["user_id"] = user_id
     return Call("POST", _keys_of(org_id), _with_secret, body=body, idempotency_key=_key(key))
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from creditpool import validation as check
+from creditpool.audit import service as audit
 from creditpool.consumptions import team_limits
 from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
@@ -136,7 +137,7 @@ def dry_run(tx: Tx, org_id: str, grants: list[GrantRow], req: ConsumeRequest) ->
     return _model(values, draws)
 
 
-def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
+def refund(w: OrgWriter, consumption_id: int, reason: str | None, by: str | None = None) -> Refund:
     row = repository.get(w.conn, w.org_id, consumption_id)
     if row is None:
         raise NotFound(f"consumption {consumption_id} not found in organization {w.org_id!r}")
@@ -171,6 +172,11 @@ def refund(w: OrgWriter, consumption_id: int, reason: str | None) -> Refund:
         restorations=_allocations(plan.restorations),
     )
     w.emit_model(EventType.CONSUMPTION_REFUNDED, refunded)
+    audit.record(
+        w.conn, "consumption.refunded", by=by, at=w.now, org_id=w.org_id,
+        consumption_id=consumption_id, reason=reason, restored=refunded.restored,
+        lost=refunded.lost,
+    )  # fmt: skip
     return refunded
 
 

@@ -296,6 +296,12 @@ def list_for_org(
     return found[start : None if limit is None else start + limit]
 
 
+def list_live(tx: Tx, org_id: str) -> list[Grant]:
+    """The live grants (neither voided nor logged as expired) as of now, in id order: every
+    grant that is pending or active now, without reading the ones history has closed."""
+    return _models(tx, org_id, repository.list_for_org(tx.conn, org_id, live=True))
+
+
 def _models(tx: Tx, org_id: str, rows: Sequence[DbRow]) -> list[Grant]:
     """Grants as of now: a hold that ran out has given its credits back even if nothing
     has written that yet."""

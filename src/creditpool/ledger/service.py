@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import select
@@ -22,12 +25,11 @@ from creditpool.repositories import corrections as corrections_repo
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import ledger as repository
+from creditpool.repositories import verify as verify_repo
 from creditpool.storage.tables import (
     allocations,
-    consumptions,
     grants,
     hold_allocations,
-    holds,
     ledger,
     restorations,
 )
@@ -65,14 +67,17 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
         rows = list(grants_repo.load_live(tx.conn, org_id).values())
         units = summarize(as_of(tx, org_id, rows, t), t)
     else:
-        full = grants_repo.list_for_org(tx.conn, org_id)
+        past = org.ledger_at is not None and t < org.ledger_at
+        # In the past only the grants active or pending at t count (and hold what was held
+        # at t); at or after the last entry every grant is read, as a catch-up would.
+        full = grants_repo.list_for_org(tx.conn, org_id, counting_at=t if past else None)
         rows = [grants_repo.to_grant_row(r) for r in full]
         # What each grant could hold at t: its amount less what was voided from it in part
         # by then (a later partial void does not reach back).
         voided_then = corrections_repo.voided_in_part_upto(tx.conn, org_id, t)
         for g, r in zip(rows, full, strict=True):
             g.amount = r.amount - voided_then.get(g.id, 0)
-        if org.ledger_at is None or t >= org.ledger_at:
+        if not past:
             # Nothing was written after t: the grants' remaining and held still describe t.
             units = summarize(as_of(tx, org_id, rows, t), t)
         else:
@@ -80,7 +85,7 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
             held = sum(
                 amount
                 for gid, amount in holds_repo.held_at(tx.conn, org_id, t)
-                if by_id[gid].is_active(t)
+                if gid in by_id and by_id[gid].is_active(t)
             )
             units = summarize(rows, t, left=repository.left_at(tx.conn, org_id, t), held=held)
     return Balance(
@@ -116,7 +121,11 @@ def entry_model(r: Any) -> LedgerEntry:
 
 
 def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[str]:
-    """Replay one organization's ledger and check every invariant; problems as sentences."""
+    """Replay one organization's ledger and check every invariant; problems as sentences.
+
+    Every table is streamed (``repositories.verify``): what is kept while reading is a
+    running sum per grant and the rows of one consumption or hold at a time, so memory
+    stays flat as the history grows and the time is linear in it (bench/growth.py)."""
     problems: list[str] = []
     org_id = org.id
     say = problems.append
@@ -124,33 +133,30 @@ def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[
     problems += _verify_consumptions(conn, org_id)
     problems += _verify_holds(conn, org_id, now)
     problems += _verify_corrections(conn, org_id)
-    rows = repository.list_entries(conn, org_id)
     after = 0
     last_at: datetime | None = None
-    for expected_seq, r in enumerate(rows, start=1):
-        where = f"{org_id}: ledger #{r.seq}"
-        if r.seq != expected_seq:
-            say(f"{where}: sequence gap, expected #{expected_seq}")
-        if r.method not in SIGN:
-            say(f"{where}: unknown method {r.method!r}")
-            continue
-        if SIGN[r.method] == 0 and r.credits != 0:
-            say(f"{where}: {r.method} moves no credits, yet records {format_credits(r.credits)}")
-        elif SIGN[r.method] != 0 and r.credits <= 0:
-            say(f"{where}: credits {format_credits(r.credits)} not positive")
-        if r.total_before != after:
-            say(
-                f"{where}: total before {format_credits(r.total_before)} != previous after {format_credits(after)}"
-            )
-        if r.total_after != r.total_before + SIGN[r.method] * r.credits:
-            say(f"{where}: after != before {'+' if SIGN[r.method] > 0 else '-'} credits")
-        if r.total_after < 0:
-            say(f"{where}: negative balance {format_credits(r.total_after)}")
-        if last_at is not None and r.at < last_at:
-            say(f"{where}: at {r.at.isoformat()} is before the previous entry")
-        after, last_at = r.total_after, r.at
-    if rows and org.ledger_seq != rows[-1].seq:
-        say(f"{org_id}: organization's ledger_seq {org.ledger_seq} != last entry #{rows[-1].seq}")
+    last_seq: int | None = None
+    # Millions of entries: each is tested in one expression, and only one that fails is
+    # looked at again to say what is wrong with it.
+    for expected_seq, entry in enumerate(verify_repo.entries(conn, org_id), start=1):
+        seq, at, method, credits, before, total_after = entry
+        last_seq = seq
+        sign = SIGN.get(method)
+        if (
+            sign is None
+            or seq != expected_seq
+            or (credits != 0 if sign == 0 else credits <= 0)
+            or before != after
+            or total_after != before + sign * credits
+            or total_after < 0
+            or (last_at is not None and at < last_at)
+        ):
+            problems += _entry_problems(org_id, expected_seq, entry, after, last_at)
+            if sign is None:
+                continue
+        after, last_at = total_after, at
+    if last_seq is not None and org.ledger_seq != last_seq:
+        say(f"{org_id}: organization's ledger_seq {org.ledger_seq} != last entry #{last_seq}")
     live = list(grants_repo.load_live(conn, org_id).values())
     if logged_left(live) != after:
         say(
@@ -159,13 +165,63 @@ def verify_org(conn: Connection, org: Any, now: datetime | None = None) -> list[
     return problems
 
 
+def _entry_problems(
+    org_id: str, expected_seq: int, entry: Any, after: int, last_at: datetime | None
+) -> list[str]:
+    """What is wrong with one entry, given the previous entry's total after and instant."""
+    problems: list[str] = []
+    say = problems.append
+    seq, at, method, credits, total_before, total_after = entry
+    where = f"{org_id}: ledger #{seq}"
+    if seq != expected_seq:
+        say(f"{where}: sequence gap, expected #{expected_seq}")
+    if method not in SIGN:
+        say(f"{where}: unknown method {method!r}")
+        return problems
+    if SIGN[method] == 0 and credits != 0:
+        say(f"{where}: {method} moves no credits, yet records {format_credits(credits)}")
+    elif SIGN[method] != 0 and credits <= 0:
+        say(f"{where}: credits {format_credits(credits)} not positive")
+    if total_before != after:
+        say(
+            f"{where}: total before {format_credits(total_before)} != previous after {format_credits(after)}"
+        )
+    if total_after != total_before + SIGN[method] * credits:
+        say(f"{where}: after != before {'+' if SIGN[method] > 0 else '-'} credits")
+    if total_after < 0:
+        say(f"{where}: negative balance {format_credits(total_after)}")
+    if last_at is not None and at < last_at:
+        say(f"{where}: at {at.isoformat()} is before the previous entry")
+    return problems
+
+
+class _Groups:
+    """Rows ordered by their first column, handed out one key's rows at a time as the keys
+    asked for grow; the rows of a key never asked for are passed over."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self._groups = groupby(rows, key=itemgetter(0))
+        self._head = next(self._groups, None)
+
+    def take(self, key: int) -> list[Any]:
+        """The rows of ``key``, key first (none: an empty list)."""
+        head = self._head
+        while head is not None and head[0] < key:
+            head = next(self._groups, None)
+        if head is None or head[0] != key:
+            self._head = head
+            return []
+        rows = list(head[1])
+        self._head = next(self._groups, None)
+        return rows
+
+
 def _sums(conn: Connection, table: Any, key: Any, org_id: str) -> dict[int, int]:
     """Added up here, not by SUM(): a grant drawn from again and again (consumed, refunded,
     consumed...) can be drawn more in all than a 64-bit integer holds, which SQLite's SUM()
-    refuses with "integer overflow"."""
+    refuses with "integer overflow". One sum per key (a grant), the rows streamed."""
     sums: dict[int, int] = defaultdict(int)
-    query = select(key, table.c.amount).where(table.c.org_id == org_id)
-    for k, amount in conn.execute(query):
+    for k, amount in verify_repo.amounts(conn, table, key, org_id):
         sums[k] += amount
     return dict(sums)
 
@@ -178,7 +234,7 @@ def _verify_grants(conn: Connection, org_id: str) -> list[str]:
     adjusted = corrections_repo.moved_by_grant(conn, org_id)
     held_open: dict[int, int] = defaultdict(int)
     returned: dict[int, int] = defaultdict(int)
-    for _, gid, amount, back, status in _hold_allocations(conn, org_id):
+    for _, gid, amount, back, status in verify_repo.hold_allocations_by_hold(conn, org_id):
         if status == HoldState.OPEN:
             held_open[gid] += amount
         returned[gid] += back or 0
@@ -212,62 +268,42 @@ def _verify_grants(conn: Connection, org_id: str) -> list[str]:
     return problems
 
 
-def _hold_allocations(conn: Connection, org_id: str) -> list[Any]:
-    """(hold id, grant id, amount held, amount given back, hold status) of every hold."""
-    a, h = hold_allocations.c, holds.c
-    query = (
-        select(a.hold_id, a.grant_id, a.amount, a.returned, h.status)
-        .join(holds, (h.org_id == a.org_id) & (h.id == a.hold_id))
-        .where(a.org_id == org_id)
-    )
-    return list(conn.execute(query))
-
-
 def _verify_holds(conn: Connection, org_id: str, now: datetime | None) -> list[str]:
     """Every hold's allocations, ledger entry and outcome add up; after a sweep (``now``
-    given) no hold is open past its time to live."""
+    given) no hold is open past its time to live. Walks the holds in id order, with their
+    allocations, entries and settling consumption read alongside in the same order."""
     problems: list[str] = []
     say = problems.append
-    held: dict[int, int] = defaultdict(int)
-    back: dict[int, int] = defaultdict(int)
-    for hid, _, amount, returned, _ in _hold_allocations(conn, org_id):
-        held[hid] += amount
-        back[hid] += returned or 0
-    entries_q = select(ledger.c.hold_id, ledger.c.action, ledger.c.credits).where(
-        ledger.c.org_id == org_id, ledger.c.hold_id.is_not(None)
-    )
-    taken: dict[int, list[int]] = defaultdict(list)
-    for hid, action, credits in conn.execute(entries_q):
-        if action == LedgerAction.HOLD:
-            taken[hid].append(credits)
-    settled_by = dict(
-        conn.execute(
-            select(consumptions.c.hold_id, consumptions.c.id).where(
-                consumptions.c.org_id == org_id, consumptions.c.hold_id.is_not(None)
-            )
-        ).all()
-    )
-    for h in conn.execute(select(holds).where(holds.c.org_id == org_id)):
+    allocated = _Groups(verify_repo.hold_allocations_by_hold(conn, org_id))
+    recorded = _Groups(verify_repo.hold_entries(conn, org_id))
+    settling = _Groups(verify_repo.settlements(conn, org_id))
+    for h in verify_repo.holds_in_order(conn, org_id):
         where = f"{org_id}: hold {h.id}"
-        if held.get(h.id, 0) != h.amount:
+        rows = allocated.take(h.id)
+        held = sum(amount for _, _, amount, _, _ in rows)
+        back = sum(returned or 0 for _, _, _, returned, _ in rows)
+        taken = [c for _, action, c in recorded.take(h.id) if action == LedgerAction.HOLD]
+        settlers = settling.take(h.id)
+        settled_by = settlers[-1][1] if settlers else None
+        if held != h.amount:
             say(
-                f"{where}: allocations sum to {format_credits(held.get(h.id, 0))}, amount {format_credits(h.amount)}"
+                f"{where}: allocations sum to {format_credits(held)}, amount {format_credits(h.amount)}"
             )
-        if taken.get(h.id) != [h.amount]:
-            say(f"{where}: ledger holds {taken.get(h.id)} instead of one entry of its amount")
+        if (taken or None) != [h.amount]:
+            say(f"{where}: ledger holds {taken or None} instead of one entry of its amount")
         if h.status == HoldState.OPEN:
             if now is not None and h.expires_at <= now:
                 say(f"{where}: open past its time to live ({h.expires_at.isoformat()})")
             continue
-        if h.lost != h.amount - back.get(h.id, 0):
+        if h.lost != h.amount - back:
             say(f"{where}: lost {format_credits(h.lost)} != amount - given back to grants")
-        if h.status != HoldState.SETTLED and h.released != back.get(h.id, 0):
+        if h.status != HoldState.SETTLED and h.released != back:
             say(f"{where}: released {format_credits(h.released)} != given back to grants")
         if (h.status == HoldState.SETTLED) != (h.consumption_id is not None):
             say(f"{where}: {h.status} with consumption {h.consumption_id}")
-        if h.consumption_id is not None and settled_by.get(h.id) != h.consumption_id:
+        if h.consumption_id is not None and settled_by != h.consumption_id:
             say(
-                f"{where}: settled by consumption {h.consumption_id}, which names hold {settled_by.get(h.id)}"
+                f"{where}: settled by consumption {h.consumption_id}, which names hold {settled_by}"
             )
     return problems
 
@@ -301,36 +337,53 @@ def _verify_corrections(conn: Connection, org_id: str) -> list[str]:
 
 
 def _verify_consumptions(conn: Connection, org_id: str) -> list[str]:
-    problems = []
-    drawn = _sums(conn, allocations, allocations.c.consumption_id, org_id)
-    restored = _sums(conn, restorations, restorations.c.consumption_id, org_id)
-    charged: dict[int, list[int]] = defaultdict(list)
-    refunded: dict[int, list[int]] = defaultdict(list)
-    entries_q = select(ledger.c.consumption_id, ledger.c.method, ledger.c.credits).where(
-        ledger.c.org_id == org_id, ledger.c.consumption_id.is_not(None)
-    )
-    for cid, method, credits in conn.execute(entries_q):
-        (charged if method == LedgerMethod.USED else refunded)[cid].append(credits)
-    for c in conn.execute(select(consumptions).where(consumptions.c.org_id == org_id)):
-        where = f"{org_id}: consumption {c.id}"
-        if drawn.get(c.id, 0) != c.cost:
+    """Walks the consumptions in id order, with their allocations, restorations and ledger
+    entries read alongside in the same order."""
+    problems: list[str] = []
+    drawn_rows = _Groups(verify_repo.amounts_by_consumption(conn, allocations, org_id))
+    restored_rows = _Groups(verify_repo.amounts_by_consumption(conn, restorations, org_id))
+    recorded = _Groups(verify_repo.consumption_entries(conn, org_id))
+    used = LedgerMethod.USED.value
+    for cid, cost, status, refund_restored, refund_lost in verify_repo.consumptions_in_order(
+        conn, org_id
+    ):
+        drawn_of = drawn_rows.take(cid)
+        drawn = drawn_of[0][1] if len(drawn_of) == 1 else sum(a for _, a in drawn_of)
+        back_rows = restored_rows.take(cid)
+        restored = sum(amount for _, amount in back_rows) if back_rows else None
+        entries_of = recorded.take(cid)
+        if (
+            drawn == cost
+            and status == "paid"
+            and restored is None
+            and len(entries_of) == 1
+            and entries_of[0][1] == used
+            and entries_of[0][2] == cost
+        ):
+            continue  # the common case: a paid consumption, drawn and charged once
+        charged: list[int] = []
+        refunded: list[int] = []
+        for _, method, credits in entries_of:
+            (charged if method == used else refunded).append(credits)
+        where = f"{org_id}: consumption {cid}"
+        if drawn != cost:
             problems.append(
-                f"{where}: allocations sum to {format_credits(drawn.get(c.id, 0))}, cost {format_credits(c.cost)}"
+                f"{where}: allocations sum to {format_credits(drawn)}, cost {format_credits(cost)}"
             )
-        if charged.get(c.id) != [c.cost]:
+        if (charged or None) != [cost]:
             problems.append(
-                f"{where}: ledger charges {charged.get(c.id)} instead of one entry of its cost"
+                f"{where}: ledger charges {charged or None} instead of one entry of its cost"
             )
-        if c.status == "paid" and (restored.get(c.id) or refunded.get(c.id)):
+        if status == "paid" and (restored or refunded):
             problems.append(f"{where}: paid but has restorations")
-        if c.status == "refunded":
-            back = restored.get(c.id, 0)
-            if back != c.refund_restored or back + c.refund_lost != c.cost:
+        if status == "refunded":
+            back = restored or 0
+            if back != refund_restored or back + refund_lost != cost:
                 problems.append(
-                    f"{where}: restored {format_credits(back)} + lost {format_credits(c.refund_lost)} != cost"
+                    f"{where}: restored {format_credits(back)} + lost {format_credits(refund_lost)} != cost"
                 )
-            if sum(refunded.get(c.id, [])) != back:
+            if sum(refunded) != back:
                 problems.append(
-                    f"{where}: ledger refunds {refunded.get(c.id)} != restored {format_credits(back)}"
+                    f"{where}: ledger refunds {refunded or None} != restored {format_credits(back)}"
                 )
     return problems

@@ -1,6 +1,7 @@
 """Writing a report: CSV chunks as rows come, or an .xlsx file with typed cells.
 
-CSV: UTF-8, RFC 4180 (the ``csv`` module: CRLF line ends, quotes only where needed). The
+CSV: UTF-8, RFC 4180 (the ``csv`` module: CRLF line ends, quotes only where needed; the
+usage report on PostgreSQL is written by the database in the very same bytes). The
 header goes out before the query starts, then a chunk whenever ``CSV_CHUNK_BYTES`` of rows
 have gathered: memory holds one batch of rows and one chunk, however long the report.
 
@@ -36,23 +37,15 @@ Progress = Callable[[int], None]  # told how many more rows were written
 
 
 def csv_chunks(report: Report, progress: Progress | None = None) -> Iterator[bytes]:
-    """The report as CSV, in chunks of about ``CSV_CHUNK_BYTES``."""
+    """The report as CSV, in chunks of about ``CSV_CHUNK_BYTES`` (the report chooses who
+    writes its rows: ``Report.csv_blocks``)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(report.header)
+    csv.writer(buffer).writerow(report.header)
     yield buffer.getvalue().encode()  # the first bytes leave before the query runs
-    buffer.seek(0)
-    buffer.truncate()
-    for batch in report.batches(text=True):
-        writer.writerows(batch)
+    for block, rows in report.csv_blocks(CSV_CHUNK_BYTES):
         if progress is not None:
-            progress(len(batch))
-        if buffer.tell() >= CSV_CHUNK_BYTES:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+            progress(rows)
+        yield block
 
 
 def write_xlsx(report: Report, path: Path, progress: Progress | None = None) -> None:

@@ -5,13 +5,20 @@ range) before a single row is read, so that an API answer or a CLI run fails bef
 first byte. ``Report.batches`` then reads the rows in one read transaction and shapes them
 in batches, with one cell maker per cell type (``Cells``): text for CSV, typed values
 for spreadsheets and for library callers. Nothing holds more than one batch.
+
+``Report.csv_blocks`` chooses how CSV is made: PostgreSQL writes the usage report's rows
+itself (``COPY ... TO STDOUT``, cells formatted in SQL; only the breakdown is made here,
+once per distinct value), byte for byte what the rows shaped here and written by the
+``csv`` module give, which is the path of every other report and of SQLite.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -35,6 +42,10 @@ from creditpool.storage.uow import Database
 
 REPORT_BATCH_ROWS = 5_000  # rows per fetch from the server-side cursor
 CELL_CACHE_SIZE_MAX = 10_000  # formatted amounts and breakdowns remembered per report
+# Every zone's offset has been whole minutes since 1972 (Africa/Monrovia was the last at
+# -0:44:30); before that ``isoformat`` writes the offset's seconds, which PostgreSQL's
+# to_char cannot: a range starting earlier is formatted here.
+DATABASE_CSV_SINCE = datetime(1973, 1, 1, tzinfo=UTC)
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GAINS = frozenset(m.value for m in GAINS)  # the other methods take credits out
 
@@ -107,6 +118,7 @@ def day_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, dateti
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MINUTE = timedelta(minutes=1)
 _SECONDS = [f"{s:02d}" for s in range(60)]
 _UNSEEN: tuple[str, str] = ("", "")
 
@@ -142,7 +154,7 @@ class Cells:
             if len(self._minutes) >= CELL_CACHE_SIZE_MAX:
                 self._minutes.clear()
             self._minutes[key] = minute
-        if minute is None:  # the offset changes within this minute
+        if minute is None:  # the offset changes within this minute, or has seconds
             return _aware(value).astimezone(self.zone).isoformat(timespec="seconds")
         prefix, offset = minute
         return prefix + _SECONDS[second] + offset
@@ -150,7 +162,9 @@ class Cells:
     def _minute(self, start: datetime) -> tuple[str, str] | None:
         local = start.astimezone(self.zone)
         end = (start + timedelta(seconds=59)).astimezone(self.zone)
-        if local.utcoffset() != end.utcoffset():
+        offset = local.utcoffset()
+        # An offset with seconds (local mean times before 1973) moves the local second.
+        if offset != end.utcoffset() or offset is None or offset % _MINUTE:
             return None
         text = local.isoformat(timespec="seconds")
         return text[:17], text[19:]
@@ -190,6 +204,69 @@ def _noun(key: str, n: object) -> str:
         if words.endswith(ending):
             return words[:-2]
     return words[:-1] if words.endswith("s") and not words.endswith("ss") else words
+
+
+def csv_cell(text: str | None) -> bytes:
+    """One CSV cell as the ``csv`` module writes it among others: quoted (quotes doubled)
+    only when it holds a comma, a quote or a line break; None is an empty cell."""
+    if text is None:
+        return b""
+    if any(c in text for c in ',"\r\n'):
+        text = '"' + text.replace('"', '""') + '"'
+    return text.encode()
+
+
+# -- CSV blocks --------------------------------------------------------------------------
+
+Block = tuple[bytes, int]  # CSV records (UTF-8, CRLF) and how many
+
+
+def _written(batches: Iterable[list[Row]], block_bytes: int) -> Iterator[Block]:
+    """Rows of text cells written by the ``csv`` module (RFC 4180: CRLF, quotes only where
+    needed), in blocks of about ``block_bytes``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    rows = 0
+    for batch in batches:
+        writer.writerows(batch)
+        rows += len(batch)
+        if buffer.tell() >= block_bytes:
+            yield buffer.getvalue().encode(), rows
+            buffer.seek(0)
+            buffer.truncate()
+            rows = 0
+    if rows:
+        yield buffer.getvalue().encode(), rows
+
+
+def _usage_records(copied: Iterable[Any], block_bytes: int) -> Iterator[Block]:
+    """PostgreSQL's usage rows (``repository.usage_csv``: ``<8 cells>,<requests>,<hex of
+    the breakdown's JSON>\\n``, one per item) as the report's records: the breakdown made
+    readable (once per distinct value) and put back before requests, CRLF line ends (a
+    line break inside a quoted cell stays as it is, as the csv module leaves it)."""
+    made: dict[bytes, bytes] = {b"": b""}
+    parts: list[bytes] = []
+    size = rows = 0
+    for item in copied:
+        row = bytes(item)
+        last = row.rfind(b",")
+        requests = row.rfind(b",", 0, last)
+        key = row[last + 1 : -1]
+        cell = made.get(key)
+        if cell is None:
+            cell = csv_cell(readable_breakdown(bytes.fromhex(key.decode()).decode()))
+            if len(made) >= CELL_CACHE_SIZE_MAX:
+                made = {b"": b""}
+            made[key] = cell
+        parts.append(row[: requests + 1] + cell + row[requests:last] + b"\r\n")
+        size += len(row)
+        rows += 1
+        if size >= block_bytes:
+            yield b"".join(parts), rows
+            parts.clear()
+            size = rows = 0
+    if rows:
+        yield b"".join(parts), rows
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -347,6 +424,23 @@ class Report:
     def rows(self) -> Iterator[Row]:
         for batch in self.batches():
             yield from batch
+
+    def csv_blocks(self, block_bytes: int) -> Iterator[Block]:
+        """The CSV records (no header) in blocks of about ``block_bytes``, with how many
+        each holds. The usage report on PostgreSQL is written by the database (cells
+        formatted in SQL, read over COPY: bench/REPORTS.md), unless the range starts
+        before ``DATABASE_CSV_SINCE`` or PostgreSQL does not know the zone; everything
+        else is shaped here and written by the ``csv`` module. Both give the same bytes."""
+        lo, hi = self.bounds
+        if self.kind is ReportKind.USAGE and lo >= DATABASE_CSV_SINCE:
+            with self.db.read() as tx:
+                copied = repository.usage_csv(
+                    tx.conn, self.org_id, lo, hi, self.timezone, self.feature_names
+                )
+                if copied is not None:
+                    yield from _usage_records(copied, block_bytes)
+                    return
+        yield from _written(self.batches(text=True), block_bytes)
 
 
 def open_report(

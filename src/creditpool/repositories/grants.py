@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, false, func, select, update
@@ -98,8 +99,23 @@ def get(conn: Connection, org_id: str, grant_id: int) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def list_for_org(conn: Connection, org_id: str) -> Sequence[DbRow]:
+def list_for_org(
+    conn: Connection, org_id: str, *, counting_at: datetime | None = None, live: bool = False
+) -> Sequence[DbRow]:
+    """Every grant, or with ``counting_at`` only those a balance at that instant counts:
+    created by then and neither voided nor expired by then (active or pending then), so a
+    balance in the past reads the grants of its time, not every grant ever made. With
+    ``live`` only the live ones (neither voided nor logged as expired, ``ix_grants_live``)."""
     query = select(grants).where(grants.c.org_id == org_id).order_by(grants.c.id)
+    if live:
+        query = query.where(grants.c.expiry_logged == false(), grants.c.voided_at.is_(None))
+    if counting_at is not None:
+        g, t = grants.c, counting_at
+        query = query.where(
+            g.granted_at <= t,
+            g.voided_at.is_(None) | (g.voided_at > t),
+            g.expires_at.is_(None) | (g.expires_at > t),
+        )
     return conn.execute(query).all()
 
 

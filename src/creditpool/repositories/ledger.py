@@ -44,11 +44,18 @@ def list_entries(
 
 
 def left_at(conn: Connection, org_id: str, t: datetime) -> int:
-    """Left after the last entry at or before ``t`` (0 before the first entry)."""
+    """Left after the last entry at or before ``t`` (0 before the first entry).
+
+    Entries never go back in time (``at`` grows with ``seq``; ``verify`` checks it), so the
+    last one is the newest ``at``, the greatest ``seq`` among equal ones: ordered so, the
+    query reads one entry of ``ix_ledger_org_at`` (SQLite's index holds ``seq`` too;
+    PostgreSQL sorts the few entries of that instant). Ordered by ``seq`` alone it scanned
+    the primary key back from the newest entry over everything after ``t``: 0.5 s for a
+    balance two years back in a ledger of a million entries (bench/growth.py)."""
     query = (
         select(ledger.c.total_after)
         .where(ledger.c.org_id == org_id, ledger.c.at <= t)
-        .order_by(ledger.c.seq.desc())
+        .order_by(ledger.c.at.desc(), ledger.c.seq.desc())
         .limit(1)
     )
     value = conn.execute(query).scalar()

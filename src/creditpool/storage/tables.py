@@ -508,3 +508,20 @@ feature_prices = Table(
     ForeignKeyConstraint(["feature"], ["features.key"]),
 )
 Index("ix_feature_prices_feature_since", feature_prices.c.feature, feature_prices.c.since)
+
+# -- the audit trail (migration 0007) ---------------------------------------------------------
+
+# Changes that write no ledger entry (an organization created or changed, an API key created
+# or revoked, a portal link minted) and refunds, each written in the change's transaction:
+# who (``by``: NULL when a library call named no one), when, and what (``details``).
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("org_id", ID, nullable=True),
+    Column("by", String(200), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("details", JSON, nullable=False),
+)
+Index("ix_audit_log_org", audit_log.c.org_id, audit_log.c.id)

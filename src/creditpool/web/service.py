@@ -8,10 +8,14 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from creditpool.audit import service as audit
+from creditpool.audit.models import AuditRecord
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import InvalidInput
 from creditpool.core.grants import GrantState
+from creditpool.corrections import service as corrections_service
+from creditpool.corrections.models import Correction
 from creditpool.credit_requests import service as credit_requests
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
@@ -41,6 +45,7 @@ ORGS_PAGE_SIZE = 25
 EXPIRING_WITHIN = timedelta(days=30)
 CHART_DAYS = (30, 90)
 FORECAST_WINDOW_DAYS = 30  # the usage page's forecast: the pace of the last 30 days
+AUDIT_SHOWN = 10  # corrections and audit records on the console page
 RECENT_EVENTS_SHOWN = 20
 RECENT_CONSUMPTIONS_SHOWN = 10  # on the console's page of an organization
 REQUESTS_SHOWN = 10  # an admin's latest credit requests on the credits page
@@ -202,6 +207,9 @@ class StaffOrgPage:
     # display names of the users the page shows (the open holds', who asked for credits)
     people: dict[str, str] = field(default_factory=dict)
     consumptions: list[Consumption] = field(default_factory=list)  # the newest few, to refund
+    # who changed what by hand, newest first: the staff corrections and the audit trail
+    corrections: list[Correction] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
 
 
 def header(tx: Tx, org_id: str) -> Header:
@@ -225,7 +233,8 @@ def usage_page(
     with db.read(snapshot=True) as tx:
         head = header(tx, org_id)
         zone = head.org.timezone
-        grants = grants_service.list_for_org(tx, org_id) if caller.may(Action.GRANTS_READ) else []
+        # Only the live grants: the page shows the pending and the active ones expiring soon.
+        grants = grants_service.list_live(tx, org_id) if caller.may(Action.GRANTS_READ) else []
         history, next_before = history_page(tx, org_id, filters, before, own_user, zone)
         names = feature_names(tx)
         chart = usage_chart(tx, org_id, zone, days, own_user, names)
@@ -389,6 +398,8 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         asked = credit_requests.list_for_org(tx, org_id, CreditRequestStatus.OPEN)
         events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
         recent = recent_consumptions(tx, org_id)
+        fixed = corrections_service.list_for_org(tx, org_id, limit=AUDIT_SHOWN)
+        trail = audit.records(tx.conn, org_id, None, AUDIT_SHOWN)
         users = [h.user_id for h in holds] + [r.requested_by for r in asked]
         people = repository.display_names(tx.conn, org_id, users)
     entries = [e for e in entries if e.seq <= newest]
@@ -398,7 +409,7 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
     newer = newest + LEDGER_PAGE_SIZE + 1 if before_seq is not None else None
     return StaffOrgPage(
         head, grants, entries, older, newer, holds, names, requests=asked, events=events,
-        people=people, consumptions=recent,
+        people=people, consumptions=recent, corrections=fixed, audit=trail,
     )  # fmt: skip
 
 
