@@ -2,7 +2,7 @@
 
 A few rules relate several fields or the present time, which JSON Schema cannot say: a
 report's range runs forward and spans at most the configured days; a grant's expiry is in
-the future and after its availability. A case the document allows but these rules refuse
+the future and after its availability, and so is a new expiry set on a grant. A case the document allows but these rules refuse
 is not generated as positive data (negative cases go through untouched). And the run
 changes the catalog as it goes: a consumption refused for the price the run itself set is
 not held against the document.
@@ -56,6 +56,16 @@ def grant_expires_in_the_future_after_its_availability(ctx: Any, case: Any) -> b
         return True
     start = _instant(case.body.get("available_from")) or datetime.now(UTC)
     return expires > max(start, datetime.now(UTC))
+
+
+@schemathesis.hook("filter_case").apply_to(path_regex=r"/grants/\{grant_id\}$", method="PATCH")
+def a_grant_expiry_moves_into_the_future(ctx: Any, case: Any) -> bool:
+    """A grant's expiry may move earlier or later, never to an instant that has passed
+    (null: permanent)."""
+    if not _positive(case) or not isinstance(case.body, dict):
+        return True
+    expires = _instant(case.body.get("expires_at"))
+    return expires is None or expires > datetime.now(UTC)
 
 
 def _catalog(request: Any) -> dict[str, dict[str, Any]]:

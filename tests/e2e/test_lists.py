@@ -29,6 +29,8 @@ LISTS = {
     "/v1/webhook-endpoints/{endpoint_id}/deliveries": "id",
     "/v1/orgs/{org}/keys": "id",
     "/v1/features/{key}/prices": "id",
+    "/v1/orgs/{org}/corrections": "id",
+    "/v1/orgs/{org}/audit": "id",
 }
 
 
@@ -84,6 +86,9 @@ def seed(t: Tenant) -> dict[str, str]:
         pool.grant(t.org, amount)
     for user in ("u-1", "u-2", "u-3"):
         pool.consume(t.org, "report", user_id=user)
+    for credits in ("-1", "1"):  # two corrections
+        pool.adjust(t.org, credits, reason="lists", by="cs")
+    pool.update_org(t.org, name="Lists", by="cs")  # with its creation: two audit records
     for _ in range(2):
         pool.hold(t.org, "report", user_id="u-1")
         pool.request_credits(t.org, "5", requested_by="admin")

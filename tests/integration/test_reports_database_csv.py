@@ -152,3 +152,16 @@ def test_before_1973_offsets_with_seconds_are_written_as_isoformat_does(
     pool.consume("acme", "report", user_id="u-1")
     text = b"".join(csv_chunks(pool.report("acme", "usage", "1971-06-01", "1971-06-01")))
     assert text.decode().splitlines()[1].startswith("1971-06-01T11:15:30-00:44:30,Report,")
+
+
+def test_a_download_abandoned_midway_leaves_the_pool_usable(
+    pool: CreditPool, clock: FakeClock
+) -> None:
+    tricky(pool, clock, "acme", "Europe/Berlin")
+    report = pool.report("acme", "usage", "2026-10-01", "2026-11-30")
+    blocks = report.csv_blocks(1)  # one record per block
+    assert next(blocks)[1] == 1
+    blocks.close()  # the client went away: the COPY is cancelled, the transaction ends
+    assert b"".join(csv_chunks(report)) == python_csv(report)
+    with pool.db.read() as tx:
+        assert repository.count(tx.conn, "usage", report.org_id, *report.bounds) == 6
