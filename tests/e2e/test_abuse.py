@@ -34,6 +34,7 @@ class Seeded:
     endpoint_id: str
     delivery_id: int
     request_id: int
+    key_id: str
 
 
 def seed(t: Tenant) -> Seeded:
@@ -48,8 +49,9 @@ def seed(t: Tenant) -> Seeded:
     endpoint = pool.create_webhook_endpoint("https://hooks.example.com/abuse", enabled=False)
     delivery = pool.test_webhook_endpoint(endpoint.id)
     asked = pool.request_credits(t.org, "5", requested_by="setup")
+    key, _ = pool.create_key("member", org_id=t.org, user_id="u-1", name="abuse")
     dispatched(pool)
-    return Seeded(grant.id, used.id, held.id, endpoint.id, delivery.id, asked.id)
+    return Seeded(grant.id, used.id, held.id, endpoint.id, delivery.id, asked.id, key.id)
 
 
 def dispatched(pool: Any) -> None:
@@ -75,6 +77,16 @@ BASE: dict[tuple[str, str], tuple[str, Callable[[Tenant], dict[str, Any]]]] = {
     ("PUT", "/v1/features/{key}"): ("service", lambda t: {"name": "F", "cost": "0.10"}),
     ("POST", "/v1/orgs/{org}/grants"): ("staff", lambda t: {"amount": "1", "note": "n"}),
     ("POST", "/v1/orgs/{org}/grants/{grant_id}/void"): ("staff", lambda t: {"reason": "r"}),
+    ("PATCH", "/v1/orgs/{org}/grants/{grant_id}"): (
+        "staff",
+        lambda t: {"expires_at": "2099-01-01T00:00:00Z", "reason": "r"},
+    ),
+    ("POST", "/v1/orgs/{org}/adjustments"): ("staff", lambda t: {"credits": "-1", "reason": "r"}),
+    ("POST", "/v1/orgs/{org}/keys"): (
+        "staff",
+        lambda t: {"role": "member", "user_id": "u-1", "name": "n"},
+    ),
+    ("POST", "/v1/orgs/{org}/keys/{key_id}/revoke"): ("staff", lambda t: {}),
     ("POST", "/v1/orgs/{org}/consumptions"): (
         "service",
         lambda t: {"feature": "report", "user_id": "u-1", "metadata": {"k": "v"}},
@@ -298,6 +310,7 @@ def url_of(path: str, t: Tenant, seeded: Seeded) -> str:
         endpoint_id=seeded.endpoint_id,
         delivery_id=seeded.delivery_id,
         request_id=seeded.request_id,
+        key_id=seeded.key_id,
     )
 
 
