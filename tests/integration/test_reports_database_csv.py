@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from creditpool import CreditPool
 from creditpool.reports.formats import csv_chunks
 from creditpool.reports.service import Report
 from creditpool.repositories import reports as repository
+from creditpool.repositories.reports import CopyRow
 from tests.support import FakeClock
 
 
@@ -159,9 +161,58 @@ def test_a_download_abandoned_midway_leaves_the_pool_usable(
 ) -> None:
     tricky(pool, clock, "acme", "Europe/Berlin")
     report = pool.report("acme", "usage", "2026-10-01", "2026-11-30")
-    blocks = report.csv_blocks(1)  # one record per block
+    blocks = replace(report, batch_rows=1).csv_blocks(1)  # one record per block
     assert next(blocks)[1] == 1
-    blocks.close()  # the client went away: the COPY is cancelled, the transaction ends
+    # The client went away: the COPY is cancelled and the transaction ends. (Left open,
+    # the COPY made the rollback wait forever: a thread, so that this fails, not hangs.)
+    closing = threading.Thread(target=blocks.close, daemon=True)
+    closing.start()
+    closing.join(timeout=30)
+    assert not closing.is_alive()
     assert b"".join(csv_chunks(report)) == python_csv(report)
     with pool.db.read() as tx:
         assert repository.count(tx.conn, "usage", report.org_id, *report.bounds) == 6
+
+
+def test_a_cell_holding_the_mark_itself_is_still_written_right(
+    pool: CreditPool, clock: FakeClock
+) -> None:
+    """The API refuses control characters in text, but a row written by other means may
+    hold the breakdown's mark: that block is then written row by row."""
+    tricky(pool, clock, "acme", "Europe/Berlin")
+    with pool.db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE consumptions SET feature_name = 'x\x01y\x01z', action = '\x01'"
+            " WHERE user_id IN ('u-2', 'u-3')"
+        )
+    report = pool.report("acme", "usage", "2026-10-01", "2026-11-30")
+    for blocks in (1, 1 << 20):
+        got = b"".join(block for block, _ in report.csv_blocks(blocks))
+        assert got == python_csv(report).partition(b"\r\n")[2]
+        assert got.count(b"x\x01y\x01z,\x01,") == 2
+
+
+@pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+@pytest.mark.parametrize("rows", [5, 20_000])  # the error held with the rows, or after a wait
+def test_an_error_midway_through_the_copy_is_raised_and_the_pool_stays_usable(
+    pool: CreditPool, rows: int
+) -> None:
+    import psycopg
+
+    failing = f"COPY (SELECT 1 / ({rows} - g) FROM generate_series(1, {rows}) AS g) TO STDOUT"
+    got: list[CopyRow] = []
+
+    def read() -> None:
+        with pool.db.read() as tx:
+            got.extend(repository._copy_rows(tx.conn, failing, {}))
+
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        read()
+    assert len(got) == rows - 1
+    pool.create_org("acme")
+    with pool.db.read() as tx:
+        assert [
+            len(r) for r in repository._copy_rows(tx.conn, "COPY (SELECT 1) TO STDOUT", {})
+        ] == [2]

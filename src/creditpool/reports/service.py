@@ -18,7 +18,8 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -240,33 +241,62 @@ def _written(batches: Iterable[list[Row]], block_bytes: int) -> Iterator[Block]:
 
 
 def _usage_records(copied: Iterable[Any], block_bytes: int) -> Iterator[Block]:
-    """PostgreSQL's usage rows (``repository.usage_csv``: ``<8 cells>,<requests>,<hex of
-    the breakdown's JSON>\\n``, one per item) as the report's records: the breakdown made
-    readable (once per distinct value) and put back before requests, CRLF line ends (a
-    line break inside a quoted cell stays as it is, as the csv module leaves it)."""
+    """PostgreSQL's usage rows (``repository.usage_csv``, one per item) as the report's
+    records, in blocks of about ``block_bytes``."""
     made: dict[bytes, bytes] = {b"": b""}
-    parts: list[bytes] = []
-    size = rows = 0
-    for item in copied:
-        row = bytes(item)
-        last = row.rfind(b",")
-        requests = row.rfind(b",", 0, last)
-        key = row[last + 1 : -1]
-        cell = made.get(key)
-        if cell is None:
-            cell = csv_cell(readable_breakdown(bytes.fromhex(key.decode()).decode()))
+    rows: list[Any] = []
+    size = 0
+    for row in copied:
+        rows.append(row)
+        size += len(row)
+        if size >= block_bytes:
+            yield _usage_block(rows, made), len(rows)
+            rows.clear()
+            size = 0
             if len(made) >= CELL_CACHE_SIZE_MAX:
                 made = {b"": b""}
-            made[key] = cell
-        parts.append(row[: requests + 1] + cell + row[requests:last] + b"\r\n")
-        size += len(row)
-        rows += 1
-        if size >= block_bytes:
-            yield b"".join(parts), rows
-            parts.clear()
-            size = rows = 0
     if rows:
-        yield b"".join(parts), rows
+        yield _usage_block(rows, made), len(rows)
+
+
+_MARK = repository.BREAKDOWN_MARK
+
+
+def _usage_block(rows: list[Any], made: dict[bytes, bytes]) -> bytes:
+    """Rows ``<7 cells>,<mark>,<breakdown's JSON>,<mark>,<requests>\\n`` -> the records:
+    ``<mark>,<JSON>,<mark>`` swapped for the readable cell (made once per distinct
+    value), CRLF line ends. When the block holds no other mark and no line break inside
+    a cell (checked by counting), both are done on the whole block at once; otherwise
+    row by row, from the row's last two marks (text cells all come before them, and JSON
+    text holds no control character), its line end being its last byte (a line break
+    inside a quoted cell stays as it is, as the csv module leaves it)."""
+    data = b"".join(rows)
+    if data.count(b"\n") == len(rows) and data.count(_MARK) == 2 * len(rows):
+        parts = data.split(_MARK)
+        keys = parts[1::2]  # ``,<JSON as COPY writes it>,``
+        found = list(map(made.get, keys))
+        if None in found:  # some not made yet
+            parts[1::2] = [made[k] if k in made else _breakdown_cell(k, made) for k in keys]
+        else:
+            parts[1::2] = found  # type: ignore[assignment]  # no None in it
+        return b"".join(parts).replace(b"\n", b"\r\n")
+    records: list[bytes] = []
+    for row in rows:
+        head, key, tail = bytes(row).rsplit(_MARK, 2)
+        cell = made[key] if key in made else _breakdown_cell(key, made)
+        records += (head, cell, tail[:-1], b"\r\n")
+    return b"".join(records)
+
+
+def _breakdown_cell(key: bytes, made: dict[bytes, bytes]) -> bytes:
+    """``,<JSON as COPY writes it>,`` -> its readable cell; the commas around it are the
+    ones left beside the marks."""
+    written = key[1:-1]
+    if written.startswith(b'"'):
+        written = written[1:-1].replace(b'""', b'"')
+    cell = csv_cell(readable_breakdown(written.decode() if written else None))
+    made[key] = cell
+    return cell
 
 
 # -- rows --------------------------------------------------------------------------------
@@ -425,7 +455,7 @@ class Report:
         for batch in self.batches():
             yield from batch
 
-    def csv_blocks(self, block_bytes: int) -> Iterator[Block]:
+    def csv_blocks(self, block_bytes: int) -> Generator[Block, None, None]:
         """The CSV records (no header) in blocks of about ``block_bytes``, with how many
         each holds. The usage report on PostgreSQL is written by the database (cells
         formatted in SQL, read over COPY: bench/REPORTS.md), unless the range starts
@@ -438,7 +468,8 @@ class Report:
                     tx.conn, self.org_id, lo, hi, self.timezone, self.feature_names
                 )
                 if copied is not None:
-                    yield from _usage_records(copied, block_bytes)
+                    with closing(copied):  # before the transaction ends, read or not
+                        yield from _usage_records(copied, block_bytes)
                     return
         yield from _written(self.batches(text=True), block_bytes)
 

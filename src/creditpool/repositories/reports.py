@@ -13,8 +13,9 @@ On PostgreSQL the usage report's CSV can also come formatted by the server itsel
 from __future__ import annotations
 
 import json
+import select as os_select
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -169,10 +170,13 @@ _PG_DIALECT = postgresql_psycopg.dialect()  # type: ignore[no-untyped-call]
 # in the session's zone (set to the organization's) with its offset, the feature's display
 # name (a JSON object of key -> name, bound once), credits as decimals. An empty string
 # becomes NULL: COPY writes NULL as an empty cell and '' as "", the csv module both as
-# an empty cell. The breakdown comes last, as the hex of its JSON text (never quoted, no
-# comma): the reader turns it into its readable cell (``readable_breakdown``, once per
-# distinct value) and puts it back before ``requests``. Doing that in SQL (json_each and
-# string_agg per row) made PostgreSQL three times slower than the whole rest of the row.
+# an empty cell. The breakdown's JSON text comes as it is stored, as COPY writes it
+# (quoted when it holds a quote or a comma), between two cells of one ``BREAKDOWN_MARK``
+# each (a control character no text cell can hold): the reader swaps ``,<its cell>,``
+# for the readable cell (``readable_breakdown``, once per distinct value). Making it
+# readable in SQL (json_each and string_agg per row) made PostgreSQL three times slower
+# than the rest of the row together; its hex instead of its text cost 10-20 % more.
+BREAKDOWN_MARK = b"\x01"
 USAGE_CSV_COPY = f"""COPY (
 SELECT
     to_char(consumptions.created_at, 'YYYY-MM-DD"T"HH24:MI:SSTZH:TZM'),
@@ -184,8 +188,10 @@ SELECT
     nullif(consumptions.integration, ''),
     nullif(consumptions.user_id, ''),
     {_credits_text("consumptions.cost")},
-    consumptions.requests,
-    encode(convert_to(CAST(consumptions.breakdown AS TEXT), 'UTF8'), 'hex')
+    E'\\x01',
+    CAST(consumptions.breakdown AS TEXT),
+    E'\\x01',
+    consumptions.requests
 FROM consumptions
 WHERE {_USAGE_WHERE.compile(dialect=_PG_DIALECT)}
 ORDER BY consumptions.created_at, consumptions.id
@@ -204,9 +210,9 @@ def usage_csv(
     hi: datetime,
     zone: str,
     feature_names: dict[str, str],
-) -> Iterator[CopyRow] | None:
+) -> Generator[CopyRow, None, None] | None:
     """The usage report's rows in [lo, hi) as PostgreSQL writes them in CSV, one row per
-    item (``<8 cells>,<requests>,<breakdown JSON as hex>\\n``); None when the database
+    item (``<7 cells>,<mark>,<breakdown JSON>,<mark>,<requests>\\n``); None when the database
     cannot: not PostgreSQL, or a zone PostgreSQL does not know (checked now, before
     any row, in a savepoint that leaves the transaction usable)."""
     if conn.dialect.name != "postgresql":
@@ -220,13 +226,57 @@ def usage_csv(
     return _copy_rows(conn, USAGE_CSV_COPY, params)
 
 
-def _copy_rows(conn: Connection, statement: str, params: dict[str, Any]) -> Iterator[CopyRow]:
+def _copy_rows(
+    conn: Connection, statement: str, params: dict[str, Any]
+) -> Generator[CopyRow, None, None]:
     """COPY ... TO STDOUT read as it comes: PostgreSQL sends one message per row, so each
-    item is exactly one row, its line end included."""
+    item is exactly one row, its line end included.
+
+    The rows libpq already holds are taken straight from it (``get_copy_data``): through
+    psycopg's ``Copy.read`` (a generator and a wait per row) reading cost about a third
+    more of the server's CPU (bench/REPORTS.md). When libpq holds none, ``Copy.read``
+    waits for more; the end, when libpq hands it over here, is read as psycopg would.
+
+    Close it before the transaction ends: closed midway (the client went away), psycopg
+    cancels the COPY and drains it, while a COPY left open makes the transaction's
+    rollback wait forever."""
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(statement, params) as copy:
-        yield from copy
+        pgconn = driver.pgconn
+        held = pgconn.get_copy_data
+        while True:
+            size, row = held(1)  # 1: never wait
+            if size > 0:
+                yield row
+            elif size == 0:  # none held yet: psycopg waits (and sees the end if it comes)
+                row = copy.read()
+                if not row:
+                    return
+                yield row
+            else:  # the end, or an error, came along with the rows held
+                _copy_result(pgconn, driver.info.encoding)
+                return
+
+
+def _copy_result(pgconn: Any, encoding: str) -> None:
+    """After ``get_copy_data`` said the COPY is over: its results until there are no more
+    (what psycopg's ``copy_from`` reads there), then an error among them raised."""
+    from psycopg import pq  # here: SQLite needs no postgres extra
+    from psycopg.errors import error_from_result
+
+    failed = None
+    while True:
+        while pgconn.is_busy():
+            os_select.select([pgconn.socket], [], [])  # readable
+            pgconn.consume_input()
+        result = pgconn.get_result()
+        if result is None:
+            break
+        if result.status != pq.ExecStatus.COMMAND_OK and failed is None:
+            failed = result
+    if failed is not None:
+        raise error_from_result(failed, encoding=encoding)
 
 
 def count(conn: Connection, kind: str, org_id: str, lo: datetime, hi: datetime) -> int:
