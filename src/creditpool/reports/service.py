@@ -207,7 +207,7 @@ def _noun(key: str, n: object) -> str:
     return words[:-1] if words.endswith("s") and not words.endswith("ss") else words
 
 
-def csv_cell(text: str | None) -> bytes:
+def _csv_cell(text: str | None) -> bytes:
     """One CSV cell as the ``csv`` module writes it among others: quoted (quotes doubled)
     only when it holds a comma, a quote or a line break; None is an empty cell."""
     if text is None:
@@ -243,7 +243,7 @@ def _written(batches: Iterable[list[Row]], block_bytes: int) -> Iterator[Block]:
 def _usage_records(copied: Iterable[Any], block_bytes: int) -> Iterator[Block]:
     """PostgreSQL's usage rows (``repository.usage_csv``, one per item) as the report's
     records, in blocks of about ``block_bytes``."""
-    made: dict[bytes, bytes] = {b"": b""}
+    made: dict[bytes, bytes] = {}
     rows: list[Any] = []
     size = 0
     for row in copied:
@@ -254,7 +254,7 @@ def _usage_records(copied: Iterable[Any], block_bytes: int) -> Iterator[Block]:
             rows.clear()
             size = 0
             if len(made) >= CELL_CACHE_SIZE_MAX:
-                made = {b"": b""}
+                made = {}
     if rows:
         yield _usage_block(rows, made), len(rows)
 
@@ -294,7 +294,7 @@ def _breakdown_cell(key: bytes, made: dict[bytes, bytes]) -> bytes:
     written = key[1:-1]
     if written.startswith(b'"'):
         written = written[1:-1].replace(b'""', b'"')
-    cell = csv_cell(readable_breakdown(written.decode() if written else None))
+    cell = _csv_cell(readable_breakdown(written.decode() if written else None))
     made[key] = cell
     return cell
 
