@@ -86,8 +86,10 @@ def methods(cls: type) -> dict[str, Callable[..., Any]]:
     found: dict[str, Callable[..., Any]] = {}
     for klass in reversed(cls.__mro__[:-1]):  # object's own are no one's API
         for name, member in vars(klass).items():
-            if not name.startswith("_") and callable(getattr(cls, name)):
-                found[name] = member
+            # The clients' operations are descriptors around the function they bind.
+            bound = getattr(member, "build", None)
+            if not name.startswith("_") and (bound or callable(getattr(cls, name))):
+                found[name] = bound or member
     return found
 
 
@@ -96,7 +98,7 @@ def shape(method: Callable[..., Any], leave_out: set[str] | frozenset[str] = fro
     return [
         (p.name, p.kind.name, p.default)
         for p in inspect.signature(method).parameters.values()
-        if p.name not in leave_out
+        if p.name not in leave_out and p.name != "self"  # the clients' operations have none
     ]
 
 

@@ -62,6 +62,25 @@ class Retry:
             wait = max(wait, min(asked, self.retry_after_s_max))
         return wait
 
+    def wait_s(
+        self,
+        attempt: int,
+        *,
+        mutating: bool,
+        response: httpx.Response | None = None,
+        error: httpx.TransportError | None = None,
+    ) -> float | None:
+        """After attempt number ``attempt`` ended in ``response`` or ``error``: the seconds
+        to wait before the next attempt, or None to stop (answer, or raise the error)."""
+        if attempt >= self.attempts:
+            return None
+        if error is not None:
+            return self.delay_s(attempt) if self.retries_error(error) else None
+        assert response is not None
+        if not self.retries_response(response, mutating=mutating):
+            return None
+        return self.delay_s(attempt, response)
+
 
 NO_RETRY = Retry(attempts=1)
 

@@ -6,6 +6,7 @@ encoding of amounts and times, and the decoding into the library's models live h
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import uuid
@@ -41,6 +42,7 @@ from creditpool.webhooks.models import (
 )
 
 T = TypeVar("T")
+U = TypeVar("U")
 M = TypeVar("M", bound=BaseModel)
 
 Amount: TypeAlias = str | int | Decimal
@@ -117,6 +119,31 @@ class Call(Generic[T]):
         if response.is_success or response.status_code in self.answers:
             return self.decode(response)
         raise error_from(response)
+
+    def map(self, then: Callable[[T], U]) -> Call[U]:
+        """The same request, its answer passed through ``then``."""
+        decode = self.decode
+        return dataclasses.replace(self, decode=lambda response: then(decode(response)))  # type: ignore[arg-type, return-value]
+
+
+@dataclass(frozen=True)
+class Pages(Generic[T]):
+    """Items read page by page: from the cursor ``start`` (the library's ``after`` or
+    ``before``: an id is its item's cursor), one page when ``limit`` is given here, else
+    every page to the end. A ``listing`` collects them, a ``walk`` iterates."""
+
+    fetch: Callable[[str | None], Call[Page[T]]]
+    start: object = None
+    limit: int | None = None
+
+    def first(self) -> Call[Page[T]]:
+        return self.fetch(None if self.start is None else str(self.start))
+
+    def after(self, page: Page[T]) -> Call[Page[T]] | None:
+        """The next page's request, or None when ``page`` ends the list."""
+        if self.limit is not None or not page.has_more:
+            return None
+        return self.fetch(page.next_cursor)
 
 
 # -- encoding ----------------------------------------------------------------------------

@@ -1,0 +1,84 @@
+"""How an operation written once becomes a method of ``Client`` and of ``AsyncClient``.
+
+An operation (``_operations.py``) is a function that returns what to send. ``operation``,
+``listing`` and ``walk`` make it a method: read from a client, the descriptor hands the
+function to the client's ``_bind``, which returns a function of the same parameters that
+sends what it builds: and waits (``Client``) or returns an awaitable or an async iterator
+(``AsyncClient``). The overloads tell type checkers what each client's method returns.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, cast, overload
+
+from creditpool.client._routes import Call, Pages
+
+if TYPE_CHECKING:
+    from creditpool.client._async import AsyncClient
+    from creditpool.client._sync import Client
+
+P = ParamSpec("P")
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Bound(Generic[P, R]):
+    kind = ""
+
+    def __init__(self, build: Callable[P, R]) -> None:
+        self.build = build
+        functools.update_wrapper(cast(Any, self), build)  # its name, doc and signature
+
+    def _get(self, client: Any) -> Any:
+        return self if client is None else client._bind(self.build, self.kind)
+
+
+class operation(_Bound[P, Call[T]]):
+    """One request: ``T`` from ``Client``, an awaitable of ``T`` from ``AsyncClient``."""
+
+    kind = "call"
+
+    @overload
+    def __get__(self, client: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, client: Client, owner: Any = None) -> Callable[P, T]: ...
+    @overload
+    def __get__(
+        self, client: AsyncClient, owner: Any = None
+    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
+    def __get__(self, client: Any, owner: Any = None) -> Any:
+        return self._get(client)
+
+
+class listing(_Bound[P, Pages[T]]):
+    """A list read page by page: ``list[T]``, or an awaitable of it."""
+
+    kind = "listing"
+
+    @overload
+    def __get__(self, client: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, client: Client, owner: Any = None) -> Callable[P, list[T]]: ...
+    @overload
+    def __get__(
+        self, client: AsyncClient, owner: Any = None
+    ) -> Callable[P, Coroutine[Any, Any, list[T]]]: ...
+    def __get__(self, client: Any, owner: Any = None) -> Any:
+        return self._get(client)
+
+
+class walk(_Bound[P, Pages[T]]):
+    """Every item, page after page: an iterator, or an async iterator."""
+
+    kind = "walk"
+
+    @overload
+    def __get__(self, client: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, client: Client, owner: Any = None) -> Callable[P, Iterator[T]]: ...
+    @overload
+    def __get__(self, client: AsyncClient, owner: Any = None) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, client: Any, owner: Any = None) -> Any:
+        return self._get(client)

@@ -1,0 +1,731 @@
+"""Every operation of the HTTP API, written once for both clients.
+
+Each function here has the public signature and documentation of a client method and returns
+what to send: a ``Call`` (one request) or ``Pages`` (a list read page by page).
+``Operations`` lists them once as methods (``_binding.py``): ``Client`` sends what they
+build and waits, ``AsyncClient`` returns awaitables. So a parameter is named in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from creditpool.audit.models import AuditRecord
+from creditpool.auth.models import ApiKey
+from creditpool.client import _routes as routes
+from creditpool.client._binding import listing, operation, walk
+from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Page, Pages
+from creditpool.consumptions.models import Consumption, Refund
+from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
+from creditpool.corrections.models import Adjustment, Correction
+from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
+from creditpool.features.models import Feature, FeaturePrice
+from creditpool.forecast.models import Forecast
+from creditpool.grants.models import Grant, GrantDetail
+from creditpool.holds.models import Hold
+from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.webhooks.models import (
+    DeliveryStatus,
+    Event,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointWithSecret,
+)
+
+T = TypeVar("T")
+
+
+def _data(page: Page[T]) -> list[T]:
+    return page.data
+
+
+def healthz() -> Call[Health]:
+    """Whether the server process is alive."""
+    return routes.healthz()
+
+
+def readyz() -> Call[Health]:
+    """Whether the server reaches its database at the newest migration (never retried)."""
+    return routes.readyz()
+
+
+# -- organizations, teams, members ---------------------------------------------------
+
+
+def create_org(
+    org_id: str,
+    *,
+    name: str | None = None,
+    timezone: str = "UTC",
+    low_balance_thresholds: list[Amount] | tuple[Amount, ...] = (),
+    expiry_notice_days: int | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Org]:
+    """Create an organization; ``org_id`` is the vendor's own identifier. Its low-balance
+    alerts and expiry notice period (default 7 days) may be set at once."""
+    return routes.create_org(
+        org_id, name, timezone, low_balance_thresholds, expiry_notice_days, idempotency_key
+    )
+
+
+def orgs(
+    *, cursor: str | None = None, limit: int | None = None, search: str | None = None
+) -> Call[Page[Org]]:
+    """One page of organizations in id order, optionally matching ``search``."""
+    return routes.orgs(cursor, limit, search)
+
+
+def iter_orgs(*, search: str | None = None, limit: int | None = None) -> Pages[Org]:
+    """Every organization, fetching page after page of ``limit``."""
+    return Pages(lambda cursor: orgs(cursor=cursor, limit=limit, search=search))
+
+
+def org(org_id: str) -> Call[Org]:
+    return routes.org(org_id)
+
+
+def update_org(
+    org_id: str,
+    *,
+    name: str | Missing = MISSING,
+    timezone: str | Missing = MISSING,
+    low_balance_thresholds: list[Amount] | tuple[Amount, ...] | Missing | None = MISSING,
+    expiry_notice_days: int | Missing = MISSING,
+    idempotency_key: str | None = None,
+) -> Call[Org]:
+    """Change the name, time zone, low-balance thresholds or expiry notice period;
+    others stay as they are."""
+    return routes.update_org(
+        org_id, name, timezone, low_balance_thresholds, expiry_notice_days, idempotency_key
+    )
+
+
+def create_team(
+    org_id: str,
+    team_id: str,
+    *,
+    name: str | None = None,
+    monthly_limit: Amount | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Team]:
+    """Create a team, optionally with an (informational) monthly limit."""
+    return routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key)
+
+
+def teams(org_id: str, *, after: str | None = None, limit: int | None = None) -> Pages[Team]:
+    """Teams in id order after ``after``: ``limit`` of them, or all (page by page)."""
+    return Pages(lambda cursor: routes.teams(org_id, cursor, limit), after, limit)
+
+
+def update_team(
+    org_id: str,
+    team_id: str,
+    *,
+    name: str | Missing = MISSING,
+    monthly_limit: Amount | Missing | None = MISSING,
+    idempotency_key: str | None = None,
+) -> Call[Team]:
+    """Change the name or the monthly limit (None removes the limit)."""
+    return routes.update_team(org_id, team_id, name, monthly_limit, idempotency_key)
+
+
+def set_team_limit(
+    org_id: str,
+    team_id: str,
+    monthly_limit: Amount | None,
+    *,
+    idempotency_key: str | None = None,
+) -> Call[Team]:
+    """Set (or with None remove) a team's monthly limit."""
+    return update_team(
+        org_id, team_id, monthly_limit=monthly_limit, idempotency_key=idempotency_key
+    )
+
+
+def set_member(
+    org_id: str,
+    user_id: str,
+    *,
+    team_id: str | None = None,
+    display_name: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Member]:
+    """Put a member in a team (or in none); future consumptions are attributed to it.
+    The member is replaced as a whole: None is no team, no display name."""
+    return routes.set_member(org_id, user_id, team_id, display_name, idempotency_key)
+
+
+def member(org_id: str, user_id: str) -> Call[Member]:
+    return routes.member(org_id, user_id)
+
+
+def members(
+    org_id: str,
+    *,
+    team_id: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Pages[Member]:
+    """Members in user id order after ``after``: ``limit`` of them, or all."""
+    return Pages(lambda cursor: routes.members(org_id, team_id, cursor, limit), after, limit)
+
+
+def team_usage(
+    org_id: str,
+    month: str | None = None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Pages[TeamUsage]:
+    """Paid usage per team in a calendar month (``YYYY-MM``; default: this month): teams
+    in id order after ``after``, then "no team"; ``limit`` of them, or all."""
+    return Pages(lambda cursor: routes.team_usage(org_id, month, cursor, limit), after, limit)
+
+
+# -- features ------------------------------------------------------------------------
+
+
+def features(*, after: str | None = None, limit: int | None = None) -> Pages[Feature]:
+    """Features in key order after ``after``: ``limit`` of them, or all."""
+    return Pages(lambda cursor: routes.features(cursor, limit), after, limit)
+
+
+def set_feature(
+    key: str,
+    *,
+    name: str | None = None,
+    cost: Amount | None = None,
+    unit_rate: Amount | None = None,
+    unit: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Feature]:
+    """Price a feature from now on: a fixed ``cost`` per use, or a ``unit_rate`` per
+    ``unit`` (its history records the API key's name as ``changed_by``)."""
+    return routes.set_feature(key, name, cost, unit_rate, unit, idempotency_key)
+
+
+def feature_prices(
+    key: str, *, before_id: int | None = None, limit: int | None = None
+) -> Pages[FeaturePrice]:
+    """The feature's prices, newest first, older than the row ``before_id``: ``limit``
+    of them, or all."""
+    return Pages(lambda cursor: routes.feature_prices(key, cursor, limit), before_id, limit)
+
+
+# -- grants --------------------------------------------------------------------------
+
+
+def grant(
+    org_id: str,
+    amount: Amount,
+    *,
+    expires_at: datetime | None = None,
+    available_from: datetime | None = None,
+    note: str | None = None,
+    reference: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Grant]:
+    """Deposit credits (a staff key; ``granted_by`` is the key's name)."""
+    return routes.grant(org_id, locals())
+
+
+def grants(org_id: str, *, after_id: int | None = None, limit: int | None = None) -> Pages[Grant]:
+    """Grants in id order after ``after_id``: ``limit`` of them, or all."""
+    return Pages(lambda cursor: routes.grants(org_id, cursor, limit), after_id, limit)
+
+
+def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
+    """A grant with the consumptions it ``funded``."""
+    return routes.grant_info(org_id, grant_id)
+
+
+def void_grant(
+    org_id: str,
+    grant_id: int,
+    *,
+    amount: Amount | None = None,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Grant]:
+    """Void a mistaken grant: its remaining credits leave the pool. With ``amount``,
+    only that much of what it has left (staff); the grant stays."""
+    return routes.void_grant(org_id, grant_id, amount, reason, idempotency_key)
+
+
+def change_grant_expiry(
+    org_id: str,
+    grant_id: int,
+    expires_at: datetime | None,
+    *,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Grant]:
+    """Move a grant's expiry earlier or later (None: permanent); staff."""
+    return routes.change_grant_expiry(org_id, grant_id, expires_at, reason, idempotency_key)
+
+
+def adjust(
+    org_id: str,
+    credits: Amount,
+    *,
+    reason: str,
+    idempotency_key: str | None = None,
+) -> Call[Adjustment]:
+    """A manual adjustment (staff): negative ``credits`` debit the pool, positive
+    credit it back."""
+    return routes.adjust(org_id, credits, reason, idempotency_key)
+
+
+def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
+    return routes.adjustment(org_id, adjustment_id)
+
+
+def audit_log(
+    org_id: str, *, cursor: str | int | None = None, limit: int | None = None
+) -> Call[Page[AuditRecord]]:
+    """One page of the organization's audit trail (settings, keys, portal links,
+    refunds: who, when, what), newest first."""
+    return routes.audit_log(org_id, cursor, limit)
+
+
+def corrections(
+    org_id: str,
+    *,
+    kind: str | None = None,
+    grant_id: int | None = None,
+    cursor: str | int | None = None,
+    limit: int | None = None,
+) -> Call[Page[Correction]]:
+    """One page of the staff corrections (who, when, why), newest first."""
+    return routes.corrections(org_id, kind, grant_id, cursor, limit)
+
+
+# -- consumptions and refunds --------------------------------------------------------
+
+
+def consume(
+    org_id: str,
+    feature: str,
+    *,
+    user_id: str,
+    quantity: Amount | None = None,
+    feature_name: str | None = None,
+    action: str | None = None,
+    integration: str | None = None,
+    breakdown: Mapping[str, int] | None = None,
+    requests: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    dry_run: bool = False,
+) -> Call[Consumption]:
+    """Charge one use of ``feature`` by ``user_id``: all or nothing.
+
+    Raises InsufficientCredits (``extra["left"]``, ``extra["required"]``) when the pool
+    holds too little. With ``dry_run`` nothing is charged: the answer shows the cost
+    and the grants it would draw from.
+    """
+    return routes.consume(org_id, locals())
+
+
+def consumptions(
+    org_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    feature: str | None = None,
+    user_id: str | None = None,
+    team_id: str | None = None,
+    status: str | None = None,
+    cursor: str | int | None = None,
+    limit: int | None = None,
+) -> Call[Page[Consumption]]:
+    """One page of consumptions, newest first (``status``: paid or refunded)."""
+    return routes.consumptions(
+        org_id,
+        since=since,
+        until=until,
+        feature=feature,
+        user_id=user_id,
+        team_id=team_id,
+        status=status,
+        cursor=cursor,
+        limit=limit,
+    )
+
+
+def iter_consumptions(
+    org_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    feature: str | None = None,
+    user_id: str | None = None,
+    team_id: str | None = None,
+    status: str | None = None,
+    limit: int | None = None,
+) -> Pages[Consumption]:
+    """Every matching consumption, newest first, page after page."""
+    return Pages(
+        lambda cursor: consumptions(
+            org_id,
+            since=since,
+            until=until,
+            feature=feature,
+            user_id=user_id,
+            team_id=team_id,
+            status=status,
+            cursor=cursor,
+            limit=limit,
+        )
+    )
+
+
+def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
+    return routes.consumption(org_id, consumption_id)
+
+
+def refund(
+    org_id: str,
+    consumption_id: int,
+    *,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Refund]:
+    """Refund a paid consumption; a second refund returns the first result."""
+    return routes.refund(org_id, consumption_id, reason, idempotency_key)
+
+
+# -- holds ---------------------------------------------------------------------------
+
+
+def hold(
+    org_id: str,
+    feature: str,
+    *,
+    user_id: str,
+    quantity: Amount | None = None,
+    amount: Amount | None = None,
+    ttl_s: int | None = None,
+    feature_name: str | None = None,
+    action: str | None = None,
+    integration: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Hold]:
+    """Reserve ``amount`` credits (or the price of ``quantity`` of ``feature``) for
+    ``ttl_s`` seconds (default: the server's); InsufficientCredits when Left is less."""
+    return routes.hold(org_id, locals())
+
+
+def settle(
+    org_id: str,
+    hold_id: int,
+    *,
+    cost: Amount | None = None,
+    quantity: Amount | None = None,
+    user_id: str | None = None,
+    feature_name: str | None = None,
+    action: str | None = None,
+    integration: str | None = None,
+    breakdown: Mapping[str, int] | None = None,
+    requests: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Consumption]:
+    """Turn an open hold into one paid consumption of its real cost (fields not given
+    come from the hold). HoldNotOpen (``extra["status"]``) when it is not open;
+    InsufficientCredits when a cost above the hold cannot be paid (it stays open)."""
+    return routes.settle(org_id, hold_id, locals())
+
+
+def release(org_id: str, hold_id: int, *, idempotency_key: str | None = None) -> Call[Hold]:
+    """Give an open hold's credits back; HoldNotOpen when it is not open."""
+    return routes.release(org_id, hold_id, idempotency_key)
+
+
+def holds(
+    org_id: str,
+    *,
+    status: str | None = None,
+    cursor: str | int | None = None,
+    limit: int | None = None,
+) -> Call[Page[Hold]]:
+    """One page of holds, newest first (``status``: open, settled, released, expired)."""
+    return routes.holds(org_id, status, cursor, limit)
+
+
+def iter_holds(org_id: str, *, status: str | None = None, limit: int | None = None) -> Pages[Hold]:
+    """Every matching hold, newest first, page after page."""
+    return Pages(lambda cursor: holds(org_id, status=status, cursor=cursor, limit=limit))
+
+
+def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
+    return routes.hold_of(org_id, hold_id)
+
+
+# -- balance and ledger --------------------------------------------------------------
+
+
+def balance(org_id: str, at: datetime | None = None) -> Call[Balance]:
+    """Total, used, left, held and upcoming, now or at a past instant ``at``."""
+    return routes.balance(org_id, at)
+
+
+def forecast(org_id: str, *, window_days: int = WINDOW_DAYS_DEFAULT) -> Call[Forecast]:
+    """When Left reaches zero at the pace of the paid usage of the last ``window_days``
+    days (1 to 365) ending now, what expires unused, and each team's projected month-end
+    usage against its limit (``teams`` is None for a member's key)."""
+    return routes.forecast(org_id, window_days)
+
+
+def ledger(
+    org_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    cursor: str | int | None = None,
+    limit: int | None = None,
+) -> Call[Page[LedgerEntry]]:
+    """One page of ledger entries, oldest first."""
+    return routes.ledger(org_id, since, until, cursor, limit)
+
+
+def iter_ledger(
+    org_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int | None = None,
+) -> Pages[LedgerEntry]:
+    """Every ledger entry in order, page after page."""
+    return Pages(
+        lambda cursor: ledger(org_id, since=since, until=until, cursor=cursor, limit=limit)
+    )
+
+
+# -- events and webhooks -------------------------------------------------------------
+
+
+def events(
+    org_id: str,
+    *,
+    type: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+) -> Call[list[Event]]:
+    """The organization's events, newest first (``before``: an event id, to page)."""
+    return routes.event_log(org_id, type, before, limit).map(_data)
+
+
+def create_webhook_endpoint(
+    url: str,
+    *,
+    event_types: list[str] | None = None,
+    description: str | None = None,
+    enabled: bool = True,
+) -> Call[WebhookEndpointWithSecret]:
+    """A new endpoint (a service key); its secret is in the answer, and never again."""
+    return routes.create_webhook_endpoint(url, event_types, description, enabled)
+
+
+def webhook_endpoints(
+    *, after: str | None = None, limit: int | None = None
+) -> Pages[WebhookEndpoint]:
+    """Endpoints in id order after ``after``: ``limit`` of them, or all (page by page)."""
+    return Pages(lambda cursor: routes.webhook_endpoints(cursor, limit), after, limit)
+
+
+def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
+    return routes.webhook_endpoint(endpoint_id)
+
+
+def update_webhook_endpoint(endpoint_id: str, **changes: Any) -> Call[WebhookEndpoint]:
+    """Change ``url``, ``event_types``, ``description`` or ``enabled``; only those given."""
+    return routes.update_webhook_endpoint(endpoint_id, changes)
+
+
+def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
+    return routes.delete_webhook_endpoint(endpoint_id)
+
+
+def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
+    """A new secret; the old one keeps signing beside it for 24 hours."""
+    return routes.rotate_webhook_secret(endpoint_id)
+
+
+def webhook_deliveries(
+    endpoint_id: str,
+    *,
+    status: DeliveryStatus | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> Call[list[WebhookDelivery]]:
+    """The endpoint's deliveries, newest first, each with its attempts."""
+    return routes.webhook_deliveries(endpoint_id, status, before, limit).map(_data)
+
+
+def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
+    return routes.webhook_delivery(endpoint_id, delivery_id)
+
+
+def retry_webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
+    """Send a delivery again now."""
+    return routes.retry_webhook_delivery(endpoint_id, delivery_id)
+
+
+def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
+    """Send the endpoint a ``webhook.test`` event."""
+    return routes.test_webhook_endpoint(endpoint_id)
+
+
+# -- credit requests -----------------------------------------------------------------
+
+
+def request_credits(
+    org_id: str,
+    amount: Amount,
+    *,
+    message: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[CreditRequest]:
+    """Ask for more credits (``requested_by`` is the caller): a ``credits.requested``
+    event."""
+    return routes.request_credits(org_id, amount, message, idempotency_key)
+
+
+def credit_requests(
+    org_id: str,
+    *,
+    status: CreditRequestStatus | None = None,
+    before_id: int | None = None,
+    limit: int | None = None,
+) -> Pages[CreditRequest]:
+    """Newest first, older than ``before_id``: ``limit`` of them, or all."""
+    return Pages(
+        lambda cursor: routes.credit_requests(org_id, status, cursor, limit),
+        before_id,
+        limit,
+    )
+
+
+def grant_credit_request(
+    org_id: str,
+    request_id: int,
+    *,
+    amount: Amount | None = None,
+    expires_at: datetime | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Grant]:
+    """Answer an open request with a grant (of the amount asked for unless ``amount``),
+    which closes it; ``by`` is the caller."""
+    return routes.grant_credit_request(
+        org_id, request_id, amount, expires_at, note, idempotency_key
+    )
+
+
+def dismiss_credit_request(
+    org_id: str, request_id: int, *, idempotency_key: str | None = None
+) -> Call[CreditRequest]:
+    """Close an open request without a grant."""
+    return routes.dismiss_credit_request(org_id, request_id, idempotency_key)
+
+
+# -- an organization's API keys ------------------------------------------------------
+
+
+def create_key(
+    role: str,
+    *,
+    org_id: str | None = None,
+    user_id: str | None = None,
+    name: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[tuple[ApiKey, str]]:
+    """A new ``admin`` or ``member`` (with ``user_id``) key of ``org_id`` and its secret
+    token, shown once (a retry with the same ``idempotency_key`` shows it again)."""
+    return routes.create_key(org_id, role, user_id, name, idempotency_key)
+
+
+def keys(
+    *, org_id: str | None = None, after: str | None = None, limit: int | None = None
+) -> Pages[ApiKey]:
+    """``org_id``'s keys in the order they were made (revoked ones too), after the key
+    ``after``: ``limit`` of them, or all."""
+    return Pages(lambda cursor: routes.keys(org_id, cursor, limit), after, limit)
+
+
+def revoke_key(
+    key_id: str, *, org_id: str | None = None, idempotency_key: str | None = None
+) -> Call[ApiKey]:
+    """Revoke one of ``org_id``'s keys: it stops working within seconds."""
+    return routes.revoke_key(org_id, key_id, idempotency_key)
+
+
+class Operations:
+    """The operations as methods: ``Client`` and ``AsyncClient`` inherit them and say how
+    a ``Call`` is sent (``_send``)."""
+
+    healthz = operation(healthz)
+    readyz = operation(readyz)
+    create_org = operation(create_org)
+    orgs = operation(orgs)
+    iter_orgs = walk(iter_orgs)
+    org = operation(org)
+    update_org = operation(update_org)
+    create_team = operation(create_team)
+    teams = listing(teams)
+    update_team = operation(update_team)
+    set_team_limit = operation(set_team_limit)
+    set_member = operation(set_member)
+    member = operation(member)
+    members = listing(members)
+    team_usage = listing(team_usage)
+    features = listing(features)
+    set_feature = operation(set_feature)
+    feature_prices = listing(feature_prices)
+    grant = operation(grant)
+    grants = listing(grants)
+    grant_info = operation(grant_info)
+    void_grant = operation(void_grant)
+    change_grant_expiry = operation(change_grant_expiry)
+    adjust = operation(adjust)
+    adjustment = operation(adjustment)
+    audit_log = operation(audit_log)
+    corrections = operation(corrections)
+    consume = operation(consume)
+    consumptions = operation(consumptions)
+    iter_consumptions = walk(iter_consumptions)
+    consumption = operation(consumption)
+    refund = operation(refund)
+    hold = operation(hold)
+    settle = operation(settle)
+    release = operation(release)
+    holds = operation(holds)
+    iter_holds = walk(iter_holds)
+    hold_of = operation(hold_of)
+    balance = operation(balance)
+    forecast = operation(forecast)
+    ledger = operation(ledger)
+    iter_ledger = walk(iter_ledger)
+    events = operation(events)
+    create_webhook_endpoint = operation(create_webhook_endpoint)
+    webhook_endpoints = listing(webhook_endpoints)
+    webhook_endpoint = operation(webhook_endpoint)
+    update_webhook_endpoint = operation(update_webhook_endpoint)
+    delete_webhook_endpoint = operation(delete_webhook_endpoint)
+    rotate_webhook_secret = operation(rotate_webhook_secret)
+    webhook_deliveries = operation(webhook_deliveries)
+    webhook_delivery = operation(webhook_delivery)
+    retry_webhook_delivery = operation(retry_webhook_delivery)
+    test_webhook_endpoint = operation(test_webhook_endpoint)
+    request_credits = operation(request_credits)
+    credit_requests = listing(credit_requests)
+    grant_credit_request = operation(grant_credit_request)
+    dismiss_credit_request = operation(dismiss_credit_request)
+    create_key = operation(create_key)
+    keys = listing(keys)
+    revoke_key = operation(revoke_key)
