@@ -27,7 +27,7 @@ from creditpool.webhooks.models import (
     WebhookEndpointWithSecret,
 )
 from creditpool.webhooks.network import IPNetwork, RefusedAddress
-from creditpool.webhooks.secrets import SecretBox, new_secret
+from creditpool.webhooks.secrets import SecretBox, SecretKeyMismatch, new_secret
 
 M = TypeVar("M", bound=BaseModel)
 URL_LENGTH_MAX = 2000
@@ -161,13 +161,20 @@ def rotate_secret(tx: Tx, box: SecretBox, endpoint_id: str) -> WebhookEndpointWi
     """A new secret; the current one keeps signing beside it for 24 hours."""
     current = require_endpoint(tx, endpoint_id, lock=True)
     secret = new_secret()
+    try:
+        box.open(current.secret)
+        old, until = current.secret, tx.now + OLD_SECRET_TTL
+    except SecretKeyMismatch:
+        # Sealed under another server key: it could not sign, and kept it would fail every
+        # delivery for 24 hours (the rotation is what the refusal tells the vendor to do).
+        old, until = None, None
     repository.update_endpoint(
         tx.conn,
         endpoint_id,
         {
             "secret": box.seal(secret),
-            "old_secret": current.secret,
-            "old_secret_until": tx.now + OLD_SECRET_TTL,
+            "old_secret": old,
+            "old_secret_until": until,
             "updated_at": tx.now,
         },
     )
