@@ -479,6 +479,53 @@ def test_a_long_answer_is_kept_as_its_first_thousand_characters(
         assert attempt.response == ("é" + "x" * 99) * 10
 
 
+# -- the timeout bounds the whole attempt ------------------------------------------------
+
+
+def dripping(status: int, chunks: int, every_s: float) -> type[BaseHTTPRequestHandler]:
+    """A receiver that answers its status at once, then its body a byte at a time."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            self.send_response(status)
+            self.send_header("content-length", str(chunks))
+            self.end_headers()
+            try:
+                for _ in range(chunks):
+                    self.wfile.write(b"x")
+                    self.wfile.flush()
+                    time.sleep(every_s)
+            except OSError:  # the sender gave up
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def test_a_receiver_answering_slower_than_the_timeout_is_a_timed_out_attempt(
+    db_url: str, clock: FakeClock
+) -> None:
+    """The timeout is the whole attempt's, not each read's: a receiver that sends its
+    answer a byte every 0.2 s (each read well within 0.5 s) for 3 s has timed out."""
+    settings = {"webhook_allowed_networks": LOOPBACK, "webhook_timeout_s": 0.5}
+    with serving(dripping(200, 15, 0.2)) as port, pool_with(db_url, clock, **settings) as p:
+        endpoint = p.create_webhook_endpoint(f"http://127.0.0.1:{port}/").id
+        p.grant("acme", "1")
+        started = time.monotonic()
+        deliver(p)
+        assert time.monotonic() - started < 2.5
+        delivery = only(p, endpoint)
+        [attempt] = delivery.attempts
+        assert attempt.error == "timed out"
+        assert attempt.status_code is None
+        assert 500 <= attempt.duration_ms < 2000
+        assert delivery.status == "pending"
+        assert delivery.next_attempt_at is not None
+
+
 # -- the team month is the organization's ------------------------------------------------
 
 

@@ -155,13 +155,14 @@ class Deliverer:
                 self._secrets(job.endpoint, at), job.event.id, int(at.timestamp()), body
             )
             headers["host"] = target.host
-            response = self._http.post(
+            with self._http.stream(
+                "POST",
                 target.url,
                 content=body,
                 headers=headers,
                 extensions={"sni_hostname": target.host.rsplit(":", 1)[0]},
-            )
-            text = response.text[:RESPONSE_EXCERPT]
+            ) as response:
+                text = _excerpt(response, started + self.settings.webhook_timeout_s)
             return Result(at, _ms(started), response.status_code, text or None)
         except RefusedAddress as error:
             return Result(at, _ms(started), error=str(error)[:500])
@@ -274,6 +275,25 @@ class Deliverer:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._http.close()
+
+
+def _excerpt(response: httpx.Response, deadline: float) -> str:
+    """The answer's first characters, read by the attempt's deadline: httpx's timeout
+    bounds each read, so a receiver dripping its answer (or sending gigabytes) would
+    otherwise hold the worker past the timeout and the lease."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        if time.perf_counter() > deadline:
+            raise httpx.ReadTimeout("the answer took longer than the timeout")
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= RESPONSE_EXCERPT * 4:  # enough for RESPONSE_EXCERPT characters
+            break
+    if time.perf_counter() > deadline:
+        raise httpx.ReadTimeout("the answer took longer than the timeout")
+    encoding = response.encoding or "utf-8"
+    return b"".join(chunks).decode(encoding, errors="replace")[:RESPONSE_EXCERPT]
 
 
 def _ms(started: float) -> int:
