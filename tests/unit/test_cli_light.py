@@ -21,21 +21,97 @@ from creditpool.cli.main import app
 from creditpool.http.security import PERMISSIONS, Action
 
 README = Path(__file__).parents[2] / "README.md"
-HEAVY = ("fastapi", "uvicorn", "starlette", "sqlalchemy", "creditpool.pool", "creditpool.server")
+# What printing help must not load: the server and the database (seconds), and what made
+# `creditpool --help` take a second: pydantic with the library's models (through the
+# command modules' imports), pydantic-settings (the root callback, which click runs before
+# a subcommand's --help), rich and Typer's rich help (markdown-it, pygments).
+HEAVY = (
+    "fastapi",
+    "uvicorn",
+    "starlette",
+    "sqlalchemy",
+    "creditpool.pool",
+    "creditpool.server",
+    "pydantic",
+    "pydantic_settings",
+    "creditpool.models",
+    "creditpool.settings",
+    "rich",
+    "typer.rich_utils",
+    "markdown_it",
+    "pygments",
+)
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["keys", "create", "--help"], ["report", "--help"]])
-def test_help_imports_no_server_and_no_database_code(argv: list[str]) -> None:
+def loaded_by_help(*argvs: list[str]) -> list[str]:
+    """Which of HEAVY a fresh interpreter has loaded after printing these helps."""
     script = (
         "import json, sys\n"
         "from creditpool.cli.main import app\n"
-        f"code = app({argv!r}, standalone_mode=False)\n"
+        f"for argv in {list(argvs)!r}:\n"
+        "    assert app(argv, standalone_mode=False) == 0, argv\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
-    assert json.loads(done.stdout.splitlines()[-1]) == [], done.stdout
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return loaded
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["keys", "create", "--help"],
+        ["report", "--help"],
+        ["webhooks", "--help"],
+        ["webhooks", "deliveries", "--help"],
+        ["credit-requests", "list", "--help"],
+    ],
+)
+def test_help_imports_no_server_no_database_no_models_and_no_rich(argv: list[str]) -> None:
+    assert loaded_by_help(argv) == []
+
+
+def every_help() -> list[list[str]]:
+    """``--help`` of the root, of every group and of every command."""
+    root = typer.main.get_command(app)
+    found: list[list[str]] = []
+
+    def walk(command: object, path: list[str]) -> None:
+        found.append([*path, "--help"])
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    return found
+
+
+def test_no_help_of_any_command_loads_what_help_must_not() -> None:
+    helps = every_help()
+    assert len(helps) > 40
+    assert loaded_by_help(*helps) == []
+
+
+def test_the_status_choices_are_the_models_values() -> None:
+    """--status choices are spelled out in the CLI (the models load pydantic)."""
+    from creditpool.cli.credit_requests import RequestStatus
+    from creditpool.cli.webhooks import DeliveryState
+    from creditpool.credit_requests.models import CreditRequestStatus
+    from creditpool.webhooks.models import DeliveryStatus
+
+    assert [s.value for s in RequestStatus] == [s.value for s in CreditRequestStatus]
+    assert [s.value for s in DeliveryState] == [s.value for s in DeliveryStatus]
+
+
+def test_the_command_list_shows_each_first_sentence_whole() -> None:
+    shown = CliRunner().invoke(app, ["--help"], terminal_width=80).stdout
+    assert "..." not in shown.split("Commands:")[1]
+    flat = " ".join(shown.split())
+    assert "Download a report for a date range" in flat
+    assert "(CREDITPOOL_PORTAL_LINK_TTL_S)." in flat
 
 
 def test_the_roles_table_is_the_servers_permissions() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from creditpool.cli import render
 from creditpool.cli.context import JsonFlag, open_pool, state
 from creditpool.cli.errors import CliError
-from creditpool.ledger.models import Balance
+
+if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.ledger.models import Balance
 
 OrgOption = Annotated[str | None, typer.Argument(help="One organization (default: all).")]
 

@@ -33,10 +33,23 @@ def database_url(value: str) -> str:
 
 @dataclass
 class State:
-    """The root context's object: the database URL, and the pool once a command opens it."""
+    """The root context's object: ``--db`` as given, and the pool once a command opens it.
 
-    database_url: str
+    The settings are read when a command first asks for the URL, not by the root callback:
+    click runs that callback before it parses a subcommand's ``--help``, which must stay
+    light (no pydantic-settings)."""
+
+    given: str | None = None
     pool: CreditPool | None = None
+    _url: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        if self._url is None:
+            from creditpool.settings import Settings
+
+            self._url = database_url(self.given or Settings().database_url)
+        return self._url
 
     @property
     def shown_url(self) -> str:

@@ -23,7 +23,6 @@ from creditpool.cli.context import (
     open_pool,
     who,
 )
-from creditpool.consumptions.models import ConsumptionStatus
 
 # Amounts are positional; without this a negative one would be read as an unknown option
 # and refused with a confusing message instead of the library's clear one.
@@ -198,6 +197,8 @@ def consume(
         idempotency_key=idempotency_key,
         dry_run=dry_run,
     )
+    from creditpool.consumptions.models import ConsumptionStatus  # not for `--help`
+
     drawn = render.allocations(c.allocations)
     if c.status is ConsumptionStatus.DRY_RUN:
         text = f"dry run: {c.feature} would cost {c.cost} credits ({drawn}); nothing charged"

@@ -8,12 +8,18 @@ import typer
 
 from creditpool.cli import render
 from creditpool.cli.context import By, JsonFlag, Limit, OrgId, open_pool, who
-from creditpool.cli.errors import CliError
+from creditpool.cli.errors import CliError, HelpGroup
 
-orgs_app = typer.Typer(help="Organizations: one credit pool each.", no_args_is_help=True)
-teams_app = typer.Typer(help="Teams and their monthly limits.", no_args_is_help=True)
-members_app = typer.Typer(help="Members and the team they belong to.", no_args_is_help=True)
-features_app = typer.Typer(help="The feature catalog and its prices.", no_args_is_help=True)
+orgs_app = typer.Typer(
+    cls=HelpGroup, help="Organizations: one credit pool each.", no_args_is_help=True
+)
+teams_app = typer.Typer(cls=HelpGroup, help="Teams and their monthly limits.", no_args_is_help=True)
+members_app = typer.Typer(
+    cls=HelpGroup, help="Members and the team they belong to.", no_args_is_help=True
+)
+features_app = typer.Typer(
+    cls=HelpGroup, help="The feature catalog and its prices.", no_args_is_help=True
+)
 
 TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
 NO_LIMIT = "none"

@@ -17,13 +17,30 @@ from typer.core import TyperGroup
 from creditpool.core.errors import CreditPoolError
 
 TRACEBACK_FLAG = "--traceback"
+SHORT_HELP_MAX = 200
 
 
 class CliError(Exception):
     """A failure the CLI itself detects (a bad database URL, a malformed option)."""
 
 
-class CliGroup(TyperGroup):
+class HelpGroup(TyperGroup):
+    """A group whose ``--help`` lists each command with its first sentence whole, wrapped
+    (click's plain help, which ``creditpool`` uses because Typer's rich help costs half a
+    second of imports, would cut it at the terminal's width with "...")."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=SHORT_HELP_MAX)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class CliGroup(HelpGroup):
     """The root command: turns any exception into ``error: <one line>`` and exit code 1."""
 
     def main(

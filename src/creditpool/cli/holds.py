@@ -7,7 +7,7 @@ idempotency key, like every other change.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,7 +25,9 @@ from creditpool.cli.context import (
     UsageAction,
     open_pool,
 )
-from creditpool.holds.models import Hold, HoldStatus
+
+if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.holds.models import Hold
 
 HoldId = Annotated[int, typer.Argument(help="The hold's id.")]
 
@@ -177,6 +179,8 @@ def holds(
 
 def show(h: Hold) -> None:
     """One hold, a field per line, and the grants its credits are (or were) held on."""
+    from creditpool.holds.models import HoldStatus
+
     closed = h.status is not HoldStatus.OPEN
     fields: list[tuple[str, object]] = [
         ("Hold", h.id),

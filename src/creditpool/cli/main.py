@@ -21,7 +21,7 @@ from creditpool.cli import (
     server,
     webhooks,
 )
-from creditpool.cli.context import State, database_url
+from creditpool.cli.context import State
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import CliGroup
 
@@ -31,6 +31,7 @@ app = typer.Typer(
     help="An exact prepaid credit pool: grants, consumptions, refunds, holds and their ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 
@@ -48,9 +49,7 @@ def root(
     ] = None,
 ) -> None:
     """An exact prepaid credit pool: grants, consumptions, refunds, holds and their ledger."""
-    from creditpool.settings import Settings  # here: `creditpool --help` reads no settings
-
-    ctx.obj = State(database_url(db or Settings().database_url))
+    ctx.obj = State(db)  # the settings are read by the first command that needs the URL
 
 
 app.command("migrate")(admin.migrate)

@@ -1,6 +1,10 @@
 """Output: JSON straight from the pydantic models, or rich tables for people.
 
 Amounts are the library's exact Decimals, printed with ``str`` (never through a float).
+
+Light to import: every command module imports this one, so ``creditpool --help`` would pay
+for whatever it imports. Rich and pydantic are imported by the functions that print (a
+command that runs has loaded its models by then anyway).
 """
 
 from __future__ import annotations
@@ -9,26 +13,30 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
-from pydantic import BaseModel
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from creditpool.consumptions.models import Allocation
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from rich.console import Console
+    from rich.table import Table
+
+    from creditpool.consumptions.models import Allocation
 
 TABLE_WIDTH_MAX = 1000
 
 
 def console() -> Console:
     # Made per call: the test runner swaps sys.stdout between invocations.
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
 def emit_json(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
+    from pydantic import BaseModel
+
     if isinstance(data, BaseModel):
         payload: Any = data.model_dump(mode="json")
     elif isinstance(data, dict):
@@ -82,6 +90,10 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[obj
     """Column names carry a mark: ``Credits=`` amounts (right-aligned), ``Note~`` free text
     (wraps); the rest (ids, times, states) never wrap, so a narrow terminal squeezes the
     free text first."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in columns:
         t.add_column(
@@ -100,6 +112,8 @@ def _print_uncropped(t: Table) -> None:
     """Never crop a cell (a cropped amount is a wrong amount): into a pipe or a file, print
     at the table's natural width; in a terminal too narrow for the unwrappable columns, the
     same, and let the terminal wrap the lines."""
+    from rich.console import Console
+
     out = console()
     natural = out.measure(t, options=out.options.update_width(TABLE_WIDTH_MAX))
     if not out.is_terminal or natural.minimum > out.width:

@@ -8,12 +8,14 @@ import typer
 
 from creditpool.cli import render, roles
 from creditpool.cli.context import By, JsonFlag, OrgId, open_pool, state, who
-from creditpool.cli.errors import CliError
+from creditpool.cli.errors import CliError, HelpGroup
 
 if TYPE_CHECKING:
     from creditpool.demo import DemoKeys
 
-keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(
+    cls=HelpGroup, help="API keys: create (shown once), list, revoke.", no_args_is_help=True
+)
 
 
 def serve(
