@@ -8,7 +8,10 @@ clock the tests move and real receivers on 127.0.0.1 (issue 11):
 - a rotated-out secret signs beside the new one for 24 hours, then no more;
 - secrets are sealed at rest: the stored column is not the secret, another server key
   cannot sign;
-- the delivery log keeps each attempt's status, duration and response excerpt.
+- the delivery log keeps each attempt's status, duration and response excerpt;
+- the timeout bounds the whole answer, not each read;
+- over https the connection goes to the checked address, with the URL's name in the TLS
+  server name and ``Host``, and the certificate must be the name's.
 
 Names are resolved by a patched ``socket.getaddrinfo`` (the boundary the guard itself
 calls), so no outside DNS is needed.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +29,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -572,3 +577,139 @@ def test_the_team_month_is_the_organizations_at_a_month_boundary(
     [crossed] = crossings(pool, "berlin")
     assert crossed["month"] == "2027-02"
     assert Decimal(crossed["used"]) == Decimal("1.0")
+
+
+# -- https: connected to the checked address, the certificate checked against the name ---
+
+
+def certificates(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A certificate authority, and a server certificate for ``name`` it signed: the CA's
+    file, the certificate's and its key's."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def subject(common: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(subject("creditpool test CA"))
+        .issuer_name(subject("creditpool test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(subject(name))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    paths = tmp_path / "ca.pem", tmp_path / "server.pem", tmp_path / "server.key"
+    paths[0].write_bytes(ca.public_bytes(pem))
+    paths[1].write_bytes(leaf.public_bytes(pem))
+    paths[2].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+@contextmanager
+def tls_receiver(cert: Path, key: Path) -> Iterator[tuple[int, list[str], list[str]]]:
+    """An https receiver answering 204: its port, the TLS server names and the ``Host``
+    headers it was sent."""
+    names: list[str] = []
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            hosts.append(self.headers["host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda _sock, name, _ctx: names.append(str(name))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield int(server.server_address[1]), names, hosts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("certified", [NAME, "someone-else.example"])
+def test_an_https_delivery_goes_to_the_checked_address_and_checks_the_name(
+    db_url: str,
+    clock: FakeClock,
+    dns: dict[str, list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    certified: str,
+) -> None:
+    """The connection is made to the address the guard checked, with the URL's name in
+    TLS's server name and ``Host``, and the certificate must be the name's."""
+    import certifi
+
+    ca, cert, key = certificates(tmp_path, certified)
+    monkeypatch.setattr(certifi, "where", lambda: str(ca))  # the worker trusts this CA only
+    dns[NAME] = ["127.0.0.1"]
+    settings = {"webhook_allowed_networks": LOOPBACK}
+    with tls_receiver(cert, key) as (port, names, hosts), pool_with(db_url, clock, **settings) as p:
+        endpoint = p.create_webhook_endpoint(f"https://{NAME}:{port}/hooks").id
+        p.grant("acme", "1")
+        deliver(p)
+        delivery = only(p, endpoint)
+        assert names == [NAME]  # the name, not the address, in the TLS handshake
+        if certified == NAME:
+            assert delivery.status == "delivered"
+            assert hosts == [f"{NAME}:{port}"]
+        else:
+            [attempt] = delivery.attempts
+            assert attempt.status_code is None
+            assert attempt.error is not None
+            assert "certificate" in attempt.error.lower()
+            assert hosts == []
+            assert delivery.status == "pending"
