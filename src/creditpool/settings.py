@@ -92,7 +92,10 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     # Requests per API key, in each server process (http/ratelimit.py): "100/second",
     # "6000/minute"; unset, no limit. The burst is how many may come at once (default: the
-    # rate's count); over it, 429 with Retry-After.
+    # rate's count): burst requests in any burst/rate seconds. Over it, 429 with
+    # Retry-After. Counted per process: with N workers (--workers, or N servers behind a
+    # proxy), a key may get up to N times the rate and N times the burst; set the rate to
+    # the limit wanted divided by N, or limit at the proxy.
     rate_limit: str | None = None
     rate_limit_burst: int | None = Field(default=None, ge=1)
     # "json": one JSON line per request on stdout (route, status, duration, org, key id,

@@ -3,13 +3,18 @@
 ``CREDITPOOL_RATE_LIMIT`` is the sustained rate ("100/second") and
 ``CREDITPOOL_RATE_LIMIT_BURST`` how many requests may come at once (default: the rate's
 count). Both make one moving window: a key may send ``burst`` requests in any
-``burst / rate`` seconds (rounded up to a whole second, so an odd burst lowers the
-sustained rate a little, never raises it). Over it: a 429 problem with ``Retry-After``.
+``burst / rate`` seconds. So ``burst`` is the most it may send at once, and sending as
+fast as it is let, it gets the rate on average: ``100/second`` with a burst of 10 is 10
+requests in any 100 ms. The window is counted in milliseconds (``limits``' own items stop
+at whole seconds, which would make that 10 a second), rounded up to a whole one: the rate
+may come out lower by less than a millisecond's worth, never higher. Over it: a 429 problem
+with ``Retry-After``.
 
-The count is per server process (see docs/ARCHITECTURE.md, Operations): with N workers a
-key may reach N times the rate at worst. It is checked after the key is authenticated (the
-route class does that first), so it counts by key id; requests without a key (health,
-docs, pages signed in with a session) are not limited here.
+The count is per server process (see docs/DEPLOYMENT.md and docs/ARCHITECTURE.md,
+Operations): with N workers a key may reach N times the rate, and N times the burst. It is
+checked after the key is authenticated (the route class does that first), so it counts by
+key id; requests without a key (health, docs, pages signed in with a session) are not
+limited here.
 """
 
 from __future__ import annotations
@@ -20,12 +25,22 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from limits import RateLimitItem, RateLimitItemPerSecond, parse
+from limits import RateLimitItem, parse
+from limits.limits import Granularity
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from creditpool.http import problems
 from creditpool.http.security import _PRINCIPAL, Principal
+
+
+class RateLimitItemPerMillisecond(RateLimitItem):
+    """``amount`` per ``multiples`` milliseconds. ``limits`` counts its windows in seconds
+    (``get_expiry``) and its memory storage keeps them as floats, so a finer unit is only
+    this item (it also registers "millisecond" for ``parse``, harmless)."""
+
+    # Granularity says int, but every use of it is arithmetic on seconds.
+    GRANULARITY = Granularity(0.001, "millisecond")  # type: ignore[arg-type]
 
 
 class RateLimited(Exception):
@@ -50,9 +65,12 @@ class RateLimiter:
         except ValueError as error:
             raise ValueError(f"CREDITPOOL_RATE_LIMIT: {error} (try '100/second')") from None
         burst = burst or base.amount
-        window_s = max(1, math.ceil(burst * base.get_expiry() / base.amount))
+        # burst / rate, in whole milliseconds (exact for any rate of whole seconds whose
+        # count divides burst * 1000): rounded up, so the rate is never exceeded.
+        window_ms = max(1, math.ceil(burst * base.get_expiry() * 1000 / base.amount))
         return cls(
-            RateLimitItemPerSecond(burst, window_s), MovingWindowRateLimiter(MemoryStorage())
+            RateLimitItemPerMillisecond(burst, window_ms),
+            MovingWindowRateLimiter(MemoryStorage()),
         )
 
     def check(self, key_id: str) -> None:
