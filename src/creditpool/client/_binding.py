@@ -11,17 +11,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Self, TypeVar, cast, overload
+from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
 from creditpool.client._routes import Call, Pages
-
-if TYPE_CHECKING:
-    from creditpool.client._async import AsyncClient
-    from creditpool.client._sync import Client
 
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class Client(Protocol):
+    """``Client`` as the overloads see it (named by what only it has: no import cycle)."""
+
+    def close(self) -> None: ...
+
+
+class AsyncClient(Protocol):
+    """``AsyncClient`` as the overloads see it."""
+
+    async def aclose(self) -> None: ...
 
 
 class _Bound(Generic[P, R]):
