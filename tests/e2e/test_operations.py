@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine as sa_engine
 
 from creditpool import CreditPool
+from creditpool.http import metrics
 from creditpool.http.ratelimit import RateLimiter
 from creditpool.server.app import create_app
 from creditpool.settings import Settings
@@ -208,7 +209,8 @@ def test_a_two_worker_server_reports_every_family_summed_over_its_workers(
                 assert value(s, "creditpool_http_request_duration_seconds_count", **posts) == 4
                 assert value(s, "creditpool_webhook_attempts_total", result="retrying") == 1
                 assert 0 <= value(s, "creditpool_db_connections_in_use") <= 2 * 15
-                assert value(s, "creditpool_db_pool_waits_total") >= 0
+                # (pool waits: caused and counted in
+                # test_requests_that_find_every_connection_in_use_are_counted_as_pool_waits)
                 assert value(s, "process_resident_memory_bytes") > 10_000_000
     assert scrape(base, token=None).status_code == 401
     assert scrape(base, token="wrong").status_code == 401
@@ -231,6 +233,16 @@ class InProcess:
 
         return asyncio.run(call())
 
+    def get_many(self, paths: list[str], headers: dict[str, str]) -> list[httpx.Response]:
+        """All at once: the app answers each in its thread pool."""
+
+        async def call() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=self.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                return await asyncio.gather(*(client.get(p, headers=headers) for p in paths))
+
+        return asyncio.run(call())
+
 
 def app_client(pool: CreditPool, metrics_token: str | None = None) -> InProcess:
     return InProcess(create_app(pool, Settings.model_construct(metrics_token=metrics_token)))
@@ -246,6 +258,38 @@ def test_metrics_can_ask_for_a_bearer_token(pool: CreditPool) -> None:
     assert answer.status_code == 200
     assert "creditpool_ledger_operations" in answer.text
     assert app_client(pool).get("/metrics").status_code == 200  # no token set: open
+
+
+def test_requests_that_find_every_connection_in_use_are_counted_as_pool_waits(
+    db_url: str,
+    keyed: tuple[CreditPool, dict[str, tuple[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not db_url.startswith("postgresql"):
+        pytest.skip("waits are counted by PostgreSQL's pool (storage/pooling.py)")
+    _, keys = keyed
+    monkeypatch.setattr(engines, "POSTGRES_BURST", 0)
+    pool = CreditPool.open(db_url, pool_size=1)  # one connection for 16 requests at once
+    stop_watching = metrics.watch(pool)  # what the server's lifespan does
+    try:
+        client = app_client(pool)
+
+        def waits() -> tuple[float, float]:
+            _, s = parse(client.get("/metrics").text)
+            return (
+                value(s, "creditpool_db_pool_waits_total"),
+                value(s, "creditpool_db_pool_wait_seconds_total"),
+            )
+
+        before, waited_before = waits()
+        answers = client.get_many(["/v1/orgs/acme/balance"] * 16, headers=bearer(keys["admin"][1]))
+        assert [a.status_code for a in answers] == [200] * 16
+        after, waited_after = waits()
+        assert after > before
+        assert waited_after > waited_before
+    finally:
+        stop_watching()
+        pool.close()
 
 
 def test_a_request_id_is_echoed_when_sane_and_made_otherwise(pool: CreditPool) -> None:
