@@ -48,7 +48,7 @@ from creditpool.holds import service as holds
 from creditpool.holds.models import Hold
 from creditpool.idempotency import service as idempotency
 from creditpool.idempotency.service import ScopedKey
-from creditpool.ledger.writer import OrgWriter
+from creditpool.ledger.writer import OrgWriter, ReadAhead
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX
 from creditpool.storage.conflicts import lost_a_race
@@ -90,6 +90,8 @@ class Change(Generic[M]):
     model: type[M]
     apply: Callable[[OrgWriter], M]
     idempotency_key: IdempotencyKey | None = None
+    # A read ``apply`` will make, made with the lock when this change comes first.
+    read_ahead: Callable[[str], ReadAhead] | None = None
     key: str | None = field(init=False)
     scoped: ScopedKey | None = field(init=False)
     digest: str = field(init=False)
@@ -141,17 +143,20 @@ class Runner:
         # The first key is read with the lock (a batch of one, the usual case, then costs
         # no extra round trip); the others each with one query.
         first = next((c for c in changes if c.key is not None), None)
+        ahead = changes[0].read_ahead if changes else None
         with self.announcing() as done, self.db.write() as tx:
             w = OrgWriter.lock(
                 tx,
                 org_id,
                 first.key if first is not None else None,
                 first.scoped_pair if first is not None else None,
+                ahead(org_id) if ahead is not None else None,
             )
             done.append(w)
             batch = _Batch(w)
             outcomes = [batch.answer(c, c is first, raising=raising) for c in changes]
-            with pipelined(tx.conn):  # the writes below read nothing back
+            # The writes below read nothing back; the COMMIT travels with them.
+            with pipelined(tx.conn, commit=True):
                 w.finish()
                 batch.record(tx.now)
         return outcomes
@@ -343,6 +348,7 @@ def consume(
         Consumption,
         lambda w: consumptions.consume(w, req),
         idempotency_key,
+        lambda org_id: consumptions.read_ahead(org_id, req),
     )
 
 

@@ -23,7 +23,7 @@ from creditpool.core.money import (
     to_decimal,
 )
 from creditpool.ledger.service import append_move, left_now
-from creditpool.ledger.writer import OrgWriter
+from creditpool.ledger.writer import OrgWriter, ReadAhead
 from creditpool.repositories import consumptions as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
@@ -75,10 +75,21 @@ class Priced:
     usage_units: int | None = None
 
 
-def price(tx: Tx, org_id: str, req: ConsumeRequest, cost: int | None = None) -> Priced:
+def price(
+    tx: Tx,
+    org_id: str,
+    req: ConsumeRequest,
+    cost: int | None = None,
+    *,
+    read: list[repository.Pricing] | None = None,
+) -> Priced:
     """The cost of ``req`` from the catalog (or ``cost`` when the caller states it), the
-    feature's rate, and the user's team now."""
-    row = repository.pricing(tx.conn, org_id, req.feature, req.user_id)
+    feature's rate, and the user's team now (``read``: the pricing rows, already read with
+    the lock; see ``read_ahead``)."""
+    if read is not None:
+        row = read[0] if read else None
+    else:
+        row = repository.pricing(tx.conn, org_id, req.feature, req.user_id)
     if row is None:
         raise NotFound(f"feature {req.feature!r} is not in the catalog")
     team = (row.team_id, row.team_limit, row.usage_month, row.usage_units)
@@ -92,8 +103,13 @@ def price(tx: Tx, org_id: str, req: ConsumeRequest, cost: int | None = None) -> 
     return Priced(row.rate, cost, *team)
 
 
+def read_ahead(org_id: str, req: ConsumeRequest) -> ReadAhead:
+    """``consume``'s read of the price and the team, to be made with the lock."""
+    return ReadAhead(req, *repository.pricing_query(org_id, req.feature, req.user_id))
+
+
 def consume(w: OrgWriter, req: ConsumeRequest) -> Consumption:
-    priced = price(w.tx, w.org_id, req)
+    priced = price(w.tx, w.org_id, req, read=w.take_read_ahead(req))
     draws = plan_consumption(list(w.grants().values()), priced.cost, w.now)
     return record(w, req, priced, draws)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import EllipsisType
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -34,8 +34,19 @@ from creditpool.repositories import orgs as orgs_repo
 from creditpool.repositories import outbox as outbox_repo
 from creditpool.repositories.idempotency import KeyRecord
 from creditpool.repositories.orgs import LockedOrg
+from creditpool.storage import compiled
 from creditpool.storage.compiled import fetch_together
 from creditpool.storage.uow import Tx
+
+
+class ReadAhead(NamedTuple):
+    """A read a change will make under the lock, made in the lock's round trip instead
+    (PostgreSQL: one wait less; e.g. a consumption's price and team). ``owner`` is the
+    request it is for: only that request takes the rows (``OrgWriter.take_read_ahead``)."""
+
+    owner: object
+    query: compiled.Query[Any]
+    params: compiled.Params
 
 
 class OrgWriter:
@@ -66,6 +77,7 @@ class OrgWriter:
         # The events of this change (the outbox), written by ``finish``.
         self._events: list[EventDraft] = []
         self.notice = timedelta(days=org.expiry_notice_days)
+        self._read_ahead: tuple[object, list[Any]] | None = None
         self.alerts = AlertState.from_json(org.alerts)
         self._alerts_read = self.alerts
         # Teams' paid usage this month as this change leaves it (consumptions/team_limits.py)
@@ -78,24 +90,43 @@ class OrgWriter:
         org_id: str,
         idempotency_key: str | None = None,
         scoped: tuple[str, str] | None = None,
+        ahead: ReadAhead | None = None,
     ) -> OrgWriter:
         """Lock the organization; ``key_record`` is what ``idempotency_key`` recorded and
         who holds the ``scoped`` key (scope, key) if that is given. The
         key's record and the live grants are read in the same round trip as the lock
-        (every change but a replay needs the grants, and a replay is rare)."""
+        (every change but a replay needs the grants, and a replay is rare), and so is
+        ``ahead``, the read the first change will make (see ``take_read_ahead``)."""
         scope, scoped_key = scoped if scoped is not None else (None, None)
         lock = idempotency_repo.lock_queries(tx.dialect, org_id, idempotency_key, scope, scoped_key)
-        *locked, live_rows = fetch_together(tx.conn, [*lock, grants_repo.live_query(org_id)])
+        reads = [*lock, grants_repo.live_query(org_id)]
+        if ahead is not None:
+            reads.append((ahead.query, ahead.params))
+        rows = fetch_together(tx.conn, reads)
+        if ahead is not None:
+            ahead_rows = rows.pop()
+        *locked, live_rows = rows
         found = idempotency_repo.parse_locked(tx.dialect, locked)
         if found is None:
             raise NotFound(f"organization {org_id!r} not found")
         writer = cls(tx, found.org, found.key)
         writer._grants = grants_repo.by_id(live_rows)
         writer._saved = {gid: _snapshot(g) for gid, g in writer._grants.items()}
+        if ahead is not None:
+            writer._read_ahead = (ahead.owner, ahead_rows)
         if writer._next_event_at is not None and writer._next_event_at <= writer.now:
             writer.holds()  # a hold may have run out too
             writer.catch_up()
         return writer
+
+    def take_read_ahead(self, owner: object) -> list[Any] | None:
+        """The rows read with the lock for ``owner`` (the very request object), once; None
+        when there are none (the caller reads them itself)."""
+        if self._read_ahead is None or self._read_ahead[0] is not owner:
+            return None
+        rows = self._read_ahead[1]
+        self._read_ahead = None
+        return rows
 
     def grants(self) -> dict[int, GrantRow]:
         """The live grants (neither voided nor logged as expired), loaded once."""
@@ -246,8 +277,7 @@ class OrgWriter:
                 found += alerts
             for type_, data, at in found:
                 self.emit(type_, data, at=at)
-            changed = [g for gid, g in self._grants.items() if self._saved[gid] != _snapshot(g)]
-            grants_repo.save_working_copies(self.conn, self.org_id, changed)
+            self._save_grants()
             next_event_at = self._next_event(
                 timeline.next_event_at(live), notices.next_notice(live, self.now, self.notice)
             )
@@ -267,6 +297,17 @@ class OrgWriter:
         if self._entries and self.conn.dialect.name == "postgresql":
             # Delivered to every server's LISTEN connection when (and only if) this commits.
             events_repo.announce(self.conn, self.org_id, self._ledger_seq)
+
+    def _save_grants(self) -> None:
+        """Write the grants this change modified. Those whose ``expiry_logged`` did not
+        change are written without it: naming an indexed column costs SQLite a page of
+        that index (``grants_repo.save_working_copies``)."""
+        assert self._grants is not None
+        changed = [g for gid, g in self._grants.items() if self._saved[gid] != _snapshot(g)]
+        relisted = [g for g in changed if self._saved[g.id][2] != g.expiry_logged]
+        others = [g for g in changed if self._saved[g.id][2] == g.expiry_logged]
+        grants_repo.save_working_copies(self.conn, self.org_id, relisted)
+        grants_repo.save_working_copies(self.conn, self.org_id, others, expiry_logged_changed=False)
 
     def _next_event(self, of_grants: datetime | None, notice: datetime | None) -> datetime | None:
         """The earliest of the grants' next event and the open holds' end. Without the

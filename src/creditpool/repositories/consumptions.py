@@ -59,10 +59,16 @@ _INSERT = compiled.Write(consumptions.insert())
 _INSERT_ALLOCATION = compiled.Write(allocations.insert())
 
 
+def pricing_query(
+    org_id: str, feature: str, user_id: str
+) -> tuple[compiled.Query[Pricing], compiled.Params]:
+    """The feature's price now and the user's team now: one row, none if no such feature."""
+    return _PRICING, {"org_id": org_id, "user_id": user_id, "feature": feature}
+
+
 def pricing(conn: Connection, org_id: str, feature: str, user_id: str) -> Pricing | None:
     """The feature's price now and the user's team now, in one round trip."""
-    params = {"org_id": org_id, "user_id": user_id, "feature": feature}
-    rows = compiled.fetch(conn, _PRICING, params)
+    rows = compiled.fetch(conn, *pricing_query(org_id, feature, user_id))
     return rows[0] if rows else None
 
 

@@ -42,6 +42,13 @@ _SAVE = compiled.Write(
     update(grants).where(grants.c.org_id == bindparam("o"), grants.c.id == bindparam("i")),
     keys=("remaining", "added_logged", "expiry_logged", "held", "expiry_noticed"),
 )
+# The same without ``expiry_logged``, a column of ``ix_grants_live``: SQLite rewrites an
+# index entry whenever an UPDATE names one of its columns, even to the value it had, so a
+# consumption (which changes ``remaining`` only) would dirty a page of that index too.
+_SAVE_UNLISTED = compiled.Write(
+    update(grants).where(grants.c.org_id == bindparam("o"), grants.c.id == bindparam("i")),
+    keys=("remaining", "added_logged", "held", "expiry_noticed"),
+)
 
 
 def live_query(org_id: str) -> tuple[compiled.Query[GrantRow], compiled.Params]:
@@ -68,7 +75,11 @@ def to_grant_row(row: DbRow) -> GrantRow:
     return GrantRow(**values)
 
 
-def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> None:
+def save_working_copies(
+    conn: Connection, org_id: str, rows: list[GrantRow], *, expiry_logged_changed: bool = True
+) -> None:
+    """Write the grants' mutable columns; without ``expiry_logged_changed`` (none of
+    ``rows`` was logged as expired since it was read) ``expiry_logged`` is left as it is."""
     params = [
         {
             "o": org_id,
@@ -81,7 +92,10 @@ def save_working_copies(conn: Connection, org_id: str, rows: list[GrantRow]) -> 
         }
         for g in rows
     ]
-    compiled.run(conn, _SAVE, params)
+    if not expiry_logged_changed:
+        for p in params:
+            del p["expiry_logged"]
+    compiled.run(conn, _SAVE if expiry_logged_changed else _SAVE_UNLISTED, params)
 
 
 def granted_units(conn: Connection, org_id: str) -> int:

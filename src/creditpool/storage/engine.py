@@ -23,7 +23,8 @@ on the driver's cursor: see ``storage.compiled``.
 from __future__ import annotations
 
 import time
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc
@@ -156,15 +157,30 @@ def _sqlite_engine(url: str, synchronous: SqliteSynchronous | None) -> Engine:
 # -- the write pipeline --------------------------------------------------------------
 
 
-def pipelined(conn: Connection) -> AbstractContextManager[object]:
+def pipelined(conn: Connection, *, commit: bool = False) -> AbstractContextManager[object]:
     """On PostgreSQL, psycopg's pipeline mode for the rest of a change: statements whose
     results nobody reads (the inserts and updates that write a plan) travel together and
     cost one round trip instead of one each; a read still waits for its own answer. An
     error in any of them surfaces before the commit and rolls the transaction back.
+    With ``commit``, the transaction's COMMIT is queued after them when the block ends
+    without an error (one round trip less): the transaction's own commit then finds
+    nothing left to do. The block must be the last thing the transaction does.
     SQLite has no round trips: nothing changes there."""
     if conn.dialect.name != "postgresql":
         return nullcontext()
     driver = conn.connection.driver_connection
     assert driver is not None
+    if commit:
+        return _committing_pipeline(driver)
     pipeline: AbstractContextManager[object] = driver.pipeline()
     return pipeline
+
+
+@contextmanager
+def _committing_pipeline(driver: Any) -> Iterator[object]:
+    with driver.pipeline() as pipeline:
+        yield pipeline
+        # Queued behind the writes; if one of them failed, PostgreSQL skips it (the
+        # pipeline is aborted up to its sync), the error is raised on leaving the pipeline
+        # and the transaction is rolled back as usual.
+        driver.commit()

@@ -172,11 +172,15 @@ Index(
     consumptions.c.user_id,
     consumptions.c.created_at,
 )
+# Only consumptions of a team (a team's usage and limit): most users may be in none, and a
+# consumption without a team then writes no entry here (migration 0008).
 Index(
     "ix_consumptions_org_team",
     consumptions.c.org_id,
     consumptions.c.team_id,
     consumptions.c.created_at,
+    sqlite_where=consumptions.c.team_id.isnot(None),
+    postgresql_where=consumptions.c.team_id.isnot(None),
 )
 
 allocations = Table(
@@ -364,7 +368,15 @@ events = Table(
     ForeignKeyConstraint(["org_id"], ["orgs.id"]),
 )
 Index("ix_events_org_seq", events.c.org_id, events.c.ledger_seq)
-Index("ix_events_dedupe", events.c.org_id, events.c.dedupe, unique=True)
+# Only once-only events carry a dedupe key (migration 0008: the others write no entry).
+Index(
+    "ix_events_dedupe",
+    events.c.org_id,
+    events.c.dedupe,
+    unique=True,
+    sqlite_where=events.c.dedupe.isnot(None),
+    postgresql_where=events.c.dedupe.isnot(None),
+)
 Index("ix_events_dispatched", events.c.dispatched, events.c.created_at)
 
 # The vendor's endpoints. Secrets are stored encrypted with the server's secret key
