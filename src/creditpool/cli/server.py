@@ -27,7 +27,9 @@ def serve(
     workers: Annotated[
         int | None,
         typer.Option(
-            help="Server processes (PostgreSQL only; SQLite runs one) [env CREDITPOOL_WORKERS]"
+            help="Server processes (PostgreSQL only; SQLite runs one). Each counts"
+            " CREDITPOOL_RATE_LIMIT on its own: N workers let a key reach N times it."
+            " [env CREDITPOOL_WORKERS]"
         ),
     ] = None,
     demo: Annotated[
