@@ -21,7 +21,7 @@ from creditpool.storage.engine import normalize_url
 from creditpool.storage.uow import Database
 
 WAIT_S = 5.0
-Stream = AsyncIterator[str]
+Stream = AsyncIterator[bytes]
 
 
 def run(test: Callable[[Hub], Awaitable[None]], pool: CreditPool, **options: float) -> None:
@@ -45,7 +45,7 @@ def run(test: Callable[[Hub], Awaitable[None]], pool: CreditPool, **options: flo
 
 async def open_stream(hub: Hub, org_id: str, after: int) -> Stream:
     stream = hub.stream(org_id, after)
-    assert await anext(stream) == "retry: 2000\n\n"
+    assert await anext(stream) == b"retry: 2000\n\n"
     return stream
 
 
@@ -59,9 +59,9 @@ async def read_events(stream: Stream, count: int) -> list[dict[str, Any]]:
     return events
 
 
-def parse(chunk: str) -> list[dict[str, Any]]:
+def parse(chunk: bytes) -> list[dict[str, Any]]:
     events = []
-    for frame in chunk.split("\n\n"):
+    for frame in chunk.decode().split("\n\n"):
         fields = dict(line.split(": ", 1) for line in frame.splitlines() if line[:1] != ":")
         if "id" in fields:
             events.append({**fields, "data": json.loads(fields["data"])})
@@ -146,13 +146,13 @@ def test_many_streams_of_one_organization_share_one_read_per_change(
 ) -> None:
     start = funded(pool)
     reads: list[int] = []
-    read_after = service.read_after
+    read_many = service.read_many
 
-    def counted(db: Database, org_id: str, after_seq: int, limit: int) -> Any:
-        reads.append(after_seq)
-        return read_after(db, org_id, after_seq, limit)
+    def counted(db: Database, cursors: dict[str, int], limit: int) -> Any:
+        reads.extend(cursors.values())
+        return read_many(db, cursors, limit)
 
-    monkeypatch.setattr(service, "read_after", counted)
+    monkeypatch.setattr(service, "read_many", counted)
 
     async def test(hub: Hub) -> None:
         streams = [await open_stream(hub, "acme", start) for _ in range(20)]
@@ -223,8 +223,8 @@ def test_a_stream_sends_heartbeats_while_quiet_and_ends_after_its_lifetime(
         chunks = []
         async with asyncio.timeout(WAIT_S):
             chunks = [chunk async for chunk in stream]
-        assert chunks.count(": heartbeat\n\n") >= 2
-        assert set(chunks) == {": heartbeat\n\n"}
+        assert chunks.count(b": heartbeat\n\n") >= 2
+        assert set(chunks) == {b": heartbeat\n\n"}
 
     run(test, pool, heartbeat_s=0.2, lifetime_s=1.0)
 

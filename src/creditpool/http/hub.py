@@ -13,7 +13,9 @@ notification or a dropped LISTEN connection delays an event, never loses it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import enum
 import logging
 import random
 import signal
@@ -38,21 +40,53 @@ QUEUE_SIZE_MAX = 64  # batches a slow stream may fall behind before it repairs f
 RECHECK_ORGS_MAX = 500  # organizations per periodic re-check query
 LISTEN_RETRY_S = 1.0
 RETRY_MS = 2000  # how long EventSource waits before reconnecting
+READERS_MAX = 1  # concurrent read rounds per process (each covers many organizations)
+TICK_S_MAX = 1.0  # how often heartbeats and lifetimes are looked at (at most)
+
+HEARTBEAT = b": heartbeat\n\n"
+_RETRY = f"retry: {RETRY_MS}\n\n".encode()
+
+
+class _Signal(enum.Enum):
+    HEARTBEAT = "heartbeat"  # quiet for heartbeat_s: send a comment
+    EXPIRED = "expired"  # the stream's lifetime is over
+    CLOSING = "closing"  # the server is stopping
+
+
+Item = Batch | _Signal
 
 
 @dataclass(eq=False)
 class Subscription:
+    """One stream's mailbox. The hub appends and wakes the stream; the stream takes
+    everything queued at once (one write however many batches arrived while it slept)."""
+
     org_id: str
-    queue: asyncio.Queue[Batch | None] = field(
-        default_factory=lambda: asyncio.Queue(QUEUE_SIZE_MAX)
-    )
+    deadline: float  # loop time at which the stream's lifetime ends
+    last_write: float  # loop time of its last write (heartbeats are due after a quiet while)
+    items: collections.deque[Item] = field(default_factory=collections.deque)
+    waiter: asyncio.Future[None] | None = None
     stale: bool = False  # a batch was dropped: repair from the ledger
 
-    def deliver(self, batch: Batch | None) -> None:
-        try:
-            self.queue.put_nowait(batch)
-        except asyncio.QueueFull:
+    def deliver(self, item: Item) -> None:
+        if isinstance(item, Batch) and len(self.items) >= QUEUE_SIZE_MAX:
             self.stale = True  # the stream is awake (its queue is full) and will repair
+            return
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def take(self) -> list[Item]:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        items = list(self.items)
+        self.items.clear()
+        return items
 
 
 @dataclass(eq=False)
@@ -60,7 +94,8 @@ class _Org:
     subs: set[Subscription] = field(default_factory=set)
     cursor: int | None = None  # newest seq read and handed out (None: being set up)
     wanted: int = 0  # newest seq announced
-    fetching: bool = False
+    reading: bool = False  # a reader is reading it (one at a time per organization)
+    reading_for: int = 0  # what was announced when that read began
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -79,8 +114,13 @@ class Hub:
         self.lifetime_s = lifetime_s
         # Missed announcements are looked for as often as heartbeats are sent.
         self.recheck_s = heartbeat_s
+        # Heartbeats and lifetimes are looked at by one timer for all streams (not a timer
+        # per stream re-armed at every event), a few times per heartbeat period.
+        self.tick_s = min(TICK_S_MAX, heartbeat_s / 4, lifetime_s / 4)
         self.page_size = page_size
         self._orgs: dict[str, _Org] = {}
+        self._behind: dict[str, _Org] = {}  # organizations the next read round reads
+        self._readers = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
@@ -97,6 +137,7 @@ class Hub:
             self._undo.append(self.pool.on_commit(self._announce_threadsafe))
             self.listening.set()
         self._spawn(self._recheck_forever())
+        self._spawn(self._tick_forever())
         self._end_streams_on_exit_signal()
 
     async def stop(self) -> None:
@@ -113,7 +154,7 @@ class Hub:
         self._closing = True
         for state in self._orgs.values():
             for sub in state.subs:
-                sub.deliver(None)
+                sub.deliver(_Signal.CLOSING)
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -122,14 +163,12 @@ class Hub:
 
     # -- one stream ---------------------------------------------------------------------
 
-    async def stream(self, org_id: str, after: int) -> AsyncIterator[str]:
-        """The SSE text of one stream: entries with seq > ``after`` in ledger order,
+    async def stream(self, org_id: str, after: int) -> AsyncIterator[bytes]:
+        """The SSE bytes of one stream: entries with seq > ``after`` in ledger order,
         heartbeats while quiet, ending after ``lifetime_s``."""
         loop = asyncio.get_running_loop()
-        heartbeat_s = self.heartbeat_s
-        deadline = loop.time() + self.lifetime_s
-        yield f"retry: {RETRY_MS}\n\n"
-        sub, cursor = await self._subscribe(org_id)
+        yield _RETRY
+        sub, cursor = await self._subscribe(org_id, loop.time())
         try:
             last = after
             if last < cursor:  # the hub already handed out entries this stream has not seen
@@ -137,45 +176,50 @@ class Hub:
                     yield chunk
                     last = reached
             while not self._closing:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                try:
-                    async with asyncio.timeout(min(heartbeat_s, remaining)):
-                        batch = await sub.queue.get()
-                except TimeoutError:
-                    if deadline - loop.time() > 0:
-                        yield ": heartbeat\n\n"
-                    continue
-                if batch is None:
-                    break
-                if sub.stale or batch.first_seq > last + 1:
-                    sub.stale = False  # a batch was dropped or missed: the ledger has it
-                    async for chunk, reached in self._read_from_ledger(org_id, last):
-                        yield chunk
-                        last = reached
-                chunk = batch.frames_after(last)
-                if chunk:
-                    yield chunk
-                    last = batch.last_seq
+                chunks: list[bytes] = []
+                heartbeat = ended = False
+                for item in await sub.take():
+                    if isinstance(item, Batch):
+                        if sub.stale or item.first_seq > last + 1:
+                            sub.stale = False  # a batch was dropped or missed: the ledger has it
+                            async for chunk, reached in self._read_from_ledger(org_id, last):
+                                chunks.append(chunk)
+                                last = reached
+                        chunk = item.frames_after(last)
+                        if chunk:
+                            chunks.append(chunk)
+                            last = item.last_seq
+                    elif item is _Signal.HEARTBEAT:
+                        heartbeat = True
+                    else:
+                        ended = True
+                        break
+                if chunks:
+                    yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                    sub.last_write = loop.time()
+                elif heartbeat and not ended:
+                    yield HEARTBEAT
+                    sub.last_write = loop.time()
+                if ended and not self._closing:
+                    return  # its lifetime is over
             # The server is stopping: reconnect after a spread-out while, so that the
             # streams of a stopped process do not all land on the others at once.
-            yield f"retry: {random.randint(RETRY_MS, 3 * RETRY_MS)}\n\n"
+            yield f"retry: {random.randint(RETRY_MS, 3 * RETRY_MS)}\n\n".encode()
         finally:
             self._unsubscribe(sub)
 
-    async def _read_from_ledger(self, org_id: str, after: int) -> AsyncIterator[tuple[str, int]]:
+    async def _read_from_ledger(self, org_id: str, after: int) -> AsyncIterator[tuple[bytes, int]]:
         """Catch up from the ledger (in pages): each page's events and the seq reached."""
         while True:
             batch = await asyncio.to_thread(feed.read_after, self.db, org_id, after, self.page_size)
             if batch is None:
                 return
             after = batch.last_seq
-            yield batch.frames_after(-1), after
+            yield batch.chunk, after
             if batch.complete:
                 return
 
-    async def _subscribe(self, org_id: str) -> tuple[Subscription, int]:
+    async def _subscribe(self, org_id: str, now: float) -> tuple[Subscription, int]:
         """Register a stream; returns it and the newest seq the hub has handed out for the
         organization (everything after it reaches the stream through its queue)."""
         while True:
@@ -194,7 +238,9 @@ class Hub:
                 await state.ready.wait()
                 if state.cursor is None or self._orgs.get(org_id) is not state:
                     continue  # its set-up failed, or it was dropped meanwhile: again
-            sub = Subscription(org_id)
+            sub = Subscription(org_id, deadline=now + self.lifetime_s, last_write=now)
+            if self._closing:
+                sub.deliver(_Signal.CLOSING)
             state.subs.add(sub)
             return sub, state.cursor
 
@@ -205,6 +251,23 @@ class Hub:
         state.subs.discard(sub)
         if not state.subs:
             del self._orgs[sub.org_id]
+            self._behind.pop(sub.org_id, None)
+
+    async def _tick_forever(self) -> None:
+        """Heartbeats for the streams quiet for ``heartbeat_s`` (each stream's own phase:
+        they do not all fire at once), the end for those past their lifetime."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.tick_s)
+            now = loop.time()
+            quiet_since = now - self.heartbeat_s
+            for state in self._orgs.values():
+                for sub in state.subs:
+                    if now >= sub.deadline:
+                        sub.deliver(_Signal.EXPIRED)
+                    elif sub.last_write <= quiet_since and not sub.items:
+                        sub.last_write = now  # asked once per period
+                        sub.deliver(_Signal.HEARTBEAT)
 
     # -- announcements and fan-out ------------------------------------------------------
 
@@ -223,31 +286,56 @@ class Hub:
                 loop.call_soon_threadsafe(self.announce, org_id, seq)
 
     def _fetch_if_behind(self, org_id: str, state: _Org) -> None:
-        if state.cursor is not None and state.wanted > state.cursor and not state.fetching:
-            state.fetching = True
-            self._spawn(self._fetch(org_id, state))
+        if state.cursor is not None and state.wanted > state.cursor:
+            self._behind[org_id] = state
+            if self._readers < READERS_MAX:
+                self._readers += 1
+                self._spawn(self._read_rounds())
 
-    async def _fetch(self, org_id: str, state: _Org) -> None:
+    async def _read_rounds(self) -> None:
         """Read the new entries once and hand them to every stream of the organization.
-        Announcements arriving meanwhile are served by the next round (coalesced)."""
+        Each round reads every organization announced since the previous round began (and
+        not being read by another reader), in one thread hand-off and one transaction;
+        announcements arriving meanwhile are served by the next round (coalesced)."""
         try:
-            while state.subs and state.cursor is not None and state.wanted > state.cursor:
+            while True:
+                cursors: dict[str, int] = {}
+                states: dict[str, _Org] = {}
+                for org_id, state in list(self._behind.items()):
+                    if state.reading:
+                        continue  # its reader takes it again when done
+                    del self._behind[org_id]
+                    if state.subs and state.cursor is not None and state.wanted > state.cursor:
+                        cursors[org_id] = state.cursor
+                        states[org_id] = state
+                        state.reading = True
+                        state.reading_for = state.wanted
+                if not cursors:
+                    return
                 try:
-                    batch = await asyncio.to_thread(
-                        feed.read_after, self.db, org_id, state.cursor, self.page_size
+                    batches = await asyncio.to_thread(
+                        feed.read_many, self.db, cursors, self.page_size
                     )
                 except Exception:  # the database is away: the periodic re-check retries
-                    log.exception("reading the ledger of %s failed", org_id)
-                    return
-                if batch is None:
-                    state.wanted = state.cursor
-                    return
-                state.cursor = batch.last_seq
-                state.wanted = max(state.wanted, state.cursor)
-                for sub in list(state.subs):
-                    sub.deliver(batch)
+                    log.exception("reading the ledgers of %d organizations failed", len(cursors))
+                    batches = None
+                for org_id, state in states.items():
+                    state.reading = False
+                    if batches is None:
+                        continue
+                    batch = batches.get(org_id)
+                    if batch is None:
+                        if state.wanted == state.reading_for:
+                            state.wanted = cursors[org_id]  # announced, but nothing new
+                        continue
+                    state.cursor = batch.last_seq
+                    state.wanted = max(state.wanted, batch.last_seq)
+                    for sub in state.subs:
+                        sub.deliver(batch)
+                    if state.wanted > batch.last_seq and self._orgs.get(org_id) is state:
+                        self._behind[org_id] = state  # a longer catch-up, or newer news
         finally:
-            state.fetching = False
+            self._readers -= 1
 
     async def _recheck_forever(self) -> None:
         while True:
