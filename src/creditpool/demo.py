@@ -8,8 +8,9 @@ exactly what the real system would have written. Seeded, so the same ``now`` giv
 data.
 
 ``prepare_demo`` also hands out an API key per role. Their secrets are stored once in a file
-beside a SQLite database (``<db>.demo-keys.json``, mode 0600), so ``./dev run`` started
-again shows the same keys instead of minting four more each time.
+beside a SQLite database (``<db>.demo-keys.json``, mode 0600; for PostgreSQL in the working
+directory, ``<database name>.demo-keys.json``), so ``./dev run`` started again shows the
+same keys instead of minting four more each time.
 """
 
 from __future__ import annotations
@@ -407,7 +408,8 @@ DEMO_KEY_NAMES = {
 
 @dataclass(frozen=True)
 class DemoKeys:
-    """The demo's key secrets, and where they are kept (None: not kept, e.g. PostgreSQL)."""
+    """The demo's key secrets, and where they are kept (None: not kept, a database in
+    memory)."""
 
     service: str
     staff: str
@@ -456,11 +458,16 @@ def _demo_keys(
 
 
 def demo_keys_path(database_url: str) -> Path | None:
-    """Beside a SQLite file: ``demo.db`` keeps its keys in ``demo.db.demo-keys.json``."""
+    """Beside a SQLite file: ``demo.db`` keeps its keys in ``demo.db.demo-keys.json``. A
+    server database (PostgreSQL ``.../credits``) keeps them in the working directory, in
+    ``credits.demo-keys.json``. None for a database in memory. A file whose keys do not
+    open this database (another one of the same name) is replaced, never trusted."""
     url = make_url(database_url)
     name = url.database
-    if url.get_backend_name() != "sqlite" or not name or name == ":memory:":
+    if not name or name == ":memory:":
         return None
+    if url.get_backend_name() != "sqlite":
+        return Path(Path(name).name + DEMO_KEYS_SUFFIX)
     db_file = Path(name)
     return db_file.with_name(db_file.name + DEMO_KEYS_SUFFIX)
 

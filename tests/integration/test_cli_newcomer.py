@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 import shlex
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from creditpool import CreditPool
 from creditpool.cli.main import app
 from creditpool.demo import DEMO_ORG_IDS, prepare_demo
+from tests.e2e.conftest import free_port
 from tests.integration.test_cli import as_json, fails, ok, runner
 from tests.support import FakeClock
 
@@ -184,26 +187,66 @@ def _demo_org(url: str) -> None:
         pool.set_member(DEMO_ORG_IDS[0], "anna.schmidt", team_id=None)
 
 
-def test_the_demo_reuses_its_stored_keys_while_they_work(db_url: str, backend: str) -> None:
+def test_the_demo_reuses_its_stored_keys_while_they_work(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a PostgreSQL database's keys are kept here
     _demo_org(db_url)
     now = datetime.now(UTC)
     first = prepare_demo(db_url, now)
     again = prepare_demo(db_url, now)
     with CreditPool.open(db_url) as pool:
-        minted = len(pool.keys())
-        if backend == "sqlite":
-            assert (first.reused, again.reused) == (False, True)
-            assert again == first.__class__(**{**first.__dict__, "reused": True})
-            assert minted == 4
-            assert first.path is not None
-            assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
-            assert first.path.name.endswith(".db.demo-keys.json")
-            pool.revoke_key(pool.authenticate(first.admin).id)  # type: ignore[union-attr]
-        else:  # no file beside a PostgreSQL database: new keys, said so
-            assert first.path is None
-            assert not again.reused
-            return
+        assert (first.reused, again.reused) == (False, True)
+        assert again == first.__class__(**{**first.__dict__, "reused": True})
+        assert len(pool.keys()) == 4
+        assert first.path is not None
+        assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
+        assert first.path.name.endswith(".demo-keys.json")
+        pool.revoke_key(pool.authenticate(first.admin).id)  # type: ignore[union-attr]
     third = prepare_demo(db_url, now)
     assert not third.reused
     assert third.admin != first.admin
     assert prepare_demo(db_url, now).admin == third.admin
+
+
+def demo_banner(db_url: str, cwd: Path) -> list[str]:
+    """What ``./dev run`` (``creditpool serve --demo``) prints before it serves."""
+    command = [str(Path(sys.executable).parent / "creditpool"), "--db", db_url, "serve"]
+    command += ["--demo", "--port", str(free_port())]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.strip().startswith("try: curl"):
+                return lines
+        raise AssertionError(f"serve --demo ended: {lines}")
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        process.stdout.close()
+
+
+def test_dev_run_started_again_shows_the_keys_it_kept(db_url: str, tmp_path: Path) -> None:
+    _demo_org(db_url)
+    first, again = demo_banner(db_url, tmp_path), demo_banner(db_url, tmp_path)
+    made = [
+        m for line in first if (m := re.search(r"API keys \(new; kept in (.+), mode 0600\)", line))
+    ]
+    assert len(made) == 1, first
+    path = made[0].group(1)
+    assert any(line.endswith(f"API keys (kept in {path}):") for line in again), again
+    assert (tmp_path / path).is_file()  # relative: in the working directory (PostgreSQL)
+
+    def keys(banner: list[str]) -> list[str]:
+        return [
+            line.split()[1]
+            for line in banner
+            if line.split()[:1] in (["service"], ["staff"], ["admin"], ["member"])
+        ]
+
+    assert len(keys(first)) == 4
+    assert keys(again) == keys(first)
+    with CreditPool.open(db_url) as pool:
+        assert len(pool.keys()) == 4  # not eight
