@@ -451,6 +451,45 @@ def run_consumers(setup: Setup, clients: int, seconds: float, rate: float = 0) -
     return result
 
 
+@contextmanager
+def profiled(folder: str | None, pids: list[int], seconds: float) -> Iterator[None]:
+    """With ``--profile DIR``: py-spy (on PATH) samples each server process while the
+    block runs, into ``DIR/server-N.txt`` (collapsed stacks, one line per stack and count,
+    threads apart)."""
+    if not folder:
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "--pid",
+                str(pid),
+                "--format",
+                "raw",
+                "--threads",
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--duration",
+                str(int(seconds) + 1),
+                "-o",
+                str(Path(folder) / f"server-{i}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for i, pid in enumerate(pids)
+    ]
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.wait(timeout=30)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -496,7 +535,8 @@ def run(args: argparse.Namespace, admin_url: str, work: Path) -> dict[str, Any]:
             secret = register(bases[0], key, rx.url)
             print(f"delivery on: {args.clients} clients, {args.seconds:.0f} s")
             before = meter.snapshot()
-            on = run_consumers(setup, args.clients, args.seconds)
+            with profiled(args.profile, pids, WARMUP_S + args.seconds):
+                on = run_consumers(setup, args.clients, args.seconds)
             drain_s = rx.wait_distinct(len(on["made"]), DRAIN_S_MAX)
             time.sleep(1.5)
             on_cost = meter.per_consumption(before, len(on["made"]))
@@ -619,6 +659,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--latency-seconds", type=float, default=6.0)
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy both servers while delivery is on (to DIR)"
+    )
     args = parser.parse_args()
     admin_url = (
         os.environ.get("CREDITPOOL_BENCH_POSTGRES_URL")

@@ -9,6 +9,7 @@ an internal one when connecting (DNS rebinding) cannot slip through.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -44,6 +45,14 @@ def allowed(address: IPAddress, networks: list[IPNetwork]) -> bool:
     return address.is_global and not address.is_multicast
 
 
+@functools.lru_cache(maxsize=4096)
+def _checked(text: str, networks: tuple[IPNetwork, ...]) -> tuple[IPAddress, bool]:
+    """An address as resolved, parsed, and whether it may be reached: a function of the two
+    alone, so remembered (the resolution itself is made at every attempt)."""
+    address = ipaddress.ip_address(text)
+    return address, allowed(address, list(networks))
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A checked destination: the URL to connect to (host replaced by the address), and the
@@ -64,8 +73,9 @@ def resolve(url: str, networks: list[IPNetwork]) -> Target:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
         raise RefusedAddress(f"{host} does not resolve: {error.strerror}") from error
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-    refused = [a for a in addresses if not allowed(a, networks)]
+    checked = [_checked(str(info[4][0]).split("%")[0], tuple(networks)) for info in infos]
+    addresses = [address for address, _ in checked]
+    refused = [address for address, ok in checked if not ok]
     if refused or not addresses:
         raise RefusedAddress(
             f"{host} resolves to {refused[0] if refused else 'nothing'}, an address webhooks"
