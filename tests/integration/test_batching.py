@@ -3,7 +3,7 @@ each is still all-or-nothing with its own answer."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -58,7 +58,7 @@ def test_a_key_repeated_in_one_batch_or_across_batches_charges_once(pool: Credit
     assert pool.verify() == []
 
 
-def test_concurrent_threads_are_committed_together_and_never_overspend(
+def test_concurrent_requests_are_committed_together_and_never_overspend(
     pool: CreditPool,
 ) -> None:
     pool.create_org("acme")
@@ -74,30 +74,27 @@ def test_concurrent_threads_are_committed_together_and_never_overspend(
     pool.consume_batch = recording  # type: ignore[method-assign]
     charged: list[Decimal] = []
     refused: list[Exception] = []
-    guard = threading.Lock()
-    start = threading.Barrier(16)
 
-    def worker(n: int) -> None:
-        start.wait()
+    async def client(n: int) -> None:
         for i in range(5):
             try:
-                outcome = batcher.consume(
+                outcome = await batcher.consume(
                     "acme",
                     ConsumeCall("agent_recommendation", f"u-{n}", idempotency_key=f"{n}-{i}"),
                 )
                 result = outcome.unwrap()
                 assert not outcome.replayed
-                with guard:
-                    charged.append(result.cost)
+                charged.append(result.cost)
             except InsufficientCredits as error:
-                with guard:
-                    refused.append(error)
+                refused.append(error)
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    async def clients() -> None:
+        await asyncio.gather(*(client(n) for n in range(16)))
+
+    try:
+        asyncio.run(clients())
+    finally:
+        batcher.close()
     assert len(charged) == 40
     assert len(refused) == 40
     assert sum(charged) == Decimal("10.00")
@@ -107,7 +104,38 @@ def test_concurrent_threads_are_committed_together_and_never_overspend(
     assert pool.verify() == []
 
 
+def test_a_failing_batch_is_retried_call_by_call(pool: CreditPool) -> None:
+    """One call that breaks the batch's transaction must not sink the others."""
+    pool.create_org("acme")
+    pool.grant("acme", "10.00")
+    batcher = ConsumeBatcher(pool)
+    original = pool.consume_batch
+
+    def failing(org_id: str, calls: list[ConsumeCall]) -> list:  # type: ignore[type-arg]
+        if any(c.user_id == "bad" for c in calls):
+            raise RuntimeError("boom")
+        return original(org_id, calls)
+
+    pool.consume_batch = failing  # type: ignore[method-assign]
+
+    async def together() -> list[object]:
+        calls = [ConsumeCall("report", u) for u in ("u-1", "u-2", "bad", "u-3")]
+        return await asyncio.gather(
+            *(batcher.consume("acme", c) for c in calls), return_exceptions=True
+        )
+
+    try:
+        results = asyncio.run(together())
+    finally:
+        batcher.close()
+    assert [isinstance(r, RuntimeError) for r in results] == [False, False, True, False]
+    assert pool.balance("acme").left == Decimal("8.50")
+
+
 def test_an_unknown_organization_fails_every_call_of_the_batch(pool: CreditPool) -> None:
     batcher = ConsumeBatcher(pool)
-    with pytest.raises(Exception, match="not found"):
-        batcher.consume("nope", ConsumeCall("report", "u-1"))
+    try:
+        with pytest.raises(Exception, match="not found"):
+            asyncio.run(batcher.consume("nope", ConsumeCall("report", "u-1")))
+    finally:
+        batcher.close()

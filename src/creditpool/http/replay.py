@@ -27,12 +27,13 @@ response; a crash in between leaves neither.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,9 +60,11 @@ REPLAYED = "Idempotent-Replayed"
 # How long a duplicate waits in this process for the request with its key to finish before
 # it is refused with 409 idempotency_in_flight (which clients retry).
 IN_FLIGHT_WAIT_S = 5.0
+IN_FLIGHT_POLL_S = 0.01  # how often an awaiting duplicate looks again
 
 Run = Callable[[str | None], BaseModel]
 RunLedger = Callable[[ScopedKey | None], Outcome[Any]]
+AsyncRunLedger = Callable[[ScopedKey | None], Awaitable[Outcome[Any]]]
 
 
 class Sealer(Protocol):
@@ -187,6 +190,39 @@ class Replayer:
             response.headers[REPLAYED] = "true"
         return response
 
+    async def run_ledger_async(
+        self, request: Request, caller: Principal, status: int, fn: AsyncRunLedger
+    ) -> Response:
+        """``run_ledger`` for a change awaited in the event loop (the consume route's group
+        commit): the same key semantics, without a worker thread of its own."""
+        key = validate_key(request.headers.get(HEADER))
+        if key is None:
+            return json_response(status, (await fn(None)).unwrap())
+        token = (caller.key.id, key)
+        if not self._enter(token):
+            # A duplicate in flight in this process (rare): wait for it without blocking
+            # the loop, up to in_flight_wait_s like a thread does.
+            deadline = time.monotonic() + self.in_flight_wait_s
+            while not self._enter(token):
+                if time.monotonic() >= deadline:
+                    raise IdempotencyInFlight(
+                        f"a request with idempotency key {key!r} is in flight"
+                    )
+                await asyncio.sleep(IN_FLIGHT_POLL_S)
+        try:
+            outcome = await fn(ScopedKey(caller.key.id, key))
+            result = outcome.unwrap()
+        except IdempotencyConflict:
+            raise IdempotencyConflict(
+                f"idempotency key {key!r} was already used for another request", key=key
+            ) from None
+        finally:
+            self._leave(token)
+        response = json_response(status, result)
+        if outcome.replayed:
+            response.headers[REPLAYED] = "true"
+        return response
+
     @contextmanager
     def _turn(self, scope: str, key: str) -> Iterator[None]:
         """One request per key at a time in this process: a duplicate waits for the first
@@ -206,9 +242,20 @@ class Replayer:
         try:
             yield
         finally:
-            with self._cond:
-                self._in_flight.discard(token)
-                self._cond.notify_all()
+            self._leave(token)
+
+    def _enter(self, token: tuple[str, str]) -> bool:
+        """Take the key's turn if nobody has it (never waits)."""
+        with self._cond:
+            if token in self._in_flight:
+                return False
+            self._in_flight.add(token)
+            return True
+
+    def _leave(self, token: tuple[str, str]) -> None:
+        with self._cond:
+            self._in_flight.discard(token)
+            self._cond.notify_all()
 
 
 def _sealed(body: str, seal: Sealer | None) -> str:
