@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -45,8 +44,6 @@ from creditpool.web.endpoints import router as web_router
 from creditpool.web.render import STATIC
 
 log = logging.getLogger(__name__)
-# A commit wakes this process's webhook worker at most this often (see _delivering).
-WEBHOOK_WAKE_INTERVAL_S = 0.05
 # The API's routers of the domains, in the document's order.
 API_ROUTERS = (
     orgs_router,
@@ -143,25 +140,20 @@ async def _sweeping(pool: CreditPool, interval_s: float) -> None:
 def _delivering(pool: CreditPool) -> Callable[[], None]:
     """Start this process's webhook delivery worker in a thread; returns what stops it.
 
-    The worker polls (``webhook_poll_s``) for what other processes committed, and a
-    commit of this process wakes it at once, at most once per ``WEBHOOK_WAKE_INTERVAL_S``
-    (a commit inside the interval wakes it at the interval's end): so a delivery usually
-    leaves within milliseconds of its event's commit, and under load the worker's rounds
-    (each a few queries, whether or not an endpoint listens) do not grow with the commit
-    rate."""
+    The worker polls (``webhook_poll_s``) for what other processes committed, and each
+    commit of this process wakes it at once, so a delivery usually leaves within
+    milliseconds of its event's commit."""
     worker = pool.webhook_worker()
     stop = threading.Event()
     thread = threading.Thread(
         target=worker.run, args=(stop,), name="creditpool-webhooks", daemon=True
     )
-    waker = Throttled(worker.wake.set, WEBHOOK_WAKE_INTERVAL_S)
-    undo = pool.on_commit(lambda org_id, seq: waker())
+    undo = pool.on_commit(lambda org_id, seq: worker.wake.set())
     worker.on_attempt = metrics.webhook_attempt
     thread.start()
 
     def stopping() -> None:
         undo()
-        waker.cancel()
         stop.set()
         worker.wake.set()
         # A round in flight ends within the delivery timeout; what it had not recorded is
@@ -170,44 +162,6 @@ def _delivering(pool: CreditPool) -> Callable[[], None]:
         worker.close()
 
     return stopping
-
-
-class Throttled:
-    """Calls ``fn`` at once, then at most once per ``interval_s``: a call inside the
-    interval is deferred to its end (one timer thread at a time), never dropped."""
-
-    def __init__(self, fn: Callable[[], object], interval_s: float) -> None:
-        self.fn = fn
-        self.interval_s = interval_s
-        self._lock = threading.Lock()
-        self._last = -interval_s
-        self._timer: threading.Timer | None = None
-
-    def __call__(self) -> None:
-        with self._lock:
-            if self._timer is not None:  # a call is already due at the interval's end
-                return
-            now = time.monotonic()
-            wait = self._last + self.interval_s - now
-            if wait > 0:
-                self._timer = threading.Timer(wait, self._fire)
-                self._timer.daemon = True
-                self._timer.start()
-                return
-            self._last = now
-        self.fn()
-
-    def _fire(self) -> None:
-        with self._lock:
-            self._timer = None
-            self._last = time.monotonic()
-        self.fn()
-
-    def cancel(self) -> None:
-        with self._lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
 
 
 def _operations(app: FastAPI, pool: CreditPool, settings: Settings) -> None:
