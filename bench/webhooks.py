@@ -1,7 +1,8 @@
 """Signed webhooks under load: 2 server processes on PostgreSQL and a local receiver.
 
     uv run python bench/webhooks.py [--orgs 100] [--clients 8] [--seconds 8]
-                                    [--rate 50] [--latency-seconds 6]
+                                    [--rate 50] [--latency-seconds 6] [--profile DIR]
+    uv run python bench/webhooks.py --worker-alone 1,4,16,32 [--worker-rounds 20]
 
 A fresh PostgreSQL database (created from CREDITPOOL_BENCH_POSTGRES_URL, else
 CREDITPOOL_TEST_POSTGRES_URL, else the local default; dropped afterwards) is served by two
@@ -32,7 +33,9 @@ official ``standardwebhooks`` package at the end). In one run:
 For steps 1 and 2 it also prints, per consumption, the database's committed transactions
 and the CPU time of the server processes, of their PostgreSQL backends and of the receiver
 (from /proc): what delivery costs. ``BENCH_APP=module:factory`` serves another uvicorn
-factory (to measure a patched worker). All processes share one machine, so their
+factory (to measure a patched worker). ``--worker-alone`` measures only the delivery worker,
+in-process, per delivery for rounds of the given sizes (Python and PostgreSQL CPU). All
+processes share one machine, so their
 ``time.time()`` agree. Bounded: about a minute. Only 127.0.0.1.
 """
 
@@ -455,7 +458,7 @@ def run_consumers(setup: Setup, clients: int, seconds: float, rate: float = 0) -
 def profiled(folder: str | None, pids: list[int], seconds: float) -> Iterator[None]:
     """With ``--profile DIR``: py-spy (on PATH) samples each server process while the
     block runs, into ``DIR/server-N.txt`` (collapsed stacks, one line per stack and count,
-    threads apart)."""
+    threads apart; only samples holding the GIL, i.e. Python's own CPU)."""
     if not folder:
         yield
         return
@@ -470,6 +473,7 @@ def profiled(folder: str | None, pids: list[int], seconds: float) -> Iterator[No
                 "--format",
                 "raw",
                 "--threads",
+                "--gil",
                 "--rate",
                 "100",
                 "--nonblocking",
@@ -641,6 +645,55 @@ def report(r: dict[str, Any]) -> None:
     print(json.dumps(r))
 
 
+def worker_alone(admin_url: str, rounds: int, sizes: list[int]) -> None:
+    """The delivery worker alone, in this process: for each round size B, ``rounds`` times
+    make B consumptions then run one round (``Deliverer.run_once``) to the receiver; CPU of
+    this process and of the database's backends measured around the rounds only."""
+    os.environ["CREDITPOOL_WEBHOOK_ALLOWED_NETWORKS"] = "127.0.0.0/8"
+
+    def backends_cpu(url: str) -> float:
+        with psycopg.connect(url, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        return sum(cpu_s(pid) for (pid,) in pids)
+
+    with (
+        tempfile.TemporaryDirectory() as work,
+        fresh_database(admin_url) as url,
+        receiver(Path(work), Path(work) / "arrivals.json") as rx,
+        CreditPool.open(url) as pool,
+    ):
+        pool.create_org("acme")
+        pool.grant("acme", "100000000")
+        pool.create_webhook_endpoint(rx.url, event_types=[EVENT_TYPE])
+        worker = pool.webhook_worker()
+        for _ in range(5):  # warm up
+            pool.consume("acme", "report", user_id="u-1")
+            worker.run_once()
+        print("the worker alone: per delivery, by round size (CPU around the rounds only)")
+        for size in sizes:
+            python = database = wall = 0.0
+            sent = 0
+            for _ in range(rounds):
+                for _ in range(size):
+                    pool.consume("acme", "report", user_id="u-1")
+                db0, cpu0, t0 = backends_cpu(url), time.process_time(), time.perf_counter()
+                got = worker.run_once()
+                while 0 < got < size and (more := worker.run_once()):
+                    got += more
+                wall += time.perf_counter() - t0
+                python += time.process_time() - cpu0
+                database += backends_cpu(url) - db0
+                sent += got
+            print(
+                f"  rounds of {size:3d}: {sent} sent; python {python / sent * 1000:.2f} ms,"
+                f" postgresql {database / sent * 1000:.2f} ms, wall {wall / sent * 1000:.2f} ms"
+            )
+        worker.close()
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "_consume":
         setup = json.loads(sys.argv[2])
@@ -662,12 +715,22 @@ def main() -> int:
     parser.add_argument(
         "--profile", metavar="DIR", help="py-spy both servers while delivery is on (to DIR)"
     )
+    parser.add_argument(
+        "--worker-alone",
+        metavar="SIZES",
+        help="only the worker's CPU per delivery for these round sizes (e.g. 1,4,16,32)",
+    )
+    parser.add_argument("--worker-rounds", type=int, default=20)
     args = parser.parse_args()
     admin_url = (
         os.environ.get("CREDITPOOL_BENCH_POSTGRES_URL")
         or os.environ.get("CREDITPOOL_TEST_POSTGRES_URL")
         or DEFAULT_PG_URL
     )
+    if args.worker_alone:
+        sizes = [int(size) for size in args.worker_alone.split(",")]
+        worker_alone(admin_url, args.worker_rounds, sizes)
+        return 0
     with tempfile.TemporaryDirectory() as work:
         report(run(args, admin_url, Path(work)))
     return 0
