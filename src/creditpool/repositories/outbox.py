@@ -32,7 +32,7 @@ class EventRow:
     created_at: datetime
 
 
-_COLUMNS = (
+EVENT_COLUMNS = (
     events.c.id,
     events.c.org_id,
     events.c.type,
@@ -82,7 +82,7 @@ def insert_events(
 def undispatched(conn: Connection, limit: int) -> list[EventRow]:
     """The oldest events no worker has fanned out yet, locked (skipping locked ones)."""
     query = (
-        select(*_COLUMNS)
+        select(*EVENT_COLUMNS)
         .where(events.c.dispatched.is_(False))
         .order_by(events.c.created_at, events.c.id)
         .limit(limit)
@@ -100,7 +100,7 @@ def recent(
     conn: Connection, org_id: str, limit: int, before: str | None = None, type_: str | None = None
 ) -> list[EventRow]:
     """An organization's events, newest first (``before``: an event id, for paging)."""
-    query = select(*_COLUMNS).where(events.c.org_id == org_id)
+    query = select(*EVENT_COLUMNS).where(events.c.org_id == org_id)
     if before is not None:
         query = query.where(events.c.id < before)
     if type_ is not None:
@@ -113,7 +113,7 @@ def after_seq(conn: Connection, org_id: str, ledger_seq: int, upto: int) -> list
     """The organization's events that follow ledger entries ``ledger_seq`` (exclusive) to
     ``upto`` (inclusive), oldest first: what a live page has not seen yet."""
     query = (
-        select(*_COLUMNS)
+        select(*EVENT_COLUMNS)
         .where(
             events.c.org_id == org_id,
             events.c.ledger_seq > ledger_seq,
@@ -125,12 +125,12 @@ def after_seq(conn: Connection, org_id: str, ledger_seq: int, upto: int) -> list
 
 
 def get(conn: Connection, event_id: str) -> EventRow | None:
-    row = conn.execute(select(*_COLUMNS).where(events.c.id == event_id)).first()
+    row = conn.execute(select(*EVENT_COLUMNS).where(events.c.id == event_id)).first()
     return None if row is None else _row(row)
 
 
 def get_many(conn: Connection, event_ids: list[str]) -> dict[str, EventRow]:
-    query = select(*_COLUMNS).where(events.c.id.in_(set(event_ids)))
+    query = select(*EVENT_COLUMNS).where(events.c.id.in_(set(event_ids)))
     return {r.id: _row(r) for r in conn.execute(query)}
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.outbox import EventRow
+from creditpool.repositories.outbox import EVENT_COLUMNS, EventRow
 from creditpool.storage import compiled
 from creditpool.storage.tables import (
     events,
@@ -68,11 +68,11 @@ class AttemptRow:
 _E = webhook_endpoints.c
 _D = webhook_deliveries.c
 _INSERT_DELIVERIES = compiled.Write(webhook_deliveries.insert())
-_DELIVERY_COLUMNS = (
+# A delivery row as DeliveryRow reads it: the delivery's own columns with its event's type.
+_DELIVERY_OWN_COLUMNS = (
     _D.id,
     _D.endpoint_id,
     _D.event_id,
-    events.c.type,
     _D.org_id,
     _D.status,
     _D.attempts,
@@ -81,6 +81,7 @@ _DELIVERY_COLUMNS = (
     _D.last_attempt_at,
     _D.delivered_at,
 )
+_DELIVERY_COLUMNS = (*_DELIVERY_OWN_COLUMNS[:3], events.c.type, *_DELIVERY_OWN_COLUMNS[3:])
 
 
 def _endpoint(r: Any) -> EndpointRow:
@@ -224,15 +225,6 @@ def any_due(conn: Connection, now: datetime) -> bool:
 # then reuses its compiled form: no statement building or cache key per call), and the
 # attempts' rows go to the driver in one ``executemany`` (storage.compiled).
 
-_EVENT_COLUMNS = (
-    events.c.id,
-    events.c.org_id,
-    events.c.type,
-    events.c.at,
-    events.c.ledger_seq,
-    events.c.data,
-    events.c.created_at,
-)
 # The oldest events not fanned out yet, taken (marked dispatched) in the statement that
 # finds them; rows another worker holds are skipped.
 _TAKE_EVENTS = (
@@ -247,9 +239,9 @@ _TAKE_EVENTS = (
         )
     )
     .values(dispatched=True)
-    .returning(*_EVENT_COLUMNS)
+    .returning(*EVENT_COLUMNS)
 )
-_EVENTS_BY_ID = select(*_EVENT_COLUMNS).where(events.c.id.in_(bindparam("ids", expanding=True)))
+_EVENTS_BY_ID = select(*EVENT_COLUMNS).where(events.c.id.in_(bindparam("ids", expanding=True)))
 _ENABLED_ENDPOINTS = select(webhook_endpoints).where(_E.enabled.is_(True)).order_by(_E.id)
 _ENDPOINTS_BY_ID = select(webhook_endpoints).where(_E.id.in_(bindparam("ids", expanding=True)))
 _LOCK_ENDPOINTS = _ENDPOINTS_BY_ID.order_by(_E.id).with_for_update()
@@ -275,18 +267,7 @@ _CLAIM = (
         attempts=_D.attempts + 1,
         last_attempt_at=bindparam("at_now", type_=UTCDateTime),
     )
-    .returning(
-        _D.id,
-        _D.endpoint_id,
-        _D.event_id,
-        _D.org_id,
-        _D.status,
-        _D.attempts,
-        _D.next_attempt_at,
-        _D.created_at,
-        _D.last_attempt_at,
-        _D.delivered_at,
-    )
+    .returning(*_DELIVERY_OWN_COLUMNS)
 )
 _INSERT_ATTEMPTS = compiled.Write(webhook_attempts.insert())
 _DELIVERED = (
