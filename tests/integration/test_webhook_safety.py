@@ -713,3 +713,42 @@ def test_an_https_delivery_goes_to_the_checked_address_and_checks_the_name(
             assert "certificate" in attempt.error.lower()
             assert hosts == []
             assert delivery.status == "pending"
+
+
+# -- a slow receiver holds up no one else -----------------------------------------------
+
+
+def test_a_slow_receiver_does_not_hold_up_the_deliveries_to_other_endpoints(
+    db_url: str, clock: FakeClock
+) -> None:
+    """A send still waiting for its answer (up to the timeout) stays in flight while the
+    worker goes on claiming and sending what else is due: another endpoint's next event
+    arrives within a poll or two, not after the slow answer."""
+    with (
+        receiving() as slow,
+        receiving() as fast,
+        pool_with(db_url, clock, webhook_allowed_networks=LOOPBACK, webhook_timeout_s=10) as pool,
+    ):
+        slow.delay_s = 4.0
+        slow_id = pool.create_webhook_endpoint(slow.url, event_types=["grant.created"]).id
+        pool.create_webhook_endpoint(fast.url, event_types=["grant.created"])
+        worker = pool.webhook_worker()
+        stop = threading.Event()
+        running = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+        running.start()
+        try:
+            pool.grant("acme", "10")
+            fast.wait_type("grant.created", n=1, timeout_s=10)
+            sent = time.monotonic()
+            pool.grant("acme", "5")
+            fast.wait_type("grant.created", n=2, timeout_s=10)
+            waited = time.monotonic() - sent
+            assert waited < 2.0, f"the fast endpoint waited {waited:.1f} s for the slow one"
+            assert slow.arrivals == []  # still answering the first one
+            slow.wait_type("grant.created", n=2, timeout_s=15)  # the slow one gets both
+        finally:
+            stop.set()
+            running.join(timeout=30)
+            worker.close()
+        statuses = [d.status for d in pool.webhook_deliveries(slow_id)]
+        assert statuses == ["delivered", "delivered"]

@@ -11,7 +11,9 @@ One loop per server process (and ``creditpool webhooks deliver`` to run one alon
    attempt count goes up);
 3. **send** each outside any transaction (a round's concurrently), signed, with a timeout,
    following no redirect;
-4. **record** the round's attempts in one transaction: a 2xx is delivered; anything else
+4. **record** in one transaction the attempts answered within ``ROUND_WAIT_S``; a send
+   still waiting (a slow receiver, up to the timeout) stays in flight and is recorded by a
+   later round, so it holds up no other endpoint's deliveries. A 2xx is delivered; anything else
    is retried after the next delay of the schedule (with jitter), or failed when the
    schedule is spent. An endpoint failing with no success for ``webhook_disable_after_s``
    is disabled, with the reason. Every attempt is logged.
@@ -33,7 +35,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 FAN_OUT_BATCH = 500
 # Rounds begin at most this often unless the previous one was full (see Deliverer.run).
 ROUND_INTERVAL_S = 0.1
+# How long a round waits for its sends' answers before it records those that came and goes
+# on. A send still waiting (up to the timeout) stays in flight and is recorded by a later
+# round, so a slow receiver holds up no other endpoint's deliveries.
+ROUND_WAIT_S = 0.25
 USER_AGENT = "creditpool-webhooks/1"
 RESPONSE_EXCERPT = 1000
 JITTER = 0.1
@@ -119,6 +125,7 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(
             settings.webhook_concurrency, thread_name_prefix="creditpool-webhook"
         )
+        self._in_flight: dict[Future[Result], Job] = {}  # sent, answer not recorded yet
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -307,24 +314,33 @@ class Deliverer:
         return self.settings.webhook_concurrency * 4
 
     def run_once(self) -> int:
-        """Fan out, then send what is due; how many deliveries were attempted."""
+        """Fan out, send what is due, and record the answers that came within
+        ``ROUND_WAIT_S`` (later ones by a later round, or ``close``); how many deliveries
+        were sent. Sends in flight count against the round's size."""
         # On PostgreSQL the claim's transaction is as cheap as the idle check when there is
         # nothing to do (and it is skipped when there is), so it is made only on SQLite,
         # whose write transaction would lock out every writer.
-        if self._sqlite and self.idle():
+        if self._sqlite and not self._in_flight and self.idle():
             return 0
-        jobs = self.claim(self.round_size)
-        if not jobs:
-            return 0
-        try:
-            results = list(self._pool.map(self.send, jobs))
-        finally:
-            self._opened.clear()
-        try:
-            self.record(list(zip(jobs, results, strict=True)))
-        except Exception:  # lost: the leases end and the deliveries are sent again
-            log.exception("could not record %d webhook deliveries", len(jobs))
+        room = self.round_size - len(self._in_flight)
+        jobs = self.claim(room) if room > 0 else []
+        for job in jobs:
+            self._in_flight[self._pool.submit(self.send, job)] = job
+        if self._in_flight:
+            self._record_answered(ROUND_WAIT_S)
         return len(jobs)
+
+    def _record_answered(self, wait_s: float | None) -> None:
+        """Record the sends that are answered within ``wait_s`` (None: all of them)."""
+        done, _ = wait(self._in_flight, timeout=wait_s)
+        answered = [(self._in_flight.pop(future), future.result()) for future in done]
+        self._opened.clear()
+        if not answered:
+            return
+        try:
+            self.record(answered)
+        except Exception:  # lost: the leases end and the deliveries are sent again
+            log.exception("could not record %d webhook deliveries", len(answered))
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set. After a full round, at once; else when woken (a
@@ -349,6 +365,9 @@ class Deliverer:
                 stop.wait(rest)
 
     def close(self) -> None:
+        """Record the sends still in flight (each ends within the timeout), then stop."""
+        if self._in_flight:
+            self._record_answered(None)
         self._pool.shutdown(wait=True)
         self._http.close()
 
