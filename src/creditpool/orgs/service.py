@@ -232,7 +232,7 @@ def team_usage(
     month = month or current_month(tx.now, org.timezone)
     start, end = month_bounds(month, org.timezone)
     usage = {
-        r[0]: (int(r[1] or 0), int(r[2]))
+        r.team_id: (int(r.used or 0), int(r.n))
         for r in repository.paid_usage_by_team(tx.conn, org_id, start, end)
     }
     result = []
