@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -342,6 +343,10 @@ class Claimed:
     created_at: datetime
     last_attempt_at: datetime | None
     delivered_at: datetime | None
+
+    def row(self, event_type: str) -> DeliveryRow:
+        """The delivery as the log reads it, with its event's type."""
+        return DeliveryRow(**dataclasses.asdict(self), event_type=event_type)
 
 
 def claim_due(conn: Connection, now: datetime, lease_until: datetime, limit: int) -> list[Claimed]:

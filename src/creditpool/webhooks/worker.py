@@ -167,20 +167,7 @@ class Deliverer:
         for d in due:
             event, endpoint = found.get(d.event_id), endpoints.get(d.endpoint_id)
             if event is not None and endpoint is not None:
-                row = DeliveryRow(
-                    d.id,
-                    d.endpoint_id,
-                    d.event_id,
-                    event.type,
-                    d.org_id,
-                    d.status,
-                    d.attempts,
-                    d.next_attempt_at,
-                    d.created_at,
-                    d.last_attempt_at,
-                    d.delivered_at,
-                )
-                jobs.append(Job(row, event, endpoint))
+                jobs.append(Job(d.row(event.type), event, endpoint))
         return jobs
 
     def send(self, job: Job) -> Result:
