@@ -42,11 +42,12 @@ class EndpointRow:
 
 
 @dataclass(frozen=True, slots=True)
-class DeliveryRow:
+class DeliveryColumns:
+    """A delivery's own columns, in the order of ``_DELIVERY_OWN_COLUMNS``."""
+
     id: int
     endpoint_id: str
     event_id: str
-    event_type: str
     org_id: str | None
     status: str
     attempts: int
@@ -54,6 +55,13 @@ class DeliveryRow:
     created_at: datetime
     last_attempt_at: datetime | None
     delivered_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow(DeliveryColumns):
+    """A delivery as the log reads it: its own columns, then its event's type."""
+
+    event_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +77,7 @@ class AttemptRow:
 _E = webhook_endpoints.c
 _D = webhook_deliveries.c
 _INSERT_DELIVERIES = compiled.Write(webhook_deliveries.insert())
-# A delivery row as DeliveryRow reads it: the delivery's own columns with its event's type.
+# A delivery row as DeliveryRow reads it: the delivery's own columns, then its event's type.
 _DELIVERY_OWN_COLUMNS = (
     _D.id,
     _D.endpoint_id,
@@ -82,7 +90,7 @@ _DELIVERY_OWN_COLUMNS = (
     _D.last_attempt_at,
     _D.delivered_at,
 )
-_DELIVERY_COLUMNS = (*_DELIVERY_OWN_COLUMNS[:3], events.c.type, *_DELIVERY_OWN_COLUMNS[3:])
+_DELIVERY_COLUMNS = (*_DELIVERY_OWN_COLUMNS, events.c.type)
 
 
 def _endpoint(r: Any) -> EndpointRow:
@@ -330,19 +338,8 @@ def endpoints_of(
 
 
 @dataclass(frozen=True, slots=True)
-class Claimed:
+class Claimed(DeliveryColumns):
     """A delivery as leased: ``attempts`` counts the attempt about to be made."""
-
-    id: int
-    endpoint_id: str
-    event_id: str
-    org_id: str | None
-    status: str
-    attempts: int
-    next_attempt_at: datetime | None
-    created_at: datetime
-    last_attempt_at: datetime | None
-    delivered_at: datetime | None
 
     def row(self, event_type: str) -> DeliveryRow:
         """The delivery as the log reads it, with its event's type."""
