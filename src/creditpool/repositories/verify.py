@@ -75,16 +75,22 @@ def consumptions_in_order(conn: Connection, org_id: str) -> Iterator[Any]:
     return _stream(conn, query)
 
 
+def _entries_naming(conn: Connection, org_id: str, named: Any, what: Any) -> Iterator[Any]:
+    """(``named``, ``what``, credits) of the entries whose column ``named`` is set, by
+    ``named``, then in ledger order."""
+    c = ledger.c
+    query = (
+        select(named, what, c.credits)
+        .where(c.org_id == org_id, named.is_not(None))
+        .order_by(named, c.seq)
+    )
+    return _stream(conn, query)
+
+
 def consumption_entries(conn: Connection, org_id: str) -> Iterator[Any]:
     """(consumption id, method, credits) of the entries naming a consumption, by
     consumption id, then in ledger order."""
-    c = ledger.c
-    query = (
-        select(c.consumption_id, c.method, c.credits)
-        .where(c.org_id == org_id, c.consumption_id.is_not(None))
-        .order_by(c.consumption_id, c.seq)
-    )
-    return _stream(conn, query)
+    return _entries_naming(conn, org_id, ledger.c.consumption_id, ledger.c.method)
 
 
 def hold_allocations_by_hold(conn: Connection, org_id: str) -> Iterator[Any]:
@@ -103,13 +109,7 @@ def hold_allocations_by_hold(conn: Connection, org_id: str) -> Iterator[Any]:
 def hold_entries(conn: Connection, org_id: str) -> Iterator[Any]:
     """(hold id, action, credits) of the entries naming a hold, by hold id, then in ledger
     order."""
-    c = ledger.c
-    query = (
-        select(c.hold_id, c.action, c.credits)
-        .where(c.org_id == org_id, c.hold_id.is_not(None))
-        .order_by(c.hold_id, c.seq)
-    )
-    return _stream(conn, query)
+    return _entries_naming(conn, org_id, ledger.c.hold_id, ledger.c.action)
 
 
 def settlements(conn: Connection, org_id: str) -> Iterator[Any]:
