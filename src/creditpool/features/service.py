@@ -77,27 +77,20 @@ def prices(
     return [price_model(r) for r in rows]
 
 
-def price_model(row: DbRow) -> FeaturePrice:
+def _price(row: DbRow) -> dict[str, Any]:
+    """The price a feature's row or price history's row holds: its name, and a fixed cost
+    per use or a rate per unit."""
     rate = to_decimal(row.rate, RATE_SCALE)
+    if row.per_unit:
+        return {"name": row.name, "cost": None, "unit_rate": rate, "unit": row.unit}
+    return {"name": row.name, "cost": rate, "unit_rate": None, "unit": row.unit}
+
+
+def price_model(row: DbRow) -> FeaturePrice:
     return FeaturePrice(
-        id=row.id,
-        feature=row.feature,
-        since=row.since,
-        name=row.name,
-        cost=None if row.per_unit else rate,
-        unit_rate=rate if row.per_unit else None,
-        unit=row.unit,
-        changed_by=row.changed_by,
+        id=row.id, feature=row.feature, since=row.since, changed_by=row.changed_by, **_price(row)
     )
 
 
 def to_model(row: DbRow) -> Feature:
-    rate = to_decimal(row.rate, RATE_SCALE)
-    return Feature(
-        key=row.key,
-        name=row.name,
-        cost=None if row.per_unit else rate,
-        unit_rate=rate if row.per_unit else None,
-        unit=row.unit,
-        updated_at=row.updated_at,
-    )
+    return Feature(key=row.key, updated_at=row.updated_at, **_price(row))
