@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection
 
 from creditpool import validation as check
 from creditpool.core.errors import AlreadyExists, InvalidInput, NotFound
@@ -142,12 +145,19 @@ def _limit(value: object) -> int | None:
     return None if value is None else parse_credits(value, field="monthly_limit", allow_zero=True)
 
 
-def get_team(tx: Tx, org_id: str, team_id: str) -> Team:
+def _require_in_org(
+    tx: Tx, org_id: str, what: str, key: str, read: Callable[[Connection, str, str], DbRow | None]
+) -> DbRow:
+    """The organization's ``what`` (a team, a member) ``key``, as ``read`` finds it."""
     require_org(tx, org_id)
-    row = repository.get_team(tx.conn, org_id, team_id)
+    row = read(tx.conn, org_id, key)
     if row is None:
-        raise NotFound(f"team {team_id!r} not found in organization {org_id!r}")
-    return team_model(row)
+        raise NotFound(f"{what} {key!r} not found in organization {org_id!r}")
+    return row
+
+
+def get_team(tx: Tx, org_id: str, team_id: str) -> Team:
+    return team_model(_require_in_org(tx, org_id, "team", team_id, repository.get_team))
 
 
 def list_teams(
@@ -181,11 +191,7 @@ def set_member(
 
 
 def get_member(tx: Tx, org_id: str, user_id: str) -> Member:
-    require_org(tx, org_id)
-    row = repository.get_member(tx.conn, org_id, user_id)
-    if row is None:
-        raise NotFound(f"member {user_id!r} not found in organization {org_id!r}")
-    return member_model(row)
+    return member_model(_require_in_org(tx, org_id, "member", user_id, repository.get_member))
 
 
 def member_model(row: DbRow) -> Member:
