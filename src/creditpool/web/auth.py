@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from creditpool.core.errors import CreditPoolError
+from creditpool.http.cookies import Sessions
 from creditpool.http.security import Principal, csrf_matches, session_claims, session_principal
 from creditpool.sessions.models import SessionClaims
 
@@ -20,6 +21,12 @@ class CsrfRefused(CreditPoolError):
     code = "csrf_refused"
     status = 403
     title = "This form has expired"
+
+
+def sessions(request: Request) -> Sessions:
+    """The app's browser sessions (their settings: sign-in links' lifetime, the demo)."""
+    found: Sessions = request.app.state.sessions
+    return found
 
 
 def page_claims(request: Request) -> SessionClaims:

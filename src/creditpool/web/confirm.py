@@ -13,12 +13,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Form, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.http.replay import Replayer, Sealer
 from creditpool.http.security import Action, Principal
 from creditpool.idempotency.service import validate_key
@@ -29,6 +30,8 @@ FormText = Annotated[str, Form(max_length=2000)]
 Csrf = Annotated[str, Form()]
 Nonce = Annotated[str, Form(max_length=64)]
 Step = Annotated[Literal["review", "confirm", "edit"], Form()]
+Checked = TypeVar("Checked")
+Made = TypeVar("Made")
 
 
 def staff_viewer(request: Request, action: Action, org: str | None = None) -> Principal:
@@ -50,6 +53,11 @@ def staff_submitter(
     return caller
 
 
+def form_key(kind: str, nonce: str) -> str | None:
+    """A form's idempotency key: its nonce, one per form shown (none: every submit counts)."""
+    return f"web-{kind}-{nonce}" if nonce else None
+
+
 def once(
     request: Request,
     caller: Principal,
@@ -65,11 +73,54 @@ def once(
     the caller's key (as over HTTP), so a second submit answers the first's result. The
     answer's JSON (the change's result)."""
     replayer: Replayer = request.app.state.replayer
-    key = validate_key(f"web-{kind}-{nonce}") if nonce else None
+    key = form_key(kind, nonce)
+    key = validate_key(key) if key else None
     response = replayer.run(
         request, caller, org_id, fields, 200, lambda _: call(), seal=seal, key=key
     )
     return bytes(response.body)
+
+
+def refusal(error: CreditPoolError) -> str:
+    """A refusal as a form shows it: its title, and what was wrong when it says."""
+    return f"{error.title}: {error.detail}" if error.detail else error.title
+
+
+def detail(error: CreditPoolError) -> str | None:
+    return error.detail
+
+
+def reviewed(
+    step: str,
+    form: Callable[[int, str | None], Response],
+    check: Callable[[], Checked],
+    review: Callable[[Checked], Response],
+    make: Callable[[Checked], Made],
+    done: Callable[[Made], Response],
+    *,
+    message: Callable[[CreditPoolError], str | None] = detail,
+    check_edit: bool = False,
+) -> Response:
+    """The steps of a correction form. ``edit``: the form again (``form(status, error)``)
+    with what was sent; ``review``: the input checked (``check``), then its confirmation
+    page (``review``); ``confirm``: checked again, the change made (``make``), and the
+    answer to it (``done``: a redirect, or a page). A refusal shows the form again with why
+    (``message``) and changes nothing, except NotFound: that is the friendly 404 page.
+    ``check_edit``: ``edit`` checks the input too (and shows why it is refused)."""
+    if step == "edit" and not check_edit:
+        return form(200, None)
+    try:
+        checked = check()
+        if step == "edit":
+            return form(200, None)
+        if step == "review":
+            return review(checked)
+        made = make(checked)
+    except NotFound:
+        raise
+    except CreditPoolError as error:
+        return form(error.status, message(error))
+    return done(made)
 
 
 @dataclass(frozen=True)

@@ -5,19 +5,21 @@ Each asks for a confirmation first (``web.confirm``) and is done as the staff me
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from creditpool.auth.models import ApiKeyWithSecret
-from creditpool.core.errors import CreditPoolError, NotFound
-from creditpool.http.cookies import Sessions
+from creditpool.core.errors import NotFound
 from creditpool.http.deps import OrgId, Pool
 from creditpool.http.security import Action, Principal
 from creditpool.orgs.models import Org
+from creditpool.sessions.models import PortalLink
 from creditpool.validation import time_zones
 from creditpool.web import console_views as views
+from creditpool.web.auth import sessions
 from creditpool.web.confirm import (
     Confirmation,
     Csrf,
@@ -26,6 +28,7 @@ from creditpool.web.confirm import (
     Step,
     confirm_page,
     once,
+    reviewed,
     staff_submitter,
     staff_viewer,
 )
@@ -40,12 +43,6 @@ SETTING_LABELS = {
     "thresholds": "Low-balance alerts",
     "expiry_notice_days": "Expiry notice (days)",
 }
-
-
-def _refused(error: CreditPoolError) -> CreditPoolError | None:
-    """A refusal a form shows (bad input, a conflict), or None for one it must not hide
-    (an organization that does not exist: the friendly 404 page)."""
-    return None if isinstance(error, NotFound) else error
 
 
 # -- creating an organization and editing its settings -----------------------------------
@@ -65,11 +62,14 @@ def _org_form(
     )  # fmt: skip
 
 
-def _settings_form(
-    name: str, timezone: str, thresholds: str, expiry_notice_days: str, org_id: str = ""
+def _settings_fields(
+    name: FormText = "",
+    timezone: FormText = "",
+    thresholds: FormText = "",
+    expiry_notice_days: FormText = "",
 ) -> dict[str, str]:
+    """The settings form's fields, as sent (creating an organization adds its id)."""
     return {
-        "id": org_id.strip(),
         "name": name,
         "timezone": timezone,
         "thresholds": thresholds,
@@ -77,10 +77,13 @@ def _settings_form(
     }
 
 
+SettingsFields = Annotated[dict[str, str], Depends(_settings_fields)]
+
+
 @router.get("/staff/new-org")
 def new_org_form(request: Request) -> Response:
     caller = staff_viewer(request, Action.ORGS_CREATE)
-    form = _settings_form("", "UTC", "", "7")
+    form = {"id": "", **_settings_fields("", "UTC", "", "7")}
     return _org_form(request, caller, None, form)
 
 
@@ -88,32 +91,31 @@ def new_org_form(request: Request) -> Response:
 def new_org(
     request: Request,
     pool: Pool,
+    fields: SettingsFields,
     id: FormText = "",
-    name: FormText = "",
-    timezone: FormText = "",
-    thresholds: FormText = "",
-    expiry_notice_days: FormText = "",
     step: Step = "review",
     nonce: Nonce = "",
     csrf: Csrf = "",
 ) -> Response:
     """Review a new organization, then create it (once per confirmation form)."""
     caller = staff_submitter(request, csrf, Action.ORGS_CREATE)
-    form = _settings_form(name, timezone, thresholds, expiry_notice_days, id)
-    if step == "edit":
-        return _org_form(request, caller, None, form)
-    try:
-        org_id, settings = views.check_new_org(pool.db, form, existing=step == "review")
-        if step == "review":
-            return confirm_page(request, caller, _new_org_confirmation(org_id, settings))
+    form = {"id": id.strip(), **fields}
+
+    def create(checked: tuple[str, views.OrgSettings]) -> str:
+        org_id, settings = checked
         args = settings.arguments()
         once(request, caller, org_id, "org-create", nonce, {"id": org_id, **args},
              lambda: pool.create_org(org_id, **args, by=caller.key.name))  # fmt: skip
-    except CreditPoolError as error:
-        if _refused(error) is None:
-            raise
-        return _org_form(request, caller, None, form, error.status, error.detail)
-    return RedirectResponse(f"/staff/orgs/{org_id}?created=1", status_code=303)
+        return org_id
+
+    return reviewed(
+        step,
+        partial(_org_form, request, caller, None, form),
+        lambda: views.check_new_org(pool.db, form, existing=step == "review"),
+        lambda checked: confirm_page(request, caller, _new_org_confirmation(*checked)),
+        create,
+        lambda org_id: RedirectResponse(f"/staff/orgs/{org_id}?created=1", status_code=303),
+    )
 
 
 def _new_org_confirmation(org_id: str, settings: views.OrgSettings) -> Confirmation:
@@ -146,10 +148,7 @@ def org_settings(
     org: OrgId,
     request: Request,
     pool: Pool,
-    name: FormText = "",
-    timezone: FormText = "",
-    thresholds: FormText = "",
-    expiry_notice_days: FormText = "",
+    fields: SettingsFields,
     step: Step = "review",
     nonce: Nonce = "",
     csrf: Csrf = "",
@@ -157,21 +156,21 @@ def org_settings(
     """Review what the settings change (each before and after), then change them."""
     caller = staff_submitter(request, csrf, Action.ORGS_UPDATE, org)
     current = pool.org(org)
-    form = _settings_form(name, timezone, thresholds, expiry_notice_days, org)
-    if step == "edit":
-        return _org_form(request, caller, current, form)
-    try:
-        settings = views.parse_settings(form, default_name=current.name)
-        if step == "review":
-            return _settings_review(request, caller, current, settings)
+    form = {"id": org.strip(), **fields}
+
+    def save(settings: views.OrgSettings) -> None:
         args = settings.arguments()
         once(request, caller, org, "org-settings", nonce, args,
              lambda: pool.update_org(org, by=caller.key.name, **args))  # fmt: skip
-    except CreditPoolError as error:
-        if _refused(error) is None:
-            raise
-        return _org_form(request, caller, current, form, error.status, error.detail)
-    return RedirectResponse(f"/staff/orgs/{org}?saved=settings", status_code=303)
+
+    return reviewed(
+        step,
+        partial(_org_form, request, caller, current, form),
+        lambda: views.parse_settings(form, default_name=current.name),
+        lambda settings: _settings_review(request, caller, current, settings),
+        save,
+        lambda _: RedirectResponse(f"/staff/orgs/{org}?saved=settings", status_code=303),
+    )
 
 
 def _settings_review(
@@ -244,22 +243,27 @@ def create_org_key(
     """Review a new key, then make it and show its secret, once."""
     caller = staff_submitter(request, csrf, Action.KEYS_WRITE, org)
     form = {"role": role, "user_id": user_id.strip(), "name": name.strip()}
-    if step == "edit":
-        return _keys_page(request, pool, caller, org, form=form)
-    try:
-        new = views.parse_new_key(form)
-        if step == "review":
-            return confirm_page(request, caller, _key_confirmation(pool.org(org), new, form))
-        made = once(request, caller, org, "key-create", nonce, form,
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _keys_page(request, pool, caller, org, status_code, form=form, form_error=error)
+
+    def make(new: views.NewKey) -> bytes:
+        return once(request, caller, org, "key-create", nonce, form,
                     lambda: _new_key(pool, org, new, caller.key.name),
                     seal=pool.secret_box)  # fmt: skip
-    except CreditPoolError as error:
-        if _refused(error) is None:
-            raise
-        return _keys_page(request, pool, caller, org, error.status, form=form,
-                          form_error=error.detail)  # fmt: skip
-    key = ApiKeyWithSecret.model_validate_json(made)
-    return _secret_page(request, caller, pool.org(org), key)
+
+    def shown(made: bytes) -> Response:
+        key = ApiKeyWithSecret.model_validate_json(made)
+        return _secret_page(request, caller, pool.org(org), key)
+
+    return reviewed(
+        step,
+        again,
+        lambda: views.parse_new_key(form),
+        lambda new: confirm_page(request, caller, _key_confirmation(pool.org(org), new, form)),
+        make,
+        shown,
+    )
 
 
 def _new_key(pool: Pool, org: str, new: views.NewKey, by: str) -> ApiKeyWithSecret:
@@ -351,8 +355,7 @@ def _portal_form(
     status_code: int = 200,
     error: str | None = None,
 ) -> Response:
-    sessions: Sessions = request.app.state.sessions
-    minutes = max(1, sessions.settings.portal_link_ttl_s // 60)
+    minutes = max(1, sessions(request).settings.portal_link_ttl_s // 60)
     return page(
         request, "staff_portal_form.html", status_code=status_code, caller=caller, org=org,
         form=form, form_error=error, ttl_minutes=minutes,
@@ -381,19 +384,26 @@ def portal_link(
     caller = staff_submitter(request, csrf, Action.PORTAL_CREATE, org)
     org_model = pool.org(org)
     form = {"user_id": user_id.strip(), "role": role}
-    if step == "edit":
-        return _portal_form(request, caller, org_model, form)
-    try:
-        user, portal_role = views.parse_portal(form)
-        if step == "review":
-            return confirm_page(request, caller, _portal_confirmation(org_model, user, form))
-        sessions: Sessions = request.app.state.sessions
-        link = pool.portal_link(org, user, role=portal_role, by=caller.key.name,
-                                ttl_s=sessions.settings.portal_link_ttl_s)  # fmt: skip
-    except CreditPoolError as error:
-        if _refused(error) is None:
-            raise
-        return _portal_form(request, caller, org_model, form, error.status, error.detail)
+
+    def mint(checked: tuple[str, str]) -> PortalLink:
+        user, portal_role = checked
+        return pool.portal_link(org, user, role=portal_role, by=caller.key.name,
+                                ttl_s=sessions(request).settings.portal_link_ttl_s)  # fmt: skip
+
+    return reviewed(
+        step,
+        partial(_portal_form, request, caller, org_model, form),
+        lambda: views.parse_portal(form),
+        lambda checked: confirm_page(
+            request, caller, _portal_confirmation(org_model, checked[0], form)
+        ),
+        mint,
+        lambda link: _link_page(request, caller, org_model, link),
+    )
+
+
+def _link_page(request: Request, caller: Principal, org_model: Org, link: PortalLink) -> Response:
+    """The minted link, shown once with its expiry."""
     url = str(request.url_for("portal_sign_in", token=link.token))
     expires = local_time(link.expires_at, org_model.timezone, "%Y-%m-%d %H:%M:%S")
     return page(
@@ -402,7 +412,7 @@ def portal_link(
         facts=[("User", link.user_id), ("Signs in as", link.role.value),
                ("Expires", f"{expires} ({org_model.timezone})")],
         warning="It works once, until it expires: send it to the user now. It is not kept.",
-        done=f"/staff/orgs/{org}",
+        done=f"/staff/orgs/{org_model.id}",
     )  # fmt: skip
 
 

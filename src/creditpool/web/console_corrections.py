@@ -7,14 +7,16 @@ page, which is its own confirmation.)"""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
+from creditpool.core.errors import InvalidInput
 from creditpool.core.money import parse_signed_credits, to_decimal
+from creditpool.corrections.models import Adjustment
 from creditpool.corrections.service import parse_reason
 from creditpool.http.deps import ObjectId, OrgId, Pool
 from creditpool.http.security import Action, Principal
@@ -26,16 +28,15 @@ from creditpool.web.confirm import (
     Nonce,
     Step,
     confirm_page,
+    form_key,
+    refusal,
+    reviewed,
     staff_submitter,
     staff_viewer,
 )
 from creditpool.web.render import credits, local_time, page
 
 router = APIRouter(include_in_schema=False)
-
-
-def _message(error: CreditPoolError) -> str:
-    return f"{error.title}: {error.detail}" if error.detail else error.title
 
 
 def _form(
@@ -79,7 +80,12 @@ def expiry(
     caller = staff_submitter(request, csrf, Action.GRANTS_WRITE, org)
     org_model, grant = service.void_view(pool.db, org, grant_id)
     form = {"expires_at": expires_at, "permanent": permanent, "reason": reason}
-    try:
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _form(request, caller, "expiry", status_code, org=org_model, grant=grant,
+                     form=form, form_error=error)  # fmt: skip
+
+    def check() -> tuple[datetime | None, str | None]:
         if permanent:
             new = None
         else:
@@ -88,23 +94,27 @@ def expiry(
                 raise InvalidInput("give the new expiry, or make the grant permanent")
             if new <= pool.db.now():  # the library refuses it too; said before the review
                 raise InvalidInput("the new expiry must be in the future")
-        why = parse_reason(reason.strip() or None)
-        if step == "edit":
-            return _form(request, caller, "expiry", org=org_model, grant=grant, form=form)
-        if step == "review":
-            return confirm_page(request, caller, _expiry_confirmation(org_model, grant, new, form))
+        return new, parse_reason(reason.strip() or None)
+
+    def change(checked: tuple[datetime | None, str | None]) -> None:
+        new, why = checked
         pool.change_grant_expiry(
             org, grant_id, new, by=caller.key.name, reason=why,
-            idempotency_key=f"web-expiry-{nonce}" if nonce else None,
+            idempotency_key=form_key("expiry", nonce),
         )  # fmt: skip
-    except CreditPoolError as error:
-        if isinstance(error, NotFound):
-            raise
-        return _form(
-            request, caller, "expiry", error.status, org=org_model, grant=grant, form=form,
-            form_error=_message(error),
-        )  # fmt: skip
-    return RedirectResponse(f"/staff/orgs/{org}?corrected=expiry#ledger", status_code=303)
+
+    return reviewed(
+        step,
+        again,
+        check,
+        lambda checked: confirm_page(
+            request, caller, _expiry_confirmation(org_model, grant, checked[0], form)
+        ),
+        change,
+        lambda _: RedirectResponse(f"/staff/orgs/{org}?corrected=expiry#ledger", status_code=303),
+        message=refusal,
+        check_edit=True,
+    )
 
 
 def _expiry_confirmation(org: Any, grant: Any, new: Any, form: dict[str, str]) -> Confirmation:
@@ -158,34 +168,41 @@ def adjust(
     caller = staff_submitter(request, csrf, Action.GRANTS_WRITE, org)
     org_model, balance = pool.org(org), pool.balance(org)
     form = {"direction": direction, "amount": amount, "reason": reason}
-    try:
+    signed = ("-" if direction == "debit" else "") + amount.strip()
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _form(request, caller, "adjust", status_code, org=org_model, balance=balance,
+                     form=form, form_error=error)  # fmt: skip
+
+    def check() -> int:
         if direction not in ("debit", "credit"):
             raise InvalidInput("choose whether to debit or credit the pool")
-        signed = ("-" if direction == "debit" else "") + amount.strip()
         units = parse_signed_credits(signed, field="amount")
         if parse_reason(reason.strip() or None, required=True) is None:
             raise InvalidInput("give the reason")
-        if step == "edit":
-            return _form(request, caller, "adjust", org=org_model, balance=balance, form=form)
-        if step == "review":
-            left_after = balance.left + to_decimal(units)
-            return confirm_page(
-                request,
-                caller,
-                _adjust_confirmation(org_model, balance.left, units, left_after, form),
-            )
-        made = pool.adjust(
+        return units
+
+    def review(units: int) -> Response:
+        left_after = balance.left + to_decimal(units)
+        confirmation = _adjust_confirmation(org_model, balance.left, units, left_after, form)
+        return confirm_page(request, caller, confirmation)
+
+    def make(_: int) -> Adjustment:
+        return pool.adjust(
             org, signed, reason=reason.strip(), by=caller.key.name,
-            idempotency_key=f"web-adjust-{nonce}" if nonce else None,
+            idempotency_key=form_key("adjust", nonce),
         )  # fmt: skip
-    except CreditPoolError as error:
-        if isinstance(error, NotFound):
-            raise
-        return _form(
-            request, caller, "adjust", error.status, org=org_model, balance=balance, form=form,
-            form_error=_message(error),
-        )  # fmt: skip
-    return RedirectResponse(f"/staff/orgs/{org}?adjusted={made.id}#ledger", status_code=303)
+
+    return reviewed(
+        step,
+        again,
+        check,
+        review,
+        make,
+        lambda made: RedirectResponse(f"/staff/orgs/{org}?adjusted={made.id}#ledger", 303),
+        message=refusal,
+        check_edit=True,
+    )
 
 
 def _adjust_confirmation(

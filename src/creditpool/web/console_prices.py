@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.features.models import Feature
 from creditpool.http.deps import FeatureKey, Pool
 from creditpool.http.security import Action, Principal
@@ -23,6 +22,7 @@ from creditpool.web.confirm import (
     Step,
     confirm_page,
     once,
+    reviewed,
     staff_submitter,
     staff_viewer,
 )
@@ -102,22 +102,28 @@ def change_price(
     """Review the new price (before and after), then set it from now on."""
     caller = staff_submitter(request, csrf, Action.FEATURES_WRITE)
     form = {"name": name, "kind": kind, "cost": cost, "unit_rate": unit_rate, "unit": unit}
-    if step == "edit":
-        return _feature_page(request, pool, caller, key, form=form)
-    current = pool.feature(key)
-    try:
-        price = views.parse_price(current, form)
-        if step == "review":
-            return confirm_page(request, caller, _price_confirmation(current, price, form))
-        args = price.arguments()
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _feature_page(request, pool, caller, key, None, status_code, form=form,
+                             form_error=error)  # fmt: skip
+
+    def check() -> tuple[Feature, views.NewPrice]:
+        current = pool.feature(key)
+        return current, views.parse_price(current, form)
+
+    def save(checked: tuple[Feature, views.NewPrice]) -> None:
+        args = checked[1].arguments()
         once(request, caller, None, "feature-price", nonce, {"key": key, **args},
              lambda: pool.set_feature(key, **args, changed_by=caller.key.name))  # fmt: skip
-    except CreditPoolError as error:
-        if isinstance(error, NotFound):
-            raise
-        return _feature_page(request, pool, caller, key, None, error.status, form=form,
-                             form_error=error.detail)  # fmt: skip
-    return RedirectResponse(f"/staff/features/{key}?saved=1", status_code=303)
+
+    return reviewed(
+        step,
+        again,
+        check,
+        lambda checked: confirm_page(request, caller, _price_confirmation(*checked, form)),
+        save,
+        lambda _: RedirectResponse(f"/staff/features/{key}?saved=1", status_code=303),
+    )
 
 
 def _price_confirmation(

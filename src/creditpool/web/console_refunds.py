@@ -16,7 +16,15 @@ from creditpool.http.deps import ObjectId, OrgId, Pool
 from creditpool.http.security import Action, Principal
 from creditpool.orgs.models import Org
 from creditpool.web import console_views as views
-from creditpool.web.confirm import Csrf, FormText, Nonce, staff_submitter, staff_viewer
+from creditpool.web.confirm import (
+    Csrf,
+    FormText,
+    Nonce,
+    form_key,
+    refusal,
+    staff_submitter,
+    staff_viewer,
+)
 from creditpool.web.render import page
 
 router = APIRouter(include_in_schema=False)
@@ -89,15 +97,14 @@ def refund(
             org,
             consumption_id,
             reason=reason.strip(),
-            idempotency_key=f"web-refund-{nonce}" if nonce else None,
+            idempotency_key=form_key("refund", nonce),
             by=caller.key.name,
         )
     except CreditPoolError as error:
         if isinstance(error, NotFound):
             raise
-        message = f"{error.title}: {error.detail}" if error.detail else error.title
         return _refund_page(request, caller, org_model, before, names, error.status,
-                            form_error=message, reason=reason)  # fmt: skip
+                            form_error=refusal(error), reason=reason)  # fmt: skip
     if before.status is ConsumptionStatus.REFUNDED:  # refunded before: its first refund
         _, now = views.consumption_view(pool.db, org, consumption_id)
         return _refund_page(request, caller, org_model, now, names, first=first)

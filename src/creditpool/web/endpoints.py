@@ -28,20 +28,13 @@ from creditpool.reports.models import ReportFormat, ReportKind, ReportPeriod
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
-from creditpool.web.auth import CsrfRefused, form_caller, page_caller, page_claims
+from creditpool.web.auth import CsrfRefused, form_caller, page_caller, page_claims, sessions
+from creditpool.web.confirm import Csrf, FormText, Nonce, form_key, refusal, staff_viewer
 from creditpool.web.render import fragment, page
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "creditpool_login_csrf"
 Text = Annotated[str | None, Query(max_length=200)]
-FormText = Annotated[str, Form(max_length=2000)]
-Csrf = Annotated[str, Form()]  # the session's CSRF token, sent by every form
-Nonce = Annotated[str, Form(max_length=64)]  # a form's idempotency key: one submit counts
-
-
-def _sessions(request: Request) -> Sessions:
-    sessions: Sessions = request.app.state.sessions
-    return sessions
 
 
 def _optional(value: str | None) -> str | None:
@@ -72,12 +65,12 @@ def portal_sign_in(token: str, request: Request, pool: Pool) -> Response:
     link = sessions_service.use_link(pool.db, token)
     if link is None:
         raise NotFound("this sign-in link does not exist")
-    sessions = _sessions(request)
-    claims = sessions.new_claims(
+    browser = sessions(request)
+    claims = browser.new_claims(
         link.role.value, org_id=link.org_id, user_id=link.user_id, name=link.user_id
     )
     response = RedirectResponse(f"/app/orgs/{link.org_id}", status_code=303)
-    sessions.start(response, request, claims)
+    browser.start(response, request, claims)
     return response
 
 
@@ -85,7 +78,7 @@ def portal_sign_in(token: str, request: Request, pool: Pool) -> Response:
 def app_logout(request: Request, csrf: Csrf = "") -> Response:
     form_caller(request, csrf)
     response = page(request, "signed_out.html")
-    _sessions(request).end(response)
+    sessions(request).end(response)
     return response
 
 
@@ -122,12 +115,12 @@ def staff_login(
     found = pool.authenticate(key.strip())
     if found is None or found.role is not Role.STAFF:
         return _login_page(request, 401, "That is not a valid staff key.")
-    sessions = _sessions(request)
-    claims = sessions.new_claims(
+    browser = sessions(request)
+    claims = browser.new_claims(
         Role.STAFF.value, org_id=None, user_id=None, name=found.name, key_id=found.id
     )
     response = RedirectResponse("/staff", status_code=303)
-    sessions.start(response, request, claims)
+    browser.start(response, request, claims)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/staff/login")
     return response
 
@@ -136,39 +129,39 @@ def staff_login(
 def staff_logout(request: Request, csrf: Csrf = "") -> Response:
     form_caller(request, csrf)
     response = RedirectResponse("/staff/login", status_code=303)
-    _sessions(request).end(response)
+    sessions(request).end(response)
     return response
 
 
 @router.get("/demo/{role}")
 def demo_sign_in(role: str, request: Request, pool: Pool) -> Response:
     """``serve --demo`` only: a fresh session for the demo admin, member or staff."""
-    sessions = _sessions(request)
-    if not sessions.settings.demo or role not in ("admin", "member", "staff"):
+    browser = sessions(request)
+    if not browser.settings.demo or role not in ("admin", "member", "staff"):
         raise NotFound("no such page")
     from creditpool.demo import DEMO_ORG_IDS
 
     org_id = DEMO_ORG_IDS[0]
     if role == "staff":
-        claims = _demo_staff(pool, sessions)
+        claims = _demo_staff(pool, browser)
         target = "/staff"
     else:
         user = "demo.admin" if role == "admin" else pool.members(org_id)[0].user_id
-        claims = sessions.new_claims(role, org_id=org_id, user_id=user, name=user)
+        claims = browser.new_claims(role, org_id=org_id, user_id=user, name=user)
         target = f"/app/orgs/{org_id}"
     response = RedirectResponse(target, status_code=303)
-    sessions.start(response, request, claims)
+    browser.start(response, request, claims)
     return response
 
 
-def _demo_staff(pool: CreditPool, sessions: Sessions) -> SessionClaims:
+def _demo_staff(pool: CreditPool, browser: Sessions) -> SessionClaims:
     name = "cs@demo.example"
     every_key = pool.keys()
     live = [k for k in every_key if k.role is Role.STAFF and k.revoked_at is None]
     key = next((k for k in live if k.name == name), None)
     if key is None:
         key = pool.create_key("staff", name=name)[0]
-    return sessions.new_claims("staff", org_id=None, user_id=None, name=name, key_id=key.id)
+    return browser.new_claims("staff", org_id=None, user_id=None, name=name, key_id=key.id)
 
 
 # -- the usage page and the credits page -------------------------------------------------
@@ -350,7 +343,7 @@ def request_credits(
             amount.strip(),
             requested_by=caller.key.user_id or caller.key.name,
             message=_optional(message),
-            idempotency_key=_form_key("credit-request", nonce),
+            idempotency_key=form_key("credit-request", nonce),
         )
     except InvalidInput as error:
         form = {"amount": amount, "message": message}
@@ -394,21 +387,11 @@ async def download_report(
 # -- the staff console -------------------------------------------------------------------
 
 
-def _staff(request: Request) -> Principal:
-    caller = page_caller(request)
-    caller.require(Action.ORGS_LIST)
-    return caller
-
-
 def _granting(request: Request, csrf: str, org: str) -> Principal:
     """The caller of a form that grants or voids credits of ``org``."""
     caller = form_caller(request, csrf)
     caller.require(Action.GRANTS_WRITE, org)
     return caller
-
-
-def _form_key(kind: str, nonce: str) -> str | None:
-    return f"web-{kind}-{nonce}" if nonce else None
 
 
 @router.get("/staff")
@@ -418,7 +401,7 @@ def staff_home(
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
     after: Text = None,
 ) -> Response:
-    caller = _staff(request)
+    caller = staff_viewer(request, Action.ORGS_LIST)
     rows, next_after = service.org_rows(pool.db, _optional(q), _identifier(after, "after"))
     return page(
         request, "staff_orgs.html", caller=caller, rows=rows, q=_optional(q) or "",
@@ -436,8 +419,7 @@ def staff_org(
     voided: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     dismissed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    caller = _staff(request)
-    caller.require(Action.GRANTS_READ, org)
+    caller = staff_viewer(request, Action.GRANTS_READ, org)
     return _staff_org_page(
         request, pool, caller, org, before, granted=granted, voided=voided, dismissed=dismissed
     )
@@ -467,8 +449,7 @@ def _staff_org_page(
 @router.get("/staff/orgs/{org}/holds/open")
 def staff_open_holds(org: OrgId, request: Request, pool: Pool) -> Response:
     """The rows of the open holds, for the console's live updates."""
-    caller = _staff(request)
-    caller.require(Action.HOLDS_READ, org)
+    staff_viewer(request, Action.HOLDS_READ, org)
     pool.sweep(org)  # holds that ran out are written first, as for the page
     holds, org_model, names, people = service.open_holds_view(pool.db, org)
     return fragment("_open_holds.html", holds=holds, org=org_model, features=names, people=people)
@@ -477,8 +458,7 @@ def staff_open_holds(org: OrgId, request: Request, pool: Pool) -> Response:
 @router.get("/staff/orgs/{org}/ledger/{seq}")
 def staff_ledger_row(org: OrgId, seq: ObjectId, request: Request, pool: Pool) -> Response:
     """One row of the console's ledger, for its live updates."""
-    caller = _staff(request)
-    caller.require(Action.LEDGER_READ, org)
+    staff_viewer(request, Action.LEDGER_READ, org)
     pool.sweep(org)
     org_model, entry = service.ledger_row(pool.db, org, seq)
     if entry is None:
@@ -515,7 +495,7 @@ def staff_grant(
             granted_by=caller.key.name,
             note=_optional(note),
             reference=_optional(reference),
-            idempotency_key=_form_key("grant", nonce),
+            idempotency_key=form_key("grant", nonce),
         )
     except CreditPoolError as error:
         if isinstance(error, NotFound):
@@ -529,8 +509,7 @@ def staff_grant(
 
 @router.get("/staff/orgs/{org}/grants/{grant_id}/void")
 def staff_void_confirm(org: OrgId, grant_id: ObjectId, request: Request, pool: Pool) -> Response:
-    caller = _staff(request)
-    caller.require(Action.GRANTS_WRITE, org)
+    caller = staff_viewer(request, Action.GRANTS_WRITE, org)
     org_model, grant = service.void_view(pool.db, org, grant_id)
     return page(
         request, "staff_void.html", caller=caller, org=org_model, grant=grant,
@@ -552,7 +531,7 @@ def staff_void(
     """Void the grant whole, or ``amount`` of what it has left (it stays); a refusal shows
     the page again with why."""
     caller = _granting(request, csrf, org)
-    key = _form_key("void", nonce)
+    key = form_key("void", nonce)
     part = amount.strip() or None
     try:
         pool.void_grant(
@@ -563,11 +542,10 @@ def staff_void(
         if isinstance(error, NotFound):
             raise
         org_model, grant = service.void_view(pool.db, org, grant_id)
-        message = f"{error.title}: {error.detail}" if error.detail else error.title
         return page(
             request, "staff_void.html", status_code=error.status, caller=caller, org=org_model,
             grant=grant, nonce=uuid.uuid4().hex, form={"amount": amount, "reason": reason},
-            form_error=message,
+            form_error=refusal(error),
         )  # fmt: skip
     return RedirectResponse(f"/staff/orgs/{org}?voided={grant_id}", status_code=303)
 
@@ -580,8 +558,7 @@ def staff_request_confirm(
     org: OrgId, request_id: ObjectId, request: Request, pool: Pool
 ) -> Response:
     """Granting a request asks first, with the amount asked for (which staff may change)."""
-    caller = _staff(request)
-    caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
+    caller = staff_viewer(request, Action.CREDIT_REQUESTS_ANSWER, org)
     caller.require(Action.GRANTS_WRITE, org)
     org_model, asked = service.credit_request_view(pool.db, org, request_id)
     return _request_confirm_page(request, caller, org_model, asked)
@@ -627,7 +604,7 @@ def staff_request_grant(
             expires_at=service.local_instant(expires_at, org_model.timezone, "expiry"),
             by=caller.key.name,
             note=_optional(note),
-            idempotency_key=_form_key("request-grant", nonce),
+            idempotency_key=form_key("request-grant", nonce),
         )
     except InvalidInput as error:
         form = {"amount": amount, "expires_at": expires_at, "note": note}
@@ -648,7 +625,7 @@ def staff_request_dismiss(
 ) -> Response:
     caller = form_caller(request, csrf)
     caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
-    key = _form_key("request-dismiss", nonce)
+    key = form_key("request-dismiss", nonce)
     pool.dismiss_credit_request(org, request_id, by=caller.key.name, idempotency_key=key)
     return RedirectResponse(f"/staff/orgs/{org}?dismissed={request_id}", status_code=303)
 
@@ -657,7 +634,6 @@ def staff_request_dismiss(
 def staff_webhooks(request: Request, pool: Pool) -> Response:
     """The vendor's webhook endpoints and their health (read only: the vendor manages them
     through the API)."""
-    caller = _staff(request)
-    caller.require(Action.WEBHOOKS_READ)
+    caller = staff_viewer(request, Action.WEBHOOKS_READ)
     rows = service.webhooks_page(pool.db)
     return page(request, "staff_webhooks.html", caller=caller, rows=rows)
