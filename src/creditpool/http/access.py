@@ -16,6 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditpool.http.metrics import route_of
+from creditpool.http.middleware import HttpMiddleware
 from creditpool.http.security import _PRINCIPAL, Principal
 
 REQUEST_ID = "X-Request-ID"
@@ -62,15 +63,12 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-class AccessMiddleware:
+class AccessMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, *, log_requests: bool = False) -> None:
-        self.app = app
+        super().__init__(app)
         self.log_requests = log_requests
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = scope[REQUEST_ID_SCOPE] = request_id_of(scope)
         status = 500

@@ -6,18 +6,17 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from creditpool.http.middleware import HttpMiddleware
+
 BODY_BYTES_MAX = 64 * 1024
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     def __init__(self, app: ASGIApp, limit: int = BODY_BYTES_MAX) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _too_large(send, self.limit)

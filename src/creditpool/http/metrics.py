@@ -30,11 +30,12 @@ from prometheus_client import (
     multiprocess,
 )
 from sqlalchemy import event
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from creditpool.core.ledger import LedgerAction
 from creditpool.core.money import UNIT
 from creditpool.http import problems
+from creditpool.http.middleware import HttpMiddleware
 from creditpool.pool import CreditPool
 from creditpool.storage import pooling
 
@@ -248,18 +249,12 @@ def route_of(scope: Scope) -> str:
     return getattr(scope.get("route"), "path", "unmatched")
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(HttpMiddleware):
     """Times every HTTP request and labels it with its route template; counts requests in
     flight, open event streams (a response of ``text/event-stream`` moves from the one to
     the other) and replayed answers."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status, stream, replayed = 500, False, False
         IN_FLIGHT.inc()
