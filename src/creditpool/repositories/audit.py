@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
+from creditpool.repositories.pages import newest_first, where_given
 from creditpool.storage.tables import audit_log
 from creditpool.storage.types import DbRow
 
@@ -31,9 +32,5 @@ def list_records(
     conn: Connection, org_id: str | None, before_id: int | None, limit: int
 ) -> Sequence[DbRow]:
     """Newest first (an organization's, or every one with ``org_id`` None)."""
-    query = select(audit_log)
-    if org_id is not None:
-        query = query.where(audit_log.c.org_id == org_id)
-    if before_id is not None:
-        query = query.where(audit_log.c.id < before_id)
-    return conn.execute(query.order_by(audit_log.c.id.desc()).limit(limit)).all()
+    query = where_given(select(audit_log), (audit_log.c.org_id, org_id))
+    return conn.execute(newest_first(query, audit_log.c.id, before_id, limit)).all()

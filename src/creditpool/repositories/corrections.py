@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from creditpool.repositories.pages import newest_first, where_given
 from creditpool.storage.tables import adjustment_allocations, corrections
 from creditpool.storage.types import DbRow
 
@@ -49,16 +50,8 @@ def list_for_org(
 ) -> Sequence[DbRow]:
     """Newest first; ``before_id`` is the cursor of the next page."""
     query = select(corrections).where(_C.org_id == org_id)
-    if before_id is not None:
-        query = query.where(_C.id < before_id)
-    if grant_id is not None:
-        query = query.where(_C.grant_id == grant_id)
-    if kind is not None:
-        query = query.where(_C.kind == kind)
-    query = query.order_by(_C.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return conn.execute(query).all()
+    query = where_given(query, (_C.grant_id, grant_id), (_C.kind, kind))
+    return conn.execute(newest_first(query, _C.id, before_id, limit)).all()
 
 
 def allocations(conn: Connection, org_id: str, ids: list[int]) -> dict[int, list[tuple[int, int]]]:

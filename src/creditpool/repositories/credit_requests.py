@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.repositories.pages import newest_first, where_given
 from creditpool.storage.tables import credit_requests as table
 
 
@@ -28,12 +29,8 @@ def list_for_org(
     limit: int | None,
 ) -> list[dict[str, Any]]:
     """Newest first: older than ``before_id``, at most ``limit``."""
-    query = select(table).where(table.c.org_id == org_id)
-    if status is not None:
-        query = query.where(table.c.status == status)
-    if before_id is not None:
-        query = query.where(table.c.id < before_id)
-    rows = conn.execute(query.order_by(table.c.id.desc()).limit(limit))
+    query = where_given(select(table).where(table.c.org_id == org_id), (table.c.status, status))
+    rows = conn.execute(newest_first(query, table.c.id, before_id, limit))
     return [dict(r._mapping) for r in rows]
 
 

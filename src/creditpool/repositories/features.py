@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from creditpool.repositories.pages import newest_first, oldest_first
 from creditpool.storage import conflicts
 from creditpool.storage.tables import feature_prices, features
 from creditpool.storage.types import DbRow
@@ -20,10 +21,7 @@ def get(conn: Connection, key: str) -> DbRow | None:
 def list_all(
     conn: Connection, *, after: str | None = None, limit: int | None = None
 ) -> Sequence[DbRow]:
-    query = select(features).order_by(features.c.key).limit(limit)
-    if after is not None:
-        query = query.where(features.c.key > after)
-    return conn.execute(query).all()
+    return conn.execute(oldest_first(select(features), features.c.key, after, limit)).all()
 
 
 def put(conn: Connection, key: str, **values: Any) -> None:
@@ -41,12 +39,5 @@ def prices(
     conn: Connection, key: str, *, before_id: int | None = None, limit: int | None = None
 ) -> Sequence[DbRow]:
     """A feature's prices, newest first (rows are appended in time order)."""
-    query = (
-        select(feature_prices)
-        .where(feature_prices.c.feature == key)
-        .order_by(feature_prices.c.id.desc())
-        .limit(limit)
-    )
-    if before_id is not None:
-        query = query.where(feature_prices.c.id < before_id)
-    return conn.execute(query).all()
+    query = select(feature_prices).where(feature_prices.c.feature == key)
+    return conn.execute(newest_first(query, feature_prices.c.id, before_id, limit)).all()

@@ -10,6 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.holds import HoldRow, HoldState
+from creditpool.repositories.pages import newest_first, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import grants, hold_allocations, holds
 from creditpool.storage.types import DbRow
@@ -83,12 +84,8 @@ def search(
 ) -> Sequence[DbRow]:
     """Newest first; ``before_id`` is the cursor of the next page. ``status`` is the stored
     one (an open hold past its time to live is still stored open until written)."""
-    query = select(holds).where(holds.c.org_id == org_id).order_by(holds.c.id.desc())
-    if status is not None:
-        query = query.where(holds.c.status == status)
-    if before_id is not None:
-        query = query.where(holds.c.id < before_id)
-    return conn.execute(query.limit(limit)).all()
+    query = where_given(select(holds).where(holds.c.org_id == org_id), (holds.c.status, status))
+    return conn.execute(newest_first(query, holds.c.id, before_id, limit)).all()
 
 
 def allocations_of(

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from creditpool.repositories.pages import oldest_first
 from creditpool.storage import compiled
 from creditpool.storage.tables import ledger
 from creditpool.storage.types import DbRow
@@ -31,16 +32,12 @@ def list_entries(
     after_seq: int | None = None,
     limit: int | None = None,
 ) -> Sequence[DbRow]:
-    query = select(ledger).where(ledger.c.org_id == org_id).order_by(ledger.c.seq)
+    query = select(ledger).where(ledger.c.org_id == org_id)
     if since is not None:
         query = query.where(ledger.c.at >= since)
     if until is not None:
         query = query.where(ledger.c.at < until)
-    if after_seq is not None:
-        query = query.where(ledger.c.seq > after_seq)
-    if limit is not None:
-        query = query.limit(limit)
-    return conn.execute(query).all()
+    return conn.execute(oldest_first(query, ledger.c.seq, after_seq, limit)).all()
 
 
 def left_at(conn: Connection, org_id: str, t: datetime) -> int:

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.repositories.pages import oldest_first, where_given
 from creditpool.storage import compiled, conflicts
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
@@ -29,9 +30,7 @@ def get_org(conn: Connection, org_id: str) -> DbRow | None:
 def list_orgs(
     conn: Connection, *, after: str | None, limit: int, search: str | None
 ) -> Sequence[DbRow]:
-    query = select(orgs).order_by(orgs.c.id).limit(limit)
-    if after is not None:
-        query = query.where(orgs.c.id > after)
+    query = oldest_first(select(orgs), orgs.c.id, after, limit)
     if search:
         pattern = f"%{search.lower()}%"
         query = query.where(
@@ -131,10 +130,8 @@ def get_team(conn: Connection, org_id: str, team_id: str) -> DbRow | None:
 def list_teams(
     conn: Connection, org_id: str, *, after: str | None = None, limit: int | None = None
 ) -> Sequence[DbRow]:
-    query = select(teams).where(teams.c.org_id == org_id).order_by(teams.c.id).limit(limit)
-    if after is not None:
-        query = query.where(teams.c.id > after)
-    return conn.execute(query).all()
+    query = select(teams).where(teams.c.org_id == org_id)
+    return conn.execute(oldest_first(query, teams.c.id, after, limit)).all()
 
 
 def update_team(conn: Connection, org_id: str, team_id: str, **values: Any) -> None:
@@ -170,12 +167,9 @@ def list_members(
     after: str | None = None,
     limit: int | None = None,
 ) -> Sequence[DbRow]:
-    query = select(members).where(members.c.org_id == org_id).order_by(members.c.user_id)
-    if team_id is not None:
-        query = query.where(members.c.team_id == team_id)
-    if after is not None:
-        query = query.where(members.c.user_id > after)
-    return conn.execute(query.limit(limit)).all()
+    query = select(members).where(members.c.org_id == org_id)
+    query = where_given(query, (members.c.team_id, team_id))
+    return conn.execute(oldest_first(query, members.c.user_id, after, limit)).all()
 
 
 class UsageByTeam(NamedTuple):

@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from creditpool.core.events import EventDraft
+from creditpool.repositories.pages import newest_first, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import events
 
@@ -100,13 +101,10 @@ def recent(
     conn: Connection, org_id: str, limit: int, before: str | None = None, type_: str | None = None
 ) -> list[EventRow]:
     """An organization's events, newest first (``before``: an event id, for paging)."""
-    query = select(*EVENT_COLUMNS).where(events.c.org_id == org_id)
-    if before is not None:
-        query = query.where(events.c.id < before)
-    if type_ is not None:
-        query = query.where(events.c.type == type_)
-    query = query.order_by(events.c.id.desc()).limit(limit)
-    return [_row(r) for r in conn.execute(query)]
+    query = where_given(
+        select(*EVENT_COLUMNS).where(events.c.org_id == org_id), (events.c.type, type_)
+    )
+    return [_row(r) for r in conn.execute(newest_first(query, events.c.id, before, limit))]
 
 
 def after_seq(conn: Connection, org_id: str, ledger_seq: int, upto: int) -> list[EventRow]:

@@ -11,6 +11,7 @@ from sqlalchemy import Integer, and_, bindparam, delete, func, insert, select, u
 from sqlalchemy.engine import Connection
 
 from creditpool.repositories.outbox import EVENT_COLUMNS, EventRow
+from creditpool.repositories.pages import newest_first, oldest_first, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import (
     events,
@@ -123,14 +124,10 @@ def list_endpoints(
     after: str | None = None,
     enabled: bool | None = None,
 ) -> list[EndpointRow]:
-    query = select(webhook_endpoints).order_by(_E.id)
-    if after is not None:
-        query = query.where(_E.id > after)
+    query = select(webhook_endpoints)
     if enabled is not None:
         query = query.where(_E.enabled.is_(enabled))
-    if limit is not None:
-        query = query.limit(limit)
-    return [_endpoint(r) for r in conn.execute(query)]
+    return [_endpoint(r) for r in conn.execute(oldest_first(query, _E.id, after, limit))]
 
 
 def update_endpoint(conn: Connection, endpoint_id: str, values: dict[str, Any]) -> None:
@@ -176,12 +173,8 @@ def list_deliveries(
     before: int | None = None,
     status: str | None = None,
 ) -> list[DeliveryRow]:
-    query = _with_event().where(_D.endpoint_id == endpoint_id)
-    if before is not None:
-        query = query.where(_D.id < before)
-    if status is not None:
-        query = query.where(_D.status == status)
-    return [_delivery(r) for r in conn.execute(query.order_by(_D.id.desc()).limit(limit))]
+    query = where_given(_with_event().where(_D.endpoint_id == endpoint_id), (_D.status, status))
+    return [_delivery(r) for r in conn.execute(newest_first(query, _D.id, before, limit))]
 
 
 def update_delivery(conn: Connection, delivery_id: int, values: dict[str, Any]) -> None:
