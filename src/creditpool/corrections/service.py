@@ -17,6 +17,7 @@ from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter
 from creditpool.orgs.service import require_org
 from creditpool.repositories import corrections as repository
+from creditpool.repositories.rows import as_model
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
@@ -142,15 +143,5 @@ def list_for_org(
 
 
 def to_model(row: DbRow) -> Correction:
-    return Correction(
-        org_id=row.org_id,
-        id=row.id,
-        kind=CorrectionKind(row.kind),
-        at=row.at,
-        by=row.by,
-        reason=row.reason,
-        grant_id=row.grant_id,
-        credits=None if row.credits is None else to_decimal(row.credits),
-        expires_before=row.expires_before,
-        expires_after=row.expires_after,
-    )
+    credits = None if row.credits is None else to_decimal(row.credits)
+    return as_model(Correction, row, kind=CorrectionKind(row.kind), credits=credits)

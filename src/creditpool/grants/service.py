@@ -34,6 +34,7 @@ from creditpool.grants.models import Grant
 from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter, as_of
 from creditpool.repositories import grants as repository
+from creditpool.repositories.rows import as_model
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
@@ -317,20 +318,11 @@ def to_model(
 ) -> Grant:
     state = repository.to_grant_row(row).state_at(now) or GrantState.PENDING
     held_now = row.held if held is None else held
-    return Grant(
-        org_id=row.org_id,
-        id=row.id,
+    return as_model(
+        Grant,
+        row,
         amount=to_decimal(row.amount),
         remaining=to_decimal(row.remaining if remaining is None else remaining),
-        granted_at=row.granted_at,
-        available_from=row.available_from,
-        expires_at=row.expires_at,
-        note=row.note,
-        reference=row.reference,
-        granted_by=row.granted_by,
-        voided_at=row.voided_at,
-        voided_by=row.voided_by,
-        void_reason=row.void_reason,
         state=state,
         # What is held on a grant that expired or was voided left the pool with it.
         held=to_decimal(held_now if state is GrantState.ACTIVE else 0),

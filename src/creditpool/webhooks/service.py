@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import secrets as random
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
-
-from pydantic import BaseModel
 
 from creditpool import validation as check
 from creditpool.core.errors import InvalidInput, NotFound
@@ -15,6 +13,7 @@ from creditpool.core.events import EventDraft, EventType
 from creditpool.repositories import outbox
 from creditpool.repositories import webhooks as repository
 from creditpool.repositories.outbox import EventRow
+from creditpool.repositories.rows import as_model
 from creditpool.repositories.webhooks import AttemptRow, DeliveryRow, EndpointRow
 from creditpool.storage.uow import Tx
 from creditpool.webhooks import network
@@ -29,7 +28,6 @@ from creditpool.webhooks.models import (
 from creditpool.webhooks.network import IPNetwork, RefusedAddress
 from creditpool.webhooks.secrets import SecretBox, SecretKeyMismatch, new_secret
 
-M = TypeVar("M", bound=BaseModel)
 URL_LENGTH_MAX = 2000
 DESCRIPTION_LENGTH_MAX = 500
 # A rotated-out secret keeps signing beside the new one this long, so that the receiver
@@ -252,15 +250,9 @@ def org_events(
 # -- models --------------------------------------------------------------------------------
 
 
-def _fields(model: type[M], row: object, **computed: Any) -> M:
-    """``model`` from the row's attributes of the same names, and ``computed``."""
-    names = model.model_fields.keys() - computed.keys()
-    return model.model_validate({**{n: getattr(row, n) for n in names}, **computed})
-
-
 def to_model(row: EndpointRow) -> WebhookEndpoint:
     expires = row.old_secret_until if row.old_secret else None
-    return _fields(WebhookEndpoint, row, previous_secret_expires_at=expires)
+    return as_model(WebhookEndpoint, row, previous_secret_expires_at=expires)
 
 
 def _with_secret(row: EndpointRow, secret: str) -> WebhookEndpointWithSecret:
@@ -268,14 +260,14 @@ def _with_secret(row: EndpointRow, secret: str) -> WebhookEndpointWithSecret:
 
 
 def delivery_model(row: DeliveryRow, attempts: list[AttemptRow]) -> WebhookDelivery:
-    return _fields(
+    return as_model(
         WebhookDelivery,
         row,
         attempt_count=row.attempts,
         next_attempt_at=row.next_attempt_at if row.status == "pending" else None,
-        attempts=[_fields(DeliveryAttempt, a) for a in attempts],
+        attempts=[as_model(DeliveryAttempt, a) for a in attempts],
     )
 
 
 def event_model(row: EventRow) -> Event:
-    return _fields(Event, row)
+    return as_model(Event, row)
