@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from creditpool import validation as check
 from creditpool.auth import service as keys_service
@@ -28,6 +28,15 @@ from creditpool.storage.uow import Database
 KEYS_PAGE_SIZE = 50
 CONSUMPTIONS_PAGE_SIZE = 25
 PRICES_PAGE_SIZE = 50
+Row = TypeVar("Row")
+
+
+def _one_page(found: list[Row], size: int) -> tuple[list[Row], Row | None]:
+    """A page of ``found`` (read with one row more than ``size``, to tell whether another
+    page follows): the rows it shows, and the last of them when another page follows (the
+    next page's cursor)."""
+    shown = found[:size]
+    return shown, shown[-1] if len(found) > size else None
 
 
 # -- organizations' settings ---------------------------------------------------------------
@@ -128,8 +137,8 @@ def keys_page(db: Database, org_id: str, after: str | None) -> KeysPage:
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
         found = keys_service.list_keys(tx, org_id=org_id, after=after, limit=KEYS_PAGE_SIZE + 1)
-    shown = found[:KEYS_PAGE_SIZE]
-    return KeysPage(org, shown, shown[-1].id if len(found) > KEYS_PAGE_SIZE else None)
+    shown, last = _one_page(found, KEYS_PAGE_SIZE)
+    return KeysPage(org, shown, last.id if last else None)
 
 
 def org_key(db: Database, org_id: str, key_id: str) -> tuple[Org, ApiKey | None]:
@@ -220,9 +229,8 @@ def feature_page(db: Database, key: str, before: int | None) -> FeaturePage:
     with db.read(snapshot=True) as tx:
         feature = features.get(tx, key)
         found = features.prices(tx, key, before_id=before, limit=PRICES_PAGE_SIZE + 1)
-    shown = found[:PRICES_PAGE_SIZE]
-    more = len(found) > PRICES_PAGE_SIZE
-    return FeaturePage(feature, shown, shown[-1].id if more else None)
+    shown, last = _one_page(found, PRICES_PAGE_SIZE)
+    return FeaturePage(feature, shown, last.id if last else None)
 
 
 def all_features(db: Database) -> list[Feature]:
