@@ -11,6 +11,7 @@ import typer
 from creditpool.cli import render
 from creditpool.cli.context import JsonFlag, open_pool, state
 from creditpool.cli.errors import CliError
+from creditpool.cli.reads import BALANCE_COLUMNS
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.ledger.models import Balance
@@ -108,11 +109,7 @@ def _print_demo_summary(created: list[str], balances: list[Balance], problems: l
         render.line(f"created the demo organizations: {', '.join(created)}")
     else:
         render.line("the demo organizations already exist: nothing changed")
-    render.table(
-        "Demo balances",
-        ["Organization", "Total=", "Used=", "Left=", "Held=", "Upcoming="],
-        ((b.org_id, b.total, b.used, b.left, b.held, b.upcoming) for b in balances),
-    )
+    render.table_of("Demo balances", balances, {"Organization": "org_id", **BALANCE_COLUMNS})
     if problems:
         for problem in problems:
             render.line(f"problem: {problem}")

@@ -30,6 +30,17 @@ credit_requests_app = typer.Typer(
 )
 
 RequestId = Annotated[int, typer.Argument(help="The request's id.")]
+COLUMNS: render.Columns = {
+    "ID": "id",
+    "Created": "created_at",
+    "Status": "status",
+    "Credits=": "amount",
+    "By": "requested_by",
+    "Message~": "message",
+    "Closed": "closed_at",
+    "Closed by": "closed_by",
+    "Grant": "grant_id",
+}
 By = Annotated[str | None, typer.Option(help="Who answers (default: the local user name).")]
 
 
@@ -56,26 +67,7 @@ def list_(
     found = open_pool(ctx).credit_requests(
         org_id, status=CreditRequestStatus(status) if status else None
     )
-    render.listing(
-        found,
-        as_json,
-        f"Credit requests of {org_id}",
-        ["ID", "Created", "Status", "Credits=", "By", "Message~", "Closed", "Closed by", "Grant"],
-        (
-            (
-                r.id,
-                r.created_at,
-                r.status,
-                r.amount,
-                r.requested_by,
-                r.message,
-                r.closed_at,
-                r.closed_by,
-                r.grant_id,
-            )
-            for r in found
-        ),
-    )
+    render.records(found, as_json, f"Credit requests of {org_id}", COLUMNS)
 
 
 @credit_requests_app.command("request", context_settings=AMOUNT_ARGS)

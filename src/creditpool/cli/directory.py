@@ -24,6 +24,39 @@ features_app = typer.Typer(
 TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
 NO_LIMIT = "none"
 
+ORG_COLUMNS: render.Columns = {
+    "ID": "id",
+    "Name~": "name",
+    "Time zone": "timezone",
+    "Created": "created_at",
+}
+TEAM_USAGE_COLUMNS: render.Columns = {
+    "Team": "team_id",
+    "Name~": "name",
+    "Used=": "used",
+    "Limit=": "monthly_limit",
+    "Uses=": "consumptions",
+    "Over limit": "over_limit",
+}
+MEMBER_COLUMNS: render.Columns = {"User": "user_id", "Name~": "display_name", "Team": "team_id"}
+FEATURE_COLUMNS: render.Columns = {
+    "Key": "key",
+    "Name~": "name",
+    "Cost=": "cost",
+    "Rate=": "unit_rate",
+    "Unit": "unit",
+    "Updated": "updated_at",
+}
+PRICE_COLUMNS: render.Columns = {
+    "#": "id",
+    "Since": "since",
+    "Name~": "name",
+    "Cost=": "cost",
+    "Rate=": "unit_rate",
+    "Unit": "unit",
+    "By": "changed_by",
+}
+
 
 @orgs_app.command("create")
 def orgs_create(
@@ -92,13 +125,7 @@ def orgs_list(
 ) -> None:
     """List organizations, by id."""
     found = open_pool(ctx).orgs(after=after, limit=limit, search=search)
-    render.listing(
-        found,
-        as_json,
-        "Organizations",
-        ["ID", "Name~", "Time zone", "Created"],
-        ((o.id, o.name, o.timezone, o.created_at) for o in found),
-    )
+    render.records(found, as_json, "Organizations", ORG_COLUMNS)
 
 
 @teams_app.command("create")
@@ -144,13 +171,8 @@ def teams_list(
 ) -> None:
     """Each team's paid usage in a calendar month against its limit."""
     usage = open_pool(ctx).team_usage(org_id, month)
-    render.listing(
-        usage,
-        as_json,
-        f"Team usage in {usage[0].month}" if usage else "Team usage",
-        ["Team", "Name~", "Used=", "Limit=", "Uses=", "Over limit"],
-        ((u.team_id, u.name, u.used, u.monthly_limit, u.consumptions, u.over_limit) for u in usage),
-    )
+    title = f"Team usage in {usage[0].month}" if usage else "Team usage"
+    render.records(usage, as_json, title, TEAM_USAGE_COLUMNS)
 
 
 @members_app.command("set")
@@ -182,21 +204,14 @@ def members_list(
 ) -> None:
     """List an organization's members."""
     members = open_pool(ctx).members(org_id, team_id=team)
-    rows = ((m.user_id, m.display_name, m.team_id) for m in members)
-    render.listing(members, as_json, "Members", ["User", "Name~", "Team"], rows)
+    render.records(members, as_json, "Members", MEMBER_COLUMNS)
 
 
 @features_app.command("list")
 def features_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The catalog: what each feature costs now."""
     catalog = open_pool(ctx).features()
-    render.listing(
-        catalog,
-        as_json,
-        "Features",
-        ["Key", "Name~", "Cost=", "Rate=", "Unit", "Updated"],
-        ((f.key, f.name, f.cost, f.unit_rate, f.unit, f.updated_at) for f in catalog),
-    )
+    render.records(catalog, as_json, "Features", FEATURE_COLUMNS)
 
 
 @features_app.command("set")
@@ -236,10 +251,4 @@ def features_prices(
     """A feature's price history, newest first: each price from the instant it applied,
     and who set it."""
     prices = open_pool(ctx).feature_prices(key, before_id=before_id, limit=limit)
-    render.listing(
-        prices,
-        as_json,
-        f"Prices of {key}",
-        ["#", "Since", "Name~", "Cost=", "Rate=", "Unit", "By"],
-        ((p.id, p.since, p.name, p.cost, p.unit_rate, p.unit, p.changed_by) for p in prices),
-    )
+    render.records(prices, as_json, f"Prices of {key}", PRICE_COLUMNS)

@@ -30,6 +30,16 @@ if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.holds.models import Hold
 
 HoldId = Annotated[int, typer.Argument(help="The hold's id.")]
+COLUMNS: render.Columns = {
+    "ID": "id",
+    "Created": "created_at",
+    "Expires": "expires_at",
+    "Status": "status",
+    "Feature": "feature",
+    "User": "user_id",
+    "Credits=": "amount",
+    "Consumption": "consumption_id",
+}
 
 
 def hold(
@@ -149,40 +159,18 @@ def holds(
     pool = open_pool(ctx)
     if hold_id is not None:
         one = pool.hold_of(org_id, hold_id)
-        if as_json:
-            render.emit_json(one)
-        else:
-            show(one)
+        render.record(one, as_json, f"Hold {one.id} of {one.org_id}", fields(one))
         return
     found = pool.holds(org_id, status=status, before_id=before_id, limit=limit)
-    render.listing(
-        found,
-        as_json,
-        f"Holds of {org_id}",
-        ["ID", "Created", "Expires", "Status", "Feature", "User", "Credits=", "Consumption"],
-        (
-            (
-                h.id,
-                h.created_at,
-                h.expires_at,
-                h.status,
-                h.feature,
-                h.user_id,
-                h.amount,
-                h.consumption_id,
-            )
-            for h in found
-        ),
-        render.next_before_id(found, limit),
-    )
+    render.records(found, as_json, f"Holds of {org_id}", COLUMNS, render.next_page(found, limit))
 
 
-def show(h: Hold) -> None:
-    """One hold, a field per line, and the grants its credits are (or were) held on."""
+def fields(h: Hold) -> list[tuple[str, object]]:
+    """One hold's fields, and the grants its credits are (or were) held on."""
     from creditpool.holds.models import HoldStatus
 
     closed = h.status is not HoldStatus.OPEN
-    fields: list[tuple[str, object]] = [
+    return [
         ("Hold", h.id),
         ("Status", h.status),
         ("Credits", h.amount),
@@ -202,4 +190,3 @@ def show(h: Hold) -> None:
         ("Lost", h.lost if closed else None),
         ("Held on", render.allocations(h.allocations)),
     ]
-    render.table(f"Hold {h.id} of {h.org_id}", ["Field", "Value~"], fields)

@@ -26,6 +26,70 @@ Until = Annotated[
 ]
 
 
+# What each list shows: a column (its name and mark, see ``render.table``) per attribute.
+BALANCE_COLUMNS: render.Columns = {
+    "Total=": "total",
+    "Used=": "used",
+    "Left=": "left",
+    "Held=": "held",
+    "Upcoming=": "upcoming",
+}
+GRANT_COLUMNS: render.Columns = {
+    "ID": "id",
+    "Amount=": "amount",
+    "Remaining=": "remaining",
+    "State": "state",
+    "Granted": "granted_at",
+    "Available from": "available_from",
+    "Expires": "expires_at",
+    "Ref~": "reference",
+    "Note~": "note",
+}
+CONSUMPTION_COLUMNS: render.Columns = {
+    "ID": "id",
+    "Time": "created_at",
+    "Feature": "feature",
+    "Name~": "feature_name",
+    "Action": "action",
+    "User": "user_id",
+    "Team": "team_id",
+    "Credits=": "cost",
+    "Status": "status",
+    "Hold": "hold_id",
+}
+LEDGER_COLUMNS: render.Columns = {
+    "Seq": "seq",
+    "At": "at",
+    "Action": "action",
+    "Method": "method",
+    "Credits=": "credits",
+    "Before=": "total_before",
+    "After=": "total_after",
+    "Grant": "grant_id",
+    "Consumption": "consumption_id",
+    "Hold": "hold_id",
+}
+CORRECTION_COLUMNS: render.Columns = {
+    "Id": "id",
+    "At": "at",
+    "Kind": "kind",
+    "Grant": "grant_id",
+    "Credits=": "credits",
+    "Expiry before": "expires_before",
+    "Expiry after": "expires_after",
+    "By": "by",
+    "Reason": "reason",
+}
+TEAM_FORECAST_COLUMNS: render.Columns = {
+    "Team": "team_id",
+    "Name~": "name",
+    "Used=": "used",
+    "Projected=": "projected",
+    "Limit=": "monthly_limit",
+    "Over limit": "projected_over",
+}
+
+
 def balance(
     ctx: typer.Context,
     org_id: OrgId,
@@ -43,11 +107,7 @@ def balance(
         render.emit_json(b)
         return
     render.line(f"Balance of {b.org_id} at {render.when(b.at)}")
-    render.table(
-        None,
-        ["Total=", "Used=", "Left=", "Held=", "Upcoming="],
-        [(b.total, b.used, b.left, b.held, b.upcoming)],
-    )
+    render.table_of(None, [b], BALANCE_COLUMNS)
 
 
 def forecast(
@@ -67,14 +127,8 @@ def forecast(
         return
     render.line(forecast_paragraph(f))
     if f.teams:
-        render.table(
-            f"Teams in {f.month}, projected to the end of the month",
-            ["Team", "Name~", "Used=", "Projected=", "Limit=", "Over limit"],
-            (
-                (t.team_id, t.name, t.used, t.projected, t.monthly_limit, t.projected_over)
-                for t in f.teams
-            ),
-        )
+        title = f"Teams in {f.month}, projected to the end of the month"
+        render.table_of(title, f.teams, TEAM_FORECAST_COLUMNS)
 
 
 def forecast_paragraph(f: Forecast) -> str:
@@ -98,36 +152,7 @@ def forecast_paragraph(f: Forecast) -> str:
 def grants(ctx: typer.Context, org_id: OrgId, as_json: JsonFlag = False) -> None:
     """Every grant of an organization with its state now (the purchase history)."""
     found = open_pool(ctx).grants(org_id)
-    render.listing(
-        found,
-        as_json,
-        f"Grants of {org_id}",
-        [
-            "ID",
-            "Amount=",
-            "Remaining=",
-            "State",
-            "Granted",
-            "Available from",
-            "Expires",
-            "Ref~",
-            "Note~",
-        ],
-        (
-            (
-                g.id,
-                g.amount,
-                g.remaining,
-                g.state,
-                g.granted_at,
-                g.available_from,
-                g.expires_at,
-                g.reference,
-                g.note,
-            )
-            for g in found
-        ),
-    )
+    render.records(found, as_json, f"Grants of {org_id}", GRANT_COLUMNS)
 
 
 def history(
@@ -157,28 +182,8 @@ def history(
         before_id=before_id,
         limit=limit,
     )
-    render.listing(
-        found,
-        as_json,
-        f"Usage history of {org_id}",
-        ["ID", "Time", "Feature", "Name~", "Action", "User", "Team", "Credits=", "Status", "Hold"],
-        (
-            (
-                c.id,
-                c.created_at,
-                c.feature,
-                c.feature_name,
-                c.action,
-                c.user_id,
-                c.team_id,
-                c.cost,
-                c.status,
-                c.hold_id,
-            )
-            for c in found
-        ),
-        render.next_before_id(found, limit),
-    )
+    title = f"Usage history of {org_id}"
+    render.records(found, as_json, title, CONSUMPTION_COLUMNS, render.next_page(found, limit))
 
 
 def ledger(
@@ -194,38 +199,7 @@ def ledger(
     entries = open_pool(ctx).ledger(
         org_id, since=since, until=until, after_seq=after_seq, limit=limit
     )
-    render.listing(
-        entries,
-        as_json,
-        f"Ledger of {org_id}",
-        [
-            "Seq",
-            "At",
-            "Action",
-            "Method",
-            "Credits=",
-            "Before=",
-            "After=",
-            "Grant",
-            "Consumption",
-            "Hold",
-        ],
-        (
-            (
-                e.seq,
-                e.at,
-                e.action,
-                e.method,
-                e.credits,
-                e.total_before,
-                e.total_after,
-                e.grant_id,
-                e.consumption_id,
-                e.hold_id,
-            )
-            for e in entries
-        ),
-    )
+    render.records(entries, as_json, f"Ledger of {org_id}", LEDGER_COLUMNS)
 
 
 def corrections(
@@ -244,24 +218,5 @@ def corrections(
     found = open_pool(ctx).corrections(
         org_id, kind=kind, grant_id=grant, before_id=before_id, limit=limit
     )
-    render.listing(
-        found,
-        as_json,
-        f"Corrections of {org_id}",
-        ["Id", "At", "Kind", "Grant", "Credits=", "Expiry before", "Expiry after", "By", "Reason"],
-        (
-            (
-                c.id,
-                c.at,
-                c.kind,
-                c.grant_id,
-                c.credits,
-                c.expires_before,
-                c.expires_after,
-                c.by,
-                c.reason,
-            )
-            for c in found
-        ),
-        render.next_before_id(found, limit),
-    )
+    title = f"Corrections of {org_id}"
+    render.records(found, as_json, title, CORRECTION_COLUMNS, render.next_page(found, limit))

@@ -10,9 +10,10 @@ command that runs has loaded its models by then anyway).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 import typer
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from creditpool.consumptions.models import Allocation
 
 TABLE_WIDTH_MAX = 1000
+
+# A table's columns: each name (with its mark, see ``table``) and what its cell shows, the
+# item's attribute of that name or what a function makes of the item.
+Columns = Mapping[str, str | Callable[[Any], object]]
 
 
 def console() -> Console:
@@ -50,7 +55,7 @@ def line(text: str) -> None:
     typer.echo(text)
 
 
-def result(data: BaseModel, as_json: bool, text: str) -> None:
+def result(data: BaseModel | dict[str, Any], as_json: bool, text: str) -> None:
     """A command's answer: its JSON with ``--json``, else one line for people."""
     if as_json:
         emit_json(data)
@@ -58,14 +63,45 @@ def result(data: BaseModel, as_json: bool, text: str) -> None:
         line(text)
 
 
+def record(
+    data: BaseModel, as_json: bool, title: str, fields: Iterable[tuple[str, object]]
+) -> None:
+    """One item: its JSON with ``--json``, else a table of its fields, one per line."""
+    if as_json:
+        emit_json(data)
+    else:
+        table(title, ["Field", "Value~"], fields)
+
+
 class _Numbered(Protocol):
     @property
-    def id(self) -> int | None: ...
+    def id(self) -> object: ...
 
 
-def next_before_id(found: Sequence[_Numbered], limit: int) -> int | None:
-    """The ``--before-id`` of the next page, when this one is full (newest-first lists)."""
-    return found[-1].id if found and len(found) == limit else None
+def next_page(
+    found: Sequence[_Numbered], limit: int | None, option: str = "--before-id"
+) -> str | None:
+    """The option that asks for the next page, when this one is full (newest-first lists:
+    older than the last item)."""
+    return f"{option} {found[-1].id}" if found and len(found) == limit else None
+
+
+def rows(items: Iterable[object], columns: Columns) -> Iterator[tuple[object, ...]]:
+    """A row per item: what each column shows of it."""
+    getters = [attrgetter(get) if isinstance(get, str) else get for get in columns.values()]
+    for item in items:
+        yield tuple(get(item) for get in getters)
+
+
+def records(
+    data: Sequence[BaseModel],
+    as_json: bool,
+    title: str | None,
+    columns: Columns,
+    more: str | None = None,
+) -> None:
+    """A list: its JSON with ``--json``, else a table of a row per item."""
+    listing(data, as_json, title, list(columns), rows(data, columns), more)
 
 
 def listing(
@@ -74,16 +110,21 @@ def listing(
     title: str | None,
     columns: Sequence[str],
     rows: Iterable[Sequence[object]],
-    next_before_id: int | None = None,
+    more: str | None = None,
 ) -> None:
     """A list: its JSON with ``--json``, else a table (``rows`` is only read for the table)
-    and, when there is a next page (``next_before_id``), how to ask for it."""
+    and, when there is a next page (``more``: see ``next_page``), how to ask for it."""
     if as_json:
         emit_json(data)
         return
     table(title, columns, rows)
-    if next_before_id is not None:
-        line(f"more: add --before-id {next_before_id}")
+    if more is not None:
+        line(f"more: add {more}")
+
+
+def table_of(title: str | None, items: Iterable[object], columns: Columns) -> None:
+    """A table of a row per item."""
+    table(title, list(columns), rows(items, columns))
 
 
 def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:

@@ -17,6 +17,16 @@ keys_app = typer.Typer(
     cls=HelpGroup, help="API keys: create (shown once), list, revoke.", no_args_is_help=True
 )
 
+KEY_COLUMNS: render.Columns = {
+    "id": "id",
+    "name": "name",
+    "role": "role.value",
+    "org": lambda k: k.org_id or "",
+    "user": lambda k: k.user_id or "",
+    "created": "created_at",
+    "revoked": lambda k: k.revoked_at or "",
+}
+
 
 def serve(
     ctx: typer.Context,
@@ -124,20 +134,7 @@ def list_keys(
 ) -> None:
     """Keys in the order they were made (revoked ones too), without secrets."""
     keys = open_pool(ctx).keys(org_id=org, after=after, limit=limit)
-    rows = [
-        (
-            k.id,
-            k.name,
-            k.role.value,
-            k.org_id or "",
-            k.user_id or "",
-            render.when(k.created_at),
-            render.when(k.revoked_at) if k.revoked_at else "",
-        )
-        for k in keys
-    ]
-    columns = ["id", "name", "role", "org", "user", "created", "revoked"]
-    render.listing(keys, as_json, "API keys", columns, rows)
+    render.records(keys, as_json, "API keys", KEY_COLUMNS)
 
 
 def revoke_key(

@@ -84,25 +84,13 @@ def list_(
 ) -> None:
     """The endpoints, by id, with their health."""
     found = open_pool(ctx).webhook_endpoints(after=after, limit=limit)
-    render.listing(
-        found,
-        as_json,
-        "Webhook endpoints",
-        ["ID", "URL~", "Events~", "Enabled", "Last success", "Failing since", "Description~"],
-        (
-            (e.id, e.url, _types(e), e.enabled, e.last_success_at, e.failing_since, e.description)
-            for e in found
-        ),
-    )
+    render.records(found, as_json, "Webhook endpoints", ENDPOINT_COLUMNS)
 
 
 @webhooks_app.command("show")
 def show(ctx: typer.Context, endpoint_id: EndpointId, as_json: JsonFlag = False) -> None:
     """One endpoint, a field per line."""
     e = open_pool(ctx).webhook_endpoint(endpoint_id)
-    if as_json:
-        render.emit_json(e)
-        return
     fields: list[tuple[str, object]] = [
         ("Endpoint", e.id),
         ("URL", e.url),
@@ -116,7 +104,7 @@ def show(ctx: typer.Context, endpoint_id: EndpointId, as_json: JsonFlag = False)
         ("Failing since", e.failing_since),
         ("Old secret signs until", e.previous_secret_expires_at),
     ]
-    render.table(f"Webhook endpoint {e.id}", ["Field", "Value~"], fields)
+    render.record(e, as_json, f"Webhook endpoint {e.id}", fields)
 
 
 @webhooks_app.command("update")
@@ -156,10 +144,7 @@ def update(
 def delete(ctx: typer.Context, endpoint_id: EndpointId, as_json: JsonFlag = False) -> None:
     """Delete an endpoint and its delivery log."""
     open_pool(ctx).delete_webhook_endpoint(endpoint_id)
-    if as_json:
-        render.emit_json({"id": endpoint_id, "deleted": True})
-    else:
-        render.line(f"endpoint {endpoint_id} deleted")
+    render.result({"id": endpoint_id, "deleted": True}, as_json, f"endpoint {endpoint_id} deleted")
 
 
 @webhooks_app.command("rotate")
@@ -208,7 +193,7 @@ def deliveries(
             "Error or answer~",
         ],
         (row for d in found for row in _attempt_rows(d)),
-        render.next_before_id(found, limit),
+        render.next_page(found, limit),
     )
 
 
@@ -244,10 +229,7 @@ def deliver(
     try:
         if once:
             attempted = worker.run_once()
-            if as_json:
-                render.emit_json({"attempted": attempted})
-            else:
-                render.line(f"{attempted} deliveries attempted")
+            render.result({"attempted": attempted}, as_json, f"{attempted} deliveries attempted")
             return
         render.line("delivering webhooks; Ctrl-C stops")
         with _stopped_by_signals(worker) as stop:
@@ -269,15 +251,8 @@ def events(
 ) -> None:
     """An organization's events (what its webhooks deliver), newest first."""
     found = open_pool(ctx).events(org_id, type=type_, before=before, limit=limit)
-    render.listing(
-        found,
-        as_json,
-        f"Events of {org_id}",
-        ["ID", "At", "Type", "Ledger seq", "Data~"],
-        ((e.id, e.at, e.type, e.ledger_seq, _data(e)) for e in found),
-    )
-    if not as_json and found and len(found) == limit:
-        render.line(f"more: add --before {found[-1].id}")
+    more = render.next_page(found, limit, "--before")
+    render.records(found, as_json, f"Events of {org_id}", EVENT_COLUMNS, more)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -300,6 +275,24 @@ def _with_secret(e: WebhookEndpointWithSecret, as_json: bool, text: str) -> None
 def _data(e: Event) -> str:
     data = {k: v for k, v in e.data.items() if k != "org_id"}
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+ENDPOINT_COLUMNS: render.Columns = {
+    "ID": "id",
+    "URL~": "url",
+    "Events~": _types,
+    "Enabled": "enabled",
+    "Last success": "last_success_at",
+    "Failing since": "failing_since",
+    "Description~": "description",
+}
+EVENT_COLUMNS: render.Columns = {
+    "ID": "id",
+    "At": "at",
+    "Type": "type",
+    "Ledger seq": "ledger_seq",
+    "Data~": _data,
+}
 
 
 def _attempt_rows(d: WebhookDelivery) -> Iterator[tuple[object, ...]]:
