@@ -26,12 +26,12 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from datetime import UTC
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 
+from creditpool import commands as cmd
 from creditpool import validation as check
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
@@ -58,7 +58,6 @@ from creditpool.storage.uow import Database
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 IdempotencyKey = str | ScopedKey
-Amount = str | int | Decimal
 # Runs of one transaction that lost a race (see ``storage.conflicts.lost_a_race``): the
 # second run sees what the winner committed, so more than two is already unusual.
 RACE_ATTEMPTS = 4
@@ -246,196 +245,126 @@ class _Batch:
 # -- the commands ----------------------------------------------------------------------
 
 
-def grant(
-    amount: Amount,
-    *,
-    expires_at: datetime | None = None,
-    available_from: datetime | None = None,
-    granted_by: str | None = None,
-    note: str | None = None,
-    reference: str | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Grant]:
-    req = grants.GrantRequest.parse(
-        amount,
-        expires_at=expires_at,
-        available_from=available_from,
-        granted_by=granted_by,
-        note=note,
-        reference=reference,
-    )
-    return Change("grant", req.arguments(), Grant, lambda w: grants.grant(w, req), idempotency_key)
+class HoldLimits(Protocol):
+    """How long a hold lasts unless asked otherwise, and at most (the pool's settings)."""
+
+    @property
+    def hold_ttl_s_default(self) -> int: ...
+
+    @property
+    def hold_ttl_s_max(self) -> int: ...
 
 
-def void(
-    grant_id: int,
-    *,
-    amount: Amount | None = None,
-    by: str | None = None,
-    reason: str | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Grant]:
+@dataclass(frozen=True, slots=True)
+class DefaultLimits:
+    hold_ttl_s_default: int = HOLD_TTL_S_DEFAULT
+    hold_ttl_s_max: int = HOLD_TTL_S_MAX
+
+
+def of(command: cmd.Command[M], limits: HoldLimits = DefaultLimits()) -> Change[M]:
+    """The change that runs ``command`` (parsed and checked now: a bad argument raises
+    InvalidInput before any transaction)."""
+    for kind in type(command).__mro__:
+        make = _MAKERS.get(kind)
+        if make is not None:
+            return cast(Change[M], make(command, limits))
+    raise TypeError(f"{type(command).__name__} is not a command of the ledger")
+
+
+def _change(
+    c: cmd.Command[M], args: dict[str, Any], apply: Callable[[OrgWriter], Any]
+) -> Change[M]:
+    return Change(c.operation, args, cast(type[M], c.result), apply, c.idempotency_key)
+
+
+def _by(c: object, name: str = "by") -> Any:
+    """Who made the change: the library's commands name it (``GrantBy``...), the client's
+    do not (the server fills it in)."""
+    return getattr(c, name, None)
+
+
+def _grant(c: cmd.Grant, _: HoldLimits) -> Change[Grant]:
+    req = grants.GrantRequest.parse(**c.values())  # granted_by: the library's GrantBy
+    return _change(c, req.arguments(), lambda w: grants.grant(w, req))
+
+
+def _void(c: cmd.VoidGrant, _: HoldLimits) -> Change[Grant]:
     """Void a grant whole, or ``amount`` of what it has left (staff: ``by`` is then
     required)."""
-    gid = positive_id(grant_id, "grant id")
-    if amount is not None:
-        credits = parse_credits(amount)
-        named = corrections.parse_by(by)
-        why = corrections.parse_reason(reason)
+    gid = positive_id(c.grant_id, "grant id")
+    if c.amount is not None:
+        credits = parse_credits(c.amount)
+        named = corrections.parse_by(_by(c))
+        why = corrections.parse_reason(c.reason)
         args = {"grant_id": gid, "amount": credits, "by": named, "reason": why}
-        return Change(
-            "void",
-            args,
-            Grant,
-            lambda w: grants.void_part(w, gid, credits, named, why),
-            idempotency_key,
-        )
-    by = check.text(by, "by")
-    reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
-    args = {"grant_id": grant_id, "by": by, "reason": reason}
-    return Change("void", args, Grant, lambda w: grants.void(w, gid, by, reason), idempotency_key)
+        return _change(c, args, lambda w: grants.void_part(w, gid, credits, named, why))
+    by = check.text(_by(c), "by")
+    reason = check.text(c.reason, "reason", check.TEXT_LENGTH_MAX)
+    args = {"grant_id": c.grant_id, "by": by, "reason": reason}
+    return _change(c, args, lambda w: grants.void(w, gid, by, reason))
 
 
-def change_expiry(
-    grant_id: int,
-    expires_at: datetime | None,
-    *,
-    by: str,
-    reason: str | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Grant]:
-    """Move a grant's expiry (None: permanent)."""
-    gid = positive_id(grant_id, "grant id")
-    when = check.aware(expires_at, "expires_at")
+def _change_expiry(c: cmd.ChangeGrantExpiry, _: HoldLimits) -> Change[Grant]:
+    gid = positive_id(c.grant_id, "grant id")
+    when = check.aware(c.expires_at, "expires_at")
     at = None if when is None else when.astimezone(UTC)
-    named = corrections.parse_by(by)
-    why = corrections.parse_reason(reason)
+    named = corrections.parse_by(_by(c))
+    why = corrections.parse_reason(c.reason)
     args = {"grant_id": gid, "expires_at": at, "by": named, "reason": why}
-    return Change(
-        "change_expiry",
-        args,
-        Grant,
-        lambda w: grants.change_expiry(w, gid, at, named, why),
-        idempotency_key,
-    )
+    return _change(c, args, lambda w: grants.change_expiry(w, gid, at, named, why))
 
 
-def adjust(
-    credits: Amount,
-    *,
-    reason: str,
-    by: str,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Adjustment]:
-    """A manual adjustment: negative ``credits`` debit the pool, positive credit it back."""
-    units, why, named = corrections.parse_adjustment(credits, reason, by)
+def _adjust(c: cmd.Adjust, _: HoldLimits) -> Change[Adjustment]:
+    units, why, named = corrections.parse_adjustment(c.credits, c.reason, _by(c))
     args = {"credits": units, "reason": why, "by": named}
-    return Change(
-        "adjust",
-        args,
-        Adjustment,
-        lambda w: corrections.adjust(w, units, why, named),
-        idempotency_key,
-    )
+    return _change(c, args, lambda w: corrections.adjust(w, units, why, named))
 
 
-def consume(
-    req: ConsumeRequest, idempotency_key: IdempotencyKey | None = None
-) -> Change[Consumption]:
+def _consume(c: cmd.Consume, _: HoldLimits) -> Change[Consumption]:
+    req = consume_request(c)
     return Change(
         "consume",
         req.arguments(),
         Consumption,
         lambda w: consumptions.consume(w, req),
-        idempotency_key,
+        c.idempotency_key,
         lambda org_id: consumptions.read_ahead(org_id, req),
     )
 
 
-def refund(
-    consumption_id: int,
-    *,
-    reason: str | None = None,
-    by: str | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Refund]:
-    """Refund a paid consumption; ``by``: who (the audit trail; not part of the request's
-    fingerprint, so a retry names the same refund whoever sends it)."""
-    reason = check.text(reason, "reason", check.TEXT_LENGTH_MAX)
-    who = check.text(by, "by")
-    cid = positive_id(consumption_id, "consumption id")
+def consume_request(c: cmd.Consume) -> ConsumeRequest:
+    return ConsumeRequest.parse(**c.values("dry_run"))
+
+
+def _refund(c: cmd.Refund, _: HoldLimits) -> Change[Refund]:
+    """``by`` is the audit trail's: not part of the request's fingerprint, so a retry
+    names the same refund whoever sends it."""
+    reason = check.text(c.reason, "reason", check.TEXT_LENGTH_MAX)
+    who = check.text(_by(c), "by")
+    cid = positive_id(c.consumption_id, "consumption id")
     args = {"consumption_id": cid, "reason": reason}
-    return Change(
-        "refund", args, Refund, lambda w: consumptions.refund(w, cid, reason, who), idempotency_key
-    )
+    return _change(c, args, lambda w: consumptions.refund(w, cid, reason, who))
 
 
-def hold(
-    feature: str,
-    *,
-    user_id: str,
-    quantity: Amount | None = None,
-    amount: Amount | None = None,
-    ttl_s: int | None = None,
-    feature_name: str | None = None,
-    action: str | None = None,
-    integration: str | None = None,
-    metadata: dict[str, Any] | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-    ttl_s_default: int = HOLD_TTL_S_DEFAULT,
-    ttl_s_max: int = HOLD_TTL_S_MAX,
-) -> Change[Hold]:
+def _hold(c: cmd.Hold, limits: HoldLimits) -> Change[Hold]:
     req = holds.HoldRequest.parse(
-        feature,
-        user_id,
-        amount=amount,
-        ttl_s=ttl_s,
-        ttl_s_default=ttl_s_default,
-        ttl_s_max=ttl_s_max,
-        quantity=quantity,
-        feature_name=feature_name,
-        action=action,
-        integration=integration,
-        metadata=metadata,
+        **c.values(),
+        ttl_s_default=limits.hold_ttl_s_default,
+        ttl_s_max=limits.hold_ttl_s_max,
     )
-    return Change("hold", req.arguments(), Hold, lambda w: holds.hold(w, req), idempotency_key)
+    return _change(c, req.arguments(), lambda w: holds.hold(w, req))
 
 
-def settle(
-    hold_id: int,
-    *,
-    cost: Amount | None = None,
-    quantity: Amount | None = None,
-    user_id: str | None = None,
-    feature_name: str | None = None,
-    action: str | None = None,
-    integration: str | None = None,
-    breakdown: dict[str, int] | None = None,
-    requests: int | None = None,
-    metadata: dict[str, Any] | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Consumption]:
-    hid = positive_id(hold_id, "hold id")
-    req = holds.SettleRequest.parse(
-        cost=cost,
-        quantity=quantity,
-        user_id=user_id,
-        feature_name=feature_name,
-        action=action,
-        integration=integration,
-        breakdown=breakdown,
-        requests=requests,
-        metadata=metadata,
-    )
+def _settle(c: cmd.Settle, _: HoldLimits) -> Change[Consumption]:
+    hid = positive_id(c.hold_id, "hold id")
+    req = holds.SettleRequest.parse(**c.values("hold_id"))
     args = {"hold_id": hid, **req.arguments()}
-    return Change("settle", args, Consumption, lambda w: holds.settle(w, hid, req), idempotency_key)
+    return _change(c, args, lambda w: holds.settle(w, hid, req))
 
 
-def release(hold_id: int, *, idempotency_key: IdempotencyKey | None = None) -> Change[Hold]:
-    hid = positive_id(hold_id, "hold id")
-    return Change(
-        "release", {"hold_id": hid}, Hold, lambda w: holds.release(w, hid), idempotency_key
-    )
+def _release(c: cmd.Release, _: HoldLimits) -> Change[Hold]:
+    hid = positive_id(c.hold_id, "hold id")
+    return _change(c, {"hold_id": hid}, lambda w: holds.release(w, hid))
 
 
 def positive_id(value: object, field: str) -> int:
@@ -444,54 +373,39 @@ def positive_id(value: object, field: str) -> int:
     return value
 
 
-def request_credits(
-    amount: Amount,
-    *,
-    requested_by: str,
-    message: str | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[CreditRequest]:
-    args = {"amount": str(amount), "requested_by": requested_by, "message": message}
-    return Change(
-        "request_credits",
-        args,
-        CreditRequest,
-        lambda w: credit_requests.request(w, amount, message, requested_by),
-        idempotency_key,
-    )
+def _request_credits(c: cmd.RequestCredits, _: HoldLimits) -> Change[CreditRequest]:
+    requested_by = _by(c, "requested_by")
+    args = {"amount": str(c.amount), "requested_by": requested_by, "message": c.message}
+    return _change(c, args, lambda w: credit_requests.request(w, c.amount, c.message, requested_by))
 
 
-def grant_credit_request(
-    request_id: int,
-    *,
-    amount: Amount | None = None,
-    expires_at: datetime | None = None,
-    by: str | None = None,
-    note: str | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> Change[Grant]:
-    rid = positive_id(request_id, "credit request id")
-    fields = {"expires_at": expires_at, "granted_by": by, "note": note}
+def _grant_credit_request(c: cmd.GrantCreditRequest, _: HoldLimits) -> Change[Grant]:
+    rid = positive_id(c.request_id, "credit request id")
+    fields = {"expires_at": c.expires_at, "granted_by": _by(c), "note": c.note}
+    amount = c.amount
     if amount is not None:  # checked before the transaction; else what was asked for
         grants.GrantRequest.parse(amount, **fields)
     args = {"request_id": rid, "amount": None if amount is None else str(amount), **fields}
-    return Change(
-        "grant_credit_request",
-        args,
-        Grant,
-        lambda w: credit_requests.grant(w, rid, amount, fields),
-        idempotency_key,
-    )
+    return _change(c, args, lambda w: credit_requests.grant(w, rid, amount, fields))
 
 
-def dismiss_credit_request(
-    request_id: int, *, by: str | None = None, idempotency_key: IdempotencyKey | None = None
-) -> Change[CreditRequest]:
-    rid = positive_id(request_id, "credit request id")
-    return Change(
-        "dismiss_credit_request",
-        {"request_id": rid, "by": by},
-        CreditRequest,
-        lambda w: credit_requests.dismiss(w, rid, by),
-        idempotency_key,
-    )
+def _dismiss_credit_request(c: cmd.DismissCreditRequest, _: HoldLimits) -> Change[CreditRequest]:
+    rid = positive_id(c.request_id, "credit request id")
+    by = _by(c)
+    return _change(c, {"request_id": rid, "by": by}, lambda w: credit_requests.dismiss(w, rid, by))
+
+
+_MAKERS: dict[type[Any], Callable[[Any, HoldLimits], AnyChange]] = {
+    cmd.Grant: _grant,
+    cmd.VoidGrant: _void,
+    cmd.ChangeGrantExpiry: _change_expiry,
+    cmd.Adjust: _adjust,
+    cmd.Consume: _consume,
+    cmd.Refund: _refund,
+    cmd.Hold: _hold,
+    cmd.Settle: _settle,
+    cmd.Release: _release,
+    cmd.RequestCredits: _request_credits,
+    cmd.GrantCreditRequest: _grant_credit_request,
+    cmd.DismissCreditRequest: _dismiss_credit_request,
+}

@@ -15,24 +15,23 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from creditpool import changes
+from creditpool import commands as cmd
 from creditpool import validation as check
 from creditpool.audit import service as audit
 from creditpool.audit.models import AuditRecord
 from creditpool.auth import service as keys
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
-from creditpool.changes import RACE_ATTEMPTS, AnyChange, AnyOutcome, Change, IdempotencyKey, Outcome
+from creditpool.changes import RACE_ATTEMPTS, AnyChange, AnyOutcome, Change, Outcome
 from creditpool.consumptions import service as consumptions
-from creditpool.consumptions.models import Consumption, Refund
-from creditpool.consumptions.service import ConsumeRequest
+from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import CreditPoolError, InvalidInput
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
 from creditpool.core.money import to_decimal
@@ -71,6 +70,7 @@ from creditpool.webhooks.facade import WebhooksFacade
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
 CommitListener = Callable[[str, int], None]
 
 
@@ -102,33 +102,50 @@ class WriteHook(Protocol):
 _write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
 
 
-@dataclass(frozen=True, slots=True)
-class ConsumeCall:
-    """One consumption of a batch: the arguments of ``CreditPool.consume``."""
+class mutation(Generic[P, M]):
+    """A ``CreditPool`` method made from a command (``creditpool.commands``): it takes the
+    organization's id and then the command's fields, so that a parameter is declared once,
+    in the command, for the library and both clients alike. Read from a pool, it is a
+    function that builds the command and runs it (``CreditPool._execute``), kept on the
+    pool after the first read."""
 
-    feature: str
-    user_id: str
-    quantity: Amount | None = None
-    feature_name: str | None = None
-    action: str | None = None
-    integration: str | None = None
-    breakdown: dict[str, int] | None = None
-    requests: int | None = None
-    metadata: dict[str, Any] | None = None
-    idempotency_key: IdempotencyKey | None = None
+    def __init__(self, command: Callable[P, cmd.Command[M]]) -> None:
+        self.command = command
+        kind = cast(type[cmd.Command[M]], command)
+        self.__doc__ = kind.doc()
+        self.signature = kind.method_signature()
+        self.name = ""
 
-    def request(self) -> ConsumeRequest:
-        return ConsumeRequest.parse(
-            self.feature,
-            self.user_id,
-            quantity=self.quantity,
-            feature_name=self.feature_name,
-            action=self.action,
-            integration=self.integration,
-            breakdown=self.breakdown,
-            requests=self.requests,
-            metadata=self.metadata,
-        )
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @property
+    def build(self) -> Callable[..., Any]:
+        """An unbound stand-in with the method's signature (for ``inspect`` and ``help``)."""
+        return self._method(None)
+
+    @overload
+    def __get__(self, pool: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[Concatenate[str, P], M]: ...
+    def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
+        if pool is None:
+            return self
+        method = self._method(pool)
+        pool.__dict__[self.name] = method  # later reads find it first
+        return method
+
+    def _method(self, pool: CreditPool | None) -> Callable[..., Any]:
+        command = self.command
+
+        def method(org_id: str, *args: Any, **kwargs: Any) -> Any:
+            assert pool is not None
+            return pool._execute(org_id, command(*args, **kwargs))
+
+        method.__name__ = method.__qualname__ = self.name
+        method.__doc__ = self.__doc__
+        method.__signature__ = self.signature  # type: ignore[attr-defined]
+        return method
 
 
 BatchOutcome = Outcome[Consumption]
@@ -445,81 +462,13 @@ class CreditPool(WebhooksFacade):
 
     # -- grants ------------------------------------------------------------------------
 
-    def grant(
-        self,
-        org_id: str,
-        amount: Amount,
-        *,
-        expires_at: datetime | None = None,
-        available_from: datetime | None = None,
-        granted_by: str | None = None,
-        note: str | None = None,
-        reference: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Grant:
-        """Deposit ``amount`` credits. Permanent unless ``expires_at``; usable from
-        ``available_from`` (default: now)."""
-        change = changes.grant(
-            amount,
-            expires_at=expires_at,
-            available_from=available_from,
-            granted_by=granted_by,
-            note=note,
-            reference=reference,
-            idempotency_key=idempotency_key,
-        )
-        return self.apply(org_id, change).unwrap()
+    grant = mutation(cmd.GrantBy)
 
-    def void_grant(
-        self,
-        org_id: str,
-        grant_id: int,
-        *,
-        amount: Amount | None = None,
-        by: str | None = None,
-        reason: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Grant:
-        """Void a mistaken grant: its remaining credits leave the pool (a ledger entry).
-        With ``amount``, only that much of what it has left (a staff correction: ``by`` is
-        required); the grant stays, holding that much less."""
-        change = changes.void(
-            grant_id, amount=amount, by=by, reason=reason, idempotency_key=idempotency_key
-        )
-        return self.apply(org_id, change).unwrap()
+    void_grant = mutation(cmd.VoidGrantBy)
 
-    def change_grant_expiry(
-        self,
-        org_id: str,
-        grant_id: int,
-        expires_at: datetime | None,
-        *,
-        by: str,
-        reason: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Grant:
-        """Move a grant's expiry earlier or later (None: permanent), never to an instant
-        that has passed; a ledger ``expiry_change`` entry records it."""
-        change = changes.change_expiry(
-            grant_id, expires_at, by=by, reason=reason, idempotency_key=idempotency_key
-        )
-        return self.apply(org_id, change).unwrap()
+    change_grant_expiry = mutation(cmd.ChangeGrantExpiryBy)
 
-    def adjust(
-        self,
-        org_id: str,
-        credits: Amount,
-        *,
-        reason: str,
-        by: str,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Adjustment:
-        """A manual adjustment (goodwill, a correction that is not a use of a feature):
-        negative ``credits`` are debited like a consumption (refused with
-        ``InsufficientCredits`` when Left is short), positive ones given back like a
-        refund."""
-        change = changes.adjust(credits, reason=reason, by=by, idempotency_key=idempotency_key)
-        return self.apply(org_id, change).unwrap()
+    adjust = mutation(cmd.AdjustBy)
 
     def adjustment(self, org_id: str, adjustment_id: int) -> Adjustment:
         with self.db.read() as tx:
@@ -577,60 +526,9 @@ class CreditPool(WebhooksFacade):
 
     # -- consumptions and refunds ------------------------------------------------------
 
-    def consume(
-        self,
-        org_id: str,
-        feature: str,
-        *,
-        user_id: str,
-        quantity: Amount | None = None,
-        feature_name: str | None = None,
-        action: str | None = None,
-        integration: str | None = None,
-        breakdown: dict[str, int] | None = None,
-        requests: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-        dry_run: bool = False,
-    ) -> Consumption:
-        """Charge one use of ``feature`` by ``user_id``: all or nothing.
+    consume = mutation(cmd.Consume)
 
-        Raises InsufficientCredits (nothing charged) when Left < cost. With ``dry_run`` the
-        answer shows the cost and the grants it would draw from, and nothing is written.
-        """
-        req = consumptions.ConsumeRequest.parse(
-            feature,
-            user_id,
-            quantity=quantity,
-            feature_name=feature_name,
-            action=action,
-            integration=integration,
-            breakdown=breakdown,
-            requests=requests,
-            metadata=metadata,
-        )
-        if dry_run:
-            with self.db.read() as tx:
-                orgs.require_org(tx, org_id)
-                live = list(grants_repo.load_live(tx.conn, org_id).values())
-                return consumptions.dry_run(tx, org_id, live, req)
-        return self.apply(org_id, changes.consume(req, idempotency_key)).unwrap()
-
-    def refund(
-        self,
-        org_id: str,
-        consumption_id: int,
-        *,
-        reason: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-        by: str | None = None,
-    ) -> Refund:
-        """Refund a paid consumption; a second refund returns the first result. ``by``:
-        who refunded it (the audit trail)."""
-        change = changes.refund(
-            consumption_id, reason=reason, by=by, idempotency_key=idempotency_key
-        )
-        return self.apply(org_id, change).unwrap()
+    refund = mutation(cmd.RefundBy)
 
     def consumption(self, org_id: str, consumption_id: int) -> Consumption:
         with self.db.read() as tx:
@@ -679,86 +577,11 @@ class CreditPool(WebhooksFacade):
 
     # -- holds -------------------------------------------------------------------------
 
-    def hold(
-        self,
-        org_id: str,
-        feature: str,
-        *,
-        user_id: str,
-        quantity: Amount | None = None,
-        amount: Amount | None = None,
-        ttl_s: int | None = None,
-        feature_name: str | None = None,
-        action: str | None = None,
-        integration: str | None = None,
-        metadata: dict[str, Any] | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Hold:
-        """Reserve credits for a use of ``feature`` whose cost is known only at its end:
-        ``amount`` credits, or the catalog's price of ``quantity`` (of one use when neither
-        is given), drawn like a consumption, for ``ttl_s`` seconds. Held credits are in the
-        balance's ``held``, out of Left. Raises InsufficientCredits when Left < amount."""
-        change = changes.hold(
-            feature,
-            user_id=user_id,
-            quantity=quantity,
-            amount=amount,
-            ttl_s=ttl_s,
-            feature_name=feature_name,
-            action=action,
-            integration=integration,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-            ttl_s_default=self.hold_ttl_s_default,
-            ttl_s_max=self.hold_ttl_s_max,
-        )
-        return self.apply(org_id, change).unwrap()
+    hold = mutation(cmd.Hold)
 
-    def settle(
-        self,
-        org_id: str,
-        hold_id: int,
-        *,
-        cost: Amount | None = None,
-        quantity: Amount | None = None,
-        user_id: str | None = None,
-        feature_name: str | None = None,
-        action: str | None = None,
-        integration: str | None = None,
-        breakdown: dict[str, int] | None = None,
-        requests: int | None = None,
-        metadata: dict[str, Any] | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Consumption:
-        """Turn an open hold into one paid consumption of the real cost (``cost``, or the
-        catalog's price of ``quantity`` now; neither: the price now of the hold's quantity,
-        or else the amount held). Fields not given are the hold's. Above the
-        hold, the difference is charged from the other credits (InsufficientCredits when
-        they cannot pay it: the hold stays open); below, the rest goes back to Left.
-        Raises HoldNotOpen when the hold was settled, released or ran out."""
-        change = changes.settle(
-            hold_id,
-            cost=cost,
-            quantity=quantity,
-            user_id=user_id,
-            feature_name=feature_name,
-            action=action,
-            integration=integration,
-            breakdown=breakdown,
-            requests=requests,
-            metadata=metadata,
-            idempotency_key=idempotency_key,
-        )
-        return self.apply(org_id, change).unwrap()
+    settle = mutation(cmd.Settle)
 
-    def release(
-        self, org_id: str, hold_id: int, *, idempotency_key: IdempotencyKey | None = None
-    ) -> Hold:
-        """Give all of an open hold's credits back (what was held on grants that expired or
-        were voided meanwhile is ``lost``). Raises HoldNotOpen when it is not open."""
-        return self.apply(
-            org_id, changes.release(hold_id, idempotency_key=idempotency_key)
-        ).unwrap()
+    release = mutation(cmd.Release)
 
     def hold_of(self, org_id: str, hold_id: int) -> Hold:
         hid = _id(hold_id, "hold id")
@@ -972,20 +795,7 @@ class CreditPool(WebhooksFacade):
 
     # -- the one way to change a pool --------------------------------------------------
 
-    def request_credits(
-        self,
-        org_id: str,
-        amount: Amount,
-        *,
-        requested_by: str,
-        message: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> CreditRequest:
-        """An organization admin asks for more credits: a ``credits.requested`` event."""
-        change = changes.request_credits(
-            amount, requested_by=requested_by, message=message, idempotency_key=idempotency_key
-        )
-        return self.apply(org_id, change).unwrap()
+    request_credits = mutation(cmd.RequestCreditsBy)
 
     def credit_requests(
         self,
@@ -1004,39 +814,19 @@ class CreditPool(WebhooksFacade):
                 tx, org_id, status, before_id=before_id, limit=_limit(limit)
             )
 
-    def grant_credit_request(
-        self,
-        org_id: str,
-        request_id: int,
-        *,
-        amount: Amount | None = None,
-        expires_at: datetime | None = None,
-        by: str | None = None,
-        note: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> Grant:
-        """Answer an open request with a grant (of the amount asked for unless ``amount``),
-        which closes it."""
-        change = changes.grant_credit_request(
-            request_id,
-            amount=amount,
-            expires_at=expires_at,
-            by=by,
-            note=note,
-            idempotency_key=idempotency_key,
-        )
-        return self.apply(org_id, change).unwrap()
+    grant_credit_request = mutation(cmd.GrantCreditRequestBy)
 
-    def dismiss_credit_request(
-        self,
-        org_id: str,
-        request_id: int,
-        *,
-        by: str | None = None,
-        idempotency_key: IdempotencyKey | None = None,
-    ) -> CreditRequest:
-        change = changes.dismiss_credit_request(request_id, by=by, idempotency_key=idempotency_key)
-        return self.apply(org_id, change).unwrap()
+    dismiss_credit_request = mutation(cmd.DismissCreditRequestBy)
+
+    def _execute(self, org_id: str, command: cmd.Command[M]) -> M:
+        """Run a command (what every method made by ``mutation`` does)."""
+        if isinstance(command, cmd.Consume) and command.dry_run:
+            req = changes.consume_request(command)
+            with self.db.read() as tx:
+                orgs.require_org(tx, org_id)
+                live = list(grants_repo.load_live(tx.conn, org_id).values())
+                return cast(M, consumptions.dry_run(tx, org_id, live, req))
+        return self.apply(org_id, changes.of(command, self)).unwrap()
 
     def apply(self, org_id: str, change: Change[M]) -> Outcome[M]:
         """Run one change (see ``creditpool.changes``): its outcome says whether its key was
@@ -1064,13 +854,13 @@ class CreditPool(WebhooksFacade):
         self._observed(batch, outcomes)
         return outcomes
 
-    def consume_batch(self, org_id: str, calls: list[ConsumeCall]) -> list[BatchOutcome]:
+    def consume_batch(self, org_id: str, calls: list[cmd.Consume]) -> list[BatchOutcome]:
         """``apply_batch`` of consumptions; a call refused while parsing is refused alone."""
         outcomes: list[BatchOutcome | None] = [None] * len(calls)
         parsed: list[tuple[int, AnyChange]] = []
         for i, call in enumerate(calls):
             try:
-                parsed.append((i, changes.consume(call.request(), call.idempotency_key)))
+                parsed.append((i, changes.of(call, self)))
             except CreditPoolError as error:
                 outcomes[i] = BatchOutcome(error=error)
         if parsed:

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from creditpool import CreditPool, IdempotencyConflict, InsufficientCredits, InvalidAmount
+from creditpool.commands import Consume
 from creditpool.http.batching import ConsumeBatcher
-from creditpool.pool import ConsumeCall
 
 
 def test_a_batch_charges_each_call_on_its_own_and_refuses_only_what_does_not_fit(
@@ -19,10 +19,10 @@ def test_a_batch_charges_each_call_on_its_own_and_refuses_only_what_does_not_fit
     pool.create_org("acme")
     pool.grant("acme", "1.00")
     calls = [
-        ConsumeCall("report", "u-1"),  # 0.50
-        ConsumeCall("topic_detection", "u-2", quantity="1.00001"),  # malformed
-        ConsumeCall("report", "u-3"),  # 0.50: the last credits
-        ConsumeCall("agent_recommendation", "u-4"),  # 0.25: nothing left
+        Consume("report", user_id="u-1"),  # 0.50
+        Consume("topic_detection", user_id="u-2", quantity="1.00001"),  # malformed
+        Consume("report", user_id="u-3"),  # 0.50: the last credits
+        Consume("agent_recommendation", user_id="u-4"),  # 0.25: nothing left
     ]
     outcomes = pool.consume_batch("acme", calls)
     assert [o.result is not None for o in outcomes] == [True, False, True, False]
@@ -41,18 +41,18 @@ def test_a_key_repeated_in_one_batch_or_across_batches_charges_once(pool: Credit
     first = pool.consume_batch(
         "acme",
         [
-            ConsumeCall("report", "u-1", idempotency_key="k"),
-            ConsumeCall("report", "u-1", idempotency_key="k"),
+            Consume("report", user_id="u-1", idempotency_key="k"),
+            Consume("report", user_id="u-1", idempotency_key="k"),
         ],
     )
     assert first[0].result == first[1].result
     assert (first[0].replayed, first[1].replayed) == (False, True)
-    again = pool.consume_batch("acme", [ConsumeCall("report", "u-1", idempotency_key="k")])
+    again = pool.consume_batch("acme", [Consume("report", user_id="u-1", idempotency_key="k")])
     assert again[0].result == first[0].result
     assert again[0].replayed
     single = pool.consume("acme", "report", user_id="u-1", idempotency_key="k")
     assert single == first[0].result
-    other = pool.consume_batch("acme", [ConsumeCall("report", "u-2", idempotency_key="k")])
+    other = pool.consume_batch("acme", [Consume("report", user_id="u-2", idempotency_key="k")])
     assert isinstance(other[0].error, IdempotencyConflict)
     assert pool.balance("acme").left == Decimal("9.50")
     assert pool.verify() == []
@@ -67,7 +67,7 @@ def test_concurrent_requests_are_committed_together_and_never_overspend(
     sizes: list[int] = []
     original = pool.consume_batch
 
-    def recording(org_id: str, calls: list[ConsumeCall]) -> list:  # type: ignore[type-arg]
+    def recording(org_id: str, calls: list[Consume]) -> list:  # type: ignore[type-arg]
         sizes.append(len(calls))
         return original(org_id, calls)
 
@@ -80,7 +80,7 @@ def test_concurrent_requests_are_committed_together_and_never_overspend(
             try:
                 outcome = await batcher.consume(
                     "acme",
-                    ConsumeCall("agent_recommendation", f"u-{n}", idempotency_key=f"{n}-{i}"),
+                    Consume("agent_recommendation", user_id=f"u-{n}", idempotency_key=f"{n}-{i}"),
                 )
                 result = outcome.unwrap()
                 assert not outcome.replayed
@@ -111,7 +111,7 @@ def test_a_failing_batch_is_retried_call_by_call(pool: CreditPool) -> None:
     batcher = ConsumeBatcher(pool)
     original = pool.consume_batch
 
-    def failing(org_id: str, calls: list[ConsumeCall]) -> list:  # type: ignore[type-arg]
+    def failing(org_id: str, calls: list[Consume]) -> list:  # type: ignore[type-arg]
         if any(c.user_id == "bad" for c in calls):
             raise RuntimeError("boom")
         return original(org_id, calls)
@@ -119,7 +119,7 @@ def test_a_failing_batch_is_retried_call_by_call(pool: CreditPool) -> None:
     pool.consume_batch = failing  # type: ignore[method-assign]
 
     async def together() -> list[object]:
-        calls = [ConsumeCall("report", u) for u in ("u-1", "u-2", "bad", "u-3")]
+        calls = [Consume("report", user_id=u) for u in ("u-1", "u-2", "bad", "u-3")]
         return await asyncio.gather(
             *(batcher.consume("acme", c) for c in calls), return_exceptions=True
         )
@@ -136,6 +136,6 @@ def test_an_unknown_organization_fails_every_call_of_the_batch(pool: CreditPool)
     batcher = ConsumeBatcher(pool)
     try:
         with pytest.raises(Exception, match="not found"):
-            asyncio.run(batcher.consume("nope", ConsumeCall("report", "u-1")))
+            asyncio.run(batcher.consume("nope", Consume("report", user_id="u-1")))
     finally:
         batcher.close()

@@ -24,8 +24,8 @@ from creditpool import (
     Member,
     NotFound,
 )
+from creditpool.commands import Consume
 from creditpool.idempotency.service import ScopedKey
-from creditpool.pool import ConsumeCall
 from tests.integration.dbstate import snapshot
 
 THREADS = 8
@@ -107,7 +107,7 @@ def test_racing_duplicates_in_batches_charge_once(pool: CreditPool) -> None:
     pool.create_org("acme")
     pool.grant("acme", "100")
     key = ScopedKey("api-key-1", "batched")
-    call = ConsumeCall("report", "u-1", idempotency_key=key)
+    call = Consume("report", user_id="u-1", idempotency_key=key)
     outcomes = all_at_once([lambda: pool.consume_batch("acme", [call, call])] * THREADS)
     only(outcomes, list)
     results = [o.result for batch in outcomes for o in batch if o.result]  # type: ignore[union-attr]
@@ -124,7 +124,7 @@ def consume_alone(pool: CreditPool, org: str, key: ScopedKey) -> Consumption:
 
 
 def consume_in_batch(pool: CreditPool, org: str, key: ScopedKey) -> Consumption:
-    [outcome] = pool.consume_batch(org, [ConsumeCall("report", "u-1", idempotency_key=key)])
+    [outcome] = pool.consume_batch(org, [Consume("report", user_id="u-1", idempotency_key=key)])
     if outcome.error is not None:
         raise outcome.error
     assert outcome.result is not None
@@ -199,7 +199,9 @@ def test_a_plain_library_key_may_be_reused_in_another_organization(pool: CreditP
     a = pool.consume("acme", "report", user_id="u-1", idempotency_key="req-1")
     b = pool.consume("globex", "report", user_id="u-1", idempotency_key="req-1")
     assert (a.org_id, b.org_id) == ("acme", "globex")
-    [again] = pool.consume_batch("globex", [ConsumeCall("report", "u-1", idempotency_key="req-1")])
+    [again] = pool.consume_batch(
+        "globex", [Consume("report", user_id="u-1", idempotency_key="req-1")]
+    )
     assert again.replayed
     assert again.result == b
 

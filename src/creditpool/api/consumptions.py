@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from creditpool import changes
+from creditpool import commands as cmd
 from creditpool.api.bodies.consumptions import ConsumeBody, RefundBody
 from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption, Refund
@@ -22,7 +22,7 @@ from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
-from creditpool.pool import ConsumeCall, CreditPool
+from creditpool.pool import CreditPool
 
 router = APIRouter(prefix="/v1/orgs/{org}", tags=["consumptions"], route_class=AuthorizedRoute)
 Consumer = Annotated[Principal, allowed(Action.CONSUME)]
@@ -47,26 +47,20 @@ async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Consu
     # the body is read (401, 403 or 404 first), as everywhere else. The charge waits in
     # the event loop for its organization's next group commit (http.batching), which runs
     # on a database thread: one hand-off per batch, none per waiting request.
-    fields = body.model_dump(exclude={"feature", "user_id", "dry_run"})
+    fields = body.model_dump()
     state = request.app.state
     try:
         if body.dry_run:  # changes nothing: no key, no batch
             pool: CreditPool = state.pool
-            result = await run_in_threadpool(
-                lambda: pool.consume(
-                    org, body.feature, user_id=body.user_id, dry_run=True, **fields
-                )
-            )
+            result = await run_in_threadpool(lambda: pool.consume(org, **fields))
             return _json(200, result)
         replay: Replayer = state.replayer
         batcher: ConsumeBatcher = state.batcher
         response = await replay.run_ledger_async(
             request,
             caller,
-            201,
-            lambda key: batcher.consume(
-                org, ConsumeCall(body.feature, body.user_id, idempotency_key=key, **fields)
-            ),
+            cmd.Consume.success,
+            lambda key: batcher.consume(org, cmd.Consume(**fields, idempotency_key=key)),
         )
     except CreditPoolError as error:
         metrics.REFUSALS.labels(feature=body.feature, code=error.code).inc()
@@ -126,10 +120,5 @@ def refund(
 ) -> Response:
     """Refund a paid consumption (the vendor's backend, or staff from the console); a
     second refund answers the first result."""
-    by = caller.key.name
-    return writes.ledger(
-        caller,
-        org,
-        200,
-        lambda key: changes.refund(consumption_id, reason=body.reason, by=by, idempotency_key=key),
-    )
+    fields = body.model_dump()
+    return writes.ledger(caller, org, cmd.RefundBy, consumption_id, **fields, by=caller.key.name)

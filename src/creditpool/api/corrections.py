@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from creditpool import changes
+from creditpool import commands as cmd
 from creditpool.api.bodies.grants import AdjustmentCreate
 from creditpool.audit.models import AuditRecord
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
@@ -44,13 +44,7 @@ def create_adjustment(
     """A manual adjustment: negative `credits` are debited from the grants in consumption
     order (refused with 402 when Left is short); positive ones go back to the most recent
     active grants as a refund's do. A ledger `adjustment` entry records it."""
-    by = caller.key.name
-    return writes.ledger(
-        caller,
-        org,
-        201,
-        lambda key: changes.adjust(body.credits, reason=body.reason, by=by, idempotency_key=key),
-    )
+    return writes.ledger(caller, org, cmd.AdjustBy, **body.model_dump(), by=caller.key.name)
 
 
 @router.get("/adjustments/{adjustment_id}", response_model=Adjustment)

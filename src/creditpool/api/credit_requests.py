@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 
-from creditpool import changes
+from creditpool import commands as cmd
 from creditpool.api.bodies.credit_requests import (
     CreditRequestCreate,
     CreditRequestDismiss,
@@ -40,14 +40,7 @@ def request_credits(
     """Ask for more credits: an open request, and a `credits.requested` event (webhook) so
     that the vendor hears of it. ``requested_by`` is the caller's name."""
     by = caller.key.name or caller.key.user_id or caller.key.id
-    return writes.ledger(
-        caller,
-        org,
-        201,
-        lambda key: changes.request_credits(
-            body.amount, requested_by=by, message=body.message, idempotency_key=key
-        ),
-    )
+    return writes.ledger(caller, org, cmd.RequestCreditsBy, **body.model_dump(), requested_by=by)
 
 
 @router.get("", response_model=Page[CreditRequest])
@@ -75,12 +68,8 @@ def grant_credit_request(
     """Answer the request with a grant (of the amount asked for unless ``amount``), which
     closes it; ``granted_by`` is the staff key's name."""
     fields = body.model_dump()
-    by = caller.key.name
     return writes.ledger(
-        caller,
-        org,
-        201,
-        lambda key: changes.grant_credit_request(request_id, by=by, idempotency_key=key, **fields),
+        caller, org, cmd.GrantCreditRequestBy, request_id, **fields, by=caller.key.name
     )
 
 
@@ -93,10 +82,4 @@ def dismiss_credit_request(
     body: CreditRequestDismiss | None = None,
 ) -> Response:
     """Close the request without a grant."""
-    by = caller.key.name
-    return writes.ledger(
-        caller,
-        org,
-        200,
-        lambda key: changes.dismiss_credit_request(request_id, by=by, idempotency_key=key),
-    )
+    return writes.ledger(caller, org, cmd.DismissCreditRequestBy, request_id, by=caller.key.name)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Response
 
-from creditpool import changes
+from creditpool import commands as cmd
 from creditpool.api.bodies.grants import GrantCreate, GrantUpdate, VoidBody
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.http.deps import ObjectId, OrgId, Pool
@@ -23,15 +23,7 @@ Reader = Annotated[Principal, allowed(Action.GRANTS_READ)]
 
 @router.post("/grants", status_code=201, response_model=Grant)
 def create_grant(org: OrgId, body: GrantCreate, caller: Writer, writes: Write) -> Response:
-    fields = body.model_dump(exclude={"amount"})
-    return writes.ledger(
-        caller,
-        org,
-        201,
-        lambda key: changes.grant(
-            body.amount, granted_by=caller.key.name, idempotency_key=key, **fields
-        ),
-    )
+    return writes.ledger(caller, org, cmd.GrantBy, **body.model_dump(), granted_by=caller.key.name)
 
 
 @router.get("/grants", response_model=Page[Grant])
@@ -57,14 +49,8 @@ def void_grant(
     org: OrgId, grant_id: ObjectId, body: VoidBody, caller: Writer, writes: Write
 ) -> Response:
     """Void a grant whole, or ``amount`` of what it has left (a correction)."""
-    by = caller.key.name
     return writes.ledger(
-        caller,
-        org,
-        200,
-        lambda key: changes.void(
-            grant_id, amount=body.amount, by=by, reason=body.reason, idempotency_key=key
-        ),
+        caller, org, cmd.VoidGrantBy, grant_id, **body.model_dump(), by=caller.key.name
     )
 
 
@@ -74,12 +60,7 @@ def update_grant(
 ) -> Response:
     """Change a grant's expiry, earlier or later (null: permanent), never to an instant
     that has passed: a ledger ``expiry_change`` entry records it."""
-    by = caller.key.name
+    fields = body.model_dump()
     return writes.ledger(
-        caller,
-        org,
-        200,
-        lambda key: changes.change_expiry(
-            grant_id, body.expires_at, by=by, reason=body.reason, idempotency_key=key
-        ),
+        caller, org, cmd.ChangeGrantExpiryBy, grant_id, **fields, by=caller.key.name
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Response
 
-from creditpool import changes
+from creditpool import commands as cmd
 from creditpool.api.bodies.holds import HoldBody, ReleaseBody, SettleBody
 from creditpool.consumptions.models import Consumption
 from creditpool.holds.models import Hold, HoldStatus
@@ -41,22 +41,7 @@ def create_hold(org: OrgId, body: HoldBody, caller: Writer, writes: Write) -> Re
     """Reserve credits from the organization's grants in consumption order, until
     ``expires_at``: they leave ``left`` for ``held`` until the hold is settled or
     released (or expires, which releases them)."""
-    fields = body.model_dump(exclude={"feature", "user_id"})
-    pool = writes.pool
-    return writes.ledger(
-        caller,
-        org,
-        201,
-        lambda key: changes.hold(
-            body.feature,
-            user_id=body.user_id,
-            idempotency_key=key,
-            # The server's settings, as the pool was opened with them.
-            ttl_s_default=pool.hold_ttl_s_default,
-            ttl_s_max=pool.hold_ttl_s_max,
-            **fields,
-        ),
-    )
+    return writes.ledger(caller, org, cmd.Hold, **body.model_dump())
 
 
 @router.get("/holds", response_model=Page[Hold])
@@ -98,10 +83,7 @@ def settle_hold(
     """Charge the job's real cost as one paid consumption (with ``hold_id``): drawn from
     the held credits first, the rest back to its grants; a cost above the hold draws the
     difference like a consumption. Fields left out come from the hold."""
-    fields = body.model_dump()
-    return writes.ledger(
-        caller, org, 201, lambda key: changes.settle(hold_id, idempotency_key=key, **fields)
-    )
+    return writes.ledger(caller, org, cmd.Settle, hold_id, **body.model_dump())
 
 
 @router.post("/holds/{hold_id}/release", response_model=Hold, responses=NOT_OPEN)
@@ -110,6 +92,4 @@ def release_hold(
 ) -> Response:
     """Give every held credit back to its grant (what was held on a grant that has since
     expired or been voided is ``lost`` with it)."""
-    return writes.ledger(
-        caller, org, 200, lambda key: changes.release(hold_id, idempotency_key=key)
-    )
+    return writes.ledger(caller, org, cmd.Release, hold_id)

@@ -39,6 +39,11 @@ class _Bound(Generic[P, R]):
         self.build = build
         functools.update_wrapper(cast(Any, self), build)  # its name, doc and signature
 
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        # An operation made from a command (``_routes.command``) is named by its method.
+        self.__name__ = self.__qualname__ = name
+        self.build.__name__ = self.build.__qualname__ = name
+
     def _get(self, client: Any) -> Any:
         return self if client is None else client._bind(self.build, self.kind)
 

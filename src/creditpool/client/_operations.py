@@ -8,16 +8,16 @@ build and waits, ``AsyncClient`` returns awaitables. So a parameter is named in 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+from creditpool import commands as cmd
 from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey
 from creditpool.client import _routes as routes
 from creditpool.client._binding import listing, operation, walk
 from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Page, Pages
-from creditpool.consumptions.models import Consumption, Refund
+from creditpool.consumptions.models import Consumption
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
 from creditpool.corrections.models import Adjustment, Correction
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
@@ -218,20 +218,6 @@ def feature_prices(
 # -- grants --------------------------------------------------------------------------
 
 
-def grant(
-    org_id: str,
-    amount: Amount,
-    *,
-    expires_at: datetime | None = None,
-    available_from: datetime | None = None,
-    note: str | None = None,
-    reference: str | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Grant]:
-    """Deposit credits (a staff key; ``granted_by`` is the key's name)."""
-    return routes.grant(org_id, locals())
-
-
 def grants(org_id: str, *, after_id: int | None = None, limit: int | None = None) -> Pages[Grant]:
     """Grants in id order after ``after_id``: ``limit`` of them, or all."""
     return Pages(lambda cursor: routes.grants(org_id, cursor, limit), after_id, limit)
@@ -240,43 +226,6 @@ def grants(org_id: str, *, after_id: int | None = None, limit: int | None = None
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
     """A grant with the consumptions it ``funded``."""
     return routes.grant_info(org_id, grant_id)
-
-
-def void_grant(
-    org_id: str,
-    grant_id: int,
-    *,
-    amount: Amount | None = None,
-    reason: str | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Grant]:
-    """Void a mistaken grant: its remaining credits leave the pool. With ``amount``,
-    only that much of what it has left (staff); the grant stays."""
-    return routes.void_grant(org_id, grant_id, amount, reason, idempotency_key)
-
-
-def change_grant_expiry(
-    org_id: str,
-    grant_id: int,
-    expires_at: datetime | None,
-    *,
-    reason: str | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Grant]:
-    """Move a grant's expiry earlier or later (None: permanent); staff."""
-    return routes.change_grant_expiry(org_id, grant_id, expires_at, reason, idempotency_key)
-
-
-def adjust(
-    org_id: str,
-    credits: Amount,
-    *,
-    reason: str,
-    idempotency_key: str | None = None,
-) -> Call[Adjustment]:
-    """A manual adjustment (staff): negative ``credits`` debit the pool, positive
-    credit it back."""
-    return routes.adjust(org_id, credits, reason, idempotency_key)
 
 
 def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
@@ -304,30 +253,6 @@ def corrections(
 
 
 # -- consumptions and refunds --------------------------------------------------------
-
-
-def consume(
-    org_id: str,
-    feature: str,
-    *,
-    user_id: str,
-    quantity: Amount | None = None,
-    feature_name: str | None = None,
-    action: str | None = None,
-    integration: str | None = None,
-    breakdown: Mapping[str, int] | None = None,
-    requests: int | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    idempotency_key: str | None = None,
-    dry_run: bool = False,
-) -> Call[Consumption]:
-    """Charge one use of ``feature`` by ``user_id``: all or nothing.
-
-    Raises InsufficientCredits (``extra["left"]``, ``extra["required"]``) when the pool
-    holds too little. With ``dry_run`` nothing is charged: the answer shows the cost
-    and the grants it would draw from.
-    """
-    return routes.consume(org_id, locals())
 
 
 def consumptions(
@@ -387,63 +312,7 @@ def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
     return routes.consumption(org_id, consumption_id)
 
 
-def refund(
-    org_id: str,
-    consumption_id: int,
-    *,
-    reason: str | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Refund]:
-    """Refund a paid consumption; a second refund returns the first result."""
-    return routes.refund(org_id, consumption_id, reason, idempotency_key)
-
-
 # -- holds ---------------------------------------------------------------------------
-
-
-def hold(
-    org_id: str,
-    feature: str,
-    *,
-    user_id: str,
-    quantity: Amount | None = None,
-    amount: Amount | None = None,
-    ttl_s: int | None = None,
-    feature_name: str | None = None,
-    action: str | None = None,
-    integration: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Hold]:
-    """Reserve ``amount`` credits (or the price of ``quantity`` of ``feature``) for
-    ``ttl_s`` seconds (default: the server's); InsufficientCredits when Left is less."""
-    return routes.hold(org_id, locals())
-
-
-def settle(
-    org_id: str,
-    hold_id: int,
-    *,
-    cost: Amount | None = None,
-    quantity: Amount | None = None,
-    user_id: str | None = None,
-    feature_name: str | None = None,
-    action: str | None = None,
-    integration: str | None = None,
-    breakdown: Mapping[str, int] | None = None,
-    requests: int | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Consumption]:
-    """Turn an open hold into one paid consumption of its real cost (fields not given
-    come from the hold). HoldNotOpen (``extra["status"]``) when it is not open;
-    InsufficientCredits when a cost above the hold cannot be paid (it stays open)."""
-    return routes.settle(org_id, hold_id, locals())
-
-
-def release(org_id: str, hold_id: int, *, idempotency_key: str | None = None) -> Call[Hold]:
-    """Give an open hold's credits back; HoldNotOpen when it is not open."""
-    return routes.release(org_id, hold_id, idempotency_key)
 
 
 def holds(
@@ -584,18 +453,6 @@ def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
 # -- credit requests -----------------------------------------------------------------
 
 
-def request_credits(
-    org_id: str,
-    amount: Amount,
-    *,
-    message: str | None = None,
-    idempotency_key: str | None = None,
-) -> Call[CreditRequest]:
-    """Ask for more credits (``requested_by`` is the caller): a ``credits.requested``
-    event."""
-    return routes.request_credits(org_id, amount, message, idempotency_key)
-
-
 def credit_requests(
     org_id: str,
     *,
@@ -609,29 +466,6 @@ def credit_requests(
         before_id,
         limit,
     )
-
-
-def grant_credit_request(
-    org_id: str,
-    request_id: int,
-    *,
-    amount: Amount | None = None,
-    expires_at: datetime | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
-) -> Call[Grant]:
-    """Answer an open request with a grant (of the amount asked for unless ``amount``),
-    which closes it; ``by`` is the caller."""
-    return routes.grant_credit_request(
-        org_id, request_id, amount, expires_at, note, idempotency_key
-    )
-
-
-def dismiss_credit_request(
-    org_id: str, request_id: int, *, idempotency_key: str | None = None
-) -> Call[CreditRequest]:
-    """Close an open request without a grant."""
-    return routes.dismiss_credit_request(org_id, request_id, idempotency_key)
 
 
 # -- an organization's API keys ------------------------------------------------------
@@ -687,23 +521,23 @@ class Operations:
     features = listing(features)
     set_feature = operation(set_feature)
     feature_prices = listing(feature_prices)
-    grant = operation(grant)
+    grant = operation(routes.command(cmd.Grant))
     grants = listing(grants)
     grant_info = operation(grant_info)
-    void_grant = operation(void_grant)
-    change_grant_expiry = operation(change_grant_expiry)
-    adjust = operation(adjust)
+    void_grant = operation(routes.command(cmd.VoidGrant))
+    change_grant_expiry = operation(routes.command(cmd.ChangeGrantExpiry))
+    adjust = operation(routes.command(cmd.Adjust))
     adjustment = operation(adjustment)
     audit_log = operation(audit_log)
     corrections = operation(corrections)
-    consume = operation(consume)
+    consume = operation(routes.command(cmd.Consume))
     consumptions = operation(consumptions)
     iter_consumptions = walk(iter_consumptions)
     consumption = operation(consumption)
-    refund = operation(refund)
-    hold = operation(hold)
-    settle = operation(settle)
-    release = operation(release)
+    refund = operation(routes.command(cmd.Refund))
+    hold = operation(routes.command(cmd.Hold))
+    settle = operation(routes.command(cmd.Settle))
+    release = operation(routes.command(cmd.Release))
     holds = operation(holds)
     iter_holds = walk(iter_holds)
     hold_of = operation(hold_of)
@@ -722,10 +556,10 @@ class Operations:
     webhook_delivery = operation(webhook_delivery)
     retry_webhook_delivery = operation(retry_webhook_delivery)
     test_webhook_endpoint = operation(test_webhook_endpoint)
-    request_credits = operation(request_credits)
+    request_credits = operation(routes.command(cmd.RequestCredits))
     credit_requests = listing(credit_requests)
-    grant_credit_request = operation(grant_credit_request)
-    dismiss_credit_request = operation(dismiss_credit_request)
+    grant_credit_request = operation(routes.command(cmd.GrantCreditRequest))
+    dismiss_credit_request = operation(routes.command(cmd.DismissCreditRequest))
     create_key = operation(create_key)
     keys = listing(keys)
     revoke_key = operation(revoke_key)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeAlias, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeAlias, TypeVar, cast
 from urllib.parse import quote
 
 import httpx
@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
-from creditpool.consumptions.models import Consumption, Refund
+from creditpool.commands import AMOUNT_FIELDS, KEY, Command
+from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidAmount, InvalidInput
 from creditpool.corrections.models import Adjustment, Correction
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
@@ -42,6 +43,7 @@ from creditpool.webhooks.models import (
 )
 
 T = TypeVar("T")
+P = ParamSpec("P")
 U = TypeVar("U")
 M = TypeVar("M", bound=BaseModel)
 
@@ -196,36 +198,40 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _key(given: str | None) -> str:
-    return given if given is not None else str(uuid.uuid4())
+def _key(given: object) -> str:
+    if given is None:
+        return str(uuid.uuid4())
+    if not isinstance(given, str):
+        raise InvalidInput("over HTTP an idempotency key is a string")
+    return given
 
 
-# Parameters of a mutation that are amounts: sent as exact decimal strings (a float refused).
-AMOUNT_FIELDS = frozenset({"amount", "cost", "quantity"})
-# Parameters that are not in the body: the receiver, the path's ids, the request's key.
-NOT_IN_BODY = frozenset({"self", "org_id", "hold_id", "idempotency_key"})
+def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call[M]]:
+    """The request of a client method made from a command (``creditpool.commands``): the
+    organization's id, then the command's fields, which go in the path (its ids) or the
+    body (amounts as exact decimal strings, mappings as objects); the key in the header."""
+    k = cast(type[Command[M]], kind)
+    ids, fields = k.path_ids(), k.body_fields()
+
+    def build(org_id: str, *args: Any, **kwargs: Any) -> Call[M]:
+        made = kind(*args, **kwargs)
+        path = k.path.format(**{name: _segment(getattr(made, name), name) for name in ids})
+        body = {name: _wire(name, getattr(made, name)) for name in fields}
+        decode = cast(Callable[[httpx.Response], M], _one(k.result))
+        key = _key(getattr(made, KEY))
+        return Call(k.method, f"{_org(org_id)}/{path}", decode, body=body, idempotency_key=key)
+
+    build.__doc__ = k.doc()
+    build.__signature__ = k.method_signature()  # type: ignore[attr-defined]
+    return cast(Callable[Concatenate[str, P], Call[M]], build)
 
 
-def _body(arguments: Mapping[str, Any]) -> dict[str, Any]:
-    """A mutation's JSON body from its client method's arguments (``locals()``), so that a
-    field is named once, in the method's signature: amounts as decimal strings, mappings as
-    objects, the path's ids and the key left out."""
-    body: dict[str, Any] = {}
-    for name, value in arguments.items():
-        if name in NOT_IN_BODY:
-            continue
-        if name in AMOUNT_FIELDS:
-            value = _optional_amount(value, name)
-        elif isinstance(value, Mapping):
-            value = dict(value)
-        body[name] = value
-    return body
-
-
-def _change(path: str, model: type[M], arguments: Mapping[str, Any]) -> Call[M]:
-    """A POST of a ledger change (grant, consume, hold, settle) from its method's arguments."""
-    key = _key(arguments.get("idempotency_key"))
-    return Call("POST", path, _one(model), body=_body(arguments), idempotency_key=key)
+def _wire(name: str, value: object) -> object:
+    if name in AMOUNT_FIELDS:
+        return _optional_amount(value, name)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 def _set(body: dict[str, Any], **fields: object) -> dict[str, Any]:
@@ -404,10 +410,6 @@ def feature_prices(
     return Call("GET", path, _page(FeaturePrice), _params(cursor=cursor, limit=limit))
 
 
-def grant(org_id: str, arguments: Mapping[str, Any]) -> Call[Grant]:
-    return _change(f"{_org(org_id)}/grants", Grant, arguments)
-
-
 def grants(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Grant]]:
     params = _params(cursor=cursor, limit=limit)
     return Call("GET", f"{_org(org_id)}/grants", _page(Grant), params)
@@ -416,28 +418,6 @@ def grants(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Gran
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
     path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}"
     return Call("GET", path, _one(GrantDetail))
-
-
-def void_grant(
-    org_id: str, grant_id: int, amount: object, reason: str | None, key: str | None
-) -> Call[Grant]:
-    path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}/void"
-    body = {"reason": reason, "amount": _optional_amount(amount, "amount")}
-    return Call("POST", path, _one(Grant), body=body, idempotency_key=_key(key))
-
-
-def change_grant_expiry(
-    org_id: str, grant_id: int, expires_at: datetime | None, reason: str | None, key: str | None
-) -> Call[Grant]:
-    path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}"
-    body = {"expires_at": expires_at, "reason": reason}
-    return Call("PATCH", path, _one(Grant), body=body, idempotency_key=_key(key))
-
-
-def adjust(org_id: str, credits: object, reason: str, key: str | None) -> Call[Adjustment]:
-    body = {"credits": amount(credits, "credits"), "reason": reason}
-    path = f"{_org(org_id)}/adjustments"
-    return Call("POST", path, _one(Adjustment), body=body, idempotency_key=_key(key))
 
 
 def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
@@ -459,10 +439,6 @@ def corrections(
 ) -> Call[Page[Correction]]:
     params = _params(kind=kind, grant_id=grant_id, cursor=cursor, limit=limit)
     return Call("GET", f"{_org(org_id)}/corrections", _page(Correction), params)
-
-
-def consume(org_id: str, arguments: Mapping[str, Any]) -> Call[Consumption]:
-    return _change(f"{_org(org_id)}/consumptions", Consumption, arguments)
 
 
 def consumptions(
@@ -494,26 +470,8 @@ def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
     return Call("GET", path, _one(Consumption))
 
 
-def refund(org_id: str, consumption_id: int, reason: str | None, key: str | None) -> Call[Refund]:
-    path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}/refund"
-    return Call("POST", path, _one(Refund), body={"reason": reason}, idempotency_key=_key(key))
-
-
-def hold(org_id: str, arguments: Mapping[str, Any]) -> Call[Hold]:
-    return _change(f"{_org(org_id)}/holds", Hold, arguments)
-
-
 def _hold_path(org_id: str, hold_id: int) -> str:
     return f"{_org(org_id)}/holds/{_segment(hold_id, 'hold_id')}"
-
-
-def settle(org_id: str, hold_id: int, arguments: Mapping[str, Any]) -> Call[Consumption]:
-    return _change(f"{_hold_path(org_id, hold_id)}/settle", Consumption, arguments)
-
-
-def release(org_id: str, hold_id: int, key: str | None) -> Call[Hold]:
-    path = f"{_hold_path(org_id, hold_id)}/release"
-    return Call("POST", path, _one(Hold), body={}, idempotency_key=_key(key))
 
 
 def holds(
@@ -631,41 +589,11 @@ def _credit_request(org_id: str, request_id: int) -> str:
     return f"{_org(org_id)}/credit-requests/{_segment(request_id, 'request_id')}"
 
 
-def request_credits(
-    org_id: str, amount_: Amount, message: str | None, key: str | None
-) -> Call[CreditRequest]:
-    body = {"amount": amount(amount_), "message": message}
-    path = f"{_org(org_id)}/credit-requests"
-    return Call("POST", path, _one(CreditRequest), body=body, idempotency_key=_key(key))
-
-
 def credit_requests(
     org_id: str, status: CreditRequestStatus | None, cursor: str | None, limit: int | None
 ) -> Call[Page[CreditRequest]]:
     params = _params(status=status, cursor=cursor, limit=limit)
     return Call("GET", f"{_org(org_id)}/credit-requests", _page(CreditRequest), params)
-
-
-def grant_credit_request(
-    org_id: str,
-    request_id: int,
-    amount_: Amount | None,
-    expires_at: datetime | None,
-    note: str | None,
-    key: str | None,
-) -> Call[Grant]:
-    body = {
-        "amount": _optional_amount(amount_, "amount"),
-        "expires_at": expires_at,
-        "note": note,
-    }
-    path = f"{_credit_request(org_id, request_id)}/grant"
-    return Call("POST", path, _one(Grant), body=body, idempotency_key=_key(key))
-
-
-def dismiss_credit_request(org_id: str, request_id: int, key: str | None) -> Call[CreditRequest]:
-    path = f"{_credit_request(org_id, request_id)}/dismiss"
-    return Call("POST", path, _one(CreditRequest), body={}, idempotency_key=_key(key))
 
 
 # -- an organization's API keys -------------------------------------------------------------

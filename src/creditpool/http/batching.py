@@ -27,8 +27,9 @@ import asyncio
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+from creditpool.commands import Consume
 from creditpool.core.errors import CreditPoolError
-from creditpool.pool import BatchOutcome, ConsumeCall, CreditPool
+from creditpool.pool import BatchOutcome, CreditPool
 
 BATCH_SIZE_MAX = 64
 THREADS = 16  # the PostgreSQL pool's ceiling per process (storage.engine) plus one
@@ -43,11 +44,11 @@ class ConsumeBatcher:
         self.pool = pool
         self.batch_size_max = batch_size_max
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="creditpool-consume")
-        self._queues: dict[str, deque[tuple[ConsumeCall, asyncio.Future[_Result]]]] = {}
+        self._queues: dict[str, deque[tuple[Consume, asyncio.Future[_Result]]]] = {}
         self._leading: set[str] = set()
         self._drains: set[asyncio.Task[None]] = set()
 
-    async def consume(self, org_id: str, call: ConsumeCall) -> BatchOutcome:
+    async def consume(self, org_id: str, call: Consume) -> BatchOutcome:
         """The consumption's outcome (``replayed`` when its key was known)."""
         if org_id in self._leading:  # a transaction of this organization is running
             waiting: asyncio.Future[_Result] = asyncio.get_running_loop().create_future()
@@ -92,7 +93,7 @@ class ConsumeBatcher:
             self._leading.discard(org_id)
             self._queues.pop(org_id, None)
 
-    async def _run(self, org_id: str, calls: list[ConsumeCall]) -> list[_Result]:
+    async def _run(self, org_id: str, calls: list[Consume]) -> list[_Result]:
         loop = asyncio.get_running_loop()
         try:
             outcomes = await loop.run_in_executor(

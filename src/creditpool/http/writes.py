@@ -1,7 +1,8 @@
 """What every route that changes something shares: the request, the pool and the replayer.
 
-A ledger change (grant, void, consume, refund, hold, settle, release) is built for the key
-the replayer hands it and applied to one organization; a directory change (organizations,
+A ledger change (grant, void, consume, refund, hold, settle, release...) is a command
+(``creditpool.commands``) built for the key the replayer hands it and run in one
+organization; a directory change (organizations,
 teams, members, features) is one pool call whose answer the replayer records. Either way
 the ``Idempotency-Key`` semantics of ``http.replay`` hold.
 
@@ -13,12 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Response
 from pydantic import BaseModel
 
-from creditpool.changes import Change
+from creditpool import changes
+from creditpool.changes import Outcome
+from creditpool.commands import Command
 from creditpool.http.replay import Replayer, Sealer
 from creditpool.http.security import Principal
 from creditpool.idempotency.service import ScopedKey
@@ -35,13 +38,20 @@ class Writes:
         self,
         caller: Principal,
         org_id: str,
-        status: int,
-        change: Callable[[ScopedKey | None], Change[Any]],
+        command: Callable[..., Command[Any]],
+        *args: Any,
+        **fields: Any,
     ) -> Response:
-        """Apply ``change(key)`` to the organization once per idempotency key."""
-        return self.replay.run_ledger(
-            self.request, caller, status, lambda key: self.pool.apply(org_id, change(key))
-        )
+        """Run ``command(*args, **fields)`` (a class of ``creditpool.commands``) in the
+        organization once per idempotency key, which the replayer hands it; the answer's
+        status is the command's."""
+        kind = cast(type[Command[Any]], command)
+
+        def run(key: ScopedKey | None) -> Outcome[Any]:
+            made = command(*args, idempotency_key=key, **fields)
+            return self.pool.apply(org_id, changes.of(made, self.pool))
+
+        return self.replay.run_ledger(self.request, caller, kind.success, run)
 
     def directory(
         self,

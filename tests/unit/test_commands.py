@@ -1,0 +1,169 @@
+"""Each ledger change is one command (``creditpool.commands``), and the library, both clients
+and the HTTP API are made from it: they cannot drift apart.
+
+- ``CreditPool``'s method and the clients' method take the command's fields;
+- the route the command names (method and path) exists, answers the command's status, and
+  its body has exactly the command's body fields (``dry_run`` included), so that a field
+  added to a command and to its body reaches the library unchanged (``**body``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from creditpool import CreditPool, changes
+from creditpool import commands as cmd
+from creditpool.client import Client
+from creditpool.core.errors import InvalidAmount, InvalidInput
+from creditpool.core.keys import ScopedKey
+from creditpool.server.app import create_app
+
+LEDGER_COMMANDS: dict[str, type[cmd.Command]] = {  # type: ignore[type-arg]
+    "grant": cmd.Grant,
+    "void_grant": cmd.VoidGrant,
+    "change_grant_expiry": cmd.ChangeGrantExpiry,
+    "adjust": cmd.Adjust,
+    "consume": cmd.Consume,
+    "refund": cmd.Refund,
+    "hold": cmd.Hold,
+    "settle": cmd.Settle,
+    "release": cmd.Release,
+    "request_credits": cmd.RequestCredits,
+    "grant_credit_request": cmd.GrantCreditRequest,
+    "dismiss_credit_request": cmd.DismissCreditRequest,
+}
+# The library's commands add who made the change (the server fills it in from the key).
+BY = {
+    cmd.GrantBy: "granted_by",
+    cmd.VoidGrantBy: "by",
+    cmd.ChangeGrantExpiryBy: "by",
+    cmd.AdjustBy: "by",
+    cmd.RefundBy: "by",
+    cmd.RequestCreditsBy: "requested_by",
+    cmd.GrantCreditRequestBy: "by",
+    cmd.DismissCreditRequestBy: "by",
+}
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    path = tmp_path_factory.mktemp("commands") / "pool.db"
+    with CreditPool.open(f"sqlite:///{path}") as pool:
+        yield create_app(pool).openapi()
+
+
+def body_properties(document: dict[str, Any], operation: dict[str, Any]) -> list[str]:
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    refs = [s["$ref"] for s in schema.get("anyOf", [schema]) if "$ref" in s]
+    [ref] = refs
+    found = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return sorted(found.get("properties", {}))
+
+
+def fields(kind: type[object]) -> list[str]:
+    return [f.name for f in dataclasses.fields(kind)]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", sorted(LEDGER_COMMANDS))
+def test_the_route_a_command_names_takes_its_body_fields_and_answers_its_status(
+    name: str, document: dict[str, Any]
+) -> None:
+    kind = LEDGER_COMMANDS[name]
+    operation = document["paths"].get(f"/v1/orgs/{{org}}/{kind.path}", {}).get(kind.method.lower())
+    assert operation is not None, f"{kind.__name__} names no route"
+    assert str(kind.success) in operation["responses"]
+    assert body_properties(document, operation) == sorted(kind.body_fields())
+
+
+@pytest.mark.parametrize("name", sorted(LEDGER_COMMANDS))
+def test_the_library_and_the_clients_take_the_command_s_fields(name: str) -> None:
+    kind = LEDGER_COMMANDS[name]
+    library = inspect.signature(getattr(CreditPool, name).build)
+    client = inspect.signature(getattr(Client, name).build)
+    wire = ["org_id", *inspect.signature(kind).parameters]
+    assert list(client.parameters) == wire
+    by = [k for k in BY if issubclass(k, kind)]
+    assert list(library.parameters) == wire + [BY[k] for k in by]
+    assert getattr(CreditPool, name).__doc__ == (by[0] if by else kind).doc()
+
+
+def test_a_library_command_adds_only_who_made_the_change() -> None:
+    for by, name in BY.items():
+        base = by.__mro__[1]
+        assert fields(by) == [*fields(base), name], by.__name__
+
+
+def test_a_command_that_is_not_of_the_ledger_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Other(cmd.Command[cmd.Consumption]):
+        pass
+
+    with pytest.raises(TypeError, match="not a command of the ledger"):
+        changes.of(Other())
+
+
+def test_a_bad_field_is_refused_before_any_transaction() -> None:
+    with pytest.raises(InvalidInput, match="user_id"):
+        changes.of(cmd.Consume("report", user_id=" nope "))
+    with pytest.raises(InvalidInput, match="grant id"):
+        changes.of(cmd.VoidGrantBy(0, by="cs"))
+    with pytest.raises(InvalidInput, match="by must name"):
+        changes.of(cmd.ChangeGrantExpiry(1, None))  # the client's command: no one named
+
+
+def _request(call: object) -> httpx.Request:
+    captured: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        captured.append(request)
+        return httpx.Response(418)
+
+    client = Client("http://creditpool.test", "k", transport=httpx.MockTransport(answer))
+    try:
+        call(client)  # type: ignore[operator]
+    except Exception:
+        if not captured:  # refused before anything was sent
+            raise
+        # else 418, no answer of the API's: only the request counts here
+    finally:
+        client.close()
+    assert captured
+    return captured[0]
+
+
+def test_the_client_sends_a_command_s_ids_in_the_path_and_its_fields_in_the_body() -> None:
+    when = datetime(2030, 1, 1, tzinfo=UTC)
+    sent = _request(
+        lambda c: c.settle(
+            "acme", 7, cost=Decimal("1.50"), breakdown={"calls": 2}, idempotency_key="k-1"
+        )
+    )
+    assert (sent.method, sent.url.path) == ("POST", "/v1/orgs/acme/holds/7/settle")
+    assert sent.headers["idempotency-key"] == "k-1"
+    body = httpx.Response(200, content=sent.content).json()
+    assert body == dict.fromkeys(cmd.Settle.body_fields()) | {
+        "cost": "1.50",
+        "breakdown": {"calls": 2},
+    }
+    sent = _request(lambda c: c.change_grant_expiry("a b", 3, when, reason="r"))
+    assert (sent.method, sent.url.raw_path) == ("PATCH", b"/v1/orgs/a%20b/grants/3")
+    assert httpx.Response(200, content=sent.content).json() == {
+        "expires_at": "2030-01-01T00:00:00+00:00",
+        "reason": "r",
+    }
+    assert sent.headers["idempotency-key"]  # a fresh one when none is given
+
+
+def test_the_client_refuses_a_float_amount_and_a_key_that_is_not_a_string() -> None:
+    with pytest.raises(InvalidAmount, match="not a float"):
+        _request(lambda c: c.grant("acme", 1.5))
+    with pytest.raises(InvalidInput, match="idempotency key"):
+        _request(lambda c: c.release("acme", 1, idempotency_key=ScopedKey("s", "k")))
