@@ -177,14 +177,15 @@ def json_object(value: str) -> dict[str, Any]:
     return data
 
 
-def local_user() -> str:
-    """Who runs the command, for the audit trail of a change (``--by`` says otherwise)."""
+def local_user(unknown: str = "unknown") -> str:
+    """Who runs the command, for the audit trail of a change (``--by`` says otherwise);
+    ``unknown`` when this environment has no login name."""
     import getpass
 
     try:
         return getpass.getuser()
-    except (OSError, KeyError):  # no login name in this environment
-        return "unknown"
+    except (OSError, KeyError):
+        return unknown
 
 
 def who(by: str | None) -> str:
@@ -202,11 +203,29 @@ IdempotencyKey = Annotated[
         help="Retrying with the same key and arguments returns the first result.",
     ),
 ]
-Instant = Annotated[
-    datetime | None, typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME")
-]
 OrgId = Annotated[str, typer.Argument(help="The organization's id.")]
+GrantId = Annotated[int, typer.Argument(help="The grant's id.")]
+FeatureKey = Annotated[str, typer.Argument(help="The feature's key, e.g. report.")]
+Note = Annotated[str | None, typer.Option(help="A note for the purchase history.")]
+
+
+def instant_option(help: str) -> Any:
+    """An option that takes an instant (see ``instant``)."""
+    return typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help=help)
+
+
+ExpiresAt = Annotated[datetime | None, instant_option("None: permanent.")]
+
+# Paging: a page of at most ``--limit`` items; the next one starts where it ended.
 Limit = Annotated[int, typer.Option(help="At most this many (1-1000).")]
+LimitOrAll = Annotated[int | None, typer.Option(help="At most this many (1-1000).")]
+After = Annotated[str | None, typer.Option(help="Start after this id (paging).")]
+
+
+def older_than(item: str) -> Any:
+    """The ``--before-id`` (or ``--before``) option of a newest-first list of ``item``s."""
+    return typer.Option(help=f"Older than this {item} id (the next page).")
+
 
 # What describes a use of a feature: the same options on ``consume``, ``hold`` and ``settle``.
 FeatureName = Annotated[str | None, typer.Option(help="The instance, e.g. the tracker's name.")]

@@ -3,15 +3,21 @@ staff's answer (a grant, which closes the request, or a dismissal)."""
 
 from __future__ import annotations
 
-import getpass
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import IdempotencyKey, JsonFlag, OrgId, instant, open_pool
+from creditpool.cli.context import (
+    ExpiresAt,
+    IdempotencyKey,
+    JsonFlag,
+    Note,
+    OrgId,
+    local_user,
+    open_pool,
+)
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import HelpGroup
 
@@ -42,14 +48,7 @@ COLUMNS: render.Columns = {
     "Grant": "grant_id",
 }
 By = Annotated[str | None, typer.Option(help="Who answers (default: the local user name).")]
-
-
-def local_user() -> str:
-    """Who runs the command, for the record (``cli`` when the system cannot tell)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
+UNKNOWN_USER = "cli"  # who asks or answers when the system cannot tell
 
 
 @credit_requests_app.command("list")
@@ -84,7 +83,7 @@ def request(
     r = open_pool(ctx).request_credits(
         org_id,
         amount,
-        requested_by=by or local_user(),
+        requested_by=by or local_user(UNKNOWN_USER),
         message=message,
         idempotency_key=idempotency_key,
     )
@@ -99,11 +98,8 @@ def grant(
     org_id: OrgId,
     request_id: RequestId,
     amount: Annotated[str | None, typer.Option(help="Default: the amount asked for.")] = None,
-    expires_at: Annotated[
-        datetime | None,
-        typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="None: permanent."),
-    ] = None,
-    note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
+    expires_at: ExpiresAt = None,
+    note: Note = None,
     by: By = None,
     idempotency_key: IdempotencyKey = None,
     as_json: JsonFlag = False,
@@ -114,7 +110,7 @@ def grant(
         request_id,
         amount=amount,
         expires_at=expires_at,
-        by=by or local_user(),
+        by=by or local_user(UNKNOWN_USER),
         note=note,
         idempotency_key=idempotency_key,
     )
@@ -134,6 +130,6 @@ def dismiss(
 ) -> None:
     """Close an open request without a grant."""
     r = open_pool(ctx).dismiss_credit_request(
-        org_id, request_id, by=by or local_user(), idempotency_key=idempotency_key
+        org_id, request_id, by=by or local_user(UNKNOWN_USER), idempotency_key=idempotency_key
     )
     render.result(r, as_json, f"credit request {r.id} of {org_id} dismissed")

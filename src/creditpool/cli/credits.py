@@ -11,15 +11,19 @@ from creditpool.cli import render
 from creditpool.cli.context import (
     Breakdown,
     By,
+    ExpiresAt,
+    FeatureKey,
     FeatureName,
+    GrantId,
     IdempotencyKey,
     Integration,
     JsonFlag,
     Metadata,
+    Note,
     OrgId,
     Requests,
     UsageAction,
-    instant,
+    instant_option,
     open_pool,
     who,
 )
@@ -33,16 +37,10 @@ def grant(
     ctx: typer.Context,
     org_id: OrgId,
     amount: Annotated[str, typer.Argument(help="Credits, e.g. 100 or 12.5 (at most 4 decimals).")],
-    expires_at: Annotated[
-        datetime | None,
-        typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="None: permanent."),
-    ] = None,
-    available_from: Annotated[
-        datetime | None,
-        typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="Default: now."),
-    ] = None,
+    expires_at: ExpiresAt = None,
+    available_from: Annotated[datetime | None, instant_option("Default: now.")] = None,
     by: By = None,
-    note: Annotated[str | None, typer.Option(help="A note for the purchase history.")] = None,
+    note: Note = None,
     reference: Annotated[str | None, typer.Option(help="E.g. an invoice number.")] = None,
     idempotency_key: IdempotencyKey = None,
     as_json: JsonFlag = False,
@@ -70,7 +68,7 @@ def grant(
 def void(
     ctx: typer.Context,
     org_id: OrgId,
-    grant_id: Annotated[int, typer.Argument(help="The grant's id.")],
+    grant_id: GrantId,
     amount: Annotated[
         str | None,
         typer.Option(help="Void only this much of what it has left; the grant stays."),
@@ -106,14 +104,9 @@ def void(
 def grant_expiry(
     ctx: typer.Context,
     org_id: OrgId,
-    grant_id: Annotated[int, typer.Argument(help="The grant's id.")],
+    grant_id: GrantId,
     expires_at: Annotated[
-        datetime | None,
-        typer.Option(
-            parser=instant,
-            metavar="YYYY-MM-DD|ISO-DATETIME",
-            help="The new expiry (in the future).",
-        ),
+        datetime | None, instant_option("The new expiry (in the future).")
     ] = None,
     permanent: Annotated[bool, typer.Option(help="Make the grant permanent.")] = False,
     by: By = None,
@@ -165,7 +158,7 @@ def adjust(
 def consume(
     ctx: typer.Context,
     org_id: OrgId,
-    feature: Annotated[str, typer.Argument(help="The feature's key, e.g. report.")],
+    feature: FeatureKey,
     user: Annotated[str, typer.Option(help="The user who used the feature.")],
     quantity: Annotated[
         str | None, typer.Option(help="Units used, for variable-cost features.")

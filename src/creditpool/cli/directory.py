@@ -7,7 +7,17 @@ from typing import Annotated, Any
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import By, JsonFlag, Limit, OrgId, open_pool, who
+from creditpool.cli.context import (
+    After,
+    By,
+    FeatureKey,
+    JsonFlag,
+    Limit,
+    LimitOrAll,
+    OrgId,
+    open_pool,
+    who,
+)
 from creditpool.cli.errors import CliError, HelpGroup
 
 orgs_app = typer.Typer(
@@ -22,6 +32,7 @@ features_app = typer.Typer(
 )
 
 TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
+DisplayName = Annotated[str | None, typer.Option(help="Display name (default: the id).")]
 NO_LIMIT = "none"
 
 ORG_COLUMNS: render.Columns = {
@@ -62,7 +73,7 @@ PRICE_COLUMNS: render.Columns = {
 def orgs_create(
     ctx: typer.Context,
     org_id: OrgId,
-    name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
+    name: DisplayName = None,
     timezone: Annotated[
         str, typer.Option(help="IANA time zone: decides calendar months and report dates.")
     ] = "UTC",
@@ -119,7 +130,7 @@ def orgs_update(
 def orgs_list(
     ctx: typer.Context,
     search: Annotated[str | None, typer.Option(help="Only ids or names containing this.")] = None,
-    after: Annotated[str | None, typer.Option(help="Start after this id (paging).")] = None,
+    after: After = None,
     limit: Limit = 100,
     as_json: JsonFlag = False,
 ) -> None:
@@ -133,7 +144,7 @@ def teams_create(
     ctx: typer.Context,
     org_id: OrgId,
     team_id: TeamId,
-    name: Annotated[str | None, typer.Option(help="Display name (default: the id).")] = None,
+    name: DisplayName = None,
     monthly_limit: Annotated[
         str | None, typer.Option(help="Credits per calendar month (informational).")
     ] = None,
@@ -217,7 +228,7 @@ def features_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 @features_app.command("set")
 def features_set(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The feature's key, e.g. report.")],
+    key: FeatureKey,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     cost: Annotated[str | None, typer.Option(help="A fixed cost per use.")] = None,
     unit_rate: Annotated[str | None, typer.Option(help="A cost per unit (variable).")] = None,
@@ -241,11 +252,11 @@ def features_set(
 @features_app.command("prices")
 def features_prices(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The feature's key, e.g. report.")],
+    key: FeatureKey,
     before_id: Annotated[
         int | None, typer.Option(help="Only prices older than this row (paging).")
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many (1-1000).")] = None,
+    limit: LimitOrAll = None,
     as_json: JsonFlag = False,
 ) -> None:
     """A feature's price history, newest first: each price from the instant it applied,

@@ -23,6 +23,7 @@ from creditpool.cli.context import (
     OrgId,
     Requests,
     UsageAction,
+    older_than,
     open_pool,
 )
 
@@ -150,9 +151,7 @@ def holds(
     ] = None,
     status: Annotated[str | None, typer.Option(help="open, settled, released or expired.")] = None,
     limit: Limit = 50,
-    before_id: Annotated[
-        int | None, typer.Option(help="Older than this hold id (the next page).")
-    ] = None,
+    before_id: Annotated[int | None, older_than("hold")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """An organization's holds, newest first; or one hold with ``HOLD_ID``."""

@@ -8,22 +8,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import JsonFlag, Limit, OrgId, instant, open_pool
+from creditpool.cli.context import (
+    JsonFlag,
+    Limit,
+    LimitOrAll,
+    OrgId,
+    instant_option,
+    older_than,
+    open_pool,
+)
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT, ForecastStatus
 
 if TYPE_CHECKING:
     from creditpool.forecast.models import Forecast
 
-Since = Annotated[
-    datetime | None,
-    typer.Option(
-        parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="From this instant (included)."
-    ),
-]
-Until = Annotated[
-    datetime | None,
-    typer.Option(parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="Before this instant."),
-]
+Since = Annotated[datetime | None, instant_option("From this instant (included).")]
+Until = Annotated[datetime | None, instant_option("Before this instant.")]
 
 
 # What each list shows: a column (its name and mark, see ``render.table``) per attribute.
@@ -93,12 +93,7 @@ TEAM_FORECAST_COLUMNS: render.Columns = {
 def balance(
     ctx: typer.Context,
     org_id: OrgId,
-    at: Annotated[
-        datetime | None,
-        typer.Option(
-            parser=instant, metavar="YYYY-MM-DD|ISO-DATETIME", help="A past instant (default: now)."
-        ),
-    ] = None,
+    at: Annotated[datetime | None, instant_option("A past instant (default: now).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Total, used and left over the active grants; held and upcoming apart."""
@@ -165,9 +160,7 @@ def history(
     team: Annotated[str | None, typer.Option(help="Only this team.")] = None,
     status: Annotated[str | None, typer.Option(help="paid or refunded.")] = None,
     limit: Limit = 50,
-    before_id: Annotated[
-        int | None, typer.Option(help="Older than this consumption id (the next page).")
-    ] = None,
+    before_id: Annotated[int | None, older_than("consumption")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Consumptions, newest first (a settled hold's consumption names its hold)."""
@@ -192,7 +185,7 @@ def ledger(
     since: Since = None,
     until: Until = None,
     after_seq: Annotated[int | None, typer.Option(help="After this entry (paging).")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many (1-1000).")] = None,
+    limit: LimitOrAll = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Every change of the balance, in order (Left before and after)."""
@@ -211,7 +204,7 @@ def corrections(
     ] = None,
     grant: Annotated[int | None, typer.Option(help="Only this grant's.")] = None,
     before_id: Annotated[int | None, typer.Option(help="Older than this one (paging).")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 100,
+    limit: Limit = 100,
     as_json: JsonFlag = False,
 ) -> None:
     """Staff corrections of an organization's credits: who, when, why; newest first."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render, roles
-from creditpool.cli.context import By, JsonFlag, OrgId, open_pool, state, who
+from creditpool.cli.context import By, JsonFlag, LimitOrAll, OrgId, open_pool, state, who
 from creditpool.cli.errors import CliError, HelpGroup
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def list_keys(
     ctx: typer.Context,
     org: Annotated[str | None, typer.Option(help="Only this organization's keys.")] = None,
     after: Annotated[str | None, typer.Option(help="Start after this key id (paging).")] = None,
-    limit: Annotated[int | None, typer.Option(help="At most this many (1-1000).")] = None,
+    limit: LimitOrAll = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Keys in the order they were made (revoked ones too), without secrets."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import JsonFlag, Limit, OrgId, open_pool
+from creditpool.cli.context import After, JsonFlag, Limit, OrgId, older_than, open_pool
 from creditpool.cli.errors import HelpGroup
 
 if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic: not for `--help`
@@ -78,7 +78,7 @@ def add(
 @webhooks_app.command("list")
 def list_(
     ctx: typer.Context,
-    after: Annotated[str | None, typer.Option(help="Start after this id (paging).")] = None,
+    after: After = None,
     limit: Annotated[int | None, typer.Option(help="At most this many (default: all).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -162,9 +162,7 @@ def deliveries(
     status: Annotated[
         DeliveryState | None, typer.Option(help="Only pending, delivered or failed ones.")
     ] = None,
-    before_id: Annotated[
-        int | None, typer.Option(help="Older than this delivery id (the next page).")
-    ] = None,
+    before_id: Annotated[int | None, older_than("delivery")] = None,
     limit: Limit = 50,
     as_json: JsonFlag = False,
 ) -> None:
@@ -243,9 +241,7 @@ def events(
     ctx: typer.Context,
     org_id: OrgId,
     type_: Annotated[str | None, typer.Option("--type", help="E.g. balance.low.")] = None,
-    before: Annotated[
-        str | None, typer.Option(help="Older than this event id (the next page).")
-    ] = None,
+    before: Annotated[str | None, older_than("event")] = None,
     limit: Limit = 50,
     as_json: JsonFlag = False,
 ) -> None:
