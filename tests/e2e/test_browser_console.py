@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from playwright.sync_api import Page, expect
 
+from creditpool.web.console_views import KEYS_PAGE_SIZE
 from tests.e2e import test_browser as base
 from tests.e2e.test_browser import Pages, seed
 
@@ -280,3 +281,16 @@ def test_an_organization_admin_may_not_use_the_console(pages: Pages) -> None:
     )  # fmt: skip
     assert refused.status == 403
     assert [o.id for o in pool.orgs()] == ["acme", "globex"]
+
+
+def test_a_later_page_of_keys_links_back_to_the_first(pages: Pages) -> None:
+    pool = pages.server.pool
+    for n in range(KEYS_PAGE_SIZE + 1):
+        pool.create_key("member", org_id="acme", user_id=f"paged-{n}")
+    staff = pages.staff()
+    staff.goto(f"{pages.server.base_url}/staff/orgs/acme/keys")
+    expect(staff.get_by_role("link", name="« First page")).to_have_count(0)
+    staff.get_by_role("link", name="Next »").click()
+    expect(staff).to_have_url(re.compile(r"/staff/orgs/acme/keys\?after="))
+    staff.get_by_role("link", name="« First page").click()
+    expect(staff).to_have_url(f"{pages.server.base_url}/staff/orgs/acme/keys")

@@ -219,12 +219,13 @@ def _keys_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    view = views.keys_page(pool.db, org, extra.pop("after", None))
+    after = extra.pop("after", None)
+    view = views.keys_page(pool.db, org, after)
     context: dict[str, Any] = {"form": {"role": "admin"}, "form_error": None, "revoked": None}
     context.update(extra)
     return page(
         request, "staff_keys.html", status_code=status_code, caller=caller, view=view,
-        after=None, **context,
+        after=after, **context,
     )  # fmt: skip
 
 
