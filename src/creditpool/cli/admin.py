@@ -29,10 +29,7 @@ def migrate(ctx: typer.Context) -> None:
 def sweep(ctx: typer.Context, org_id: OrgOption = None, as_json: JsonFlag = False) -> None:
     """Write the availability and expiry ledger entries that fell due."""
     written = open_pool(ctx).sweep(org_id)
-    if as_json:
-        render.emit_json({"written": written})
-        return
-    render.line(f"wrote {written} ledger entries that fell due")
+    render.result({"written": written}, as_json, f"wrote {written} ledger entries that fell due")
 
 
 def verify(ctx: typer.Context, org_id: OrgOption = None, as_json: JsonFlag = False) -> None:
@@ -64,19 +61,16 @@ def backup(
         done = backups.backup(state(ctx).database_url, path, overwrite=force)
     except backups.BackupError as error:
         raise CliError(str(error)) from None
-    if as_json:
-        render.emit_json(
-            {
-                "source": str(done.source),
-                "path": str(done.destination),
-                "bytes": done.bytes,
-                "seconds": round(done.seconds, 3),
-            }
-        )
-        return
-    render.line(
+    render.result(
+        {
+            "source": str(done.source),
+            "path": str(done.destination),
+            "bytes": done.bytes,
+            "seconds": round(done.seconds, 3),
+        },
+        as_json,
         f"backed up {done.source} to {done.destination}"
-        f" ({done.bytes:,} bytes in {done.seconds:.2f} s, one consistent state)"
+        f" ({done.bytes:,} bytes in {done.seconds:.2f} s, one consistent state)",
     )
 
 

@@ -3,7 +3,6 @@ staff's answer (a grant, which closes the request, or a dismissal)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -15,21 +14,12 @@ from creditpool.cli.context import (
     JsonFlag,
     Note,
     OrgId,
+    RequestStatus,
     local_user,
     open_pool,
 )
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import HelpGroup
-
-
-class RequestStatus(StrEnum):
-    """The choices of ``list --status``: ``CreditRequestStatus``'s values, written here so
-    that ``--help`` does not load the models (tests/unit/test_cli_light.py keeps them equal)."""
-
-    OPEN = "open"
-    GRANTED = "granted"
-    DISMISSED = "dismissed"
-
 
 credit_requests_app = typer.Typer(
     cls=HelpGroup, help="Requests for more credits, and their answers.", no_args_is_help=True
@@ -48,7 +38,6 @@ COLUMNS: render.Columns = {
     "Grant": "grant_id",
 }
 By = Annotated[str | None, typer.Option(help="Who answers (default: the local user name).")]
-UNKNOWN_USER = "cli"  # who asks or answers when the system cannot tell
 
 
 @credit_requests_app.command("list")
@@ -83,7 +72,7 @@ def request(
     r = open_pool(ctx).request_credits(
         org_id,
         amount,
-        requested_by=by or local_user(UNKNOWN_USER),
+        requested_by=by_or_local_user(by),
         message=message,
         idempotency_key=idempotency_key,
     )
@@ -110,7 +99,7 @@ def grant(
         request_id,
         amount=amount,
         expires_at=expires_at,
-        by=by or local_user(UNKNOWN_USER),
+        by=by_or_local_user(by),
         note=note,
         idempotency_key=idempotency_key,
     )
@@ -130,6 +119,12 @@ def dismiss(
 ) -> None:
     """Close an open request without a grant."""
     r = open_pool(ctx).dismiss_credit_request(
-        org_id, request_id, by=by or local_user(UNKNOWN_USER), idempotency_key=idempotency_key
+        org_id, request_id, by=by_or_local_user(by), idempotency_key=idempotency_key
     )
     render.result(r, as_json, f"credit request {r.id} of {org_id} dismissed")
+
+
+def by_or_local_user(by: str | None) -> str:
+    """Who asks or answers: ``--by``, else the local user (``cli`` when the system cannot
+    tell)."""
+    return by or local_user("cli")

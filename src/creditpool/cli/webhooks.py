@@ -12,14 +12,21 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.context import After, JsonFlag, Limit, OrgId, older_than, open_pool
+from creditpool.cli.context import (
+    After,
+    DeliveryState,
+    JsonFlag,
+    Limit,
+    OrgId,
+    older_than,
+    open_pool,
+)
 from creditpool.cli.errors import HelpGroup
 
 if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic: not for `--help`
@@ -30,15 +37,6 @@ if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic:
         WebhookEndpointWithSecret,
     )
     from creditpool.webhooks.worker import Deliverer
-
-
-class DeliveryState(StrEnum):
-    """The choices of ``deliveries --status``: ``DeliveryStatus``'s values, written here so
-    that ``--help`` does not load the models (tests/unit/test_cli_light.py keeps them equal)."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 webhooks_app = typer.Typer(
@@ -175,24 +173,9 @@ def deliveries(
         before=before_id,
         limit=limit,
     )
-    render.listing(
-        found,
-        as_json,
-        f"Deliveries to {endpoint_id}",
-        [
-            "Delivery",
-            "Event",
-            "Type",
-            "Status",
-            "Next attempt",
-            "Attempt at",
-            "Code",
-            "ms",
-            "Error or answer~",
-        ],
-        (row for d in found for row in _attempt_rows(d)),
-        render.next_page(found, limit),
-    )
+    rows = (row for d in found for row in _attempt_rows(d))
+    title = f"Deliveries to {endpoint_id}"
+    render.listing(found, as_json, title, ATTEMPT_COLUMNS, rows, render.next_page(found, limit))
 
 
 @webhooks_app.command("retry")
@@ -289,6 +272,20 @@ EVENT_COLUMNS: render.Columns = {
     "Ledger seq": "ledger_seq",
     "Data~": _data,
 }
+
+
+# A delivery's columns, then its attempt's (see ``_attempt_rows``).
+ATTEMPT_COLUMNS = [
+    "Delivery",
+    "Event",
+    "Type",
+    "Status",
+    "Next attempt",
+    "Attempt at",
+    "Code",
+    "ms",
+    "Error or answer~",
+]
 
 
 def _attempt_rows(d: WebhookDelivery) -> Iterator[tuple[object, ...]]:
