@@ -68,9 +68,10 @@ class Command(Generic[R]):
 
     @classmethod
     def body_fields(cls) -> tuple[str, ...]:
-        """The fields sent in the request's body: all but the key and the path's ids."""
+        """The fields sent in the request's body, in the method's order: all but the key
+        and the path's ids."""
         left_out = {KEY, *cls.path_ids()}
-        return tuple(f.name for f in dataclasses.fields(cls) if f.name not in left_out)
+        return tuple(name for name in inspect.signature(cls).parameters if name not in left_out)
 
     @classmethod
     def doc(cls) -> str:

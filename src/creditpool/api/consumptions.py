@@ -50,7 +50,7 @@ async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Consu
     fields = body.model_dump()
     state = request.app.state
     try:
-        if body.dry_run:  # changes nothing: no key, no batch
+        if fields["dry_run"]:  # changes nothing: no key, no batch
             pool: CreditPool = state.pool
             result = await run_in_threadpool(lambda: pool.consume(org, **fields))
             return _json(200, result)

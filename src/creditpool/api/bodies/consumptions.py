@@ -1,45 +1,21 @@
+"""Bodies of consume and refund: the commands' fields (``http.bodies``) and what the
+document adds."""
+
 from __future__ import annotations
 
-from pydantic import Field, StrictBool
+from pydantic import Field
 
-from creditpool.http.schemas import (
-    Body,
-    Breakdown,
-    Count,
-    FeatureName,
-    Id,
-    Metadata,
-    Quantity,
-    ShortText,
-    Text,
-    UsageAction,
-)
+from creditpool import commands as cmd
+from creditpool.http.bodies import CommandBody
+from creditpool.http.schemas import Id, Quantity
 
 
-class UseDetails(Body):
-    """What describes a use of a feature, beside its price: shared by a consumption, a hold
-    and a settle (which takes the hold's for those it leaves out)."""
+class ConsumeBody(CommandBody):
+    __command__ = cmd.Consume
 
-    feature_name: FeatureName | None = None
-    action: UsageAction | None = None
-    integration: ShortText | None = None
-    metadata: Metadata | None = None
-
-
-class Counted(UseDetails):
-    """A use that was carried out: what it processed, beside its details."""
-
-    breakdown: Breakdown | None = None
-    requests: Count | None = None
-
-
-class ConsumeBody(Counted):
     feature: Id = Field(examples=["report"])
-    user_id: Id
     quantity: Quantity | None = Field(default=None, description="For variable-cost features")
-    # Strict: 0, 1 or "yes" are not booleans (pydantic would read them as such).
-    dry_run: StrictBool = False
 
 
-class RefundBody(Body):
-    reason: Text | None = None
+class RefundBody(CommandBody):
+    __command__ = cmd.Refund

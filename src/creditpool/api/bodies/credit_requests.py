@@ -1,23 +1,32 @@
+"""Bodies of the credit requests: the commands' fields (``http.bodies``) and what the
+document adds."""
+
 from __future__ import annotations
 
 from pydantic import Field
 
-from creditpool.http.schemas import Body, Credits, Instant, Text
+from creditpool import commands as cmd
+from creditpool.http.bodies import CommandBody
+from creditpool.http.schemas import Credits, Instant
 
 
-class CreditRequestCreate(Body):
+class CreditRequestCreate(CommandBody):
+    __command__ = cmd.RequestCredits
+
     amount: Credits = Field(description="The credits asked for")
-    message: Text | None = None
 
 
-class CreditRequestGrant(Body):
+class CreditRequestGrant(CommandBody):
     """The grant that answers the request; fields left out: what was asked for, permanent."""
+
+    __command__ = cmd.GrantCreditRequest
 
     amount: Credits | None = Field(default=None, description="None: the amount asked for")
     expires_at: Instant | None = Field(default=None, description="None: permanent")
-    note: Text | None = None
 
 
-class CreditRequestDismiss(Body):
+class CreditRequestDismiss(CommandBody):
     """Nothing to say: an empty object (a body, so that the request can carry an
     ``Idempotency-Key`` like every other mutation)."""
+
+    __command__ = cmd.DismissCreditRequest

@@ -1,19 +1,26 @@
+"""Bodies of grants and corrections: the commands' fields (``http.bodies``) and what the
+document adds."""
+
 from __future__ import annotations
 
 from pydantic import Field
 
-from creditpool.http.schemas import Body, Credits, Instant, ShortText, SignedCredits, Text
+from creditpool import commands as cmd
+from creditpool.http.bodies import CommandBody
+from creditpool.http.schemas import Credits, Instant, ShortText, Text
 
 
-class GrantCreate(Body):
-    amount: Credits
+class GrantCreate(CommandBody):
+    __command__ = cmd.Grant
+
     expires_at: Instant | None = Field(default=None, description="None: permanent")
     available_from: Instant | None = Field(default=None, description="None: now")
-    note: Text | None = None
     reference: ShortText | None = Field(default=None, examples=["INV-2026-0042"])
 
 
-class VoidBody(Body):
+class VoidBody(CommandBody):
+    __command__ = cmd.VoidGrant
+
     amount: Credits | None = Field(
         default=None,
         description=(
@@ -21,11 +28,12 @@ class VoidBody(Body):
             " less); None: void the grant whole"
         ),
     )
-    reason: Text | None = None
 
 
-class GrantUpdate(Body):
+class GrantUpdate(CommandBody):
     """A staff correction of a grant's expiry."""
+
+    __command__ = cmd.ChangeGrantExpiry
 
     expires_at: Instant | None = Field(
         description=(
@@ -33,9 +41,9 @@ class GrantUpdate(Body):
             " Required: a PATCH without it changes nothing and is refused."
         )
     )
-    reason: Text | None = None
 
 
-class AdjustmentCreate(Body):
-    credits: SignedCredits
+class AdjustmentCreate(CommandBody):
+    __command__ = cmd.Adjust
+
     reason: Text = Field(description="Why (required): goodwill, a correction, ...")

@@ -1,20 +1,14 @@
+"""Bodies of holds: the commands' fields (``http.bodies``) and what the document adds."""
+
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BeforeValidator, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field
 
-from creditpool.api.bodies.consumptions import Counted, UseDetails
-from creditpool.http.schemas import Body, Credits, Id, Quantity, whole_number
-from creditpool.settings import HOLD_TTL_S_MAX
-
-# The document allows what any server could; a server whose ``hold_ttl_s_max`` is lower
-# refuses more with 422 (the library's check).
-TtlS = Annotated[
-    StrictInt,
-    Field(ge=1, le=HOLD_TTL_S_MAX, description="Seconds until the hold expires"),
-    BeforeValidator(whole_number),
-]
+from creditpool import commands as cmd
+from creditpool.http.bodies import CommandBody, TtlS
+from creditpool.http.schemas import Credits, Id, Quantity
 
 
 def _both(*names: str) -> dict[str, Any]:
@@ -23,10 +17,11 @@ def _both(*names: str) -> dict[str, Any]:
     return {"required": list(names), "properties": {name: {"type": "string"} for name in names}}
 
 
-class HoldBody(UseDetails):
+class HoldBody(CommandBody):
     """Reserve ``amount`` credits, or the price of ``quantity`` (or of one use of a
     fixed-price feature when neither is given)."""
 
+    __command__ = cmd.Hold
     model_config = ConfigDict(
         json_schema_extra={
             "not": _both("amount", "quantity"),
@@ -36,7 +31,6 @@ class HoldBody(UseDetails):
         }
     )
     feature: Id = Field(examples=["topic_detection"])
-    user_id: Id
     amount: Credits | None = Field(default=None, description="Credits to hold")
     quantity: Quantity | None = Field(default=None, description="Priced from the catalog")
     ttl_s: TtlS | None = Field(
@@ -44,21 +38,21 @@ class HoldBody(UseDetails):
     )
 
 
-class SettleBody(Counted):
+class SettleBody(CommandBody):
     """The real cost: ``cost``, or ``quantity`` priced from the catalog now (neither: one
     use of a fixed-price feature). The descriptive fields left out are the hold's."""
 
+    __command__ = cmd.Settle
     model_config = ConfigDict(
         json_schema_extra={
             "not": _both("cost", "quantity"),
             "examples": [{"quantity": "1130", "requests": 3}],
         }
     )
-    cost: Credits | None = None
-    quantity: Quantity | None = None
-    user_id: Id | None = None
 
 
-class ReleaseBody(Body):
+class ReleaseBody(CommandBody):
     """Nothing to say: an empty object (a body, so that the request can carry an
     ``Idempotency-Key`` like every other mutation)."""
+
+    __command__ = cmd.Release
