@@ -71,6 +71,7 @@ from creditpool.webhooks.facade import WebhooksFacade
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 P = ParamSpec("P")
+T = TypeVar("T")
 CommitListener = Callable[[str, int], None]
 
 
@@ -275,6 +276,14 @@ class CreditPool(WebhooksFacade):
                 log.info("a directory change lost a race and runs again: %s", error)
         raise AssertionError("unreachable")
 
+    def _read(self, read: Callable[[Tx], T], org_id: str | None = None) -> T:
+        """One read transaction; with ``org_id``, of an organization that must exist
+        (NotFound first)."""
+        with self.db.read() as tx:
+            if org_id is not None:
+                orgs.require_org(tx, org_id)
+            return read(tx)
+
     def __enter__(self) -> CreditPool:
         return self
 
@@ -331,14 +340,14 @@ class CreditPool(WebhooksFacade):
         return self._write(change)
 
     def org(self, org_id: str) -> Org:
-        with self.db.read() as tx:
-            return orgs.get_org(tx, org_id)
+        return self._read(lambda tx: orgs.get_org(tx, org_id))
 
     def orgs(
         self, *, after: str | None = None, limit: int = 100, search: str | None = None
     ) -> list[Org]:
-        with self.db.read() as tx:
-            return orgs.list_orgs(tx, after=after, limit=_page(limit), search=search)
+        return self._read(
+            lambda tx: orgs.list_orgs(tx, after=after, limit=_page(limit), search=search)
+        )
 
     def create_team(
         self,
@@ -361,15 +370,13 @@ class CreditPool(WebhooksFacade):
         return self.update_team(org_id, team_id, monthly_limit=monthly_limit)
 
     def team(self, org_id: str, team_id: str) -> Team:
-        with self.db.read() as tx:
-            return orgs.get_team(tx, org_id, team_id)
+        return self._read(lambda tx: orgs.get_team(tx, org_id, team_id))
 
     def teams(
         self, org_id: str, *, after: str | None = None, limit: int | None = None
     ) -> list[Team]:
         """In id order: after the team ``after``, at most ``limit`` (None: all)."""
-        with self.db.read() as tx:
-            return orgs.list_teams(tx, org_id, after=after, limit=_limit(limit))
+        return self._read(lambda tx: orgs.list_teams(tx, org_id, after=after, limit=_limit(limit)))
 
     def set_member(
         self,
@@ -386,8 +393,7 @@ class CreditPool(WebhooksFacade):
         return self._write(lambda tx: orgs.set_member(tx, org_id, user_id, team_id, display_name))
 
     def member(self, org_id: str, user_id: str) -> Member:
-        with self.db.read() as tx:
-            return orgs.get_member(tx, org_id, user_id)
+        return self._read(lambda tx: orgs.get_member(tx, org_id, user_id))
 
     def members(
         self,
@@ -398,8 +404,9 @@ class CreditPool(WebhooksFacade):
         limit: int | None = None,
     ) -> list[Member]:
         """In user id order: after the user ``after``, at most ``limit`` (None: all)."""
-        with self.db.read() as tx:
-            return orgs.list_members(tx, org_id, team_id, after=after, limit=_limit(limit))
+        return self._read(
+            lambda tx: orgs.list_members(tx, org_id, team_id, after=after, limit=_limit(limit))
+        )
 
     def team_usage(
         self,
@@ -411,8 +418,9 @@ class CreditPool(WebhooksFacade):
     ) -> list[TeamUsage]:
         """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now):
         the teams in id order after the team ``after``, then "no team", at most ``limit``."""
-        with self.db.read() as tx:
-            return orgs.team_usage(tx, org_id, month, after=after, limit=_limit(limit))
+        return self._read(
+            lambda tx: orgs.team_usage(tx, org_id, month, after=after, limit=_limit(limit))
+        )
 
     # -- features ----------------------------------------------------------------------
 
@@ -448,17 +456,16 @@ class CreditPool(WebhooksFacade):
         older than the row ``before_id``, at most ``limit`` (None: all)."""
         if before_id is not None:
             _id(before_id, "before_id")
-        with self.db.read() as tx:
-            return features.prices(tx, key, before_id=before_id, limit=_limit(limit))
+        return self._read(
+            lambda tx: features.prices(tx, key, before_id=before_id, limit=_limit(limit))
+        )
 
     def feature(self, key: str) -> Feature:
-        with self.db.read() as tx:
-            return features.get(tx, key)
+        return self._read(lambda tx: features.get(tx, key))
 
     def features(self, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
         """In key order: after the key ``after``, at most ``limit`` (None: all)."""
-        with self.db.read() as tx:
-            return features.list_all(tx, after=after, limit=_limit(limit))
+        return self._read(lambda tx: features.list_all(tx, after=after, limit=_limit(limit)))
 
     # -- grants ------------------------------------------------------------------------
 
@@ -471,8 +478,7 @@ class CreditPool(WebhooksFacade):
     adjust = mutation(cmd.AdjustBy)
 
     def adjustment(self, org_id: str, adjustment_id: int) -> Adjustment:
-        with self.db.read() as tx:
-            return corrections.get_adjustment(tx, org_id, adjustment_id)
+        return self._read(lambda tx: corrections.get_adjustment(tx, org_id, adjustment_id))
 
     def audit_log(
         self, org_id: str | None = None, *, before_id: int | None = None, limit: int = 100
@@ -510,9 +516,7 @@ class CreditPool(WebhooksFacade):
             )
 
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
-        with self.db.read() as tx:
-            orgs.require_org(tx, org_id)
-            return grants.get(tx, org_id, _id(grant_id, "grant id"))
+        return self._read(lambda tx: grants.get(tx, org_id, _id(grant_id, "grant id")), org_id)
 
     def grants(
         self, org_id: str, *, after_id: int | None = None, limit: int | None = None
@@ -520,9 +524,10 @@ class CreditPool(WebhooksFacade):
         """In id order, as of now: after the grant ``after_id``, at most ``limit`` (None: all)."""
         if after_id is not None:
             _id(after_id, "after_id")
-        with self.db.read() as tx:
-            orgs.require_org(tx, org_id)
-            return grants.list_for_org(tx, org_id, after_id=after_id, limit=_limit(limit))
+        return self._read(
+            lambda tx: grants.list_for_org(tx, org_id, after_id=after_id, limit=_limit(limit)),
+            org_id,
+        )
 
     # -- consumptions and refunds ------------------------------------------------------
 
@@ -531,9 +536,9 @@ class CreditPool(WebhooksFacade):
     refund = mutation(cmd.RefundBy)
 
     def consumption(self, org_id: str, consumption_id: int) -> Consumption:
-        with self.db.read() as tx:
-            orgs.require_org(tx, org_id)
-            return consumptions.get(tx, org_id, _id(consumption_id, "consumption id"))
+        return self._read(
+            lambda tx: consumptions.get(tx, org_id, _id(consumption_id, "consumption id")), org_id
+        )
 
     def consumptions(
         self,
@@ -591,8 +596,7 @@ class CreditPool(WebhooksFacade):
         if found.status != "expired" or found.closed_at is not None:
             return found
         self.sweep(org_id)  # ran out but not written yet: write it, then say what it gave back
-        with self.db.read() as tx:
-            return holds.get(tx, org_id, hid)
+        return self._read(lambda tx: holds.get(tx, org_id, hid))
 
     def holds(
         self,
@@ -620,16 +624,14 @@ class CreditPool(WebhooksFacade):
 
     def balance(self, org_id: str, at: datetime | None = None) -> Balance:
         """Total, used, left, held and upcoming, now or at any past instant."""
-        with self.db.read() as tx:
-            return ledger.balance(tx, org_id, check.aware(at, "at"))
+        return self._read(lambda tx: ledger.balance(tx, org_id, check.aware(at, "at")))
 
     def forecast(self, org_id: str, *, window_days: int = WINDOW_DAYS_DEFAULT) -> Forecast:
         """When Left reaches zero at the pace of the paid usage of the last ``window_days``
         days (1 to 365, of 24 hours, ending now), what expires unused on the way, and each
         team's projected month-end usage against its limit."""
         days = forecasts.window_days(window_days)
-        with self.db.read() as tx:
-            return forecasts.forecast(tx, org_id, days)
+        return self._read(lambda tx: forecasts.forecast(tx, org_id, days))
 
     def ledger(
         self,
@@ -732,8 +734,7 @@ class CreditPool(WebhooksFacade):
         return made.key, made.secret
 
     def authenticate(self, token: str) -> ApiKey | None:
-        with self.db.read() as tx:
-            return keys.authenticate(tx, token)
+        return self._read(lambda tx: keys.authenticate(tx, token))
 
     def revoke_key(
         self, key_id: str, *, org_id: str | None = None, by: str | None = None
