@@ -71,17 +71,36 @@ class Command(Generic[R]):
         """The fields sent in the request's body, in the method's order: all but the key
         and the path's ids."""
         left_out = {KEY, *cls.path_ids()}
-        return tuple(name for name in inspect.signature(cls).parameters if name not in left_out)
+        return tuple(p.name for p in cls.parameters() if p.name not in left_out)
+
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """The command's fields as its method's parameters: the positional ones, then the
+        change's own keyword fields, those it shares with other commands (``UseDetails``,
+        ``Counted``), who made it (a library command's), and the idempotency key last."""
+        concrete = next(k for k in cls.__mro__ if "operation" in vars(k))
+        own = vars(concrete).get("__annotations__", {})
+        by = vars(cls).get("__annotations__", {}) if cls is not concrete else {}
+
+        def order(p: inspect.Parameter) -> tuple[int, int]:  # a stable sort keeps the rest
+            if p.kind is not p.KEYWORD_ONLY:
+                return (0, 0)
+            if p.name == KEY:
+                return (4, 0)
+            if p.name in by:
+                return (3, 0)
+            return (1, 0) if p.name in own else (2, 0)
+
+        return sorted(inspect.signature(cls).parameters.values(), key=order)
 
     @classmethod
     def doc(cls) -> str:
-        """The documentation of the method made from this command: its class's and, for a
-        library command that names who made the change, its base's first."""
+        """The documentation of the method made from this command: the change's and, for a
+        library command that names who made the change, that field's after it."""
         own = [
             inspect.cleandoc(k.__doc__)
             for k in reversed(cls.__mro__)
-            if issubclass(k, Command)
-            and k is not Command
+            if ("operation" in vars(k) or k is cls)
             and "__doc__" in vars(k)
             and k.__doc__
             and not k.__doc__.startswith(k.__name__ + "(")
@@ -91,12 +110,11 @@ class Command(Generic[R]):
     @classmethod
     def method_signature(cls) -> inspect.Signature:
         """The signature of the method made from this command: the organization's id, then
-        the command's fields."""
+        the command's fields (``parameters``)."""
         org_id = inspect.Parameter(
             "org_id", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str"
         )
-        fields = inspect.signature(cls).parameters.values()
-        return inspect.Signature([org_id, *fields], return_annotation=cls.result.__name__)
+        return inspect.Signature([org_id, *cls.parameters()], return_annotation=cls.result.__name__)
 
     def values(self, *left_out: str) -> dict[str, Any]:
         """The fields and their values, but the key and ``left_out``."""

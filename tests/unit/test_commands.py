@@ -88,11 +88,25 @@ def test_the_library_and_the_clients_take_the_command_s_fields(name: str) -> Non
     kind = LEDGER_COMMANDS[name]
     library = inspect.signature(getattr(CreditPool, name).build)
     client = inspect.signature(getattr(Client, name).build)
-    wire = ["org_id", *inspect.signature(kind).parameters]
+    wire = ["org_id", *(p.name for p in kind.parameters())]
     assert list(client.parameters) == wire
     by = [k for k in BY if issubclass(k, kind)]
-    assert list(library.parameters) == wire + [BY[k] for k in by]
+    named = [BY[k] for k in by]
+    assert list(library.parameters) == wire[:-1] + named + ["idempotency_key"]
     assert getattr(CreditPool, name).__doc__ == (by[0] if by else kind).doc()
+
+
+def test_a_method_lists_the_change_s_own_fields_first_and_the_key_last() -> None:
+    consume = inspect.signature(CreditPool.consume.build)
+    assert list(consume.parameters) == [
+        "org_id", "feature", "user_id", "quantity", "dry_run",
+        "feature_name", "action", "integration", "metadata", "breakdown", "requests",
+        "idempotency_key",
+    ]  # fmt: skip
+
+    assert CreditPool.consume.__doc__ == inspect.cleandoc(
+        cmd.Consume.__doc__ or ""
+    )  # not its bases'
 
 
 def test_a_library_command_adds_only_who_made_the_change() -> None:
