@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import string
+import typing
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
@@ -59,8 +60,16 @@ class Command(Generic[R]):
     operation: ClassVar[str]  # its name in the idempotency fingerprint and the metrics
     method: ClassVar[str] = "POST"
     path: ClassVar[str]  # under /v1/orgs/{org_id}/; {field} is one of its ids
-    result: ClassVar[type[Model]]
+    result: ClassVar[type[Model]]  # the answer's model: the class's type argument, R
     success: ClassVar[int] = 201  # the HTTP status of a change made (a replay answers the same)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Command by name: the class @dataclass(slots=True) made, not the one this closes over.
+        super(Command, cls).__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            answer = next(iter(typing.get_args(base)), None)
+            if isinstance(answer, type) and issubclass(answer, Model):
+                cls.result = answer
 
     @classmethod
     def path_ids(cls) -> tuple[str, ...]:
@@ -158,7 +167,6 @@ class Consume(Counted[Consumption]):
 
     operation: ClassVar[str] = "consume"
     path: ClassVar[str] = "consumptions"
-    result: ClassVar[type[Model]] = Consumption
 
     feature: str
     _: KW_ONLY
@@ -177,7 +185,6 @@ class Hold(UseDetails[HoldResult]):
 
     operation: ClassVar[str] = "hold"
     path: ClassVar[str] = "holds"
-    result: ClassVar[type[Model]] = HoldResult
 
     feature: str
     _: KW_ONLY
@@ -198,7 +205,6 @@ class Settle(Counted[Consumption]):
 
     operation: ClassVar[str] = "settle"
     path: ClassVar[str] = "holds/{hold_id}/settle"
-    result: ClassVar[type[Model]] = Consumption
 
     hold_id: int
     _: KW_ONLY
@@ -214,7 +220,6 @@ class Release(Command[HoldResult]):
 
     operation: ClassVar[str] = "release"
     path: ClassVar[str] = "holds/{hold_id}/release"
-    result: ClassVar[type[Model]] = HoldResult
     success: ClassVar[int] = 200
 
     hold_id: int
@@ -226,7 +231,6 @@ class Refund(Command[RefundResult]):
 
     operation: ClassVar[str] = "refund"
     path: ClassVar[str] = "consumptions/{consumption_id}/refund"
-    result: ClassVar[type[Model]] = RefundResult
     success: ClassVar[int] = 200
 
     consumption_id: int
@@ -252,7 +256,6 @@ class Grant(Command[GrantResult]):
 
     operation: ClassVar[str] = "grant"
     path: ClassVar[str] = "grants"
-    result: ClassVar[type[Model]] = GrantResult
 
     amount: Amount
     _: KW_ONLY
@@ -277,7 +280,6 @@ class VoidGrant(Command[GrantResult]):
 
     operation: ClassVar[str] = "void"
     path: ClassVar[str] = "grants/{grant_id}/void"
-    result: ClassVar[type[Model]] = GrantResult
     success: ClassVar[int] = 200
 
     grant_id: int
@@ -301,7 +303,6 @@ class ChangeGrantExpiry(Command[GrantResult]):
     operation: ClassVar[str] = "change_expiry"
     method: ClassVar[str] = "PATCH"
     path: ClassVar[str] = "grants/{grant_id}"
-    result: ClassVar[type[Model]] = GrantResult
     success: ClassVar[int] = 200
 
     grant_id: int
@@ -326,7 +327,6 @@ class Adjust(Command[Adjustment]):
 
     operation: ClassVar[str] = "adjust"
     path: ClassVar[str] = "adjustments"
-    result: ClassVar[type[Model]] = Adjustment
 
     credits: Amount
     _: KW_ONLY
@@ -350,7 +350,6 @@ class RequestCredits(Command[CreditRequest]):
 
     operation: ClassVar[str] = "request_credits"
     path: ClassVar[str] = "credit-requests"
-    result: ClassVar[type[Model]] = CreditRequest
 
     amount: Amount
     _: KW_ONLY
@@ -371,7 +370,6 @@ class GrantCreditRequest(Command[GrantResult]):
 
     operation: ClassVar[str] = "grant_credit_request"
     path: ClassVar[str] = "credit-requests/{request_id}/grant"
-    result: ClassVar[type[Model]] = GrantResult
 
     request_id: int
     _: KW_ONLY
@@ -393,7 +391,6 @@ class DismissCreditRequest(Command[CreditRequest]):
 
     operation: ClassVar[str] = "dismiss_credit_request"
     path: ClassVar[str] = "credit-requests/{request_id}/dismiss"
-    result: ClassVar[type[Model]] = CreditRequest
     success: ClassVar[int] = 200
 
     request_id: int

@@ -80,6 +80,8 @@ def test_the_route_a_command_names_takes_its_body_fields_and_answers_its_status(
     operation = document["paths"].get(f"/v1/orgs/{{org}}/{kind.path}", {}).get(kind.method.lower())
     assert operation is not None, f"{kind.__name__} names no route"
     assert str(kind.success) in operation["responses"]
+    answer = operation["responses"][str(kind.success)]["content"]["application/json"]["schema"]
+    assert answer["$ref"].rsplit("/", 1)[1] == kind.result.__name__  # Command[R]'s R
     assert body_properties(document, operation) == sorted(kind.body_fields())
 
 
