@@ -91,14 +91,14 @@ class Command(Generic[R]):
         own = vars(concrete).get("__annotations__", {})
         by = vars(cls).get("__annotations__", {}) if cls is not concrete else {}
 
-        def order(p: inspect.Parameter) -> tuple[int, int]:  # a stable sort keeps the rest
+        def order(p: inspect.Parameter) -> int:  # a stable sort keeps the rest
             if p.kind is not p.KEYWORD_ONLY:
-                return (0, 0)
+                return 0
             if p.name == KEY:
-                return (4, 0)
+                return 4
             if p.name in by:
-                return (3, 0)
-            return (1, 0) if p.name in own else (2, 0)
+                return 3
+            return 1 if p.name in own else 2
 
         return sorted(inspect.signature(cls).parameters.values(), key=order)
 
@@ -128,10 +128,21 @@ class Command(Generic[R]):
     def values(self, *left_out: str) -> dict[str, Any]:
         """The fields and their values, but the key and ``left_out``."""
         return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != KEY and f.name not in left_out
+            name: getattr(self, name)
+            for name in _field_names(type(self))
+            if name != KEY and name not in left_out
         }
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(kind: type[Any]) -> tuple[str, ...]:
+    """A command's field names, found once per class (``values`` runs on every change)."""
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
 
 
 # -- a use of a feature ---------------------------------------------------------------

@@ -212,12 +212,12 @@ def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call
     body (amounts as exact decimal strings, mappings as objects); the key in the header."""
     k = cast(type[Command[M]], kind)
     ids, fields = k.path_ids(), k.body_fields()
+    decode = cast(Callable[[httpx.Response], M], _one(k.result))
 
     def build(org_id: str, *args: Any, **kwargs: Any) -> Call[M]:
         made = kind(*args, **kwargs)
         path = k.path.format(**{name: _segment(getattr(made, name), name) for name in ids})
         body = {name: _wire(name, getattr(made, name)) for name in fields}
-        decode = cast(Callable[[httpx.Response], M], _one(k.result))
         key = _key(getattr(made, KEY))
         return Call(k.method, f"{_org(org_id)}/{path}", decode, body=body, idempotency_key=key)
 
