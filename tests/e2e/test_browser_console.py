@@ -238,8 +238,13 @@ def test_staff_change_a_feature_price_which_applies_from_then_on(pages: Pages) -
 
 
 def confirmation_form(page: Page) -> dict[str, str | float | bool]:
-    """The confirmation form's fields (hidden ones included) and its confirm button."""
+    """The confirmation form's fields (hidden ones included) and its confirm button.
+
+    Waits for the form first: `all()` does not wait, and read before the review page
+    has loaded it finds no fields at all.
+    """
     form = page.locator("[data-confirm] form")
+    expect(form).to_be_visible()
     fields: dict[str, str | float | bool] = {
         str(i.get_attribute("name")): i.input_value()
         for i in form.locator("input[type=hidden]").all()
