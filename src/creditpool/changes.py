@@ -22,6 +22,7 @@ every service guarantees by refusing before it writes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -332,8 +333,23 @@ def _consume(c: cmd.Consume, _: HoldLimits) -> Change[Consumption]:
     )
 
 
+# What describes a use (``commands.UseDetails``, ``Counted``): in every use's request and
+# fingerprint, None where the command lacks the field (a hold has no breakdown).
+_DETAILS = tuple(f.name for f in dataclasses.fields(cmd.Counted) if "rule" in f.metadata)
+
+
+def use_of(checked: dict[str, Any], feature: str | None = None) -> ConsumeRequest:
+    """A use of a feature from a command's checked fields (``commands.checked``)."""
+    return ConsumeRequest(
+        feature=checked["feature"] if feature is None else feature,
+        user_id=checked["user_id"],
+        quantity=checked["quantity"],
+        details={name: checked.get(name) for name in _DETAILS},
+    )
+
+
 def consume_request(c: cmd.Consume) -> ConsumeRequest:
-    return ConsumeRequest.parse(**c.values("dry_run"))
+    return use_of(cmd.checked(c, "dry_run"))
 
 
 def _refund(c: cmd.Refund, _: HoldLimits) -> Change[Refund]:
@@ -347,8 +363,11 @@ def _refund(c: cmd.Refund, _: HoldLimits) -> Change[Refund]:
 
 
 def _hold(c: cmd.Hold, limits: HoldLimits) -> Change[Hold]:
-    req = holds.HoldRequest.parse(
-        **c.values(),
+    v = cmd.checked(c)
+    req = holds.HoldRequest.of(
+        use_of(v),
+        v["amount"],
+        v["ttl_s"],
         ttl_s_default=limits.hold_ttl_s_default,
         ttl_s_max=limits.hold_ttl_s_max,
     )
@@ -357,7 +376,9 @@ def _hold(c: cmd.Hold, limits: HoldLimits) -> Change[Hold]:
 
 def _settle(c: cmd.Settle, _: HoldLimits) -> Change[Consumption]:
     hid = positive_id(c.hold_id, "hold id")
-    req = holds.SettleRequest.parse(**c.values("hold_id"))
+    v = cmd.checked(c)
+    details = {name: v.get(name) for name in _DETAILS}
+    req = holds.SettleRequest(v["cost"], v["quantity"], v["user_id"], details)
     args = {"hold_id": hid, **req.arguments()}
     return _change(c, args, lambda w: holds.settle(w, hid, req))
 

@@ -21,14 +21,15 @@ import dataclasses
 import inspect
 import string
 import typing
-from collections.abc import Mapping
-from dataclasses import KW_ONLY, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeAlias, TypeVar
 
 from pydantic import BaseModel
 
+from creditpool import validation as check
 from creditpool.consumptions.models import Consumption
 from creditpool.consumptions.models import Refund as RefundResult
 from creditpool.corrections.models import Adjustment
@@ -41,11 +42,12 @@ if TYPE_CHECKING:
     from creditpool.core.keys import ScopedKey
 
 R = TypeVar("R", bound=BaseModel)
+T = TypeVar("T")
 Amount: TypeAlias = str | int | Decimal
 # A key as a caller sends it; the HTTP layer scopes it to the calling API key (ScopedKey).
 IdempotencyKey: TypeAlias = "str | ScopedKey"
-# Fields that are amounts: the client sends them as exact decimal strings.
-AMOUNT_FIELDS = frozenset({"amount", "cost", "quantity", "credits"})
+# Rules of amounts: the client sends such a field as an exact decimal string.
+AMOUNTS = frozenset({check.CREDITS, check.SIGNED_CREDITS, check.QUANTITY})
 # Fields that are not the request's body: the request's key (a header) and the path's ids.
 KEY = "idempotency_key"
 
@@ -134,15 +136,57 @@ class Command(Generic[R]):
         }
 
 
+def rule(kind: check.Rule) -> Mapping[str, check.Rule]:
+    """A field's rule (``validation.Rule``) as its metadata: ``field(metadata=rule(...))``.
+    The library checks the field by it, the HTTP body types it by it, the client sends an
+    amount's as an exact decimal string."""
+    return {"rule": kind}
+
+
+Ruled: TypeAlias = tuple[tuple[str, check.Rule, bool], ...]
+
+
+def rules(kind: type[Command[Any]]) -> Ruled:
+    """Each field of ``kind`` that has a rule, in its method's order: its name, its rule,
+    and whether its default is None (None is then "not given" and is not checked)."""
+    return _once(_RULES, kind, _rules)
+
+
+def _rules(kind: type[Command[Any]]) -> Ruled:
+    declared = {f.name: f for f in dataclasses.fields(kind)}
+    return tuple(
+        (p.name, declared[p.name].metadata["rule"], p.default is None)
+        for p in kind.parameters()
+        if "rule" in declared[p.name].metadata
+    )
+
+
+def checked(command: Command[Any], *left_out: str) -> dict[str, Any]:
+    """The command's fields that have a rule (but ``left_out``), each checked by it: as
+    the change keeps them (amounts in units), or InvalidInput before anything is read."""
+    found: dict[str, Any] = {}
+    for name, kind, optional in rules(type(command)):
+        if name not in left_out:
+            value = getattr(command, name)
+            found[name] = None if value is None and optional else kind.check(value, name)
+    return found
+
+
+_RULES: dict[type[Any], Ruled] = {}
 _FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
 def _field_names(kind: type[Any]) -> tuple[str, ...]:
-    """A command's field names, found once per class (``values`` runs on every change)."""
-    names = _FIELD_NAMES.get(kind)
-    if names is None:
-        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
-    return names
+    return _once(_FIELD_NAMES, kind, lambda k: tuple(f.name for f in dataclasses.fields(k)))
+
+
+def _once(found: dict[type[Any], T], kind: type[Any], make: Callable[[Any], T]) -> T:
+    """What ``make`` says of a command's class, found once per class (``values`` and
+    ``checked`` run on every change)."""
+    made = found.get(kind)
+    if made is None:
+        made = found[kind] = make(kind)
+    return made
 
 
 # -- a use of a feature ---------------------------------------------------------------
@@ -153,18 +197,18 @@ class UseDetails(Command[R]):
     """What describes a use of a feature, beside its price: a consumption's, a hold's and
     a settle's (which takes the hold's for those it leaves out)."""
 
-    feature_name: str | None = None
-    action: str | None = None
-    integration: str | None = None
-    metadata: Mapping[str, Any] | None = None
+    feature_name: str | None = field(default=None, metadata=rule(check.FEATURE_NAME))
+    action: str | None = field(default=None, metadata=rule(check.ACTION))
+    integration: str | None = field(default=None, metadata=rule(check.SHORT_TEXT))
+    metadata: Mapping[str, Any] | None = field(default=None, metadata=rule(check.METADATA))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Counted(UseDetails[R]):
     """A use that was carried out: what it processed, beside its details."""
 
-    breakdown: Mapping[str, int] | None = None
-    requests: int | None = None
+    breakdown: Mapping[str, int] | None = field(default=None, metadata=rule(check.BREAKDOWN))
+    requests: int | None = field(default=None, metadata=rule(check.COUNT))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +223,11 @@ class Consume(Counted[Consumption]):
     operation: ClassVar[str] = "consume"
     path: ClassVar[str] = "consumptions"
 
-    feature: str
+    feature: str = field(metadata=rule(check.ID))
     _: KW_ONLY
-    user_id: str
-    quantity: Amount | None = None
-    dry_run: bool = False
+    user_id: str = field(metadata=rule(check.ID))
+    quantity: Amount | None = field(default=None, metadata=rule(check.QUANTITY))
+    dry_run: bool = field(default=False, metadata=rule(check.FLAG))
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,12 +241,12 @@ class Hold(UseDetails[HoldResult]):
     operation: ClassVar[str] = "hold"
     path: ClassVar[str] = "holds"
 
-    feature: str
+    feature: str = field(metadata=rule(check.ID))
     _: KW_ONLY
-    user_id: str
-    quantity: Amount | None = None
-    amount: Amount | None = None
-    ttl_s: int | None = None
+    user_id: str = field(metadata=rule(check.ID))
+    quantity: Amount | None = field(default=None, metadata=rule(check.QUANTITY))
+    amount: Amount | None = field(default=None, metadata=rule(check.CREDITS))
+    ttl_s: int | None = field(default=None, metadata=rule(check.SECONDS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +263,9 @@ class Settle(Counted[Consumption]):
 
     hold_id: int
     _: KW_ONLY
-    cost: Amount | None = None
-    quantity: Amount | None = None
-    user_id: str | None = None
+    cost: Amount | None = field(default=None, metadata=rule(check.CREDITS))
+    quantity: Amount | None = field(default=None, metadata=rule(check.QUANTITY))
+    user_id: str | None = field(default=None, metadata=rule(check.ID))
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +290,7 @@ class Refund(Command[RefundResult]):
 
     consumption_id: int
     _: KW_ONLY
-    reason: str | None = None
+    reason: str | None = field(default=None, metadata=rule(check.TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,12 +312,12 @@ class Grant(Command[GrantResult]):
     operation: ClassVar[str] = "grant"
     path: ClassVar[str] = "grants"
 
-    amount: Amount
+    amount: Amount = field(metadata=rule(check.CREDITS))
     _: KW_ONLY
-    expires_at: datetime | None = None
-    available_from: datetime | None = None
-    note: str | None = None
-    reference: str | None = None
+    expires_at: datetime | None = field(default=None, metadata=rule(check.INSTANT))
+    available_from: datetime | None = field(default=None, metadata=rule(check.INSTANT))
+    note: str | None = field(default=None, metadata=rule(check.TEXT))
+    reference: str | None = field(default=None, metadata=rule(check.SHORT_TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,8 +339,8 @@ class VoidGrant(Command[GrantResult]):
 
     grant_id: int
     _: KW_ONLY
-    amount: Amount | None = None
-    reason: str | None = None
+    amount: Amount | None = field(default=None, metadata=rule(check.CREDITS))
+    reason: str | None = field(default=None, metadata=rule(check.TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,9 +361,9 @@ class ChangeGrantExpiry(Command[GrantResult]):
     success: ClassVar[int] = 200
 
     grant_id: int
-    expires_at: datetime | None
+    expires_at: datetime | None = field(metadata=rule(check.INSTANT))
     _: KW_ONLY
-    reason: str | None = None
+    reason: str | None = field(default=None, metadata=rule(check.TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -339,9 +383,9 @@ class Adjust(Command[Adjustment]):
     operation: ClassVar[str] = "adjust"
     path: ClassVar[str] = "adjustments"
 
-    credits: Amount
+    credits: Amount = field(metadata=rule(check.SIGNED_CREDITS))
     _: KW_ONLY
-    reason: str
+    reason: str = field(metadata=rule(check.TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -362,9 +406,9 @@ class RequestCredits(Command[CreditRequest]):
     operation: ClassVar[str] = "request_credits"
     path: ClassVar[str] = "credit-requests"
 
-    amount: Amount
+    amount: Amount = field(metadata=rule(check.CREDITS))
     _: KW_ONLY
-    message: str | None = None
+    message: str | None = field(default=None, metadata=rule(check.TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -384,9 +428,9 @@ class GrantCreditRequest(Command[GrantResult]):
 
     request_id: int
     _: KW_ONLY
-    amount: Amount | None = None
-    expires_at: datetime | None = None
-    note: str | None = None
+    amount: Amount | None = field(default=None, metadata=rule(check.CREDITS))
+    expires_at: datetime | None = field(default=None, metadata=rule(check.INSTANT))
+    note: str | None = field(default=None, metadata=rule(check.TEXT))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

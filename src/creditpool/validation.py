@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, partial
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from creditpool.core.errors import InvalidInput
+from creditpool.core.money import parse_credits, parse_quantity, parse_signed_credits
 
 ID_LENGTH_MAX = 64
 NAME_LENGTH_MAX = 200
@@ -192,6 +195,62 @@ def _json_value(value: object, where: str, depth: int) -> None:
         if _NUL_OR_SURROGATE.search(key):
             raise InvalidInput(f"{where} has a key with NUL or a lone surrogate")
         _json_value(item, f"{where}[{key[:40]!r}]", depth + 1)
+
+
+def seconds(value: object, field: str, most: int | None = None) -> int:
+    """A whole number of seconds, at least 1 and at most ``most`` (None: no bound)."""
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= 1
+        and (most is None or value <= most)
+    ):
+        return value
+    top = "" if most is None else f" to {most}"
+    raise InvalidInput(f"{field} must be a whole number of seconds from 1{top}")
+
+
+def strict_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{field} must be true or false")
+    return value
+
+
+# -- what a command's field accepts, declared with the field ----------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    """What one kind of field accepts. A command declares each field's rule with the field
+    (``commands.rule``). ``check(value, field_name)`` is the library's check: it raises
+    InvalidInput or gives the value as it is kept (amounts in units); a field whose default
+    is None is checked only when given. ``http.bodies.WIRE`` gives each rule's type in a
+    request's body, with the same limits. So a new field of a kind that exists names its
+    rule once, where it is declared."""
+
+    check: Callable[[object, str], Any]
+
+
+def _named(parse: Callable[..., Any]) -> Callable[[object, str], Any]:
+    return lambda value, field: parse(value, field=field)
+
+
+ID = Rule(identifier)
+SHORT_TEXT = Rule(text)  # a name, a reference, an integration: up to NAME_LENGTH_MAX
+TEXT = Rule(partial(text, length_max=TEXT_LENGTH_MAX))  # a reason, a note, a message
+FEATURE_NAME = Rule(partial(text, length_max=FEATURE_NAME_LENGTH_MAX))
+ACTION = Rule(partial(text, length_max=ACTION_LENGTH_MAX))
+COUNT = Rule(count)
+BREAKDOWN = Rule(lambda value, _: breakdown(value))
+METADATA = Rule(lambda value, _: metadata(value))
+INSTANT = Rule(aware)
+FLAG = Rule(strict_bool)
+CREDITS = Rule(_named(parse_credits))  # more than 0
+SIGNED_CREDITS = Rule(_named(parse_signed_credits))  # not 0, either sign
+QUANTITY = Rule(_named(parse_quantity))
+# A number of seconds: at least 1; the most is the pool's setting, checked where it is
+# known (a hold's ``ttl_s``: ``holds.service.HoldRequest``).
+SECONDS = Rule(seconds)
 
 
 def _shown(value: str) -> str:

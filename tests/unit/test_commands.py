@@ -183,3 +183,84 @@ def test_the_client_refuses_a_float_amount_and_a_key_that_is_not_a_string() -> N
         _request(lambda c: c.grant("acme", 1.5))
     with pytest.raises(InvalidInput, match="idempotency key"):
         _request(lambda c: c.release("acme", 1, idempotency_key=ScopedKey("s", "k")))
+
+
+# -- a field's rule is declared with the field ------------------------------------------
+
+
+def test_every_body_field_declares_its_rule_and_the_body_types_it_by_that_rule() -> None:
+    from creditpool.http import bodies
+
+    for kind in {*LEDGER_COMMANDS.values()}:
+        declared = {f.name: f for f in dataclasses.fields(kind)}
+        for name in kind.body_fields():
+            assert "rule" in declared[name].metadata, f"{kind.__name__}.{name} has no rule"
+            assert declared[name].metadata["rule"] in bodies.WIRE, f"{kind.__name__}.{name}"
+
+
+def test_the_library_checks_a_field_by_its_rule() -> None:
+    bad = cmd.Consume("chat", user_id="u-1", integration="x" * 201)
+    with pytest.raises(InvalidInput, match="integration is longer than 200 characters"):
+        cmd.checked(bad)
+    with pytest.raises(InvalidInput, match="user_id must be 1 to 64"):
+        cmd.checked(cmd.Consume("chat", user_id="no spaces"))
+    with pytest.raises(InvalidInput, match="feature must be a non-empty string"):
+        cmd.checked(cmd.Consume(None, user_id="u-1"))  # type: ignore[arg-type]
+    good = cmd.checked(cmd.Consume("chat", user_id="u-1", quantity="2.5", requests=3))
+    assert good["quantity"] == 25_000  # amounts in units, as the change keeps them
+    assert good["requests"] == 3
+    assert good["metadata"] is None  # None: not given, not checked
+
+
+def test_what_describes_a_use_has_a_column_and_an_answer_field_where_it_is_kept() -> None:
+    """A field added to ``UseDetails`` (consumptions and holds) or ``Counted`` (consumptions)
+    is written as it is into the row's column of the same name and shown in the answer:
+    without both it could not be kept, and this says so before any row is written."""
+    from creditpool.consumptions.models import Consumption
+    from creditpool.holds.models import Hold
+    from creditpool.storage.tables import consumptions, holds
+
+    def described(kind: type[Any]) -> set[str]:
+        return {f.name for f in dataclasses.fields(kind) if "rule" in f.metadata}
+
+    for name in described(cmd.Counted):
+        assert name in consumptions.c, name
+        assert name in Consumption.model_fields, name
+    for name in described(cmd.UseDetails):
+        assert name in holds.c, name
+        assert name in Hold.model_fields, name
+
+
+# Fingerprints of these requests as the code before commands declared their rules made them:
+# a key stored then must replay the same request after an upgrade, not answer a conflict.
+FINGERPRINTS = {
+    "e0bb4271058edaf9d6304269674e3c45027a1fba09c800d76782643a31457b2b": cmd.Consume(
+        "chat",
+        user_id="u1",
+        quantity="2.5",
+        feature_name="Chat",
+        action="ask",
+        integration="zendesk",
+        breakdown={"calls": 2},
+        requests=3,
+        metadata={"a": [1, "x"]},
+    ),
+    "01b6639726a158a86b408427fca2d6ad76d183ce719ec21d0e457ce62d00f66f": cmd.Consume(
+        "chat", user_id="u1"
+    ),
+    "528ffdefdf5e7123e7b3da3211af8744691fc6a45a2d0246a49778550db4745c": cmd.Hold(
+        "chat", user_id="u1", amount="3", ttl_s=60, metadata={"m": 1}
+    ),
+    "1662c87e6a88dae968c281c9506b863d9672285bd126d08e7eea300a41b66b87": cmd.Settle(
+        7, cost="2", breakdown={"calls": 1}, user_id="u2"
+    ),
+    "c54a598545f2e02deb32d4beb2e4f3aeb19be3abe975aed4676fae880e48b173": cmd.Settle(7),
+}
+
+
+@pytest.mark.parametrize("expected", FINGERPRINTS)
+def test_a_use_s_fingerprint_is_what_it_was(expected: str) -> None:
+    from creditpool.idempotency.service import fingerprint
+
+    change = changes.of(FINGERPRINTS[expected], changes.DefaultLimits())
+    assert fingerprint(change.operation, change.arguments) == expected

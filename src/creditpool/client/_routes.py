@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
-from creditpool.commands import AMOUNT_FIELDS, KEY, Command
+from creditpool.commands import AMOUNTS, KEY, Command, rules
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidAmount, InvalidInput
 from creditpool.corrections.models import Adjustment, Correction
@@ -212,12 +212,13 @@ def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call
     body (amounts as exact decimal strings, mappings as objects); the key in the header."""
     k = cast(type[Command[M]], kind)
     ids, fields = k.path_ids(), k.body_fields()
+    amounts = frozenset(name for name, r, _ in rules(k) if r in AMOUNTS)
     decode = cast(Callable[[httpx.Response], M], _one(k.result))
 
     def build(org_id: str, *args: Any, **kwargs: Any) -> Call[M]:
         made = kind(*args, **kwargs)
         path = k.path.format(**{name: _segment(getattr(made, name), name) for name in ids})
-        body = {name: _wire(name, getattr(made, name)) for name in fields}
+        body = {name: _wire(name, getattr(made, name), amounts) for name in fields}
         key = _key(getattr(made, KEY))
         return Call(k.method, f"{_org(org_id)}/{path}", decode, body=body, idempotency_key=key)
 
@@ -226,8 +227,8 @@ def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call
     return cast(Callable[Concatenate[str, P], Call[M]], build)
 
 
-def _wire(name: str, value: object) -> object:
-    if name in AMOUNT_FIELDS:
+def _wire(name: str, value: object, amounts: frozenset[str]) -> object:
+    if name in amounts:
         return _optional_amount(value, name)
     if isinstance(value, Mapping):
         return dict(value)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from creditpool import validation as check
 from creditpool.audit import service as audit
 from creditpool.consumptions import team_limits
 from creditpool.consumptions.models import Allocation, Consumption, ConsumptionStatus, Refund
@@ -19,7 +19,6 @@ from creditpool.core.money import (
     UNIT,
     cost_units,
     format_credits,
-    parse_quantity,
     to_decimal,
 )
 from creditpool.ledger.service import append_move, left_now
@@ -31,37 +30,21 @@ from creditpool.storage.uow import Tx
 
 @dataclass(frozen=True, slots=True)
 class ConsumeRequest:
+    """A use of a feature, checked (``changes.use_of``: each field by the rule its command
+    declares): what is charged (the feature, for whom, how many units), and ``details``,
+    what describes the use (``commands.UseDetails``, ``Counted``), written as they are into
+    the consumption's row and a hold's (a column of the same name each)."""
+
     feature: str
     user_id: str
     quantity: int | None
-    feature_name: str | None
-    action: str | None
-    integration: str | None
-    breakdown: dict[str, int] | None
-    requests: int | None
-    metadata: dict[str, Any] | None
-
-    @classmethod
-    def parse(cls, feature: object, user_id: object, **fields: Any) -> ConsumeRequest:
-        quantity = fields.get("quantity")
-        return cls(
-            feature=check.identifier(feature, "feature"),
-            user_id=check.identifier(user_id, "user_id"),
-            quantity=None if quantity is None else parse_quantity(quantity),
-            feature_name=check.text(
-                fields.get("feature_name"), "feature_name", check.FEATURE_NAME_LENGTH_MAX
-            ),
-            action=check.text(fields.get("action"), "action", check.ACTION_LENGTH_MAX),
-            integration=check.text(fields.get("integration"), "integration"),
-            breakdown=check.breakdown(fields.get("breakdown")),
-            requests=check.count(fields.get("requests"), "requests"),
-            metadata=check.metadata(fields.get("metadata")),
-        )
+    details: Mapping[str, Any]
 
     def arguments(self) -> dict[str, Any]:
         """The request as the idempotency fingerprint sees it (a shallow copy is enough:
         the fingerprint only serializes it)."""
-        return {name: getattr(self, name) for name in self.__slots__}
+        use = {"feature": self.feature, "user_id": self.user_id, "quantity": self.quantity}
+        return use | dict(self.details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,18 +216,13 @@ def _row_values(
         "id": cid,
         "created_at": now,
         "feature": req.feature,
-        "feature_name": req.feature_name,
-        "action": req.action,
-        "integration": req.integration,
         "user_id": req.user_id,
         "team_id": priced.team_id,
         "quantity": req.quantity,
         "rate": priced.rate,
         "cost": priced.cost,
-        "breakdown": req.breakdown,
-        "requests": req.requests,
-        "metadata": req.metadata,
         "status": ConsumptionStatus.PAID.value,
+        **req.details,
     }
 
 

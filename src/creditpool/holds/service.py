@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from creditpool import validation as check
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption
 from creditpool.consumptions.service import ConsumeRequest, model_values
@@ -23,7 +24,7 @@ from creditpool.core.holds import (
     plan_settle,
 )
 from creditpool.core.ledger import LedgerAction, LedgerMethod
-from creditpool.core.money import parse_credits, parse_quantity, to_decimal
+from creditpool.core.money import to_decimal
 from creditpool.holds.models import Hold, HoldStatus
 from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter
@@ -31,13 +32,10 @@ from creditpool.repositories import holds as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
-# What a settle may describe, like a consumption; what it leaves out comes from the hold.
-DESCRIPTIVE = ("feature_name", "action", "integration", "breakdown", "requests", "metadata")
-
 
 @dataclass(frozen=True, slots=True)
 class HoldRequest:
-    """``hold``'s arguments, parsed: what to reserve (``amount``, else the catalog's price
+    """``hold``'s arguments, checked: what to reserve (``amount``, else the catalog's price
     of ``quantity`` or of one use), for how long, and the consumption it is for."""
 
     use: ConsumeRequest
@@ -45,24 +43,19 @@ class HoldRequest:
     ttl_s: int
 
     @classmethod
-    def parse(
+    def of(
         cls,
-        feature: object,
-        user_id: object,
+        use: ConsumeRequest,
+        amount: int | None,
+        ttl_s: int | None,
         *,
-        amount: object = None,
-        ttl_s: object = None,
         ttl_s_default: int,
         ttl_s_max: int,
-        **fields: Any,
     ) -> HoldRequest:
-        use = ConsumeRequest.parse(feature, user_id, **fields)
         if amount is not None and use.quantity is not None:
             raise InvalidInput("give an amount or a quantity to hold, not both")
-        ttl = ttl_s_default if ttl_s is None else ttl_s
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= ttl_s_max:
-            raise InvalidInput(f"ttl_s must be a whole number of seconds from 1 to {ttl_s_max}")
-        return cls(use=use, amount=None if amount is None else parse_credits(amount), ttl_s=ttl)
+        ttl = check.seconds(ttl_s_default if ttl_s is None else ttl_s, "ttl_s", ttl_s_max)
+        return cls(use=use, amount=amount, ttl_s=ttl)
 
     def arguments(self) -> dict[str, Any]:
         return {**self.use.arguments(), "amount": self.amount, "ttl_s": self.ttl_s}
@@ -70,7 +63,7 @@ class HoldRequest:
 
 @dataclass(frozen=True, slots=True)
 class SettleRequest:
-    """``settle``'s arguments, parsed: the real cost (``cost``, else the catalog's price of
+    """``settle``'s arguments, checked: the real cost (``cost``, else the catalog's price of
     ``quantity`` now; neither: the price now of the quantity the hold was for, else the
     amount held) and the consumption's descriptive fields (None: the hold's)."""
 
@@ -79,20 +72,9 @@ class SettleRequest:
     user_id: str | None
     fields: dict[str, Any]
 
-    @classmethod
-    def parse(
-        cls, *, cost: object = None, quantity: object = None, user_id: object = None, **fields: Any
-    ) -> SettleRequest:
-        if cost is not None and quantity is not None:
+    def __post_init__(self) -> None:
+        if self.cost is not None and self.quantity is not None:
             raise InvalidInput("give the cost or the quantity to settle, not both")
-        # Checked as a consumption's fields are (the feature is the hold's).
-        checked = ConsumeRequest.parse("x", user_id if user_id is not None else "x", **fields)
-        return cls(
-            cost=None if cost is None else parse_credits(cost, field="cost"),
-            quantity=None if quantity is None else parse_quantity(quantity),
-            user_id=None if user_id is None else checked.user_id,
-            fields={name: getattr(checked, name) for name in DESCRIPTIVE},
-        )
 
     def arguments(self) -> dict[str, Any]:
         return {
@@ -122,10 +104,7 @@ def hold(w: OrgWriter, req: HoldRequest) -> Hold:
         "user_id": req.use.user_id,
         "team_id": priced.team_id,
         "quantity": req.use.quantity,
-        "feature_name": req.use.feature_name,
-        "action": req.use.action,
-        "integration": req.use.integration,
-        "metadata": req.use.metadata,
+        **{name: v for name, v in req.use.details.items() if name in Hold.model_fields},
         "released": 0,
         "lost": 0,
     }
@@ -143,9 +122,9 @@ def settle(w: OrgWriter, hold_id: int, req: SettleRequest) -> Consumption:
         feature=row.feature,
         user_id=req.user_id or row.user_id,
         quantity=req.quantity,
-        **{
-            name: req.fields.get(name) if req.fields.get(name) is not None else _kept(row, name)
-            for name in DESCRIPTIVE
+        details={
+            name: value if value is not None else _kept(row, name)
+            for name, value in req.fields.items()
         },
     )
     cost = req.cost

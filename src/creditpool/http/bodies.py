@@ -2,9 +2,10 @@
 
 A body class names its command (``__command__``) and declares only what is HTTP's: a
 field's example or description for the OpenAPI document, a rule the wire adds. Every other
-field of the command's body comes from the command, typed by its wire rule here
-(``WIRE``: one per field name, with its limits), required or optional as the command has
-it. So a field added to a command is in its body, its document and its client at once.
+field of the command's body comes from the command, typed by the wire type of the rule the
+command declares with the field (``WIRE``: one per kind of field, with its limits),
+required or optional as the command has it. So a field added to a command is in its body,
+its document and its client at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, StrictBool, StrictInt
 from pydantic._internal._model_construction import ModelMetaclass
 
+from creditpool import validation as check
 from creditpool.commands import Command
 from creditpool.http.schemas import (
     Body,
@@ -42,29 +44,24 @@ TtlS = Annotated[
     BeforeValidator(whole_number),
 ]
 
-# Each field of a command as the wire takes it.
-WIRE: dict[str, Any] = {
-    "feature": Id,
-    "user_id": Id,
-    "quantity": Quantity,
-    "amount": Credits,
-    "cost": Credits,
-    "credits": SignedCredits,
-    "ttl_s": TtlS,
-    "feature_name": FeatureName,
-    "action": UsageAction,
-    "integration": ShortText,
-    "metadata": Metadata,
-    "breakdown": Breakdown,
-    "requests": Count,
-    "reason": Text,
-    "note": Text,
-    "message": Text,
-    "reference": ShortText,
-    "expires_at": Instant,
-    "available_from": Instant,
+# Each rule of a command's field (``validation.Rule``, declared with the field) as the wire
+# takes it: the same limits, said in the OpenAPI document.
+WIRE: dict[check.Rule, Any] = {
+    check.ID: Id,
+    check.QUANTITY: Quantity,
+    check.CREDITS: Credits,
+    check.SIGNED_CREDITS: SignedCredits,
+    check.SECONDS: TtlS,
+    check.FEATURE_NAME: FeatureName,
+    check.ACTION: UsageAction,
+    check.SHORT_TEXT: ShortText,
+    check.TEXT: Text,
+    check.METADATA: Metadata,
+    check.BREAKDOWN: Breakdown,
+    check.COUNT: Count,
+    check.INSTANT: Instant,
     # Strict: 0, 1 or "yes" are not booleans (pydantic would read them as such).
-    "dry_run": StrictBool,
+    check.FLAG: StrictBool,
 }
 
 
@@ -89,7 +86,7 @@ def _fill(namespace: dict[str, Any], command: type[Command[Any]]) -> None:
             annotations[name] = declared[name]
             continue
         field = fields[name]
-        wire = WIRE[name]
+        wire = WIRE[field.metadata["rule"]]
         annotations[name] = wire | None if str(field.type).endswith("| None") else wire
         if field.default is not dataclasses.MISSING:
             namespace[name] = field.default
