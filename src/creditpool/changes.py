@@ -338,10 +338,10 @@ def _consume(c: cmd.Consume, _: HoldLimits) -> Change[Consumption]:
 _DETAILS = tuple(f.name for f in dataclasses.fields(cmd.Counted) if "rule" in f.metadata)
 
 
-def use_of(checked: dict[str, Any], feature: str | None = None) -> ConsumeRequest:
+def use_of(checked: dict[str, Any]) -> ConsumeRequest:
     """A use of a feature from a command's checked fields (``commands.checked``)."""
     return ConsumeRequest(
-        feature=checked["feature"] if feature is None else feature,
+        feature=checked["feature"],
         user_id=checked["user_id"],
         quantity=checked["quantity"],
         details={name: checked.get(name) for name in _DETAILS},
