@@ -363,11 +363,11 @@ def _refund(c: cmd.Refund, _: HoldLimits) -> Change[Refund]:
 
 
 def _hold(c: cmd.Hold, limits: HoldLimits) -> Change[Hold]:
-    v = cmd.checked(c)
+    v = cmd.checked(c, "ttl_s")  # its most is the pool's setting: HoldRequest.of checks it
     req = holds.HoldRequest.of(
         use_of(v),
         v["amount"],
-        v["ttl_s"],
+        c.ttl_s,
         ttl_s_default=limits.hold_ttl_s_default,
         ttl_s_max=limits.hold_ttl_s_max,
     )

@@ -248,8 +248,8 @@ FLAG = Rule(strict_bool)
 CREDITS = Rule(_named(parse_credits))  # more than 0
 SIGNED_CREDITS = Rule(_named(parse_signed_credits))  # not 0, either sign
 QUANTITY = Rule(_named(parse_quantity))
-# A number of seconds: at least 1; the most is the pool's setting, checked where it is
-# known (a hold's ``ttl_s``: ``holds.service.HoldRequest``).
+# A number of seconds, at least 1. A hold's ``ttl_s`` is checked against the pool's most
+# instead (``holds.service.HoldRequest.of``, which names it in the error).
 SECONDS = Rule(seconds)
 
 

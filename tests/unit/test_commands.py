@@ -264,3 +264,12 @@ def test_a_use_s_fingerprint_is_what_it_was(expected: str) -> None:
 
     change = changes.of(FINGERPRINTS[expected], changes.DefaultLimits())
     assert fingerprint(change.operation, change.arguments) == expected
+
+
+def test_a_hold_s_time_to_live_is_checked_against_the_pool_s_most_and_says_it() -> None:
+    for ttl_s in (0, True, 1.5, 86_401):
+        with pytest.raises(
+            InvalidInput, match="ttl_s must be a whole number of seconds from 1 to 86400"
+        ):
+            changes.of(cmd.Hold("chat", user_id="u-1", ttl_s=ttl_s))  # type: ignore[arg-type]
+    assert changes.of(cmd.Hold("chat", user_id="u-1", ttl_s=86_400)).arguments["ttl_s"] == 86_400

@@ -47,7 +47,7 @@ class HoldRequest:
         cls,
         use: ConsumeRequest,
         amount: int | None,
-        ttl_s: int | None,
+        ttl_s: object,
         *,
         ttl_s_default: int,
         ttl_s_max: int,
