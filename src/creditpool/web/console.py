@@ -191,10 +191,9 @@ def _keys_page(
 ) -> Response:
     after = extra.pop("after", None)
     view = views.keys_page(visit.pool.db, org, after)
-    context: dict[str, Any] = {"form": {"role": "admin"}, "form_error": None, "revoked": None}
-    context.update(extra)
+    shown = {"form": {"role": "admin"}, "form_error": None, "revoked": None} | extra
     return visit.page(
-        "staff_keys.html", status_code, caller=caller, view=view, after=after, **context
+        "staff_keys.html", status_code, caller=caller, view=view, after=after, **shown
     )
 
 
@@ -336,8 +335,8 @@ def portal_link(org: OrgId, post: Posted, sent: PortalFields, step: Step = "revi
 
     def mint(checked: tuple[str, str]) -> PortalLink:
         user, portal_role = checked
-        return post.pool.portal_link(org, user, role=portal_role, by=caller.key.name,
-                                     ttl_s=sessions(post.request).settings.portal_link_ttl_s)  # fmt: skip
+        ttl_s = sessions(post.request).settings.portal_link_ttl_s
+        return post.pool.portal_link(org, user, role=portal_role, by=caller.key.name, ttl_s=ttl_s)
 
     return reviewed(
         step,

@@ -41,11 +41,10 @@ router = APIRouter(include_in_schema=False)
 def _form(
     visit: Visit, caller: Principal, kind: str, status_code: int = 200, **context: Any
 ) -> Response:
-    values: dict[str, Any] = {"form": {}, "form_error": None, "grant": None}
-    values.update(context)
+    shown = {"form": {}, "form_error": None, "grant": None} | context
     return visit.page(
         "staff_correction.html", status_code, caller=caller, kind=kind, nonce=uuid.uuid4().hex,
-        **values,
+        **shown,
     )  # fmt: skip
 
 

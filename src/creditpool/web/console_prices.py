@@ -59,12 +59,9 @@ def _feature_page(
     **extra: Any,
 ) -> Response:
     view = views.feature_page(visit.pool.db, key, before)
-    context: dict[str, Any] = {
-        "form": _price_form(view.feature), "form_error": None, "saved": False,
-    }  # fmt: skip
-    context.update(extra)
+    shown = {"form": _price_form(view.feature), "form_error": None, "saved": False} | extra
     return visit.page(
-        "staff_feature.html", status_code, caller=caller, view=view, before=before, **context
+        "staff_feature.html", status_code, caller=caller, view=view, before=before, **shown
     )
 
 
@@ -99,9 +96,9 @@ def change_price(
         return current, views.parse_price(current, form)
 
     def save(checked: tuple[Feature, views.NewPrice]) -> None:
-        args = checked[1].arguments()
+        args, by = checked[1].arguments(), caller.key.name
         post.once(caller, None, "feature-price", {"key": key, **args},
-                  lambda: post.pool.set_feature(key, **args, changed_by=caller.key.name))  # fmt: skip
+                  lambda: post.pool.set_feature(key, **args, changed_by=by))  # fmt: skip
 
     return reviewed(
         step,

@@ -56,11 +56,11 @@ def _refund_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    context: dict[str, Any] = {"form_error": None, "reason": None, "first": None}
-    context.update(extra)
+    shown = {"form_error": None, "reason": None, "first": None} | extra
     return visit.page(
-        "staff_refund.html", status_code, caller=caller, org=org, c=consumption, feature_name=names.get(consumption.feature, consumption.feature),
-        nonce=uuid.uuid4().hex, **context,
+        "staff_refund.html", status_code, caller=caller, org=org, c=consumption,
+        feature_name=names.get(consumption.feature, consumption.feature),
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 

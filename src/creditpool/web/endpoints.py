@@ -328,13 +328,12 @@ def _credits_page(
     and the organization's latest requests."""
     asking = caller.may(Action.CREDIT_REQUESTS_CREATE)
     view = service.credits_page(pool.db, org, with_requests=asking)
-    context: dict[str, Any] = {
+    shown = {
         "report_error": None, "report_form": {}, "requested": None, "request_error": None,
-    }  # fmt: skip
-    context.update(extra)
+    } | extra  # fmt: skip
     return page(
         request, "credits.html", status_code=status_code, view=view, caller=caller,
-        Action=Action, asking=asking, nonce=uuid.uuid4().hex, **context,
+        Action=Action, asking=asking, nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
@@ -438,13 +437,12 @@ def _staff_org_page(
 ) -> Response:
     visit.pool.sweep(org)  # what fell due is written first: the ledger and hold statuses are exact
     view = service.staff_org_page(visit.pool.db, org, before)
-    context: dict[str, Any] = {
+    shown = {
         "form": {}, "form_error": None, "granted": None, "voided": None, "dismissed": None,
-    }  # fmt: skip
-    context.update(extra)
+    } | extra  # fmt: skip
     return visit.page(
         "staff_org.html", status_code, view=view, caller=caller, nonce=uuid.uuid4().hex,
-        summary=service.event_summary, **context,
+        summary=service.event_summary, **shown,
     )  # fmt: skip
 
 
@@ -503,11 +501,10 @@ def _void_page(
     visit: Visit, caller: Principal, org: str, grant_id: int, status_code: int = 200, **extra: Any
 ) -> Response:
     org_model, grant = service.void_view(visit.pool.db, org, grant_id)
-    context: dict[str, Any] = {"form": {}, "form_error": None}
-    context.update(extra)
+    shown = {"form": {}, "form_error": None} | extra
     return visit.page(
         "staff_void.html", status_code, caller=caller, org=org_model, grant=grant,
-        nonce=uuid.uuid4().hex, **context,
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
@@ -560,11 +557,10 @@ def _request_confirm_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    context: dict[str, Any] = {"form": {"amount": str(asked.amount)}, "form_error": None}
-    context.update(extra)
+    shown = {"form": {"amount": str(asked.amount)}, "form_error": None} | extra
     return visit.page(
         "staff_request_grant.html", status_code, caller=caller, org=org, asked=asked,
-        nonce=uuid.uuid4().hex, **context,
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
