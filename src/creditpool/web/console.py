@@ -21,18 +21,8 @@ from creditpool.sessions.models import PortalLink
 from creditpool.validation import time_zones
 from creditpool.web import console_views as views
 from creditpool.web.auth import sessions
-from creditpool.web.confirm import (
-    Confirmation,
-    FormText,
-    Posted,
-    Step,
-    Visit,
-    Visited,
-    org_crumbs,
-    reviewed,
-    see_other,
-    text_fields,
-)
+from creditpool.web.confirm import Confirmation, Step, confirm_page, org_crumbs, reviewed
+from creditpool.web.forms import FormText, Posted, Visit, Visited, see_other, text_fields
 from creditpool.web.render import local_time
 
 router = APIRouter(include_in_schema=False)
@@ -94,7 +84,7 @@ def new_org(
         step,
         partial(_org_form, post, caller, None, form),
         lambda: views.check_new_org(post.pool.db, form, existing=step == "review"),
-        lambda checked: post.confirm(caller, _new_org_confirmation(*checked)),
+        lambda checked: confirm_page(post, caller, _new_org_confirmation(*checked)),
         create,
         lambda org_id: see_other(f"/staff/orgs/{org_id}?created=1"),
     )
@@ -169,7 +159,7 @@ def _settings_review(
         cancel=f"/staff/orgs/{org.id}",
         crumbs=org_crumbs(org),
     )
-    return visit.confirm(caller, confirmation)
+    return confirm_page(visit, caller, confirmation)
 
 
 # -- an organization's keys --------------------------------------------------------------
@@ -222,7 +212,7 @@ def create_org_key(org: OrgId, post: Posted, sent: KeyFields, step: Step = "revi
         step,
         again,
         lambda: views.parse_new_key(form),
-        lambda new: post.confirm(caller, _key_confirmation(post.pool.org(org), new, form)),
+        lambda new: confirm_page(post, caller, _key_confirmation(post.pool.org(org), new, form)),
         make,
         shown,
     )
@@ -287,7 +277,7 @@ def revoke_key_confirm(org: OrgId, key_id: KeyId, visit: Visited) -> Response:
         crumbs=org_crumbs(org_model),
         editable=False,
     )
-    return visit.confirm(caller, confirmation)
+    return confirm_page(visit, caller, confirmation)
 
 
 @router.post("/staff/orgs/{org}/keys/{key_id}/revoke")
@@ -342,7 +332,9 @@ def portal_link(org: OrgId, post: Posted, sent: PortalFields, step: Step = "revi
         step,
         partial(_portal_form, post, caller, org_model, form),
         lambda: views.parse_portal(form),
-        lambda checked: post.confirm(caller, _portal_confirmation(org_model, checked[0], form)),
+        lambda checked: confirm_page(
+            post, caller, _portal_confirmation(org_model, checked[0], form)
+        ),
         mint,
         lambda link: _link_page(post, caller, org_model, link),
     )

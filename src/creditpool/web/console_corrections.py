@@ -21,18 +21,8 @@ from creditpool.corrections.service import parse_reason
 from creditpool.http.deps import ObjectId, OrgId
 from creditpool.http.security import Action, Principal
 from creditpool.web import service
-from creditpool.web.confirm import (
-    Confirmation,
-    Posted,
-    Step,
-    Visit,
-    Visited,
-    org_crumbs,
-    refusal,
-    reviewed,
-    see_other,
-    text_fields,
-)
+from creditpool.web.confirm import Confirmation, Step, confirm_page, org_crumbs, reviewed
+from creditpool.web.forms import Posted, Visit, Visited, refusal, see_other, text_fields
 from creditpool.web.render import credits, local_time
 
 router = APIRouter(include_in_schema=False)
@@ -94,8 +84,8 @@ def expiry(
         step,
         again,
         check,
-        lambda checked: post.confirm(
-            caller, _expiry_confirmation(org_model, grant, checked[0], form)
+        lambda checked: confirm_page(
+            post, caller, _expiry_confirmation(org_model, grant, checked[0], form)
         ),
         change,
         lambda _: see_other(f"/staff/orgs/{org}?corrected=expiry#ledger"),
@@ -170,7 +160,7 @@ def adjust(org: OrgId, post: Posted, form: AdjustFields, step: Step = "review") 
     def review(units: int) -> Response:
         left_after = balance.left + to_decimal(units)
         confirmation = _adjust_confirmation(org_model, balance.left, units, left_after, form)
-        return post.confirm(caller, confirmation)
+        return confirm_page(post, caller, confirmation)
 
     def make(_: int) -> Adjustment:
         return pool.adjust(

@@ -14,16 +14,8 @@ from creditpool.features.models import Feature
 from creditpool.http.deps import FeatureKey
 from creditpool.http.security import Action, Principal
 from creditpool.web import console_views as views
-from creditpool.web.confirm import (
-    Confirmation,
-    Posted,
-    Step,
-    Visit,
-    Visited,
-    reviewed,
-    see_other,
-    text_fields,
-)
+from creditpool.web.confirm import Confirmation, Step, confirm_page, reviewed
+from creditpool.web.forms import Posted, Visit, Visited, see_other, text_fields
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,7 +96,7 @@ def change_price(
         step,
         again,
         check,
-        lambda checked: post.confirm(caller, _price_confirmation(*checked, form)),
+        lambda checked: confirm_page(post, caller, _price_confirmation(*checked, form)),
         save,
         lambda _: see_other(f"/staff/features/{key}?saved=1"),
     )

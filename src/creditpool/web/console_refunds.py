@@ -18,15 +18,7 @@ from creditpool.http.deps import ObjectId, OrgId
 from creditpool.http.security import Action, Principal
 from creditpool.orgs.models import Org
 from creditpool.web import console_views as views
-from creditpool.web.confirm import (
-    Posted,
-    Visit,
-    Visited,
-    attempt,
-    refusal,
-    see_other,
-    text_fields,
-)
+from creditpool.web.forms import Posted, Visit, Visited, attempt, refusal, see_other, text_fields
 
 router = APIRouter(include_in_schema=False)
 Status = Annotated[str | None, Query(pattern=r"^(paid|refunded)$")]

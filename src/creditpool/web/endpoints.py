@@ -31,7 +31,7 @@ from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
 from creditpool.web.auth import CsrfRefused, form_caller, page_caller, page_claims, sessions
-from creditpool.web.confirm import (
+from creditpool.web.forms import (
     Csrf,
     FormText,
     Posted,
