@@ -30,7 +30,7 @@ from creditpool.reports.models import ReportFormat, ReportKind, ReportPeriod
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
-from creditpool.web.auth import CsrfRefused, form_caller, page_caller, page_claims, sessions
+from creditpool.web.auth import CsrfRefused, form_caller, page_claims, sessions
 from creditpool.web.forms import (
     Csrf,
     FormText,
@@ -182,8 +182,7 @@ def _demo_staff(pool: CreditPool, browser: Sessions) -> SessionClaims:
 @router.get("/app/orgs/{org}")
 def usage(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     feature: Text = None,
     user: Text = None,
     team: Text = None,
@@ -193,8 +192,7 @@ def usage(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     days: Annotated[int, Query()] = 30,
 ) -> Response:
-    caller = page_caller(request)
-    caller.require(Action.BALANCE_READ, org)
+    caller = visit.caller(Action.BALANCE_READ, org)
     status = _optional(status)
     if status not in (None, "paid", "refunded"):
         raise InvalidInput("status must be paid or refunded")
@@ -206,12 +204,16 @@ def usage(
         start=_day(start, "from"),
         end=_day(end, "to"),
     )
-    return _usage_page(request, pool, caller, org, filters, before, days)
+    return _usage_page(visit, caller, org, filters, before, days)
+
+
+def _chart_days(days: int) -> int:
+    """The chart's span: one of those it offers (else the first)."""
+    return days if days in service.CHART_DAYS else service.CHART_DAYS[0]
 
 
 def _usage_page(
-    request: Request,
-    pool: Pool,
+    visit: Visit,
     caller: Principal,
     org: str,
     filters: service.HistoryFilters,
@@ -220,29 +222,27 @@ def _usage_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
-    view = service.usage_page(pool.db, caller, org, filters, before, days)
-    return page(
-        request, "usage.html", status_code=status_code, view=view, caller=caller,
-        filters=filters, before=before, Action=Action, **extra,
+    view = service.usage_page(visit.pool.db, caller, org, filters, before, _chart_days(days))
+    return visit.page(
+        "usage.html", status_code, view=view, caller=caller, filters=filters, before=before,
+        Action=Action, **extra,
     )  # fmt: skip
 
 
 def _history_row(
-    request: Request, pool: CreditPool, org: str, consumption_id: int, *, details: bool
+    visit: Visit, org: str, consumption_id: int, *, details: bool
 ) -> service.HistoryRow:
-    caller = page_caller(request)
-    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
-    found = service.consumption_row(pool.db, caller, org, consumption_id, details=details)
+    caller = visit.caller(Action.OWN_CONSUMPTIONS_READ, org)
+    found = service.consumption_row(visit.pool.db, caller, org, consumption_id, details=details)
     if found is None:
         raise NotFound(f"consumption {consumption_id} not found")
     return found
 
 
 @router.get("/app/orgs/{org}/history/{consumption_id}")
-def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+def history_row(org: OrgId, consumption_id: ObjectId, visit: Visited) -> Response:
     """One row of the usage history, for the page's live updates."""
-    row = _history_row(request, pool, org, consumption_id, details=False)
+    row = _history_row(visit, org, consumption_id, details=False)
     return fragment(
         "_history_row.html", c=row.consumption, org=row.org, features=row.features,
         people=row.people,
@@ -250,11 +250,11 @@ def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Po
 
 
 @router.get("/app/orgs/{org}/history/{consumption_id}/details")
-def history_details(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+def history_details(org: OrgId, consumption_id: ObjectId, visit: Visited) -> Response:
     """What a history row opens to (its button loads it): the use's action, integration,
     breakdown, requests, metadata, the grants it drew from and, when refunded, the refund's
     reason and what was restored or lost."""
-    row = _history_row(request, pool, org, consumption_id, details=True)
+    row = _history_row(visit, org, consumption_id, details=True)
     return fragment(
         "_history_details.html", c=row.consumption, org=row.org, features=row.features,
         people=row.people, refund=row.refund,
@@ -265,22 +265,22 @@ def history_details(org: OrgId, consumption_id: ObjectId, request: Request, pool
 def set_team_limit(
     org: OrgId,
     team: TeamId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     monthly_limit: FormText = "",
     csrf: Csrf = "",
 ) -> Response:
-    caller = form_caller(request, csrf)
+    """A team's monthly limit (the form sends no nonce: setting it twice sets it once)."""
+    caller = form_caller(visit.request, csrf)
     caller.require(Action.TEAM_LIMIT, org)
 
     def again(status_code: int, error: str | None) -> Response:
         return _usage_page(
-            request, pool, caller, org, service.HistoryFilters(), None, 30,
-            status_code=status_code, limit_error=(team, error),
+            visit, caller, org, service.HistoryFilters(), None, 30, status_code,
+            limit_error=(team, error),
         )  # fmt: skip
 
     return attempt(
-        lambda: pool.update_team(org, team, monthly_limit=_optional(monthly_limit)),
+        lambda: visit.pool.update_team(org, team, monthly_limit=_optional(monthly_limit)),
         again,
         lambda _: see_other(f"/app/orgs/{org}?saved={team}#teams"),
         refused=InvalidInput,
@@ -288,16 +288,12 @@ def set_team_limit(
 
 
 @router.get("/app/orgs/{org}/live")
-def usage_live(
-    org: OrgId, request: Request, pool: Pool, days: Annotated[int, Query()] = 30
-) -> Response:
+def usage_live(org: OrgId, visit: Visited, days: Annotated[int, Query()] = 30) -> Response:
     """The usage page's team table and chart, for its live updates (the balance and the
     history come with the events themselves)."""
-    caller = page_caller(request)
-    caller.require(Action.BALANCE_READ, org)
-    days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
-    view = service.usage_live(pool.db, caller, org, days)
-    claims = page_claims(request)
+    caller = visit.caller(Action.BALANCE_READ, org)
+    view = service.usage_live(visit.pool.db, caller, org, _chart_days(days))
+    claims = page_claims(visit.request)
     return fragment(
         "_usage_live.html", view=view, org=view.org, caller=caller, Action=Action,
         csrf=claims.csrf,
@@ -307,33 +303,26 @@ def usage_live(
 @router.get("/app/orgs/{org}/credits")
 def credits(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     requested: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    caller = page_caller(request)
-    caller.require(Action.GRANTS_READ, org)
-    return _credits_page(request, pool, caller, org, requested=requested)
+    caller = visit.caller(Action.GRANTS_READ, org)
+    return _credits_page(visit, caller, org, requested=requested)
 
 
 def _credits_page(
-    request: Request,
-    pool: Pool,
-    caller: Principal,
-    org: str,
-    status_code: int = 200,
-    **extra: Any,
+    visit: Visit, caller: Principal, org: str, status_code: int = 200, **extra: Any
 ) -> Response:
     """The credits page; an organization admin also sees the form to ask for more credits
     and the organization's latest requests."""
     asking = caller.may(Action.CREDIT_REQUESTS_CREATE)
-    view = service.credits_page(pool.db, org, with_requests=asking)
+    view = service.credits_page(visit.pool.db, org, with_requests=asking)
     shown = {
         "report_error": None, "report_form": {}, "requested": None, "request_error": None,
     } | extra  # fmt: skip
-    return page(
-        request, "credits.html", status_code=status_code, view=view, caller=caller,
-        Action=Action, asking=asking, nonce=uuid.uuid4().hex, **shown,
+    return visit.page(
+        "credits.html", status_code, view=view, caller=caller, Action=Action, asking=asking,
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
@@ -356,8 +345,7 @@ def request_credits(org: OrgId, post: Posted, form: AskFields) -> Response:
         )
 
     def again(status_code: int, error: str | None) -> Response:
-        return _credits_page(post.request, post.pool, caller, org, status_code=status_code,
-                             request_error=error, form=form)  # fmt: skip
+        return _credits_page(post, caller, org, status_code, request_error=error, form=form)
 
     def done(asked: CreditRequest) -> Response:
         return see_other(f"/app/orgs/{org}/credits?requested={asked.id}#request")
@@ -368,8 +356,7 @@ def request_credits(org: OrgId, post: Posted, form: AskFields) -> Response:
 @router.get("/app/orgs/{org}/credits/report")
 async def download_report(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     kind: Annotated[ReportKind, Query()] = ReportKind.USAGE,
     start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
     end: Annotated[str | None, Query(alias="to", max_length=20)] = None,
@@ -379,19 +366,16 @@ async def download_report(
     """The report as the API serves it (the same library call, the same bytes). A preset
     button sends its ``period`` (the typed days are then ignored); after a refusal the
     page shows the form as it was sent."""
-    caller = page_caller(request)
-    caller.require(Action.REPORTS_READ, org)
+    caller = visit.caller(Action.REPORTS_READ, org)
     days = (None, None) if period is not None else (_optional(start), _optional(end))
+    report_of = partial(visit.pool.report, period=period, span_days_max=span_days_max())
     try:
-        report = await run_in_threadpool(
-            partial(pool.report, period=period, span_days_max=span_days_max()), org, kind, *days
-        )
+        report = await run_in_threadpool(report_of, org, kind, *days)
     except InvalidInput as error:
         sent = {"kind": kind.value, "from": start or "", "to": end or "", "format": fmt.value}
         return await run_in_threadpool(
-            _credits_page, request, pool, caller, org, 422, report_error=error.detail,
-            report_form=sent,
-        )  # fmt: skip
+            _credits_page, visit, caller, org, 422, report_error=error.detail, report_form=sent
+        )
     return await download_response(report, fmt)
 
 

@@ -64,6 +64,12 @@ class Visit:
     request: Request
     pool: CreditPool
 
+    def caller(self, action: Action, org: str | None = None) -> Principal:
+        """Whoever looks at a page that shows ``action``'s data (of ``org``)."""
+        caller = page_caller(self.request)
+        caller.require(action, org)
+        return caller
+
     def staff(self, action: Action, org: str | None = None) -> Principal:
         """The staff member looking at a console page that offers ``action``."""
         caller = page_caller(self.request)
