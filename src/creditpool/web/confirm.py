@@ -13,86 +13,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from fastapi import Form, Request
+from fastapi import Form
 from fastapi.responses import Response
-from pydantic import BaseModel
 
-from creditpool.core.errors import CreditPoolError, NotFound
-from creditpool.http.replay import Replayer, Sealer
-from creditpool.http.security import Action, Principal
-from creditpool.idempotency.service import validate_key
-from creditpool.web.auth import form_caller, page_caller
-from creditpool.web.render import page
+from creditpool.core.errors import CreditPoolError
+from creditpool.http.security import Principal
+from creditpool.orgs.models import Org
+from creditpool.web.forms import Again, Made, Visit, attempt, detail
 
-FormText = Annotated[str, Form(max_length=2000)]
-Csrf = Annotated[str, Form()]
-Nonce = Annotated[str, Form(max_length=64)]
 Step = Annotated[Literal["review", "confirm", "edit"], Form()]
 Checked = TypeVar("Checked")
-Made = TypeVar("Made")
 
 
-def staff_viewer(request: Request, action: Action, org: str | None = None) -> Principal:
-    """The staff member looking at a console page that offers ``action``."""
-    caller = page_caller(request)
-    caller.require(Action.ORGS_LIST)
-    caller.require(action, org)
-    return caller
-
-
-def staff_submitter(
-    request: Request, csrf: str, action: Action, org: str | None = None
-) -> Principal:
-    """The staff member posting a console form that does ``action`` (its CSRF token
-    checked first)."""
-    caller = form_caller(request, csrf)
-    caller.require(Action.ORGS_LIST)
-    caller.require(action, org)
-    return caller
-
-
-def form_key(kind: str, nonce: str) -> str | None:
-    """A form's idempotency key: its nonce, one per form shown (none: every submit counts)."""
-    return f"web-{kind}-{nonce}" if nonce else None
-
-
-def once(
-    request: Request,
-    caller: Principal,
-    org_id: str | None,
-    kind: str,
-    nonce: str,
-    fields: dict[str, Any],
-    call: Callable[[], BaseModel],
-    *,
-    seal: Sealer | None = None,
-) -> bytes:
-    """Make a directory change once per form: the form's nonce is the idempotency key of
-    the caller's key (as over HTTP), so a second submit answers the first's result. The
-    answer's JSON (the change's result)."""
-    replayer: Replayer = request.app.state.replayer
-    key = form_key(kind, nonce)
-    key = validate_key(key) if key else None
-    response = replayer.run(
-        request, caller, org_id, fields, 200, lambda _: call(), seal=seal, key=key
-    )
-    return bytes(response.body)
-
-
-def refusal(error: CreditPoolError) -> str:
-    """A refusal as a form shows it: its title, and what was wrong when it says."""
-    return f"{error.title}: {error.detail}" if error.detail else error.title
-
-
-def detail(error: CreditPoolError) -> str | None:
-    return error.detail
+def _shown(response: Response) -> Response:
+    return response
 
 
 def reviewed(
     step: str,
-    form: Callable[[int, str | None], Response],
+    form: Again,
     check: Callable[[], Checked],
     review: Callable[[Checked], Response],
     make: Callable[[Checked], Made],
@@ -109,18 +50,14 @@ def reviewed(
     ``check_edit``: ``edit`` checks the input too (and shows why it is refused)."""
     if step == "edit" and not check_edit:
         return form(200, None)
-    try:
+    if step == "confirm":
+        return attempt(lambda: make(check()), form, done, message=message)
+
+    def shown() -> Response:
         checked = check()
-        if step == "edit":
-            return form(200, None)
-        if step == "review":
-            return review(checked)
-        made = make(checked)
-    except NotFound:
-        raise
-    except CreditPoolError as error:
-        return form(error.status, message(error))
-    return done(made)
+        return form(200, None) if step == "edit" else review(checked)
+
+    return attempt(shown, form, _shown, message=message)
 
 
 @dataclass(frozen=True)
@@ -139,7 +76,10 @@ class Confirmation:
     editable: bool = True  # offers "Change…" (step=edit) to go back to the form
 
 
-def confirm_page(request: Request, caller: Principal, confirmation: Confirmation) -> Response:
-    return page(
-        request, "staff_confirm.html", caller=caller, c=confirmation, nonce=uuid.uuid4().hex
-    )
+def org_crumbs(org: Org) -> list[tuple[str, str]]:
+    """The crumbs of a console page about one organization: the list, then it."""
+    return [("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)]
+
+
+def confirm_page(visit: Visit, caller: Principal, confirmation: Confirmation) -> Response:
+    return visit.page("staff_confirm.html", caller=caller, c=confirmation, nonce=uuid.uuid4().hex)

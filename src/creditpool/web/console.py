@@ -8,31 +8,22 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from creditpool.auth.models import ApiKeyWithSecret
 from creditpool.core.errors import NotFound
-from creditpool.http.deps import OrgId, Pool
+from creditpool.http.deps import OrgId
 from creditpool.http.security import Action, Principal
 from creditpool.orgs.models import Org
+from creditpool.pool import CreditPool
 from creditpool.sessions.models import PortalLink
 from creditpool.validation import time_zones
 from creditpool.web import console_views as views
 from creditpool.web.auth import sessions
-from creditpool.web.confirm import (
-    Confirmation,
-    Csrf,
-    FormText,
-    Nonce,
-    Step,
-    confirm_page,
-    once,
-    reviewed,
-    staff_submitter,
-    staff_viewer,
-)
-from creditpool.web.render import local_time, page
+from creditpool.web.confirm import Confirmation, Step, confirm_page, org_crumbs, reviewed
+from creditpool.web.forms import FormText, Posted, Visit, Visited, see_other, text_fields
+from creditpool.web.render import local_time
 
 router = APIRouter(include_in_schema=False)
 KeyId = Annotated[str, Path(pattern=r"^[0-9a-f]{1,32}$")]
@@ -49,72 +40,53 @@ SETTING_LABELS = {
 
 
 def _org_form(
-    request: Request,
+    visit: Visit,
     caller: Principal,
     org: Org | None,
     form: dict[str, str],
     status_code: int = 200,
     error: str | None = None,
 ) -> Response:
-    return page(
-        request, "staff_org_form.html", status_code=status_code, caller=caller, org=org,
-        form=form, form_error=error, zones=ZONES,
+    return visit.page(
+        "staff_org_form.html", status_code, caller=caller, org=org, form=form,
+        form_error=error, zones=ZONES,
     )  # fmt: skip
 
 
-def _settings_fields(
-    name: FormText = "",
-    timezone: FormText = "",
-    thresholds: FormText = "",
-    expiry_notice_days: FormText = "",
-) -> dict[str, str]:
-    """The settings form's fields, as sent (creating an organization adds its id)."""
-    return {
-        "name": name,
-        "timezone": timezone,
-        "thresholds": thresholds,
-        "expiry_notice_days": expiry_notice_days,
-    }
-
-
-SettingsFields = Annotated[dict[str, str], Depends(_settings_fields)]
+# The settings form's fields, as sent (creating an organization adds its id).
+SETTINGS = ("name", "timezone", "thresholds", "expiry_notice_days")
+SettingsFields = Annotated[dict[str, str], text_fields(*SETTINGS)]
 
 
 @router.get("/staff/new-org")
-def new_org_form(request: Request) -> Response:
-    caller = staff_viewer(request, Action.ORGS_CREATE)
-    form = {"id": "", **_settings_fields("", "UTC", "", "7")}
-    return _org_form(request, caller, None, form)
+def new_org_form(visit: Visited) -> Response:
+    caller = visit.staff(Action.ORGS_CREATE)
+    form = {"id": "", "name": "", "timezone": "UTC", "thresholds": "", "expiry_notice_days": "7"}
+    return _org_form(visit, caller, None, form)
 
 
 @router.post("/staff/new-org")
 def new_org(
-    request: Request,
-    pool: Pool,
-    fields: SettingsFields,
-    id: FormText = "",
-    step: Step = "review",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
+    post: Posted, fields: SettingsFields, id: FormText = "", step: Step = "review"
 ) -> Response:
     """Review a new organization, then create it (once per confirmation form)."""
-    caller = staff_submitter(request, csrf, Action.ORGS_CREATE)
+    caller = post.staff(Action.ORGS_CREATE)
     form = {"id": id.strip(), **fields}
 
     def create(checked: tuple[str, views.OrgSettings]) -> str:
         org_id, settings = checked
         args = settings.arguments()
-        once(request, caller, org_id, "org-create", nonce, {"id": org_id, **args},
-             lambda: pool.create_org(org_id, **args, by=caller.key.name))  # fmt: skip
+        post.once(caller, org_id, "org-create", {"id": org_id, **args},
+                  lambda: post.pool.create_org(org_id, **args, by=caller.key.name))  # fmt: skip
         return org_id
 
     return reviewed(
         step,
-        partial(_org_form, request, caller, None, form),
-        lambda: views.check_new_org(pool.db, form, existing=step == "review"),
-        lambda checked: confirm_page(request, caller, _new_org_confirmation(*checked)),
+        partial(_org_form, post, caller, None, form),
+        lambda: views.check_new_org(post.pool.db, form, existing=step == "review"),
+        lambda checked: confirm_page(post, caller, _new_org_confirmation(*checked)),
         create,
-        lambda org_id: RedirectResponse(f"/staff/orgs/{org_id}?created=1", status_code=303),
+        lambda org_id: see_other(f"/staff/orgs/{org_id}?created=1"),
     )
 
 
@@ -137,49 +109,43 @@ def _new_org_confirmation(org_id: str, settings: views.OrgSettings) -> Confirmat
 
 
 @router.get("/staff/orgs/{org}/settings")
-def org_settings_form(org: OrgId, request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.ORGS_UPDATE, org)
-    found = pool.org(org)
-    return _org_form(request, caller, found, views.org_form(found))
+def org_settings_form(org: OrgId, visit: Visited) -> Response:
+    caller = visit.staff(Action.ORGS_UPDATE, org)
+    found = visit.pool.org(org)
+    return _org_form(visit, caller, found, views.org_form(found))
 
 
 @router.post("/staff/orgs/{org}/settings")
 def org_settings(
-    org: OrgId,
-    request: Request,
-    pool: Pool,
-    fields: SettingsFields,
-    step: Step = "review",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
+    org: OrgId, post: Posted, fields: SettingsFields, step: Step = "review"
 ) -> Response:
     """Review what the settings change (each before and after), then change them."""
-    caller = staff_submitter(request, csrf, Action.ORGS_UPDATE, org)
-    current = pool.org(org)
+    caller = post.staff(Action.ORGS_UPDATE, org)
+    current = post.pool.org(org)
     form = {"id": org.strip(), **fields}
 
     def save(settings: views.OrgSettings) -> None:
         args = settings.arguments()
-        once(request, caller, org, "org-settings", nonce, args,
-             lambda: pool.update_org(org, by=caller.key.name, **args))  # fmt: skip
+        post.once(caller, org, "org-settings", args,
+                  lambda: post.pool.update_org(org, by=caller.key.name, **args))  # fmt: skip
 
     return reviewed(
         step,
-        partial(_org_form, request, caller, current, form),
+        partial(_org_form, post, caller, current, form),
         lambda: views.parse_settings(form, default_name=current.name),
-        lambda settings: _settings_review(request, caller, current, settings),
+        lambda settings: _settings_review(post, caller, current, settings),
         save,
-        lambda _: RedirectResponse(f"/staff/orgs/{org}?saved=settings", status_code=303),
+        lambda _: see_other(f"/staff/orgs/{org}?saved=settings"),
     )
 
 
 def _settings_review(
-    request: Request, caller: Principal, org: Org, settings: views.OrgSettings
+    visit: Visit, caller: Principal, org: Org, settings: views.OrgSettings
 ) -> Response:
     changes = views.setting_changes(org, settings)
     if not changes:
         error = "Nothing to change: these are the settings it has."
-        return _org_form(request, caller, org, settings.form, 422, error)
+        return _org_form(visit, caller, org, settings.form, 422, error)
     facts = [
         (SETTING_LABELS[k], f"{before or 'none'} → {after or 'none'}")
         for k, (before, after) in changes.items()
@@ -191,9 +157,9 @@ def _settings_review(
         facts=facts,
         submit="Save settings",
         cancel=f"/staff/orgs/{org.id}",
-        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+        crumbs=org_crumbs(org),
     )
-    return confirm_page(request, caller, confirmation)
+    return confirm_page(visit, caller, confirmation)
 
 
 # -- an organization's keys --------------------------------------------------------------
@@ -202,72 +168,57 @@ def _settings_review(
 @router.get("/staff/orgs/{org}/keys")
 def org_keys(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     after: str | None = Query(default=None, pattern=r"^[0-9a-f]{1,32}$"),
     revoked: str | None = Query(default=None, pattern=r"^[0-9a-f]{1,32}$"),
 ) -> Response:
-    caller = staff_viewer(request, Action.KEYS_READ, org)
-    return _keys_page(request, pool, caller, org, after=after, revoked=revoked)
+    caller = visit.staff(Action.KEYS_READ, org)
+    return _keys_page(visit, caller, org, after=after, revoked=revoked)
 
 
 def _keys_page(
-    request: Request,
-    pool: Pool,
-    caller: Principal,
-    org: str,
-    status_code: int = 200,
-    **extra: Any,
+    visit: Visit, caller: Principal, org: str, status_code: int = 200, **extra: Any
 ) -> Response:
     after = extra.pop("after", None)
-    view = views.keys_page(pool.db, org, after)
-    context: dict[str, Any] = {"form": {"role": "admin"}, "form_error": None, "revoked": None}
-    context.update(extra)
-    return page(
-        request, "staff_keys.html", status_code=status_code, caller=caller, view=view,
-        after=after, **context,
-    )  # fmt: skip
+    view = views.keys_page(visit.pool.db, org, after)
+    shown = {"form": {"role": "admin"}, "form_error": None, "revoked": None} | extra
+    return visit.page(
+        "staff_keys.html", status_code, caller=caller, view=view, after=after, **shown
+    )
+
+
+KeyFields = Annotated[dict[str, str], text_fields("role", "user_id", "name")]
 
 
 @router.post("/staff/orgs/{org}/keys")
-def create_org_key(
-    org: OrgId,
-    request: Request,
-    pool: Pool,
-    role: FormText = "",
-    user_id: FormText = "",
-    name: FormText = "",
-    step: Step = "review",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
+def create_org_key(org: OrgId, post: Posted, sent: KeyFields, step: Step = "review") -> Response:
     """Review a new key, then make it and show its secret, once."""
-    caller = staff_submitter(request, csrf, Action.KEYS_WRITE, org)
-    form = {"role": role, "user_id": user_id.strip(), "name": name.strip()}
+    caller = post.staff(Action.KEYS_WRITE, org)
+    form = {"role": sent["role"], "user_id": sent["user_id"].strip(), "name": sent["name"].strip()}
 
     def again(status_code: int, error: str | None) -> Response:
-        return _keys_page(request, pool, caller, org, status_code, form=form, form_error=error)
+        return _keys_page(post, caller, org, status_code, form=form, form_error=error)
 
     def make(new: views.NewKey) -> bytes:
-        return once(request, caller, org, "key-create", nonce, form,
-                    lambda: _new_key(pool, org, new, caller.key.name),
-                    seal=pool.secret_box)  # fmt: skip
+        return post.once(caller, org, "key-create", form,
+                         lambda: _new_key(post.pool, org, new, caller.key.name),
+                         seal=post.pool.secret_box)  # fmt: skip
 
     def shown(made: bytes) -> Response:
         key = ApiKeyWithSecret.model_validate_json(made)
-        return _secret_page(request, caller, pool.org(org), key)
+        return _secret_page(post, caller, post.pool.org(org), key)
 
     return reviewed(
         step,
         again,
         lambda: views.parse_new_key(form),
-        lambda new: confirm_page(request, caller, _key_confirmation(pool.org(org), new, form)),
+        lambda new: confirm_page(post, caller, _key_confirmation(post.pool.org(org), new, form)),
         make,
         shown,
     )
 
 
-def _new_key(pool: Pool, org: str, new: views.NewKey, by: str) -> ApiKeyWithSecret:
+def _new_key(pool: CreditPool, org: str, new: views.NewKey, by: str) -> ApiKeyWithSecret:
     key, secret = pool.create_key(new.role, org_id=org, user_id=new.user_id, name=new.name, by=by)
     return ApiKeyWithSecret.model_validate({**key.model_dump(), "secret": secret})
 
@@ -282,16 +233,16 @@ def _key_confirmation(org: Org, new: views.NewKey, form: dict[str, str]) -> Conf
         warning="Its secret is shown once, on the next page: hand it over safely.",
         submit="Create key",
         cancel=f"/staff/orgs/{org.id}/keys",
-        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+        crumbs=org_crumbs(org),
     )
 
 
-def _secret_page(request: Request, caller: Principal, org: Org, key: ApiKeyWithSecret) -> Response:
+def _secret_page(visit: Visit, caller: Principal, org: Org, key: ApiKeyWithSecret) -> Response:
     facts = [("Id", key.id), ("Name", key.name), ("Role", key.role.value)]
     if key.user_id:
         facts.append(("User", key.user_id))
-    return page(
-        request, "staff_secret.html", caller=caller, org=org, title=f"Key {key.id} created",
+    return visit.page(
+        "staff_secret.html", caller=caller, org=org, title=f"Key {key.id} created",
         facts=facts, secret=key.secret, secret_label="Secret (Authorization: Bearer …)",
         warning="Copy the secret now: it is shown this once and cannot be read again.",
         done=f"/staff/orgs/{org.id}/keys",
@@ -299,9 +250,9 @@ def _secret_page(request: Request, caller: Principal, org: Org, key: ApiKeyWithS
 
 
 @router.get("/staff/orgs/{org}/keys/{key_id}/revoke")
-def revoke_key_confirm(org: OrgId, key_id: KeyId, request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.KEYS_WRITE, org)
-    org_model, key = views.org_key(pool.db, org, key_id)
+def revoke_key_confirm(org: OrgId, key_id: KeyId, visit: Visited) -> Response:
+    caller = visit.staff(Action.KEYS_WRITE, org)
+    org_model, key = views.org_key(visit.pool.db, org, key_id)
     if key is None:
         raise NotFound(f"key {key_id!r} not found in organization {org!r}")
     made = local_time(key.created_at, org_model.timezone)
@@ -323,92 +274,78 @@ def revoke_key_confirm(org: OrgId, key_id: KeyId, request: Request, pool: Pool) 
         submit="Revoke key",
         danger=True,
         cancel=f"/staff/orgs/{org}/keys",
-        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org}", org_model.name)],
+        crumbs=org_crumbs(org_model),
         editable=False,
     )
-    return confirm_page(request, caller, confirmation)
+    return confirm_page(visit, caller, confirmation)
 
 
 @router.post("/staff/orgs/{org}/keys/{key_id}/revoke")
-def revoke_key(
-    org: OrgId,
-    key_id: KeyId,
-    request: Request,
-    pool: Pool,
-    step: Step = "confirm",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
-    caller = staff_submitter(request, csrf, Action.KEYS_WRITE, org)
-    once(request, caller, org, "key-revoke", nonce, {"key_id": key_id},
-         lambda: pool.revoke_key(key_id, org_id=org, by=caller.key.name))  # fmt: skip
-    return RedirectResponse(f"/staff/orgs/{org}/keys?revoked={key_id}", status_code=303)
+def revoke_key(org: OrgId, key_id: KeyId, post: Posted, step: Step = "confirm") -> Response:
+    caller = post.staff(Action.KEYS_WRITE, org)
+    post.once(caller, org, "key-revoke", {"key_id": key_id},
+              lambda: post.pool.revoke_key(key_id, org_id=org, by=caller.key.name))  # fmt: skip
+    return see_other(f"/staff/orgs/{org}/keys?revoked={key_id}")
 
 
 # -- sign-in links for an organization's users -------------------------------------------
 
 
 def _portal_form(
-    request: Request,
+    visit: Visit,
     caller: Principal,
     org: Org,
     form: dict[str, str],
     status_code: int = 200,
     error: str | None = None,
 ) -> Response:
-    minutes = max(1, sessions(request).settings.portal_link_ttl_s // 60)
-    return page(
-        request, "staff_portal_form.html", status_code=status_code, caller=caller, org=org,
-        form=form, form_error=error, ttl_minutes=minutes,
+    minutes = max(1, sessions(visit.request).settings.portal_link_ttl_s // 60)
+    return visit.page(
+        "staff_portal_form.html", status_code, caller=caller, org=org, form=form,
+        form_error=error, ttl_minutes=minutes,
     )  # fmt: skip
 
 
 @router.get("/staff/orgs/{org}/portal-link")
-def portal_link_form(org: OrgId, request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.PORTAL_CREATE, org)
-    return _portal_form(request, caller, pool.org(org), {"role": "member"})
+def portal_link_form(org: OrgId, visit: Visited) -> Response:
+    caller = visit.staff(Action.PORTAL_CREATE, org)
+    return _portal_form(visit, caller, visit.pool.org(org), {"role": "member"})
+
+
+PortalFields = Annotated[dict[str, str], text_fields("user_id", "role")]
 
 
 @router.post("/staff/orgs/{org}/portal-link")
-def portal_link(
-    org: OrgId,
-    request: Request,
-    pool: Pool,
-    user_id: FormText = "",
-    role: FormText = "",
-    step: Step = "review",
-    csrf: Csrf = "",
-    nonce: Nonce = "",
-) -> Response:
+def portal_link(org: OrgId, post: Posted, sent: PortalFields, step: Step = "review") -> Response:
     """Review, then mint a one-time link and show it with its expiry (never stored: a
     second submit mints another, and the unused one simply expires)."""
-    caller = staff_submitter(request, csrf, Action.PORTAL_CREATE, org)
-    org_model = pool.org(org)
-    form = {"user_id": user_id.strip(), "role": role}
+    caller = post.staff(Action.PORTAL_CREATE, org)
+    org_model = post.pool.org(org)
+    form = {"user_id": sent["user_id"].strip(), "role": sent["role"]}
 
     def mint(checked: tuple[str, str]) -> PortalLink:
         user, portal_role = checked
-        return pool.portal_link(org, user, role=portal_role, by=caller.key.name,
-                                ttl_s=sessions(request).settings.portal_link_ttl_s)  # fmt: skip
+        ttl_s = sessions(post.request).settings.portal_link_ttl_s
+        return post.pool.portal_link(org, user, role=portal_role, by=caller.key.name, ttl_s=ttl_s)
 
     return reviewed(
         step,
-        partial(_portal_form, request, caller, org_model, form),
+        partial(_portal_form, post, caller, org_model, form),
         lambda: views.parse_portal(form),
         lambda checked: confirm_page(
-            request, caller, _portal_confirmation(org_model, checked[0], form)
+            post, caller, _portal_confirmation(org_model, checked[0], form)
         ),
         mint,
-        lambda link: _link_page(request, caller, org_model, link),
+        lambda link: _link_page(post, caller, org_model, link),
     )
 
 
-def _link_page(request: Request, caller: Principal, org_model: Org, link: PortalLink) -> Response:
+def _link_page(visit: Visit, caller: Principal, org_model: Org, link: PortalLink) -> Response:
     """The minted link, shown once with its expiry."""
-    url = str(request.url_for("portal_sign_in", token=link.token))
+    url = str(visit.request.url_for("portal_sign_in", token=link.token))
     expires = local_time(link.expires_at, org_model.timezone, "%Y-%m-%d %H:%M:%S")
-    return page(
-        request, "staff_secret.html", caller=caller, org=org_model,
+    return visit.page(
+        "staff_secret.html", caller=caller, org=org_model,
         title=f"Sign-in link for {link.user_id}", secret=url, secret_label="Link",
         facts=[("User", link.user_id), ("Signs in as", link.role.value),
                ("Expires", f"{expires} ({org_model.timezone})")],
@@ -431,5 +368,5 @@ def _portal_confirmation(org: Org, user: str, form: dict[str, str]) -> Confirmat
         warning="Whoever opens the link is signed in as this user: send it to them only.",
         submit="Mint link",
         cancel=f"/staff/orgs/{org.id}",
-        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+        crumbs=org_crumbs(org),
     )

@@ -9,48 +9,32 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter
+from fastapi.responses import Response
 
 from creditpool.core.errors import InvalidInput
 from creditpool.core.money import parse_signed_credits, to_decimal
 from creditpool.corrections.models import Adjustment
 from creditpool.corrections.service import parse_reason
-from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.deps import ObjectId, OrgId
 from creditpool.http.security import Action, Principal
 from creditpool.web import service
-from creditpool.web.confirm import (
-    Confirmation,
-    Csrf,
-    FormText,
-    Nonce,
-    Step,
-    confirm_page,
-    form_key,
-    refusal,
-    reviewed,
-    staff_submitter,
-    staff_viewer,
-)
-from creditpool.web.render import credits, local_time, page
+from creditpool.web.confirm import Confirmation, Step, confirm_page, org_crumbs, reviewed
+from creditpool.web.forms import Posted, Visit, Visited, refusal, see_other, text_fields
+from creditpool.web.render import credits, local_time
 
 router = APIRouter(include_in_schema=False)
 
 
 def _form(
-    request: Request,
-    caller: Principal,
-    kind: str,
-    status_code: int = 200,
-    **context: Any,
+    visit: Visit, caller: Principal, kind: str, status_code: int = 200, **context: Any
 ) -> Response:
-    values: dict[str, Any] = {"form": {}, "form_error": None, "grant": None}
-    values.update(context)
-    return page(
-        request, "staff_correction.html", status_code=status_code, caller=caller, kind=kind,
-        nonce=uuid.uuid4().hex, **values,
+    shown = {"form": {}, "form_error": None, "grant": None} | context
+    return visit.page(
+        "staff_correction.html", status_code, caller=caller, kind=kind, nonce=uuid.uuid4().hex,
+        **shown,
     )  # fmt: skip
 
 
@@ -58,60 +42,53 @@ def _form(
 
 
 @router.get("/staff/orgs/{org}/grants/{grant_id}/expiry")
-def expiry_form(org: OrgId, grant_id: ObjectId, request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.GRANTS_WRITE, org)
-    org_model, grant = service.void_view(pool.db, org, grant_id)
-    return _form(request, caller, "expiry", org=org_model, grant=grant)
+def expiry_form(org: OrgId, grant_id: ObjectId, visit: Visited) -> Response:
+    caller = visit.staff(Action.GRANTS_WRITE, org)
+    org_model, grant = service.void_view(visit.pool.db, org, grant_id)
+    return _form(visit, caller, "expiry", org=org_model, grant=grant)
+
+
+# A grant's new expiry (commands.ChangeGrantExpiry), or none: permanent.
+ExpiryFields = Annotated[dict[str, str], text_fields("expires_at", "permanent", "reason")]
 
 
 @router.post("/staff/orgs/{org}/grants/{grant_id}/expiry")
 def expiry(
-    org: OrgId,
-    grant_id: ObjectId,
-    request: Request,
-    pool: Pool,
-    step: Step = "review",
-    expires_at: FormText = "",
-    permanent: FormText = "",
-    reason: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
+    org: OrgId, grant_id: ObjectId, post: Posted, form: ExpiryFields, step: Step = "review"
 ) -> Response:
-    caller = staff_submitter(request, csrf, Action.GRANTS_WRITE, org)
-    org_model, grant = service.void_view(pool.db, org, grant_id)
-    form = {"expires_at": expires_at, "permanent": permanent, "reason": reason}
+    caller = post.staff(Action.GRANTS_WRITE, org)
+    org_model, grant = service.void_view(post.pool.db, org, grant_id)
 
     def again(status_code: int, error: str | None) -> Response:
-        return _form(request, caller, "expiry", status_code, org=org_model, grant=grant,
+        return _form(post, caller, "expiry", status_code, org=org_model, grant=grant,
                      form=form, form_error=error)  # fmt: skip
 
     def check() -> tuple[datetime | None, str | None]:
-        if permanent:
+        if form["permanent"]:
             new = None
         else:
-            new = service.local_instant(expires_at, org_model.timezone, "expires_at")
+            new = service.local_instant(form["expires_at"], org_model.timezone, "expires_at")
             if new is None:
                 raise InvalidInput("give the new expiry, or make the grant permanent")
-            if new <= pool.db.now():  # the library refuses it too; said before the review
+            if new <= post.pool.db.now():  # the library refuses it too; said before the review
                 raise InvalidInput("the new expiry must be in the future")
-        return new, parse_reason(reason.strip() or None)
+        return new, parse_reason(form["reason"].strip() or None)
 
     def change(checked: tuple[datetime | None, str | None]) -> None:
         new, why = checked
-        pool.change_grant_expiry(
-            org, grant_id, new, by=caller.key.name, reason=why,
-            idempotency_key=form_key("expiry", nonce),
-        )  # fmt: skip
+        post.pool.change_grant_expiry(
+            org, grant_id, new, by=caller.key.name, reason=why, idempotency_key=post.key("expiry")
+        )
 
     return reviewed(
         step,
         again,
         check,
         lambda checked: confirm_page(
-            request, caller, _expiry_confirmation(org_model, grant, checked[0], form)
+            post, caller, _expiry_confirmation(org_model, grant, checked[0], form)
         ),
         change,
-        lambda _: RedirectResponse(f"/staff/orgs/{org}?corrected=expiry#ledger", status_code=303),
+        lambda _: see_other(f"/staff/orgs/{org}?corrected=expiry#ledger"),
         message=refusal,
         check_edit=True,
     )
@@ -140,7 +117,7 @@ def _expiry_confirmation(org: Any, grant: Any, new: Any, form: dict[str, str]) -
         ),
         submit="Change the expiry",
         cancel=f"/staff/orgs/{org.id}",
-        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+        crumbs=org_crumbs(org),
     )
 
 
@@ -148,30 +125,28 @@ def _expiry_confirmation(org: Any, grant: Any, new: Any, form: dict[str, str]) -
 
 
 @router.get("/staff/orgs/{org}/adjust")
-def adjust_form(org: OrgId, request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.GRANTS_WRITE, org)
-    return _form(request, caller, "adjust", org=pool.org(org), balance=pool.balance(org))
+def adjust_form(org: OrgId, visit: Visited) -> Response:
+    caller = visit.staff(Action.GRANTS_WRITE, org)
+    pool = visit.pool
+    return _form(visit, caller, "adjust", org=pool.org(org), balance=pool.balance(org))
+
+
+# A manual adjustment (commands.Adjust), its credits signed by its direction.
+AdjustFields = Annotated[
+    dict[str, str], text_fields("direction", "amount", "reason", direction="debit")
+]
 
 
 @router.post("/staff/orgs/{org}/adjust")
-def adjust(
-    org: OrgId,
-    request: Request,
-    pool: Pool,
-    step: Step = "review",
-    direction: FormText = "debit",
-    amount: FormText = "",
-    reason: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
-    caller = staff_submitter(request, csrf, Action.GRANTS_WRITE, org)
+def adjust(org: OrgId, post: Posted, form: AdjustFields, step: Step = "review") -> Response:
+    caller = post.staff(Action.GRANTS_WRITE, org)
+    pool = post.pool
     org_model, balance = pool.org(org), pool.balance(org)
-    form = {"direction": direction, "amount": amount, "reason": reason}
-    signed = ("-" if direction == "debit" else "") + amount.strip()
+    direction, reason = form["direction"], form["reason"]
+    signed = ("-" if direction == "debit" else "") + form["amount"].strip()
 
     def again(status_code: int, error: str | None) -> Response:
-        return _form(request, caller, "adjust", status_code, org=org_model, balance=balance,
+        return _form(post, caller, "adjust", status_code, org=org_model, balance=balance,
                      form=form, form_error=error)  # fmt: skip
 
     def check() -> int:
@@ -185,12 +160,12 @@ def adjust(
     def review(units: int) -> Response:
         left_after = balance.left + to_decimal(units)
         confirmation = _adjust_confirmation(org_model, balance.left, units, left_after, form)
-        return confirm_page(request, caller, confirmation)
+        return confirm_page(post, caller, confirmation)
 
     def make(_: int) -> Adjustment:
         return pool.adjust(
             org, signed, reason=reason.strip(), by=caller.key.name,
-            idempotency_key=form_key("adjust", nonce),
+            idempotency_key=post.key("adjust"),
         )  # fmt: skip
 
     return reviewed(
@@ -199,7 +174,7 @@ def adjust(
         check,
         review,
         make,
-        lambda made: RedirectResponse(f"/staff/orgs/{org}?adjusted={made.id}#ledger", 303),
+        lambda made: see_other(f"/staff/orgs/{org}?adjusted={made.id}#ledger"),
         message=refusal,
         check_edit=True,
     )
@@ -227,5 +202,5 @@ def _adjust_confirmation(
         submit="Debit the pool" if debit else "Credit the pool",
         danger=debit,
         cancel=f"/staff/orgs/{org.id}",
-        crumbs=[("/staff", "Organizations"), (f"/staff/orgs/{org.id}", org.name)],
+        crumbs=org_crumbs(org),
     )

@@ -7,26 +7,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
 from creditpool.features.models import Feature
-from creditpool.http.deps import FeatureKey, Pool
+from creditpool.http.deps import FeatureKey
 from creditpool.http.security import Action, Principal
 from creditpool.web import console_views as views
-from creditpool.web.confirm import (
-    Confirmation,
-    Csrf,
-    FormText,
-    Nonce,
-    Step,
-    confirm_page,
-    once,
-    reviewed,
-    staff_submitter,
-    staff_viewer,
-)
-from creditpool.web.render import page
+from creditpool.web.confirm import Confirmation, Step, confirm_page, reviewed
+from creditpool.web.forms import Posted, Visit, Visited, see_other, text_fields
 
 router = APIRouter(include_in_schema=False)
 
@@ -38,9 +27,9 @@ def price_text(cost: Decimal | None, unit_rate: Decimal | None, unit: str | None
 
 
 @router.get("/staff/features")
-def features_list(request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.FEATURES_READ)
-    return page(request, "staff_features.html", caller=caller, features=pool.features())
+def features_list(visit: Visited) -> Response:
+    caller = visit.staff(Action.FEATURES_READ)
+    return visit.page("staff_features.html", caller=caller, features=visit.pool.features())
 
 
 def _price_form(feature: Feature) -> dict[str, str]:
@@ -54,75 +43,62 @@ def _price_form(feature: Feature) -> dict[str, str]:
 
 
 def _feature_page(
-    request: Request,
-    pool: Pool,
+    visit: Visit,
     caller: Principal,
     key: str,
     before: int | None = None,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    view = views.feature_page(pool.db, key, before)
-    context: dict[str, Any] = {
-        "form": _price_form(view.feature), "form_error": None, "saved": False,
-    }  # fmt: skip
-    context.update(extra)
-    return page(
-        request, "staff_feature.html", status_code=status_code, caller=caller, view=view,
-        before=before, **context,
-    )  # fmt: skip
+    view = views.feature_page(visit.pool.db, key, before)
+    shown = {"form": _price_form(view.feature), "form_error": None, "saved": False} | extra
+    return visit.page(
+        "staff_feature.html", status_code, caller=caller, view=view, before=before, **shown
+    )
 
 
 @router.get("/staff/features/{key}")
 def feature(
     key: FeatureKey,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     saved: Annotated[int | None, Query(ge=1, le=1)] = None,
 ) -> Response:
-    caller = staff_viewer(request, Action.FEATURES_READ)
-    return _feature_page(request, pool, caller, key, before, saved=bool(saved))
+    caller = visit.staff(Action.FEATURES_READ)
+    return _feature_page(visit, caller, key, before, saved=bool(saved))
+
+
+PriceFields = Annotated[
+    dict[str, str], text_fields("name", "kind", "cost", "unit_rate", "unit", kind="fixed")
+]
 
 
 @router.post("/staff/features/{key}")
 def change_price(
-    key: FeatureKey,
-    request: Request,
-    pool: Pool,
-    name: FormText = "",
-    kind: FormText = "fixed",
-    cost: FormText = "",
-    unit_rate: FormText = "",
-    unit: FormText = "",
-    step: Step = "review",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
+    key: FeatureKey, post: Posted, form: PriceFields, step: Step = "review"
 ) -> Response:
     """Review the new price (before and after), then set it from now on."""
-    caller = staff_submitter(request, csrf, Action.FEATURES_WRITE)
-    form = {"name": name, "kind": kind, "cost": cost, "unit_rate": unit_rate, "unit": unit}
+    caller = post.staff(Action.FEATURES_WRITE)
 
     def again(status_code: int, error: str | None) -> Response:
-        return _feature_page(request, pool, caller, key, None, status_code, form=form,
-                             form_error=error)  # fmt: skip
+        return _feature_page(post, caller, key, None, status_code, form=form, form_error=error)
 
     def check() -> tuple[Feature, views.NewPrice]:
-        current = pool.feature(key)
+        current = post.pool.feature(key)
         return current, views.parse_price(current, form)
 
     def save(checked: tuple[Feature, views.NewPrice]) -> None:
-        args = checked[1].arguments()
-        once(request, caller, None, "feature-price", nonce, {"key": key, **args},
-             lambda: pool.set_feature(key, **args, changed_by=caller.key.name))  # fmt: skip
+        args, by = checked[1].arguments(), caller.key.name
+        post.once(caller, None, "feature-price", {"key": key, **args},
+                  lambda: post.pool.set_feature(key, **args, changed_by=by))  # fmt: skip
 
     return reviewed(
         step,
         again,
         check,
-        lambda checked: confirm_page(request, caller, _price_confirmation(*checked, form)),
+        lambda checked: confirm_page(post, caller, _price_confirmation(*checked, form)),
         save,
-        lambda _: RedirectResponse(f"/staff/features/{key}?saved=1", status_code=303),
+        lambda _: see_other(f"/staff/features/{key}?saved=1"),
     )
 
 

@@ -7,25 +7,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
 
+from creditpool import commands
 from creditpool.consumptions.models import Consumption, ConsumptionStatus
-from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
-from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.consumptions.models import Refund as RefundResult
+from creditpool.core.errors import InvalidInput
+from creditpool.http.deps import ObjectId, OrgId
 from creditpool.http.security import Action, Principal
 from creditpool.orgs.models import Org
 from creditpool.web import console_views as views
-from creditpool.web.confirm import (
-    Csrf,
-    FormText,
-    Nonce,
-    form_key,
-    refusal,
-    staff_submitter,
-    staff_viewer,
-)
-from creditpool.web.render import page
+from creditpool.web.forms import Posted, Visit, Visited, attempt, refusal, see_other, text_fields
 
 router = APIRouter(include_in_schema=False)
 Status = Annotated[str | None, Query(pattern=r"^(paid|refunded)$")]
@@ -34,21 +27,20 @@ Status = Annotated[str | None, Query(pattern=r"^(paid|refunded)$")]
 @router.get("/staff/orgs/{org}/consumptions")
 def org_consumptions(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     status: Status = None,
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    caller = staff_viewer(request, Action.CONSUMPTIONS_READ, org)
-    view = views.consumptions_page(pool.db, org, before, status, views.CONSUMPTIONS_PAGE_SIZE)
-    return page(
-        request, "staff_consumptions.html", caller=caller, view=view, status=status,
-        before=before,
-    )  # fmt: skip
+    caller = visit.staff(Action.CONSUMPTIONS_READ, org)
+    size = views.CONSUMPTIONS_PAGE_SIZE
+    view = views.consumptions_page(visit.pool.db, org, before, status, size)
+    return visit.page(
+        "staff_consumptions.html", caller=caller, view=view, status=status, before=before
+    )
 
 
 def _refund_page(
-    request: Request,
+    visit: Visit,
     caller: Principal,
     org: Org,
     consumption: Consumption,
@@ -56,56 +48,50 @@ def _refund_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    context: dict[str, Any] = {"form_error": None, "reason": None, "first": None}
-    context.update(extra)
-    return page(
-        request, "staff_refund.html", status_code=status_code, caller=caller, org=org,
-        c=consumption, feature_name=names.get(consumption.feature, consumption.feature),
-        nonce=uuid.uuid4().hex, **context,
+    shown = {"form_error": None, "reason": None, "first": None} | extra
+    return visit.page(
+        "staff_refund.html", status_code, caller=caller, org=org, c=consumption,
+        feature_name=names.get(consumption.feature, consumption.feature),
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
 @router.get("/staff/orgs/{org}/consumptions/{consumption_id}/refund")
-def refund_confirm(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+def refund_confirm(org: OrgId, consumption_id: ObjectId, visit: Visited) -> Response:
     """The refund's confirmation, with its required reason; for a consumption refunded
     already, that first refund."""
-    caller = staff_viewer(request, Action.REFUND, org)
-    org_model, consumption = views.consumption_view(pool.db, org, consumption_id)
-    names = {f.key: f.name for f in pool.features()}
-    return _refund_page(request, caller, org_model, consumption, names)
+    caller = visit.staff(Action.REFUND, org)
+    org_model, consumption = views.consumption_view(visit.pool.db, org, consumption_id)
+    names = {f.key: f.name for f in visit.pool.features()}
+    return _refund_page(visit, caller, org_model, consumption, names)
+
+
+RefundFields = Annotated[dict[str, str], text_fields(*commands.Refund.body_fields())]
 
 
 @router.post("/staff/orgs/{org}/consumptions/{consumption_id}/refund")
-def refund(
-    org: OrgId,
-    consumption_id: ObjectId,
-    request: Request,
-    pool: Pool,
-    reason: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
+def refund(org: OrgId, consumption_id: ObjectId, post: Posted, form: RefundFields) -> Response:
     """Refund with the reason given (a second refund answers the first); refused: the
     confirmation again, with why (no reason, no active grant to restore to)."""
-    caller = staff_submitter(request, csrf, Action.REFUND, org)
+    caller = post.staff(Action.REFUND, org)
+    pool, reason = post.pool, form["reason"]
     org_model, before = views.consumption_view(pool.db, org, consumption_id)
     names = {f.key: f.name for f in pool.features()}
-    try:
+
+    def make() -> RefundResult:
         if not reason.strip():
             raise InvalidInput("give the reason for the refund")
-        first = pool.refund(
-            org,
-            consumption_id,
-            reason=reason.strip(),
-            idempotency_key=form_key("refund", nonce),
-            by=caller.key.name,
-        )
-    except CreditPoolError as error:
-        if isinstance(error, NotFound):
-            raise
-        return _refund_page(request, caller, org_model, before, names, error.status,
-                            form_error=refusal(error), reason=reason)  # fmt: skip
-    if before.status is ConsumptionStatus.REFUNDED:  # refunded before: its first refund
-        _, now = views.consumption_view(pool.db, org, consumption_id)
-        return _refund_page(request, caller, org_model, now, names, first=first)
-    return RedirectResponse(f"/staff/orgs/{org}?refunded={consumption_id}#ledger", status_code=303)
+        return pool.refund(org, consumption_id, reason=reason.strip(),
+                           idempotency_key=post.key("refund"), by=caller.key.name)  # fmt: skip
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _refund_page(post, caller, org_model, before, names, status_code,
+                            form_error=error, reason=reason)  # fmt: skip
+
+    def done(first: RefundResult) -> Response:
+        if before.status is ConsumptionStatus.REFUNDED:  # refunded before: its first refund
+            _, now = views.consumption_view(pool.db, org, consumption_id)
+            return _refund_page(post, caller, org_model, now, names, first=first)
+        return see_other(f"/staff/orgs/{org}?refunded={consumption_id}#ledger")
+
+    return attempt(make, again, done, message=refusal)

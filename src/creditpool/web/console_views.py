@@ -44,22 +44,19 @@ def _one_page(found: list[Row], size: int) -> tuple[list[Row], Row | None]:
 
 @dataclass(frozen=True)
 class OrgSettings:
-    """An organization's settings as its form sends them, parsed: ``form`` is the text to
-    show again (after a refusal, or on the confirmation page's hidden fields)."""
+    """An organization's settings as its form sends them, parsed (named as the library's
+    arguments): ``form`` is the text to show again (after a refusal, or on the confirmation
+    page's hidden fields)."""
 
     form: dict[str, str]
     name: str
     timezone: str
-    thresholds: list[str]
-    notice_days: int
+    low_balance_thresholds: list[str]
+    expiry_notice_days: int
 
     def arguments(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "timezone": self.timezone,
-            "low_balance_thresholds": self.thresholds,
-            "expiry_notice_days": self.notice_days,
-        }
+        """The library's keyword arguments: the fields but ``form``."""
+        return {k: v for k, v in vars(self).items() if k != "form"}
 
 
 def org_form(org: Org) -> dict[str, str]:
@@ -85,8 +82,8 @@ def parse_settings(form: dict[str, str], *, default_name: str | None = None) -> 
         form=form,
         name=check.required_text(name, "name"),
         timezone=check.timezone(form.get("timezone", "").strip()),
-        thresholds=thresholds,
-        notice_days=orgs.parse_notice_days(int(days_text[:6])),
+        low_balance_thresholds=thresholds,
+        expiry_notice_days=orgs.parse_notice_days(int(days_text[:6])),
     )
     orgs.parse_thresholds(thresholds)
     return settings
@@ -113,14 +110,14 @@ def setting_changes(org: Org, settings: OrgSettings) -> dict[str, tuple[str, str
         "name": settings.name,
         "timezone": settings.timezone,
         "thresholds": ", ".join(str(Decimal(t)) for t in _sorted_thresholds(settings)),
-        "expiry_notice_days": str(settings.notice_days),
+        "expiry_notice_days": str(settings.expiry_notice_days),
     }
     return {k: (before[k], v) for k, v in after.items() if before[k] != v}
 
 
 def _sorted_thresholds(settings: OrgSettings) -> list[Decimal]:
     """As the organization keeps them: distinct, highest first."""
-    return sorted({Decimal(t) for t in settings.thresholds}, reverse=True)
+    return sorted({Decimal(t) for t in settings.low_balance_thresholds}, reverse=True)
 
 
 # -- keys and portal links ---------------------------------------------------------------
@@ -233,14 +230,10 @@ def feature_page(db: Database, key: str, before: int | None) -> FeaturePage:
     return FeaturePage(feature, shown, last.id if last else None)
 
 
-def all_features(db: Database) -> list[Feature]:
-    with db.read() as tx:
-        return features.list_all(tx)
-
-
 @dataclass(frozen=True)
 class NewPrice:
-    """A feature's price as its form sends it: a fixed cost, or a rate per unit."""
+    """A feature's price as its form sends it (named as the library's arguments): a fixed
+    cost, or a rate per unit."""
 
     name: str
     cost: str | None
@@ -248,12 +241,7 @@ class NewPrice:
     unit: str | None
 
     def arguments(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "cost": self.cost,
-            "unit_rate": self.unit_rate,
-            "unit": self.unit,
-        }
+        return dict(vars(self))
 
 
 def parse_price(feature: Feature, form: dict[str, str]) -> NewPrice:

@@ -14,10 +14,12 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from creditpool import commands
 from creditpool import validation as check
 from creditpool.auth.models import Role
-from creditpool.core.errors import CreditPoolError, InvalidInput, NotFound
+from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.credit_requests.models import CreditRequest
+from creditpool.grants.models import Grant
 from creditpool.http.cookies import Sessions
 from creditpool.http.deps import ObjectId, OrgId, Pool, TeamId
 from creditpool.http.downloads import download_response, span_days_max
@@ -28,8 +30,18 @@ from creditpool.reports.models import ReportFormat, ReportKind, ReportPeriod
 from creditpool.sessions import service as sessions_service
 from creditpool.sessions.models import SessionClaims
 from creditpool.web import service
-from creditpool.web.auth import CsrfRefused, form_caller, page_caller, page_claims, sessions
-from creditpool.web.confirm import Csrf, FormText, Nonce, form_key, refusal, staff_viewer
+from creditpool.web.auth import CsrfRefused, form_caller, page_claims, sessions
+from creditpool.web.forms import (
+    Csrf,
+    FormText,
+    Posted,
+    Visit,
+    Visited,
+    attempt,
+    refusal,
+    see_other,
+    text_fields,
+)
 from creditpool.web.render import fragment, page
 
 router = APIRouter(include_in_schema=False)
@@ -170,8 +182,7 @@ def _demo_staff(pool: CreditPool, browser: Sessions) -> SessionClaims:
 @router.get("/app/orgs/{org}")
 def usage(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     feature: Text = None,
     user: Text = None,
     team: Text = None,
@@ -181,8 +192,7 @@ def usage(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     days: Annotated[int, Query()] = 30,
 ) -> Response:
-    caller = page_caller(request)
-    caller.require(Action.BALANCE_READ, org)
+    caller = visit.caller(Action.BALANCE_READ, org)
     status = _optional(status)
     if status not in (None, "paid", "refunded"):
         raise InvalidInput("status must be paid or refunded")
@@ -194,12 +204,16 @@ def usage(
         start=_day(start, "from"),
         end=_day(end, "to"),
     )
-    return _usage_page(request, pool, caller, org, filters, before, days)
+    return _usage_page(visit, caller, org, filters, before, days)
+
+
+def _chart_days(days: int) -> int:
+    """The chart's span: one of those it offers (else the first)."""
+    return days if days in service.CHART_DAYS else service.CHART_DAYS[0]
 
 
 def _usage_page(
-    request: Request,
-    pool: Pool,
+    visit: Visit,
     caller: Principal,
     org: str,
     filters: service.HistoryFilters,
@@ -208,29 +222,27 @@ def _usage_page(
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
-    view = service.usage_page(pool.db, caller, org, filters, before, days)
-    return page(
-        request, "usage.html", status_code=status_code, view=view, caller=caller,
-        filters=filters, before=before, Action=Action, **extra,
+    view = service.usage_page(visit.pool.db, caller, org, filters, before, _chart_days(days))
+    return visit.page(
+        "usage.html", status_code, view=view, caller=caller, filters=filters, before=before,
+        Action=Action, **extra,
     )  # fmt: skip
 
 
 def _history_row(
-    request: Request, pool: CreditPool, org: str, consumption_id: int, *, details: bool
+    visit: Visit, org: str, consumption_id: int, *, details: bool
 ) -> service.HistoryRow:
-    caller = page_caller(request)
-    caller.require(Action.OWN_CONSUMPTIONS_READ, org)
-    found = service.consumption_row(pool.db, caller, org, consumption_id, details=details)
+    caller = visit.caller(Action.OWN_CONSUMPTIONS_READ, org)
+    found = service.consumption_row(visit.pool.db, caller, org, consumption_id, details=details)
     if found is None:
         raise NotFound(f"consumption {consumption_id} not found")
     return found
 
 
 @router.get("/app/orgs/{org}/history/{consumption_id}")
-def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+def history_row(org: OrgId, consumption_id: ObjectId, visit: Visited) -> Response:
     """One row of the usage history, for the page's live updates."""
-    row = _history_row(request, pool, org, consumption_id, details=False)
+    row = _history_row(visit, org, consumption_id, details=False)
     return fragment(
         "_history_row.html", c=row.consumption, org=row.org, features=row.features,
         people=row.people,
@@ -238,11 +250,11 @@ def history_row(org: OrgId, consumption_id: ObjectId, request: Request, pool: Po
 
 
 @router.get("/app/orgs/{org}/history/{consumption_id}/details")
-def history_details(org: OrgId, consumption_id: ObjectId, request: Request, pool: Pool) -> Response:
+def history_details(org: OrgId, consumption_id: ObjectId, visit: Visited) -> Response:
     """What a history row opens to (its button loads it): the use's action, integration,
     breakdown, requests, metadata, the grants it drew from and, when refunded, the refund's
     reason and what was restored or lost."""
-    row = _history_row(request, pool, org, consumption_id, details=True)
+    row = _history_row(visit, org, consumption_id, details=True)
     return fragment(
         "_history_details.html", c=row.consumption, org=row.org, features=row.features,
         people=row.people, refund=row.refund,
@@ -253,36 +265,35 @@ def history_details(org: OrgId, consumption_id: ObjectId, request: Request, pool
 def set_team_limit(
     org: OrgId,
     team: TeamId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     monthly_limit: FormText = "",
     csrf: Csrf = "",
 ) -> Response:
-    caller = form_caller(request, csrf)
+    """A team's monthly limit (the form sends no nonce: setting it twice sets it once)."""
+    caller = form_caller(visit.request, csrf)
     caller.require(Action.TEAM_LIMIT, org)
-    team_id = team
-    limit = _optional(monthly_limit)
-    try:
-        pool.update_team(org, team_id, monthly_limit=limit)
-    except InvalidInput as error:
+
+    def again(status_code: int, error: str | None) -> Response:
         return _usage_page(
-            request, pool, caller, org, service.HistoryFilters(), None, 30, status_code=422,
-            limit_error=(team_id, error.detail),
+            visit, caller, org, service.HistoryFilters(), None, 30, status_code,
+            limit_error=(team, error),
         )  # fmt: skip
-    return RedirectResponse(f"/app/orgs/{org}?saved={team_id}#teams", status_code=303)
+
+    return attempt(
+        lambda: visit.pool.update_team(org, team, monthly_limit=_optional(monthly_limit)),
+        again,
+        lambda _: see_other(f"/app/orgs/{org}?saved={team}#teams"),
+        refused=InvalidInput,
+    )
 
 
 @router.get("/app/orgs/{org}/live")
-def usage_live(
-    org: OrgId, request: Request, pool: Pool, days: Annotated[int, Query()] = 30
-) -> Response:
+def usage_live(org: OrgId, visit: Visited, days: Annotated[int, Query()] = 30) -> Response:
     """The usage page's team table and chart, for its live updates (the balance and the
     history come with the events themselves)."""
-    caller = page_caller(request)
-    caller.require(Action.BALANCE_READ, org)
-    days = days if days in service.CHART_DAYS else service.CHART_DAYS[0]
-    view = service.usage_live(pool.db, caller, org, days)
-    claims = page_claims(request)
+    caller = visit.caller(Action.BALANCE_READ, org)
+    view = service.usage_live(visit.pool.db, caller, org, _chart_days(days))
+    claims = page_claims(visit.request)
     return fragment(
         "_usage_live.html", view=view, org=view.org, caller=caller, Action=Action,
         csrf=claims.csrf,
@@ -292,73 +303,60 @@ def usage_live(
 @router.get("/app/orgs/{org}/credits")
 def credits(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     requested: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    caller = page_caller(request)
-    caller.require(Action.GRANTS_READ, org)
-    return _credits_page(request, pool, caller, org, requested=requested)
+    caller = visit.caller(Action.GRANTS_READ, org)
+    return _credits_page(visit, caller, org, requested=requested)
 
 
 def _credits_page(
-    request: Request,
-    pool: Pool,
-    caller: Principal,
-    org: str,
-    status_code: int = 200,
-    **extra: Any,
+    visit: Visit, caller: Principal, org: str, status_code: int = 200, **extra: Any
 ) -> Response:
     """The credits page; an organization admin also sees the form to ask for more credits
     and the organization's latest requests."""
     asking = caller.may(Action.CREDIT_REQUESTS_CREATE)
-    view = service.credits_page(pool.db, org, with_requests=asking)
-    context: dict[str, Any] = {
+    view = service.credits_page(visit.pool.db, org, with_requests=asking)
+    shown = {
         "report_error": None, "report_form": {}, "requested": None, "request_error": None,
-    }  # fmt: skip
-    context.update(extra)
-    return page(
-        request, "credits.html", status_code=status_code, view=view, caller=caller,
-        Action=Action, asking=asking, nonce=uuid.uuid4().hex, **context,
+    } | extra  # fmt: skip
+    return visit.page(
+        "credits.html", status_code, view=view, caller=caller, Action=Action, asking=asking,
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
+AskFields = Annotated[dict[str, str], text_fields(*commands.RequestCredits.body_fields())]
+
+
 @router.post("/app/orgs/{org}/credit-requests")
-def request_credits(
-    org: OrgId,
-    request: Request,
-    pool: Pool,
-    amount: FormText = "",
-    message: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
+def request_credits(org: OrgId, post: Posted, form: AskFields) -> Response:
     """An organization admin asks for more credits (staff answer from the console). The
     form's nonce is the idempotency key: a double submit asks once."""
-    caller = form_caller(request, csrf)
-    caller.require(Action.CREDIT_REQUESTS_CREATE, org)
-    try:
-        asked = pool.request_credits(
+    caller = post.caller(Action.CREDIT_REQUESTS_CREATE, org)
+
+    def make() -> CreditRequest:
+        return post.pool.request_credits(
             org,
-            amount.strip(),
+            form["amount"].strip(),
             requested_by=caller.key.user_id or caller.key.name,
-            message=_optional(message),
-            idempotency_key=form_key("credit-request", nonce),
+            message=_optional(form["message"]),
+            idempotency_key=post.key("credit-request"),
         )
-    except InvalidInput as error:
-        form = {"amount": amount, "message": message}
-        return _credits_page(
-            request, pool, caller, org, status_code=422, request_error=error.detail, form=form
-        )
-    target = f"/app/orgs/{org}/credits?requested={asked.id}#request"
-    return RedirectResponse(target, status_code=303)
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _credits_page(post, caller, org, status_code, request_error=error, form=form)
+
+    def done(asked: CreditRequest) -> Response:
+        return see_other(f"/app/orgs/{org}/credits?requested={asked.id}#request")
+
+    return attempt(make, again, done, refused=InvalidInput)
 
 
 @router.get("/app/orgs/{org}/credits/report")
 async def download_report(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     kind: Annotated[ReportKind, Query()] = ReportKind.USAGE,
     start: Annotated[str | None, Query(alias="from", max_length=20)] = None,
     end: Annotated[str | None, Query(alias="to", max_length=20)] = None,
@@ -368,43 +366,32 @@ async def download_report(
     """The report as the API serves it (the same library call, the same bytes). A preset
     button sends its ``period`` (the typed days are then ignored); after a refusal the
     page shows the form as it was sent."""
-    caller = page_caller(request)
-    caller.require(Action.REPORTS_READ, org)
+    caller = visit.caller(Action.REPORTS_READ, org)
     days = (None, None) if period is not None else (_optional(start), _optional(end))
+    report_of = partial(visit.pool.report, period=period, span_days_max=span_days_max())
     try:
-        report = await run_in_threadpool(
-            partial(pool.report, period=period, span_days_max=span_days_max()), org, kind, *days
-        )
+        report = await run_in_threadpool(report_of, org, kind, *days)
     except InvalidInput as error:
         sent = {"kind": kind.value, "from": start or "", "to": end or "", "format": fmt.value}
         return await run_in_threadpool(
-            _credits_page, request, pool, caller, org, 422, report_error=error.detail,
-            report_form=sent,
-        )  # fmt: skip
+            _credits_page, visit, caller, org, 422, report_error=error.detail, report_form=sent
+        )
     return await download_response(report, fmt)
 
 
 # -- the staff console -------------------------------------------------------------------
 
 
-def _granting(request: Request, csrf: str, org: str) -> Principal:
-    """The caller of a form that grants or voids credits of ``org``."""
-    caller = form_caller(request, csrf)
-    caller.require(Action.GRANTS_WRITE, org)
-    return caller
-
-
 @router.get("/staff")
 def staff_home(
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
     after: Text = None,
 ) -> Response:
-    caller = staff_viewer(request, Action.ORGS_LIST)
-    rows, next_after = service.org_rows(pool.db, _optional(q), _identifier(after, "after"))
-    return page(
-        request, "staff_orgs.html", caller=caller, rows=rows, q=_optional(q) or "",
+    caller = visit.staff(Action.ORGS_LIST)
+    rows, next_after = service.org_rows(visit.pool.db, _optional(q), _identifier(after, "after"))
+    return visit.page(
+        "staff_orgs.html", caller=caller, rows=rows, q=_optional(q) or "",
         next_after=next_after, after=_optional(after),
     )  # fmt: skip
 
@@ -412,228 +399,202 @@ def staff_home(
 @router.get("/staff/orgs/{org}")
 def staff_org(
     org: OrgId,
-    request: Request,
-    pool: Pool,
+    visit: Visited,
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     granted: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     voided: Annotated[int | None, Query(ge=1, le=2**62)] = None,
     dismissed: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    caller = staff_viewer(request, Action.GRANTS_READ, org)
+    caller = visit.staff(Action.GRANTS_READ, org)
     return _staff_org_page(
-        request, pool, caller, org, before, granted=granted, voided=voided, dismissed=dismissed
+        visit, caller, org, before, granted=granted, voided=voided, dismissed=dismissed
     )
 
 
 def _staff_org_page(
-    request: Request,
-    pool: Pool,
+    visit: Visit,
     caller: Principal,
     org: str,
     before: int | None = None,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    pool.sweep(org)  # what fell due is written first: the ledger and hold statuses are exact
-    view = service.staff_org_page(pool.db, org, before)
-    context: dict[str, Any] = {
+    visit.pool.sweep(org)  # what fell due is written first: the ledger and hold statuses are exact
+    view = service.staff_org_page(visit.pool.db, org, before)
+    shown = {
         "form": {}, "form_error": None, "granted": None, "voided": None, "dismissed": None,
-    }  # fmt: skip
-    context.update(extra)
-    return page(
-        request, "staff_org.html", status_code=status_code, view=view, caller=caller,
-        nonce=uuid.uuid4().hex, summary=service.event_summary, **context,
+    } | extra  # fmt: skip
+    return visit.page(
+        "staff_org.html", status_code, view=view, caller=caller, nonce=uuid.uuid4().hex,
+        summary=service.event_summary, **shown,
     )  # fmt: skip
 
 
 @router.get("/staff/orgs/{org}/holds/open")
-def staff_open_holds(org: OrgId, request: Request, pool: Pool) -> Response:
+def staff_open_holds(org: OrgId, visit: Visited) -> Response:
     """The rows of the open holds, for the console's live updates."""
-    staff_viewer(request, Action.HOLDS_READ, org)
-    pool.sweep(org)  # holds that ran out are written first, as for the page
-    holds, org_model, names, people = service.open_holds_view(pool.db, org)
+    visit.staff(Action.HOLDS_READ, org)
+    visit.pool.sweep(org)  # holds that ran out are written first, as for the page
+    holds, org_model, names, people = service.open_holds_view(visit.pool.db, org)
     return fragment("_open_holds.html", holds=holds, org=org_model, features=names, people=people)
 
 
 @router.get("/staff/orgs/{org}/ledger/{seq}")
-def staff_ledger_row(org: OrgId, seq: ObjectId, request: Request, pool: Pool) -> Response:
+def staff_ledger_row(org: OrgId, seq: ObjectId, visit: Visited) -> Response:
     """One row of the console's ledger, for its live updates."""
-    staff_viewer(request, Action.LEDGER_READ, org)
-    pool.sweep(org)
-    org_model, entry = service.ledger_row(pool.db, org, seq)
+    visit.staff(Action.LEDGER_READ, org)
+    visit.pool.sweep(org)
+    org_model, entry = service.ledger_row(visit.pool.db, org, seq)
     if entry is None:
         raise NotFound(f"ledger entry {seq} not found")
     return fragment("_ledger_row.html", e=entry, org=org_model)
 
 
+GrantFields = Annotated[dict[str, str], text_fields(*commands.Grant.body_fields())]
+
+
 @router.post("/staff/orgs/{org}/grants")
-def staff_grant(
-    org: OrgId,
-    request: Request,
-    pool: Pool,
-    amount: FormText = "",
-    expires_at: FormText = "",
-    available_from: FormText = "",
-    note: FormText = "",
-    reference: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
+def staff_grant(org: OrgId, post: Posted, form: GrantFields) -> Response:
     """Grant credits. The form's nonce is the idempotency key: a double submit grants once."""
-    caller = _granting(request, csrf, org)
-    form = {
-        "amount": amount, "expires_at": expires_at, "available_from": available_from,
-        "note": note, "reference": reference,
-    }  # fmt: skip
-    try:
+    caller = post.caller(Action.GRANTS_WRITE, org)
+    pool = post.pool
+
+    def make() -> Grant:
         zone = pool.org(org).timezone
-        grant = pool.grant(
+        return pool.grant(
             org,
-            amount.strip(),
-            expires_at=service.local_instant(expires_at, zone, "expiry"),
-            available_from=service.local_instant(available_from, zone, "availability start"),
+            form["amount"].strip(),
+            expires_at=service.local_instant(form["expires_at"], zone, "expiry"),
+            available_from=service.local_instant(
+                form["available_from"], zone, "availability start"
+            ),
             granted_by=caller.key.name,
-            note=_optional(note),
-            reference=_optional(reference),
-            idempotency_key=form_key("grant", nonce),
+            note=_optional(form["note"]),
+            reference=_optional(form["reference"]),
+            idempotency_key=post.key("grant"),
         )
-    except CreditPoolError as error:
-        if isinstance(error, NotFound):
-            raise
-        return _staff_org_page(
-            request, pool, caller, org, status_code=error.status, form=form,
-            form_error=error.detail,
-        )  # fmt: skip
-    return RedirectResponse(f"/staff/orgs/{org}?granted={grant.id}", status_code=303)
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _staff_org_page(post, caller, org, status_code=status_code, form=form,
+                               form_error=error)  # fmt: skip
+
+    return attempt(make, again, lambda made: see_other(f"/staff/orgs/{org}?granted={made.id}"))
 
 
-@router.get("/staff/orgs/{org}/grants/{grant_id}/void")
-def staff_void_confirm(org: OrgId, grant_id: ObjectId, request: Request, pool: Pool) -> Response:
-    caller = staff_viewer(request, Action.GRANTS_WRITE, org)
-    org_model, grant = service.void_view(pool.db, org, grant_id)
-    return page(
-        request, "staff_void.html", caller=caller, org=org_model, grant=grant,
-        nonce=uuid.uuid4().hex, form={}, form_error=None,
+def _void_page(
+    visit: Visit, caller: Principal, org: str, grant_id: int, status_code: int = 200, **extra: Any
+) -> Response:
+    org_model, grant = service.void_view(visit.pool.db, org, grant_id)
+    shown = {"form": {}, "form_error": None} | extra
+    return visit.page(
+        "staff_void.html", status_code, caller=caller, org=org_model, grant=grant,
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
 
 
+@router.get("/staff/orgs/{org}/grants/{grant_id}/void")
+def staff_void_confirm(org: OrgId, grant_id: ObjectId, visit: Visited) -> Response:
+    caller = visit.staff(Action.GRANTS_WRITE, org)
+    return _void_page(visit, caller, org, grant_id)
+
+
+VoidFields = Annotated[dict[str, str], text_fields(*commands.VoidGrant.body_fields())]
+
+
 @router.post("/staff/orgs/{org}/grants/{grant_id}/void")
-def staff_void(
-    org: OrgId,
-    grant_id: ObjectId,
-    request: Request,
-    pool: Pool,
-    reason: FormText = "",
-    amount: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
+def staff_void(org: OrgId, grant_id: ObjectId, post: Posted, form: VoidFields) -> Response:
     """Void the grant whole, or ``amount`` of what it has left (it stays); a refusal shows
     the page again with why."""
-    caller = _granting(request, csrf, org)
-    key = form_key("void", nonce)
-    part = amount.strip() or None
-    try:
-        pool.void_grant(
-            org, grant_id, amount=part, by=caller.key.name, reason=_optional(reason),
-            idempotency_key=key,
+    caller = post.caller(Action.GRANTS_WRITE, org)
+
+    def make() -> Grant:
+        return post.pool.void_grant(
+            org, grant_id, amount=form["amount"].strip() or None, by=caller.key.name,
+            reason=_optional(form["reason"]), idempotency_key=post.key("void"),
         )  # fmt: skip
-    except CreditPoolError as error:
-        if isinstance(error, NotFound):
-            raise
-        org_model, grant = service.void_view(pool.db, org, grant_id)
-        return page(
-            request, "staff_void.html", status_code=error.status, caller=caller, org=org_model,
-            grant=grant, nonce=uuid.uuid4().hex, form={"amount": amount, "reason": reason},
-            form_error=refusal(error),
-        )  # fmt: skip
-    return RedirectResponse(f"/staff/orgs/{org}?voided={grant_id}", status_code=303)
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _void_page(post, caller, org, grant_id, status_code, form=form, form_error=error)
+
+    return attempt(
+        make, again, lambda _: see_other(f"/staff/orgs/{org}?voided={grant_id}"), message=refusal
+    )
 
 
 # -- credit requests and webhooks in the console --------------------------------------------
 
 
 @router.get("/staff/orgs/{org}/credit-requests/{request_id}/grant")
-def staff_request_confirm(
-    org: OrgId, request_id: ObjectId, request: Request, pool: Pool
-) -> Response:
+def staff_request_confirm(org: OrgId, request_id: ObjectId, visit: Visited) -> Response:
     """Granting a request asks first, with the amount asked for (which staff may change)."""
-    caller = staff_viewer(request, Action.CREDIT_REQUESTS_ANSWER, org)
+    caller = visit.staff(Action.CREDIT_REQUESTS_ANSWER, org)
     caller.require(Action.GRANTS_WRITE, org)
-    org_model, asked = service.credit_request_view(pool.db, org, request_id)
-    return _request_confirm_page(request, caller, org_model, asked)
+    org_model, asked = service.credit_request_view(visit.pool.db, org, request_id)
+    return _request_confirm_page(visit, caller, org_model, asked)
 
 
 def _request_confirm_page(
-    request: Request,
+    visit: Visit,
     caller: Principal,
     org: Org,
     asked: CreditRequest,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    context: dict[str, Any] = {"form": {"amount": str(asked.amount)}, "form_error": None}
-    context.update(extra)
-    return page(
-        request, "staff_request_grant.html", status_code=status_code, caller=caller, org=org,
-        asked=asked, nonce=uuid.uuid4().hex, **context,
+    shown = {"form": {"amount": str(asked.amount)}, "form_error": None} | extra
+    return visit.page(
+        "staff_request_grant.html", status_code, caller=caller, org=org, asked=asked,
+        nonce=uuid.uuid4().hex, **shown,
     )  # fmt: skip
+
+
+RequestGrantFields = Annotated[
+    dict[str, str], text_fields(*commands.GrantCreditRequest.body_fields())
+]
 
 
 @router.post("/staff/orgs/{org}/credit-requests/{request_id}/grant")
 def staff_request_grant(
-    org: OrgId,
-    request_id: ObjectId,
-    request: Request,
-    pool: Pool,
-    amount: FormText = "",
-    expires_at: FormText = "",
-    note: FormText = "",
-    nonce: Nonce = "",
-    csrf: Csrf = "",
+    org: OrgId, request_id: ObjectId, post: Posted, form: RequestGrantFields
 ) -> Response:
     """Answer a request with a grant (which closes it); a double submit grants once."""
-    caller = _granting(request, csrf, org)
+    caller = post.caller(Action.GRANTS_WRITE, org)
     caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
-    org_model, asked = service.credit_request_view(pool.db, org, request_id)
-    try:
-        grant = pool.grant_credit_request(
+    org_model, asked = service.credit_request_view(post.pool.db, org, request_id)
+
+    def make() -> Grant:
+        return post.pool.grant_credit_request(
             org,
             request_id,
-            amount=_optional(amount),
-            expires_at=service.local_instant(expires_at, org_model.timezone, "expiry"),
+            amount=_optional(form["amount"]),
+            expires_at=service.local_instant(form["expires_at"], org_model.timezone, "expiry"),
             by=caller.key.name,
-            note=_optional(note),
-            idempotency_key=form_key("request-grant", nonce),
+            note=_optional(form["note"]),
+            idempotency_key=post.key("request-grant"),
         )
-    except InvalidInput as error:
-        form = {"amount": amount, "expires_at": expires_at, "note": note}
-        return _request_confirm_page(
-            request, caller, org_model, asked, 422, form=form, form_error=error.detail
-        )
-    return RedirectResponse(f"/staff/orgs/{org}?granted={grant.id}", status_code=303)
+
+    def again(status_code: int, error: str | None) -> Response:
+        return _request_confirm_page(post, caller, org_model, asked, status_code, form=form,
+                                     form_error=error)  # fmt: skip
+
+    return attempt(
+        make, again, lambda made: see_other(f"/staff/orgs/{org}?granted={made.id}"),
+        refused=InvalidInput,
+    )  # fmt: skip
 
 
 @router.post("/staff/orgs/{org}/credit-requests/{request_id}/dismiss")
-def staff_request_dismiss(
-    org: OrgId,
-    request_id: ObjectId,
-    request: Request,
-    pool: Pool,
-    nonce: Nonce = "",
-    csrf: Csrf = "",
-) -> Response:
-    caller = form_caller(request, csrf)
-    caller.require(Action.CREDIT_REQUESTS_ANSWER, org)
-    key = form_key("request-dismiss", nonce)
-    pool.dismiss_credit_request(org, request_id, by=caller.key.name, idempotency_key=key)
-    return RedirectResponse(f"/staff/orgs/{org}?dismissed={request_id}", status_code=303)
+def staff_request_dismiss(org: OrgId, request_id: ObjectId, post: Posted) -> Response:
+    caller = post.caller(Action.CREDIT_REQUESTS_ANSWER, org)
+    key = post.key("request-dismiss")
+    post.pool.dismiss_credit_request(org, request_id, by=caller.key.name, idempotency_key=key)
+    return see_other(f"/staff/orgs/{org}?dismissed={request_id}")
 
 
 @router.get("/staff/webhooks")
-def staff_webhooks(request: Request, pool: Pool) -> Response:
+def staff_webhooks(visit: Visited) -> Response:
     """The vendor's webhook endpoints and their health (read only: the vendor manages them
     through the API)."""
-    caller = staff_viewer(request, Action.WEBHOOKS_READ)
-    rows = service.webhooks_page(pool.db)
-    return page(request, "staff_webhooks.html", caller=caller, rows=rows)
+    caller = visit.staff(Action.WEBHOOKS_READ)
+    rows = service.webhooks_page(visit.pool.db)
+    return visit.page("staff_webhooks.html", caller=caller, rows=rows)
