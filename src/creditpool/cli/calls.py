@@ -8,11 +8,10 @@ parameters after the first are the command's arguments and options (Typer reads 
 and all; ``ctx`` and ``--json``, last, are added), its first parameter is the method's
 answer and what it returns is the words shown for it (a line, or a table's title).
 
-The arguments go to the method by name, ``org_id`` first. A ledger change's method is made
-from its command (``creditpool.commands``), so its parameters are the command's fields:
-a CLI option named like a field needs nothing more, ``renamed`` maps the others (``user``
-is ``user_id``), and ``local`` ones are the CLI's own (read by ``check`` and the words
-only). A parameter whose default is an ``Options`` group stands for the group's options,
+The arguments go to the method by name. A ledger change's method is made from its
+command (``creditpool.commands``), so its parameters are the command's fields: a CLI
+option named like a field needs nothing more, ``renamed`` maps the others (``user`` is
+``user_id``), and ``local`` ones are the CLI's own (read by ``check`` and the words only). A parameter whose default is an ``Options`` group stands for the group's options,
 spliced in at its place; the function and the method get their values by name, the
 function as one mapping.
 """
@@ -41,12 +40,14 @@ def change(
     by_default: Callable[[str | None], str] = who,
     local: Sequence[str] = (),
     check: Callable[..., None] | None = None,
+    create: bool = False,
     **renamed: str,
 ) -> Callable[[Words], Command]:
-    """A change of the ledger: ``CreditPool.<method>``'s answer as JSON with ``--json``,
-    else the line the function makes of it. ``--by`` (the parameter ``by``) goes as the
-    method's ``by`` field, ``by_default`` filling it in; ``check`` sees the arguments
-    before the pool is opened (a refusal there is a usage error)."""
+    """A change (of the ledger, the directory, the keys...): ``CreditPool.<method>``'s
+    answer as JSON with ``--json``, else the line the function makes of it. ``--by`` (the
+    parameter ``by``) goes as the method's ``by`` argument, ``by_default`` filling it in;
+    ``check`` sees the arguments before the pool is opened (a refusal there is a usage
+    error); ``create``: the command may create a missing SQLite file (see ``open_pool``)."""
 
     def show(done: Any, as_json: bool, words: Callable[[], Any], given: Mapping[str, Any]) -> None:
         if as_json:
@@ -62,7 +63,7 @@ def change(
             args[by] = by_default(args.pop("by"))
         return args
 
-    return lambda words: _command(words, method, to_method, show)
+    return lambda words: _command(words, method, to_method, show, create=create)
 
 
 def listing(
@@ -130,6 +131,8 @@ def _command(
     method: str,
     to_method: Callable[[dict[str, Any]], dict[str, Any]],
     show: Shows,
+    *,
+    create: bool = False,
 ) -> Command:
     """The command Typer runs: the method called with ``to_method``'s arguments (the
     command's own, groups spread), its answer shown by ``show``."""
@@ -137,7 +140,7 @@ def _command(
 
     def command(ctx: typer.Context, as_json: bool = False, **given: Any) -> None:
         args = to_method(dict(given))
-        done = getattr(open_pool(ctx), method)(**args)
+        done = getattr(open_pool(ctx, create=create), method)(**args)
         packed = interface.packed(given)
         if interface.takes_ctx:
             packed["ctx"] = ctx
