@@ -18,6 +18,7 @@ function as one mapping.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,15 +56,14 @@ def change(
         else:
             render.line(words())
 
-    def to_method(given: dict[str, Any]) -> dict[str, Any]:
+    def prepare(given: Mapping[str, Any], args: dict[str, Any]) -> None:
         if check is not None:
             check(**given)
-        args = {renamed.get(k, k): v for k, v in given.items() if k not in local}
         if by is not None:
-            args[by] = by_default(args.pop("by"))
-        return args
+            args[by] = by_default(args[by])
 
-    return lambda words: _command(words, method, to_method, show, create=create)
+    sent = Sent(method, {"by": by, **renamed} if by else renamed, tuple(local))
+    return lambda words: _command(words, sent, show, prepare, create=create)
 
 
 def listing(
@@ -79,10 +79,22 @@ def listing(
         page = None if more is None else render.next_page(found, given["limit"], more)
         render.records(found, as_json, title, columns, page)
 
-    def to_method(given: dict[str, Any]) -> dict[str, Any]:
-        return {renamed.get(k, k): v for k, v in given.items()}
+    return lambda words: _command(words, Sent(method, renamed), show)
 
-    return lambda words: _command(words, method, to_method, show)
+
+@dataclass(frozen=True)
+class Sent:
+    """What a command made here sends: the method's name, and the names its arguments go
+    by (``renamed``; not at all: ``local``). ``arguments`` are those a command sends, on
+    the command (``command.sent``) for a test to check against the method."""
+
+    method: str
+    renamed: Mapping[str, str]
+    local: tuple[str, ...] = ()
+    arguments: tuple[str, ...] = ()
+
+    def args(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return {self.renamed.get(k, k): v for k, v in given.items() if k not in self.local}
 
 
 @dataclass(frozen=True)
@@ -128,19 +140,21 @@ _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 def _command(
     words: Words,
-    method: str,
-    to_method: Callable[[dict[str, Any]], dict[str, Any]],
+    sent: Sent,
     show: Shows,
+    prepare: Callable[[Mapping[str, Any], dict[str, Any]], None] | None = None,
     *,
     create: bool = False,
 ) -> Command:
-    """The command Typer runs: the method called with ``to_method``'s arguments (the
-    command's own, groups spread), its answer shown by ``show``."""
+    """The command Typer runs: the method called with the command's arguments (groups
+    spread; ``prepare`` may check them and fill some in), its answer shown by ``show``."""
     interface = _Interface.of(words)
 
     def command(ctx: typer.Context, as_json: bool = False, **given: Any) -> None:
-        args = to_method(dict(given))
-        done = getattr(open_pool(ctx, create=create), method)(**args)
+        args = sent.args(given)
+        if prepare is not None:
+            prepare(given, args)
+        done = getattr(open_pool(ctx, create=create), sent.method)(**args)
         packed = interface.packed(given)
         if interface.takes_ctx:
             packed["ctx"] = ctx
@@ -150,4 +164,7 @@ def _command(
     command.__doc__ = words.__doc__
     command.__module__ = words.__module__
     command.__signature__ = inspect.Signature(interface.parameters)  # type: ignore[attr-defined]
+    own = [p.name for p in interface.parameters if p.name not in ("ctx", "as_json")]
+    arguments = tuple(sent.args(dict.fromkeys(own)))
+    command.sent = dataclasses.replace(sent, arguments=arguments)  # type: ignore[attr-defined]
     return command
