@@ -11,9 +11,9 @@ answer and what it returns is the words shown for it (a line, or a table's title
 The arguments go to the method by name. A ledger change's method is made from its
 command (``creditpool.commands``), so its parameters are the command's fields: a CLI
 option named like a field needs nothing more, ``renamed`` maps the others (``user`` is
-``user_id``), and ``local`` ones are the CLI's own (read by ``check`` and the words only). A parameter whose default is an ``Options`` group stands for the group's options,
-spliced in at its place; the function and the method get their values by name, the
-function as one mapping.
+``user_id``), and ``local`` ones are the CLI's own (read by ``check`` and the words only).
+A parameter whose default is an ``Options`` group stands for the group's options, spliced
+in at its place; the method gets their values by name, the function as one mapping.
 """
 
 from __future__ import annotations
@@ -117,8 +117,11 @@ class _Interface:
                 groups[p.name] = p.default
                 params.extend(p.default.parameters())
                 continue
+            # Typer needs the hints themselves, not their postponed text (``from __future__
+            # import annotations``); read one by one, as get_type_hints would fail on the
+            # answer's type, imported for type checkers only (no pydantic for ``--help``).
             hint = p.annotation
-            if isinstance(hint, str):  # postponed (from __future__ import annotations)
+            if isinstance(hint, str):
                 hint = eval(hint, namespace)
             params.append(p.replace(annotation=hint))
         takes_ctx = any(p.name == "ctx" for p in params)
