@@ -5,7 +5,9 @@ Parsers raise ``typer.BadParameter``; the root group turns it into one line and 
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
@@ -245,16 +247,56 @@ def older_than(item: str) -> Any:
     return typer.Option(help=f"Older than this {item} id (the next page).")
 
 
-# What describes a use of a feature: the same options on ``consume``, ``hold`` and ``settle``.
-FeatureName = Annotated[str | None, typer.Option(help="The instance, e.g. the tracker's name.")]
-UsageAction = Annotated[str | None, typer.Option(help="publish, generate, accept, run...")]
-Integration = Annotated[str | None, typer.Option(help="E.g. an MCP integration.")]
-Breakdown = Annotated[
-    dict[str, int] | None,
-    typer.Option("--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"),
-]
-Requests = Annotated[int | None, typer.Option(help="Number of API requests.")]
+class Options(Mapping[str, Any]):
+    """Options several commands take together, declared once: each name and its type (an
+    ``Annotated`` with its ``typer.Option``), all optional (None when not given). A command
+    of ``cli/calls.py`` takes them as the default of one parameter, which stands for them
+    (``details: Details = USE_DETAILS``), and gets their values in one mapping."""
+
+    def __init__(self, **declared: Any) -> None:
+        self._declared = declared
+
+    def __getitem__(self, name: str) -> Any:
+        return self._declared[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._declared)
+
+    def __len__(self) -> int:
+        return len(self._declared)
+
+    def parameters(self) -> list[inspect.Parameter]:
+        kind = inspect.Parameter.KEYWORD_ONLY
+        return [
+            inspect.Parameter(name, kind, default=None, annotation=hint)
+            for name, hint in self._declared.items()
+        ]
+
+
+Details = Mapping[str, Any]  # the values of an ``Options`` group, by name
+
+# What describes a use of a feature (the library's ``UseDetails``, and ``Counted`` for a use
+# carried out): the same options on ``consume``, ``hold`` and ``settle``.
+_DESCRIBED: dict[str, Any] = {
+    "feature_name": Annotated[
+        str | None, typer.Option(help="The instance, e.g. the tracker's name.")
+    ],
+    "action": Annotated[str | None, typer.Option(help="publish, generate, accept, run...")],
+    "integration": Annotated[str | None, typer.Option(help="E.g. an MCP integration.")],
+}
 Metadata = Annotated[dict[str, Any] | None, typer.Option(parser=json_object, metavar="JSON")]
+USE_DETAILS = Options(**_DESCRIBED, metadata=Metadata)
+COUNTED = Options(
+    **_DESCRIBED,
+    breakdown=Annotated[
+        dict[str, int] | None,
+        typer.Option(
+            "--breakdown", parser=breakdown, metavar="NAME=N,...", help="calls=12,emails=40"
+        ),
+    ],
+    requests=Annotated[int | None, typer.Option(help="Number of API requests.")],
+    metadata=Metadata,
+)
 By = Annotated[
     str | None,
     typer.Option(

@@ -3,11 +3,12 @@ staff's answer (a grant, which closes the request, or a dismissal)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from creditpool.cli import render
+from creditpool.cli.calls import change
 from creditpool.cli.context import (
     ExpiresAt,
     IdempotencyKey,
@@ -20,6 +21,10 @@ from creditpool.cli.context import (
 )
 from creditpool.cli.credits import AMOUNT_ARGS
 from creditpool.cli.errors import HelpGroup
+
+if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.credit_requests.models import CreditRequest
+    from creditpool.grants.models import Grant
 
 credit_requests_app = typer.Typer(
     cls=HelpGroup, help="Requests for more credits, and their answers.", no_args_is_help=True
@@ -38,6 +43,12 @@ COLUMNS: render.Columns = {
     "Grant": "grant_id",
 }
 By = Annotated[str | None, typer.Option(help="Who answers (default: the local user name).")]
+
+
+def by_or_local_user(by: str | None) -> str:
+    """Who asks or answers: ``--by``, else the local user (``cli`` when the system cannot
+    tell)."""
+    return by or local_user("cli")
 
 
 @credit_requests_app.command("list")
@@ -59,31 +70,23 @@ def list_(
 
 
 @credit_requests_app.command("request", context_settings=AMOUNT_ARGS)
+@change("request_credits", by="requested_by", by_default=by_or_local_user)
 def request(
-    ctx: typer.Context,
+    r: CreditRequest,
     org_id: OrgId,
     amount: Annotated[str, typer.Argument(help="Credits asked for, e.g. 500.")],
     message: Annotated[str | None, typer.Option(help="A word for the account team.")] = None,
     by: Annotated[str | None, typer.Option(help="Who asks (default: the local user name).")] = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Ask for more credits: the staff see it, and webhooks get ``credits.requested``."""
-    r = open_pool(ctx).request_credits(
-        org_id,
-        amount,
-        requested_by=by_or_local_user(by),
-        message=message,
-        idempotency_key=idempotency_key,
-    )
-    render.result(
-        r, as_json, f"credit request {r.id}: {r.amount} credits for {org_id} by {r.requested_by}"
-    )
+    return f"credit request {r.id}: {r.amount} credits for {org_id} by {r.requested_by}"
 
 
 @credit_requests_app.command("grant")
+@change("grant_credit_request", by="by", by_default=by_or_local_user)
 def grant(
-    ctx: typer.Context,
+    g: Grant,
     org_id: OrgId,
     request_id: RequestId,
     amount: Annotated[str | None, typer.Option(help="Default: the amount asked for.")] = None,
@@ -91,40 +94,19 @@ def grant(
     note: Note = None,
     by: By = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Answer an open request with a grant, which closes it."""
-    g = open_pool(ctx).grant_credit_request(
-        org_id,
-        request_id,
-        amount=amount,
-        expires_at=expires_at,
-        by=by_or_local_user(by),
-        note=note,
-        idempotency_key=idempotency_key,
-    )
-    render.result(
-        g, as_json, f"credit request {request_id} granted: grant {g.id}, {g.amount} credits"
-    )
+    return f"credit request {request_id} granted: grant {g.id}, {g.amount} credits"
 
 
 @credit_requests_app.command("dismiss")
+@change("dismiss_credit_request", by="by", by_default=by_or_local_user)
 def dismiss(
-    ctx: typer.Context,
+    r: CreditRequest,
     org_id: OrgId,
     request_id: RequestId,
     by: By = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Close an open request without a grant."""
-    r = open_pool(ctx).dismiss_credit_request(
-        org_id, request_id, by=by_or_local_user(by), idempotency_key=idempotency_key
-    )
-    render.result(r, as_json, f"credit request {r.id} of {org_id} dismissed")
-
-
-def by_or_local_user(by: str | None) -> str:
-    """Who asks or answers: ``--by``, else the local user (``cli`` when the system cannot
-    tell)."""
-    return by or local_user("cli")
+    return f"credit request {r.id} of {org_id} dismissed"

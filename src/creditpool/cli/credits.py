@@ -1,40 +1,43 @@
-"""Changes to a pool: grant, void, consume, refund. Each takes an idempotency key."""
+"""Changes to a pool: grant, void, consume, refund. Each takes an idempotency key.
+
+Each is declared by what it takes and the line it prints for people (see ``calls.change``).
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from creditpool.cli import render
+from creditpool.cli.calls import change
 from creditpool.cli.context import (
-    Breakdown,
+    COUNTED,
     By,
+    Details,
     ExpiresAt,
     FeatureKey,
-    FeatureName,
     GrantId,
     IdempotencyKey,
-    Integration,
-    JsonFlag,
-    Metadata,
     Note,
     OrgId,
-    Requests,
-    UsageAction,
     instant_option,
-    open_pool,
-    who,
 )
+
+if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.consumptions.models import Consumption, Refund
+    from creditpool.corrections.models import Adjustment
+    from creditpool.grants.models import Grant
 
 # Amounts are positional; without this a negative one would be read as an unknown option
 # and refused with a confusing message instead of the library's clear one.
 AMOUNT_ARGS: dict[str, Any] = {"ignore_unknown_options": True}
 
 
+@change("grant", by="granted_by")
 def grant(
-    ctx: typer.Context,
+    g: Grant,
     org_id: OrgId,
     amount: Annotated[str, typer.Argument(help="Credits, e.g. 100 or 12.5 (at most 4 decimals).")],
     expires_at: ExpiresAt = None,
@@ -43,30 +46,18 @@ def grant(
     note: Note = None,
     reference: Annotated[str | None, typer.Option(help="E.g. an invoice number.")] = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Deposit credits into an organization's pool."""
-    g = open_pool(ctx).grant(
-        org_id,
-        amount,
-        expires_at=expires_at,
-        available_from=available_from,
-        granted_by=who(by),
-        note=note,
-        reference=reference,
-        idempotency_key=idempotency_key,
-    )
     expiry = f"expires {render.when(g.expires_at)}" if g.expires_at else "permanent"
-    render.result(
-        g,
-        as_json,
+    return (
         f"grant {g.id}: {g.amount} credits to {org_id}, {g.state}, "
-        f"available from {render.when(g.available_from)}, {expiry}",
+        f"available from {render.when(g.available_from)}, {expiry}"
     )
 
 
+@change("void_grant", by="by")
 def void(
-    ctx: typer.Context,
+    g: Grant,
     org_id: OrgId,
     grant_id: GrantId,
     amount: Annotated[
@@ -76,33 +67,27 @@ def void(
     by: By = None,
     reason: Annotated[str | None, typer.Option(help="Why, e.g. 'duplicate'.")] = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Void a mistaken grant (its remaining credits leave the pool), or part of it."""
-    pool = open_pool(ctx)
-    g = pool.void_grant(
-        org_id,
-        grant_id,
-        amount=amount,
-        by=who(by),
-        reason=reason,
-        idempotency_key=idempotency_key,
-    )
     if amount is not None:
-        text = (
+        return (
             f"grant {g.id} of {org_id}: {amount} credits voided, {g.remaining} left"
             f" ({g.voided} voided in all)"
         )
-    else:
-        text = (
-            f"grant {g.id} of {org_id} ({g.amount} credits) voided at"
-            f" {render.when(g.voided_at)}: what was left of it has left the pool"
-        )
-    render.result(g, as_json, text)
+    return (
+        f"grant {g.id} of {org_id} ({g.amount} credits) voided at"
+        f" {render.when(g.voided_at)}: what was left of it has left the pool"
+    )
 
 
+def _one_expiry(expires_at: datetime | None, permanent: bool, **_: Any) -> None:
+    if (expires_at is None) == (not permanent):
+        raise typer.BadParameter("give either --expires-at or --permanent")
+
+
+@change("change_grant_expiry", by="by", local=["permanent"], check=_one_expiry)
 def grant_expiry(
-    ctx: typer.Context,
+    g: Grant,
     org_id: OrgId,
     grant_id: GrantId,
     expires_at: Annotated[
@@ -112,26 +97,16 @@ def grant_expiry(
     by: By = None,
     reason: Annotated[str | None, typer.Option(help="Why, e.g. 'renewal delayed'.")] = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Move a grant's expiry earlier or later, or make it permanent (a staff correction:
     a ledger expiry_change entry)."""
-    if (expires_at is None) == (not permanent):
-        raise typer.BadParameter("give either --expires-at or --permanent")
-    g = open_pool(ctx).change_grant_expiry(
-        org_id,
-        grant_id,
-        None if permanent else expires_at,
-        by=who(by),
-        reason=reason,
-        idempotency_key=idempotency_key,
-    )
     expiry = f"expires {render.when(g.expires_at)}" if g.expires_at else "is permanent"
-    render.result(g, as_json, f"grant {g.id} of {org_id} now {expiry}")
+    return f"grant {g.id} of {org_id} now {expiry}"
 
 
+@change("adjust", by="by")
 def adjust(
-    ctx: typer.Context,
+    a: Adjustment,
     org_id: OrgId,
     credits: Annotated[
         str, typer.Argument(help="Signed credits: -5 debits the pool, 5 credits it back.")
@@ -139,84 +114,51 @@ def adjust(
     reason: Annotated[str, typer.Option(help="Why (required), e.g. 'goodwill'.")],
     by: By = None,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """A manual adjustment (goodwill, a correction that is not a use of a feature): a debit
     is drawn like a consumption, a credit goes back like a refund."""
-    a = open_pool(ctx).adjust(
-        org_id, credits, reason=reason, by=who(by), idempotency_key=idempotency_key
-    )
     way = "debited from" if a.credits < 0 else "credited to"
-    render.result(
-        a,
-        as_json,
+    return (
         f"adjustment {a.id}: {abs(a.credits)} credits {way} {org_id}"
-        f" ({render.allocations(a.allocations)})",
+        f" ({render.allocations(a.allocations)})"
     )
 
 
+@change("consume", user="user_id")
 def consume(
-    ctx: typer.Context,
+    c: Consumption,
     org_id: OrgId,
     feature: FeatureKey,
     user: Annotated[str, typer.Option(help="The user who used the feature.")],
     quantity: Annotated[
         str | None, typer.Option(help="Units used, for variable-cost features.")
     ] = None,
-    feature_name: FeatureName = None,
-    action: UsageAction = None,
-    integration: Integration = None,
-    breakdown_: Breakdown = None,
-    requests: Requests = None,
-    metadata: Metadata = None,
+    details: Details = COUNTED,
     idempotency_key: IdempotencyKey = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the cost and the grants; change nothing.")
     ] = False,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Charge an organization for one use of a feature: all or nothing."""
-    c = open_pool(ctx).consume(
-        org_id,
-        feature,
-        user_id=user,
-        quantity=quantity,
-        feature_name=feature_name,
-        action=action,
-        integration=integration,
-        breakdown=breakdown_,
-        requests=requests,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-        dry_run=dry_run,
-    )
     from creditpool.consumptions.models import ConsumptionStatus  # not for `--help`
 
     drawn = render.allocations(c.allocations)
     if c.status is ConsumptionStatus.DRY_RUN:
-        text = f"dry run: {c.feature} would cost {c.cost} credits ({drawn}); nothing charged"
-    else:
-        text = f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits ({drawn})"
-    render.result(c, as_json, text)
+        return f"dry run: {c.feature} would cost {c.cost} credits ({drawn}); nothing charged"
+    return f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits ({drawn})"
 
 
+@change("refund", by="by")
 def refund(
-    ctx: typer.Context,
+    r: Refund,
     org_id: OrgId,
     consumption_id: Annotated[int, typer.Argument(help="The consumption's id.")],
     reason: Annotated[str | None, typer.Option(help="Why, e.g. 'downvoted'.")] = None,
     idempotency_key: IdempotencyKey = None,
     by: By = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Refund a paid consumption; refunding it again returns the first result."""
-    pool = open_pool(ctx)
-    r = pool.refund(
-        org_id, consumption_id, reason=reason, idempotency_key=idempotency_key, by=who(by)
-    )
-    render.result(
-        r,
-        as_json,
+    return (
         f"consumption {r.consumption_id} refunded: {r.restored} credits restored "
-        f"({render.allocations(r.restorations)}), {r.lost} lost",
+        f"({render.allocations(r.restorations)}), {r.lost} lost"
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from creditpool.cli import render
+from creditpool.cli.calls import change, listing
 from creditpool.cli.context import (
     After,
     By,
@@ -19,6 +20,10 @@ from creditpool.cli.context import (
     who,
 )
 from creditpool.cli.errors import CliError, HelpGroup
+
+if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.features.models import Feature, FeaturePrice
+    from creditpool.orgs.models import Member, Org, Team, TeamUsage
 
 orgs_app = typer.Typer(
     cls=HelpGroup, help="Organizations: one credit pool each.", no_args_is_help=True
@@ -70,20 +75,18 @@ PRICE_COLUMNS: render.Columns = {
 
 
 @orgs_app.command("create")
+@change("create_org", by="by", create=True)
 def orgs_create(
-    ctx: typer.Context,
+    org: Org,
     org_id: OrgId,
     name: DisplayName = None,
     timezone: Annotated[
         str, typer.Option(help="IANA time zone: decides calendar months and report dates.")
     ] = "UTC",
     by: By = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Create an organization."""
-    pool = open_pool(ctx, create=True)
-    org = pool.create_org(org_id, name=name, timezone=timezone, by=who(by))
-    render.result(org, as_json, f"created organization {org.id} ({org.name}, {org.timezone})")
+    return f"created organization {org.id} ({org.name}, {org.timezone})"
 
 
 @orgs_app.command("update")
@@ -127,33 +130,31 @@ def orgs_update(
 
 
 @orgs_app.command("list")
+@listing("orgs", ORG_COLUMNS)
 def orgs_list(
-    ctx: typer.Context,
+    found: list[Org],
     search: Annotated[str | None, typer.Option(help="Only ids or names containing this.")] = None,
     after: After = None,
     limit: Limit = 100,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """List organizations, by id."""
-    found = open_pool(ctx).orgs(after=after, limit=limit, search=search)
-    render.records(found, as_json, "Organizations", ORG_COLUMNS)
+    return "Organizations"
 
 
 @teams_app.command("create")
+@change("create_team")
 def teams_create(
-    ctx: typer.Context,
+    team: Team,
     org_id: OrgId,
     team_id: TeamId,
     name: DisplayName = None,
     monthly_limit: Annotated[
         str | None, typer.Option(help="Credits per calendar month (informational).")
     ] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Create a team."""
-    team = open_pool(ctx).create_team(org_id, team_id, name=name, monthly_limit=monthly_limit)
     limit = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    render.result(team, as_json, f"created team {team.id} ({team.name}) in {org_id}, {limit}")
+    return f"created team {team.id} ({team.name}) in {org_id}, {limit}"
 
 
 @teams_app.command("set-limit", context_settings={"ignore_unknown_options": True})
@@ -172,23 +173,22 @@ def teams_set_limit(
 
 
 @teams_app.command("list")
+@listing("team_usage", TEAM_USAGE_COLUMNS)
 def teams_list(
-    ctx: typer.Context,
+    usage: list[TeamUsage],
     org_id: OrgId,
     month: Annotated[
         str | None, typer.Option(help="YYYY-MM in the organization's zone (default: now).")
     ] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Each team's paid usage in a calendar month against its limit."""
-    usage = open_pool(ctx).team_usage(org_id, month)
-    title = f"Team usage in {usage[0].month}" if usage else "Team usage"
-    render.records(usage, as_json, title, TEAM_USAGE_COLUMNS)
+    return f"Team usage in {usage[0].month}" if usage else "Team usage"
 
 
 @members_app.command("set")
+@change("set_member", team="team_id")
 def members_set(
-    ctx: typer.Context,
+    member: Member,
     org_id: OrgId,
     user_id: Annotated[str, typer.Argument(help="The vendor's user id.")],
     team: Annotated[str | None, typer.Option(help="The team (omit: no team).")] = None,
@@ -196,70 +196,63 @@ def members_set(
         str | None,
         typer.Option(help="Shown on pages instead of the user id (omit: none, the id)."),
     ] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Put a member in a team, or in none, and name it. Sets the member as a whole: an
     option left out is cleared. Later consumptions are attributed to its team."""
-    member = open_pool(ctx).set_member(org_id, user_id, team_id=team, display_name=display_name)
     where = f"team {member.team_id}" if member.team_id else "no team"
     named = f" ({member.display_name})" if member.display_name else ""
-    render.result(member, as_json, f"member {member.user_id}{named} of {org_id}: {where}")
+    return f"member {member.user_id}{named} of {org_id}: {where}"
 
 
 @members_app.command("list")
+@listing("members", MEMBER_COLUMNS, team="team_id")
 def members_list(
-    ctx: typer.Context,
+    found: list[Member],
     org_id: OrgId,
     team: Annotated[str | None, typer.Option(help="Only this team's members.")] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """List an organization's members."""
-    members = open_pool(ctx).members(org_id, team_id=team)
-    render.records(members, as_json, "Members", MEMBER_COLUMNS)
+    return "Members"
 
 
 @features_app.command("list")
-def features_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+@listing("features", FEATURE_COLUMNS)
+def features_list(found: list[Feature]) -> str:
     """The catalog: what each feature costs now."""
-    catalog = open_pool(ctx).features()
-    render.records(catalog, as_json, "Features", FEATURE_COLUMNS)
+    return "Features"
 
 
 @features_app.command("set")
+@change("set_feature", by="changed_by", create=True)
 def features_set(
-    ctx: typer.Context,
+    feature: Feature,
     key: FeatureKey,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     cost: Annotated[str | None, typer.Option(help="A fixed cost per use.")] = None,
     unit_rate: Annotated[str | None, typer.Option(help="A cost per unit (variable).")] = None,
     unit: Annotated[str | None, typer.Option(help="The unit, e.g. 'feedback item'.")] = None,
     by: By = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Price a feature from now on. Past consumptions keep the price they were charged;
     the price joins the feature's history (``features prices``)."""
-    feature = open_pool(ctx, create=True).set_feature(
-        key, name=name, cost=cost, unit_rate=unit_rate, unit=unit, changed_by=who(by)
-    )
     price = (
         f"{feature.unit_rate} per {feature.unit or 'unit'}"
         if feature.variable
         else f"{feature.cost} per use"
     )
-    render.result(feature, as_json, f"feature {feature.key} ({feature.name}): {price}")
+    return f"feature {feature.key} ({feature.name}): {price}"
 
 
 @features_app.command("prices")
+@listing("feature_prices", PRICE_COLUMNS)
 def features_prices(
-    ctx: typer.Context,
+    found: list[FeaturePrice],
     key: FeatureKey,
     before_id: Annotated[
         int | None, typer.Option(help="Only prices older than this row (paging).")
     ] = None,
     limit: LimitOrAll = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """A feature's price history, newest first: each price from the instant it applied,
     and who set it."""
-    prices = open_pool(ctx).feature_prices(key, before_id=before_id, limit=limit)
-    render.records(prices, as_json, f"Prices of {key}", PRICE_COLUMNS)
+    return f"Prices of {key}"

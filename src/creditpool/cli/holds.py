@@ -12,22 +12,21 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render
+from creditpool.cli.calls import change
 from creditpool.cli.context import (
-    Breakdown,
-    FeatureName,
+    COUNTED,
+    USE_DETAILS,
+    Details,
     IdempotencyKey,
-    Integration,
     JsonFlag,
     Limit,
-    Metadata,
     OrgId,
-    Requests,
-    UsageAction,
     older_than,
     open_pool,
 )
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.consumptions.models import Consumption
     from creditpool.holds.models import Hold
 
 HoldId = Annotated[int, typer.Argument(help="The hold's id.")]
@@ -43,8 +42,9 @@ COLUMNS: render.Columns = {
 }
 
 
+@change("hold", user="user_id")
 def hold(
-    ctx: typer.Context,
+    h: Hold,
     org_id: OrgId,
     feature: Annotated[str, typer.Argument(help="The feature's key, e.g. topic_detection.")],
     user: Annotated[str, typer.Option(help="The user who runs the job.")],
@@ -57,36 +57,19 @@ def hold(
     ttl_s: Annotated[
         int | None, typer.Option("--ttl-s", help="Seconds until it expires (default 900).")
     ] = None,
-    feature_name: FeatureName = None,
-    action: UsageAction = None,
-    integration: Integration = None,
-    metadata: Metadata = None,
+    details: Details = USE_DETAILS,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Reserve credits for a job whose cost is known only at its end: all or nothing."""
-    h = open_pool(ctx).hold(
-        org_id,
-        feature,
-        user_id=user,
-        quantity=quantity,
-        amount=amount,
-        ttl_s=ttl_s,
-        feature_name=feature_name,
-        action=action,
-        integration=integration,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-    )
-    render.result(
-        h,
-        as_json,
+    return (
         f"hold {h.id}: {h.amount} credits held for {h.feature} by {h.user_id} "
-        f"until {render.when(h.expires_at)} ({render.allocations(h.allocations)})",
+        f"until {render.when(h.expires_at)} ({render.allocations(h.allocations)})"
     )
 
 
+@change("settle", user="user_id")
 def settle(
+    c: Consumption,
     ctx: typer.Context,
     org_id: OrgId,
     hold_id: HoldId,
@@ -95,52 +78,22 @@ def settle(
         str | None, typer.Option(help="Units used, priced from the catalog now.")
     ] = None,
     user: Annotated[str | None, typer.Option(help="Default: the hold's user.")] = None,
-    feature_name: FeatureName = None,
-    action: UsageAction = None,
-    integration: Integration = None,
-    breakdown_: Breakdown = None,
-    requests: Requests = None,
-    metadata: Metadata = None,
+    details: Details = COUNTED,
     idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Charge an open hold's real cost: one paid consumption; the rest goes back."""
-    pool = open_pool(ctx)
-    c = pool.settle(
-        org_id,
-        hold_id,
-        cost=cost,
-        quantity=quantity,
-        user_id=user,
-        feature_name=feature_name,
-        action=action,
-        integration=integration,
-        breakdown=breakdown_,
-        requests=requests,
-        metadata=metadata,
-        idempotency_key=idempotency_key,
-    )
-    if as_json:
-        render.emit_json(c)
-        return
-    closed = pool.hold_of(org_id, hold_id)
-    render.line(
+    closed = open_pool(ctx).hold_of(org_id, hold_id)
+    return (
         f"consumption {c.id}: {c.feature} by {c.user_id}, {c.cost} credits "
         f"({render.allocations(c.allocations)}); hold {hold_id} settled, "
         f"{closed.released} credits back, {closed.lost} lost"
     )
 
 
-def release(
-    ctx: typer.Context,
-    org_id: OrgId,
-    hold_id: HoldId,
-    idempotency_key: IdempotencyKey = None,
-    as_json: JsonFlag = False,
-) -> None:
+@change("release")
+def release(h: Hold, org_id: OrgId, hold_id: HoldId, idempotency_key: IdempotencyKey = None) -> str:
     """Give an open hold's credits back (what was held on a grant now gone is lost)."""
-    h = open_pool(ctx).release(org_id, hold_id, idempotency_key=idempotency_key)
-    render.result(h, as_json, f"hold {h.id} released: {h.released} credits back, {h.lost} lost")
+    return f"hold {h.id} released: {h.released} credits back, {h.lost} lost"
 
 
 def holds(

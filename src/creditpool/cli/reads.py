@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render
+from creditpool.cli.calls import listing
 from creditpool.cli.context import (
     JsonFlag,
     Limit,
@@ -19,8 +20,12 @@ from creditpool.cli.context import (
 )
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT, ForecastStatus
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # models load pydantic: not for `--help`
+    from creditpool.consumptions.models import Consumption
+    from creditpool.corrections.models import Correction
     from creditpool.forecast.models import Forecast
+    from creditpool.grants.models import Grant
+    from creditpool.ledger.models import LedgerEntry
 
 Since = Annotated[datetime | None, instant_option("From this instant (included).")]
 Until = Annotated[datetime | None, instant_option("Before this instant.")]
@@ -144,14 +149,15 @@ def forecast_paragraph(f: Forecast) -> str:
     return f"{text} Days in {f.timezone}."
 
 
-def grants(ctx: typer.Context, org_id: OrgId, as_json: JsonFlag = False) -> None:
+@listing("grants", GRANT_COLUMNS)
+def grants(found: list[Grant], org_id: OrgId) -> str:
     """Every grant of an organization with its state now (the purchase history)."""
-    found = open_pool(ctx).grants(org_id)
-    render.records(found, as_json, f"Grants of {org_id}", GRANT_COLUMNS)
+    return f"Grants of {org_id}"
 
 
+@listing("consumptions", CONSUMPTION_COLUMNS, more="--before-id", user="user_id", team="team_id")
 def history(
-    ctx: typer.Context,
+    found: list[Consumption],
     org_id: OrgId,
     since: Since = None,
     until: Until = None,
@@ -161,42 +167,27 @@ def history(
     status: Annotated[str | None, typer.Option(help="paid or refunded.")] = None,
     limit: Limit = 50,
     before_id: Annotated[int | None, older_than("consumption")] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Consumptions, newest first (a settled hold's consumption names its hold)."""
-    found = open_pool(ctx).consumptions(
-        org_id,
-        since=since,
-        until=until,
-        feature=feature,
-        user_id=user,
-        team_id=team,
-        status=status,
-        before_id=before_id,
-        limit=limit,
-    )
-    title = f"Usage history of {org_id}"
-    render.records(found, as_json, title, CONSUMPTION_COLUMNS, render.next_page(found, limit))
+    return f"Usage history of {org_id}"
 
 
+@listing("ledger", LEDGER_COLUMNS)
 def ledger(
-    ctx: typer.Context,
+    found: list[LedgerEntry],
     org_id: OrgId,
     since: Since = None,
     until: Until = None,
     after_seq: Annotated[int | None, typer.Option(help="After this entry (paging).")] = None,
     limit: LimitOrAll = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Every change of the balance, in order (Left before and after)."""
-    entries = open_pool(ctx).ledger(
-        org_id, since=since, until=until, after_seq=after_seq, limit=limit
-    )
-    render.records(entries, as_json, f"Ledger of {org_id}", LEDGER_COLUMNS)
+    return f"Ledger of {org_id}"
 
 
+@listing("corrections", CORRECTION_COLUMNS, more="--before-id", grant="grant_id")
 def corrections(
-    ctx: typer.Context,
+    found: list[Correction],
     org_id: OrgId,
     kind: Annotated[
         str | None,
@@ -205,11 +196,6 @@ def corrections(
     grant: Annotated[int | None, typer.Option(help="Only this grant's.")] = None,
     before_id: Annotated[int | None, typer.Option(help="Older than this one (paging).")] = None,
     limit: Limit = 100,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Staff corrections of an organization's credits: who, when, why; newest first."""
-    found = open_pool(ctx).corrections(
-        org_id, kind=kind, grant_id=grant, before_id=before_id, limit=limit
-    )
-    title = f"Corrections of {org_id}"
-    render.records(found, as_json, title, CORRECTION_COLUMNS, render.next_page(found, limit))
+    return f"Corrections of {org_id}"

@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render, roles
+from creditpool.cli.calls import change, listing
 from creditpool.cli.context import By, JsonFlag, LimitOrAll, OrgId, open_pool, state, who
 from creditpool.cli.errors import CliError, HelpGroup
 
 if TYPE_CHECKING:
+    from creditpool.auth.models import ApiKey
     from creditpool.demo import DemoKeys
 
 keys_app = typer.Typer(
@@ -125,30 +127,28 @@ def create_key(
     render.line(f"secret (shown once): {secret}")
 
 
+@listing("keys", KEY_COLUMNS, org="org_id")
 def list_keys(
-    ctx: typer.Context,
+    found: list[ApiKey],
     org: Annotated[str | None, typer.Option(help="Only this organization's keys.")] = None,
     after: Annotated[str | None, typer.Option(help="Start after this key id (paging).")] = None,
     limit: LimitOrAll = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Keys in the order they were made (revoked ones too), without secrets."""
-    keys = open_pool(ctx).keys(org_id=org, after=after, limit=limit)
-    render.records(keys, as_json, "API keys", KEY_COLUMNS)
+    return "API keys"
 
 
+@change("revoke_key", by="by", org="org_id")
 def revoke_key(
-    ctx: typer.Context,
+    key: ApiKey,
     key_id: Annotated[str, typer.Argument(help="The key's id (not its secret)")],
     org: Annotated[
         str | None, typer.Option(help="Refuse unless the key is this organization's.")
     ] = None,
     by: By = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Revoke a key: it stops working within seconds."""
-    key = open_pool(ctx).revoke_key(key_id, org_id=org, by=who(by))
-    render.result(key, as_json, f"revoked {key.role.value} key {key.id} ({key.name})")
+    return f"revoked {key.role.value} key {key.id} ({key.name})"
 
 
 def portal_link(

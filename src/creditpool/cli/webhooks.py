@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render
+from creditpool.cli.calls import change, listing
 from creditpool.cli.context import (
     After,
     DeliveryState,
@@ -57,6 +58,33 @@ EventTypes = Annotated[
 SECRET_WARNING = "store it now: it is not shown again"
 
 
+def _types(e: WebhookEndpoint) -> str:
+    return ", ".join(e.event_types) or "every event"
+
+
+def _data(e: Event) -> str:
+    data = {k: v for k, v in e.data.items() if k != "org_id"}
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+ENDPOINT_COLUMNS: render.Columns = {
+    "ID": "id",
+    "URL~": "url",
+    "Events~": _types,
+    "Enabled": "enabled",
+    "Last success": "last_success_at",
+    "Failing since": "failing_since",
+    "Description~": "description",
+}
+EVENT_COLUMNS: render.Columns = {
+    "ID": "id",
+    "At": "at",
+    "Type": "type",
+    "Ledger seq": "ledger_seq",
+    "Data~": _data,
+}
+
+
 @webhooks_app.command("add")
 def add(
     ctx: typer.Context,
@@ -74,15 +102,14 @@ def add(
 
 
 @webhooks_app.command("list")
+@listing("webhook_endpoints", ENDPOINT_COLUMNS)
 def list_(
-    ctx: typer.Context,
+    found: list[WebhookEndpoint],
     after: After = None,
     limit: Annotated[int | None, typer.Option(help="At most this many (default: all).")] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """The endpoints, by id, with their health."""
-    found = open_pool(ctx).webhook_endpoints(after=after, limit=limit)
-    render.records(found, as_json, "Webhook endpoints", ENDPOINT_COLUMNS)
+    return "Webhook endpoints"
 
 
 @webhooks_app.command("show")
@@ -179,22 +206,21 @@ def deliveries(
 
 
 @webhooks_app.command("retry")
+@change("retry_webhook_delivery")
 def retry(
-    ctx: typer.Context,
+    d: WebhookDelivery,
     endpoint_id: EndpointId,
     delivery_id: Annotated[int, typer.Argument(help="The delivery's id.")],
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """Send a delivery again now (the worker, or ``webhooks deliver``, sends it)."""
-    d = open_pool(ctx).retry_webhook_delivery(endpoint_id, delivery_id)
-    render.result(d, as_json, f"delivery {d.id} ({d.event_type}) is due again: {d.status}")
+    return f"delivery {d.id} ({d.event_type}) is due again: {d.status}"
 
 
 @webhooks_app.command("test")
-def send_test(ctx: typer.Context, endpoint_id: EndpointId, as_json: JsonFlag = False) -> None:
+@change("test_webhook_endpoint")
+def send_test(d: WebhookDelivery, endpoint_id: EndpointId) -> str:
     """Queue a ``webhook.test`` event for an endpoint."""
-    d = open_pool(ctx).test_webhook_endpoint(endpoint_id)
-    render.result(d, as_json, f"delivery {d.id}: {d.event_type} event {d.event_id} queued")
+    return f"delivery {d.id}: {d.event_type} event {d.event_id} queued"
 
 
 @webhooks_app.command("deliver")
@@ -220,25 +246,19 @@ def deliver(
         worker.close()
 
 
+@listing("events", EVENT_COLUMNS, more="--before", type_="type")
 def events(
-    ctx: typer.Context,
+    found: list[Event],
     org_id: OrgId,
     type_: Annotated[str | None, typer.Option("--type", help="E.g. balance.low.")] = None,
     before: Annotated[str | None, older_than("event")] = None,
     limit: Limit = 50,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """An organization's events (what its webhooks deliver), newest first."""
-    found = open_pool(ctx).events(org_id, type=type_, before=before, limit=limit)
-    more = render.next_page(found, limit, "--before")
-    render.records(found, as_json, f"Events of {org_id}", EVENT_COLUMNS, more)
+    return f"Events of {org_id}"
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _types(e: WebhookEndpoint) -> str:
-    return ", ".join(e.event_types) or "every event"
 
 
 def _with_secret(e: WebhookEndpointWithSecret, as_json: bool, text: str) -> None:
@@ -249,29 +269,6 @@ def _with_secret(e: WebhookEndpointWithSecret, as_json: bool, text: str) -> None
         render.line(text)
         render.line(f"secret: {e.secret}")
     typer.echo(f"warning: {SECRET_WARNING}", err=True)
-
-
-def _data(e: Event) -> str:
-    data = {k: v for k, v in e.data.items() if k != "org_id"}
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-ENDPOINT_COLUMNS: render.Columns = {
-    "ID": "id",
-    "URL~": "url",
-    "Events~": _types,
-    "Enabled": "enabled",
-    "Last success": "last_success_at",
-    "Failing since": "failing_since",
-    "Description~": "description",
-}
-EVENT_COLUMNS: render.Columns = {
-    "ID": "id",
-    "At": "at",
-    "Type": "type",
-    "Ledger seq": "ledger_seq",
-    "Data~": _data,
-}
 
 
 # A delivery's columns, then its attempt's (see ``_attempt_rows``).
