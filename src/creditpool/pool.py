@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from creditpool import changes
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool import validation as check
 from creditpool.audit import service as audit
 from creditpool.audit.models import AuditRecord
@@ -38,9 +39,8 @@ from creditpool.core.money import to_decimal
 from creditpool.corrections import service as corrections
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.credit_requests import service as credit_requests
-from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
-from creditpool.features.models import Feature, FeaturePrice
+from creditpool.features.models import Feature
 from creditpool.forecast import service as forecasts
 from creditpool.forecast.models import Forecast
 from creditpool.grants import service as grants
@@ -51,7 +51,10 @@ from creditpool.ledger import service as ledger
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter
 from creditpool.orgs import service as orgs
-from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.orgs.models import Member, Org, Team
+from creditpool.orgs.service import list_members, list_teams
+from creditpool.orgs.service import team_usage as list_team_usage
+from creditpool.reads import reading
 from creditpool.reports import service as reports
 from creditpool.reports.models import ReportKind, ReportPeriod
 from creditpool.repositories import consumptions as consumptions_repo
@@ -372,11 +375,7 @@ class CreditPool(WebhooksFacade):
     def team(self, org_id: str, team_id: str) -> Team:
         return self._read(lambda tx: orgs.get_team(tx, org_id, team_id))
 
-    def teams(
-        self, org_id: str, *, after: str | None = None, limit: int | None = None
-    ) -> list[Team]:
-        """In id order: after the team ``after``, at most ``limit`` (None: all)."""
-        return self._read(lambda tx: orgs.list_teams(tx, org_id, after=after, limit=_limit(limit)))
+    teams = reading(q.Teams, list_teams)
 
     def set_member(
         self,
@@ -395,32 +394,9 @@ class CreditPool(WebhooksFacade):
     def member(self, org_id: str, user_id: str) -> Member:
         return self._read(lambda tx: orgs.get_member(tx, org_id, user_id))
 
-    def members(
-        self,
-        org_id: str,
-        *,
-        team_id: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Member]:
-        """In user id order: after the user ``after``, at most ``limit`` (None: all)."""
-        return self._read(
-            lambda tx: orgs.list_members(tx, org_id, team_id, after=after, limit=_limit(limit))
-        )
+    members = reading(q.Members, list_members)
 
-    def team_usage(
-        self,
-        org_id: str,
-        month: str | None = None,
-        *,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[TeamUsage]:
-        """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now):
-        the teams in id order after the team ``after``, then "no team", at most ``limit``."""
-        return self._read(
-            lambda tx: orgs.team_usage(tx, org_id, month, after=after, limit=_limit(limit))
-        )
+    team_usage = reading(q.TeamUsage, list_team_usage)
 
     # -- features ----------------------------------------------------------------------
 
@@ -449,23 +425,12 @@ class CreditPool(WebhooksFacade):
             )
         )
 
-    def feature_prices(
-        self, key: str, *, before_id: int | None = None, limit: int | None = None
-    ) -> list[FeaturePrice]:
-        """Every price the feature has had, newest first (the first is the one in force):
-        older than the row ``before_id``, at most ``limit`` (None: all)."""
-        if before_id is not None:
-            _id(before_id, "before_id")
-        return self._read(
-            lambda tx: features.prices(tx, key, before_id=before_id, limit=_limit(limit))
-        )
+    feature_prices = reading(q.FeaturePrices, features.prices)
 
     def feature(self, key: str) -> Feature:
         return self._read(lambda tx: features.get(tx, key))
 
-    def features(self, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
-        """In key order: after the key ``after``, at most ``limit`` (None: all)."""
-        return self._read(lambda tx: features.list_all(tx, after=after, limit=_limit(limit)))
+    features = reading(q.Features, features.list_all)
 
     # -- grants ------------------------------------------------------------------------
 
@@ -518,16 +483,7 @@ class CreditPool(WebhooksFacade):
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
         return self._read(lambda tx: grants.get(tx, org_id, _id(grant_id, "grant id")), org_id)
 
-    def grants(
-        self, org_id: str, *, after_id: int | None = None, limit: int | None = None
-    ) -> list[Grant]:
-        """In id order, as of now: after the grant ``after_id``, at most ``limit`` (None: all)."""
-        if after_id is not None:
-            _id(after_id, "after_id")
-        return self._read(
-            lambda tx: grants.list_for_org(tx, org_id, after_id=after_id, limit=_limit(limit)),
-            org_id,
-        )
+    grants = reading(q.Grants, grants.list_for_org)
 
     # -- consumptions and refunds ------------------------------------------------------
 
@@ -754,15 +710,7 @@ class CreditPool(WebhooksFacade):
 
         return self._write(change)
 
-    def keys(
-        self, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
-    ) -> list[ApiKey]:
-        """Keys (revoked ones too, never a secret) in the order they were made: only
-        ``org_id``'s when given, after the key ``after``, at most ``limit`` (None: all)."""
-        with self.db.read() as tx:
-            if org_id is not None:
-                orgs.require_org(tx, org_id)
-            return keys.list_keys(tx, org_id=org_id, after=after, limit=_limit(limit))
+    keys = reading(q.Keys, keys.list_keys)
 
     # -- portal links ------------------------------------------------------------------
 
@@ -798,22 +746,7 @@ class CreditPool(WebhooksFacade):
 
     request_credits = mutation(cmd.RequestCreditsBy)
 
-    def credit_requests(
-        self,
-        org_id: str,
-        *,
-        status: CreditRequestStatus | None = None,
-        before_id: int | None = None,
-        limit: int | None = None,
-    ) -> list[CreditRequest]:
-        """Newest first: older than ``before_id``, at most ``limit`` (None: all)."""
-        if before_id is not None:
-            _id(before_id, "before_id")
-        with self.db.read() as tx:
-            orgs.require_org(tx, org_id)
-            return credit_requests.list_for_org(
-                tx, org_id, status, before_id=before_id, limit=_limit(limit)
-            )
+    credit_requests = reading(q.CreditRequests, credit_requests.list_for_org)
 
     grant_credit_request = mutation(cmd.GrantCreditRequestBy)
 
@@ -885,4 +818,4 @@ def _limit(limit: int | None) -> int | None:
 _page = check.page_limit
 
 
-_id = changes.positive_id
+_id = check.positive_id

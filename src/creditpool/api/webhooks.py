@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from creditpool import queries as q
 from creditpool.api.bodies.webhooks import EndpointCreate, EndpointUpdate, NoArguments
 from creditpool.core.events import EventType
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import CURSOR_HELP, NumberCursor, cursor, page
+from creditpool.http.paging import CURSOR_HELP, NumberCursor, Params, cursor, page
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -59,18 +60,20 @@ def create_endpoint(body: EndpointCreate, caller: Writer, pool: Pool) -> Webhook
     return pool.create_webhook_endpoint(**body.model_dump())
 
 
+EndpointCursor = Annotated[str | None, cursor(ENDPOINT_ID_PATTERN), Query(description=CURSOR_HELP)]
+
+
+class EndpointsParams(Params):
+    __query__ = q.WebhookEndpoints
+    cursor: EndpointCursor = None
+
+
 @router.get(ENDPOINTS, operation_id="list_webhook_endpoints", response_model=Page[WebhookEndpoint])
 def list_endpoints(
-    caller: Reader,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[
-        str | None, cursor(ENDPOINT_ID_PATTERN), Query(description=CURSOR_HELP)
-    ] = None,
+    caller: Reader, pool: Pool, params: Annotated[EndpointsParams, Query()]
 ) -> Page[WebhookEndpoint]:
     """Every endpoint with its health (last success, failing since, why disabled)."""
-    found = pool.webhook_endpoints(after=cursor, limit=limit + 1)
-    return page(found, limit, lambda e: e.id)
+    return params.read(pool.webhook_endpoints)
 
 
 @router.get(ENDPOINT, response_model=WebhookEndpoint, operation_id="get_webhook_endpoint")

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey
 from creditpool.client import _routes as routes
@@ -20,7 +21,7 @@ from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Pa
 from creditpool.consumptions.models import Consumption
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
 from creditpool.corrections.models import Adjustment, Correction
-from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
+from creditpool.credit_requests.models import CreditRequest
 from creditpool.features.models import Feature, FeaturePrice
 from creditpool.forecast.models import Forecast
 from creditpool.grants.models import Grant, GrantDetail
@@ -115,11 +116,6 @@ def create_team(
     return routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key)
 
 
-def teams(org_id: str, *, after: str | None = None, limit: int | None = None) -> Pages[Team]:
-    """Teams in id order after ``after``: ``limit`` of them, or all (page by page)."""
-    return Pages(lambda cursor: routes.teams(org_id, cursor, limit), after, limit)
-
-
 def update_team(
     org_id: str,
     team_id: str,
@@ -162,35 +158,7 @@ def member(org_id: str, user_id: str) -> Call[Member]:
     return routes.member(org_id, user_id)
 
 
-def members(
-    org_id: str,
-    *,
-    team_id: str | None = None,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Pages[Member]:
-    """Members in user id order after ``after``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.members(org_id, team_id, cursor, limit), after, limit)
-
-
-def team_usage(
-    org_id: str,
-    month: str | None = None,
-    *,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Pages[TeamUsage]:
-    """Paid usage per team in a calendar month (``YYYY-MM``; default: this month): teams
-    in id order after ``after``, then "no team"; ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.team_usage(org_id, month, cursor, limit), after, limit)
-
-
 # -- features ------------------------------------------------------------------------
-
-
-def features(*, after: str | None = None, limit: int | None = None) -> Pages[Feature]:
-    """Features in key order after ``after``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.features(cursor, limit), after, limit)
 
 
 def set_feature(
@@ -207,20 +175,7 @@ def set_feature(
     return routes.set_feature(key, name, cost, unit_rate, unit, idempotency_key)
 
 
-def feature_prices(
-    key: str, *, before_id: int | None = None, limit: int | None = None
-) -> Pages[FeaturePrice]:
-    """The feature's prices, newest first, older than the row ``before_id``: ``limit``
-    of them, or all."""
-    return Pages(lambda cursor: routes.feature_prices(key, cursor, limit), before_id, limit)
-
-
 # -- grants --------------------------------------------------------------------------
-
-
-def grants(org_id: str, *, after_id: int | None = None, limit: int | None = None) -> Pages[Grant]:
-    """Grants in id order after ``after_id``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.grants(org_id, cursor, limit), after_id, limit)
 
 
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
@@ -400,13 +355,6 @@ def create_webhook_endpoint(
     return routes.create_webhook_endpoint(url, event_types, description, enabled)
 
 
-def webhook_endpoints(
-    *, after: str | None = None, limit: int | None = None
-) -> Pages[WebhookEndpoint]:
-    """Endpoints in id order after ``after``: ``limit`` of them, or all (page by page)."""
-    return Pages(lambda cursor: routes.webhook_endpoints(cursor, limit), after, limit)
-
-
 def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
     return routes.webhook_endpoint(endpoint_id)
 
@@ -453,21 +401,6 @@ def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
 # -- credit requests -----------------------------------------------------------------
 
 
-def credit_requests(
-    org_id: str,
-    *,
-    status: CreditRequestStatus | None = None,
-    before_id: int | None = None,
-    limit: int | None = None,
-) -> Pages[CreditRequest]:
-    """Newest first, older than ``before_id``: ``limit`` of them, or all."""
-    return Pages(
-        lambda cursor: routes.credit_requests(org_id, status, cursor, limit),
-        before_id,
-        limit,
-    )
-
-
 # -- an organization's API keys ------------------------------------------------------
 
 
@@ -482,14 +415,6 @@ def create_key(
     """A new ``admin`` or ``member`` (with ``user_id``) key of ``org_id`` and its secret
     token, shown once (a retry with the same ``idempotency_key`` shows it again)."""
     return routes.create_key(org_id, role, user_id, name, idempotency_key)
-
-
-def keys(
-    *, org_id: str | None = None, after: str | None = None, limit: int | None = None
-) -> Pages[ApiKey]:
-    """``org_id``'s keys in the order they were made (revoked ones too), after the key
-    ``after``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.keys(org_id, cursor, limit), after, limit)
 
 
 def revoke_key(
@@ -511,18 +436,18 @@ class Operations:
     org = operation(org)
     update_org = operation(update_org)
     create_team = operation(create_team)
-    teams = listing(teams)
+    teams = listing(routes.pages(q.Teams, Team))
     update_team = operation(update_team)
     set_team_limit = operation(set_team_limit)
     set_member = operation(set_member)
     member = operation(member)
-    members = listing(members)
-    team_usage = listing(team_usage)
-    features = listing(features)
+    members = listing(routes.pages(q.Members, Member))
+    team_usage = listing(routes.pages(q.TeamUsage, TeamUsage))
+    features = listing(routes.pages(q.Features, Feature))
     set_feature = operation(set_feature)
-    feature_prices = listing(feature_prices)
+    feature_prices = listing(routes.pages(q.FeaturePrices, FeaturePrice))
     grant = operation(routes.command(cmd.Grant))
-    grants = listing(grants)
+    grants = listing(routes.pages(q.Grants, Grant))
     grant_info = operation(grant_info)
     void_grant = operation(routes.command(cmd.VoidGrant))
     change_grant_expiry = operation(routes.command(cmd.ChangeGrantExpiry))
@@ -547,7 +472,7 @@ class Operations:
     iter_ledger = walk(iter_ledger)
     events = operation(events)
     create_webhook_endpoint = operation(create_webhook_endpoint)
-    webhook_endpoints = listing(webhook_endpoints)
+    webhook_endpoints = listing(routes.pages(q.WebhookEndpoints, WebhookEndpoint))
     webhook_endpoint = operation(webhook_endpoint)
     update_webhook_endpoint = operation(update_webhook_endpoint)
     delete_webhook_endpoint = operation(delete_webhook_endpoint)
@@ -557,9 +482,9 @@ class Operations:
     retry_webhook_delivery = operation(retry_webhook_delivery)
     test_webhook_endpoint = operation(test_webhook_endpoint)
     request_credits = operation(routes.command(cmd.RequestCredits))
-    credit_requests = listing(credit_requests)
+    credit_requests = listing(routes.pages(q.CreditRequests, CreditRequest))
     grant_credit_request = operation(routes.command(cmd.GrantCreditRequest))
     dismiss_credit_request = operation(routes.command(cmd.DismissCreditRequest))
     create_key = operation(create_key)
-    keys = listing(keys)
+    keys = listing(routes.pages(q.Keys, ApiKey))
     revoke_key = operation(revoke_key)

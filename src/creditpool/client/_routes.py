@@ -27,13 +27,13 @@ from creditpool.commands import AMOUNT_FIELDS, KEY, Command
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidAmount, InvalidInput
 from creditpool.corrections.models import Adjustment, Correction
-from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
-from creditpool.features.models import Feature, FeaturePrice
+from creditpool.features.models import Feature
 from creditpool.forecast.models import Forecast
-from creditpool.grants.models import Grant, GrantDetail
+from creditpool.grants.models import GrantDetail
 from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
-from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.orgs.models import Member, Org, Team
+from creditpool.queries import WIRE_NAMES, Query
 from creditpool.webhooks.models import (
     DeliveryStatus,
     Event,
@@ -226,6 +226,37 @@ def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call
     return cast(Callable[Concatenate[str, P], Call[M]], build)
 
 
+def pages(kind: Callable[P, Query], model: type[M]) -> Callable[P, Pages[M]]:
+    """The requests of a client list method made from a query (``creditpool.queries``):
+    the query's fields, which go in the path (its ids) or the query string (by their wire
+    names; the limit as it is), read page by page from the query's cursor on."""
+    k = cast(type[Query], kind)
+    ids, filters = k.path_ids(), k.filters()
+    decode = _page(model)
+
+    def build(*args: Any, **kwargs: Any) -> Pages[M]:
+        made = kind(*args, **kwargs)
+        chosen = {WIRE_NAMES.get(name, name): getattr(made, name) for name in filters}
+
+        def fetch(cursor: str | None) -> Call[Page[M]]:
+            path = k.path.format(**{name: _segment(_id_of(made, name), name) for name in ids})
+            params = _params(**chosen, cursor=cursor, limit=made.limit)
+            return Call("GET", f"/v1/{path}", decode, params)
+
+        return Pages(fetch, getattr(made, k.cursor), made.limit)
+
+    build.__doc__ = k.doc()
+    build.__signature__ = k.method_signature(f"Pages[{model.__name__}]")  # type: ignore[attr-defined]
+    return cast(Callable[P, Pages[M]], build)
+
+
+def _id_of(made: Query, name: str) -> object:
+    value = getattr(made, name)
+    if value is None:  # only a key's organization is optional: in the library
+        raise InvalidInput("over HTTP a key belongs to one organization: give org_id")
+    return value
+
+
 def _wire(name: str, value: object) -> object:
     if name in AMOUNT_FIELDS:
         return _optional_amount(value, name)
@@ -336,10 +367,6 @@ def create_team(
     return Call("POST", f"{_org(org_id)}/teams", _one(Team), body=body, idempotency_key=_key(key))
 
 
-def teams(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Team]]:
-    return Call("GET", f"{_org(org_id)}/teams", _page(Team), _params(cursor=cursor, limit=limit))
-
-
 def update_team(
     org_id: str,
     team_id: str,
@@ -367,24 +394,6 @@ def member(org_id: str, user_id: str) -> Call[Member]:
     return Call("GET", f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}", _one(Member))
 
 
-def members(
-    org_id: str, team_id: str | None, cursor: str | None, limit: int | None
-) -> Call[Page[Member]]:
-    params = _params(team=team_id, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/members", _page(Member), params)
-
-
-def team_usage(
-    org_id: str, month: str | None, cursor: str | None, limit: int | None
-) -> Call[Page[TeamUsage]]:
-    params = _params(month=month, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/usage/teams", _page(TeamUsage), params)
-
-
-def features(cursor: str | None, limit: int | None) -> Call[Page[Feature]]:
-    return Call("GET", "/v1/features", _page(Feature), _params(cursor=cursor, limit=limit))
-
-
 def set_feature(
     feature_key: str,
     name: str | None,
@@ -401,18 +410,6 @@ def set_feature(
     }
     path = f"/v1/features/{_segment(feature_key, 'key')}"
     return Call("PUT", path, _one(Feature), body=body, idempotency_key=_key(key))
-
-
-def feature_prices(
-    feature_key: str, cursor: str | None, limit: int | None
-) -> Call[Page[FeaturePrice]]:
-    path = f"/v1/features/{_segment(feature_key, 'key')}/prices"
-    return Call("GET", path, _page(FeaturePrice), _params(cursor=cursor, limit=limit))
-
-
-def grants(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Grant]]:
-    params = _params(cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/grants", _page(Grant), params)
 
 
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
@@ -538,10 +535,6 @@ def create_webhook_endpoint(
     )
 
 
-def webhook_endpoints(after: str | None, limit: int | None) -> Call[Page[WebhookEndpoint]]:
-    return Call("GET", ENDPOINTS, _page(WebhookEndpoint), _params(cursor=after, limit=limit))
-
-
 def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
     return Call("GET", _endpoint(endpoint_id), _one(WebhookEndpoint))
 
@@ -589,13 +582,6 @@ def _credit_request(org_id: str, request_id: int) -> str:
     return f"{_org(org_id)}/credit-requests/{_segment(request_id, 'request_id')}"
 
 
-def credit_requests(
-    org_id: str, status: CreditRequestStatus | None, cursor: str | None, limit: int | None
-) -> Call[Page[CreditRequest]]:
-    params = _params(status=status, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/credit-requests", _page(CreditRequest), params)
-
-
 # -- an organization's API keys -------------------------------------------------------------
 
 
@@ -617,10 +603,6 @@ def create_key(
     if user_id is not None:  # an admin key names no user: the field is refused
         body["user_id"] = user_id
     return Call("POST", _keys_of(org_id), _with_secret, body=body, idempotency_key=_key(key))
-
-
-def keys(org_id: str | None, cursor: str | None, limit: int | None) -> Call[Page[ApiKey]]:
-    return Call("GET", _keys_of(org_id), _page(ApiKey), _params(cursor=cursor, limit=limit))
 
 
 def revoke_key(org_id: str | None, key_id: str, key: str | None) -> Call[ApiKey]:

@@ -3,18 +3,27 @@
 Every list answers a ``Page`` and takes ``limit`` and ``cursor``. A cursor is an opaque
 string in the document, the same type as the ``next_cursor`` it comes from, even when the
 server reads it as a number; its pattern says what the server accepts.
+
+A list route's query parameters are a ``Params`` model made from the list's query
+(``creditpool.queries``): the class names its query (``__query__``) and declares how the
+wire takes the query's filters (by their wire names) and the cursor; ``limit`` and the
+order (the filters, ``limit``, ``cursor``) come from here, and ``read`` calls the library's
+method of the same query with them and answers the page.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Query
-from pydantic import Field, PlainValidator
+from pydantic import BaseModel, Field, PlainValidator
+from pydantic._internal._model_construction import ModelMetaclass
 
-from creditpool.http.schemas import Instant, Page
+from creditpool import queries
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
 from creditpool.validation import ID_PATTERN
 
 T = TypeVar("T")
@@ -56,3 +65,54 @@ def page(found: list[T], limit: int, cursor: Callable[[T], object]) -> Page[T]:
     kept = found[:limit]
     more = len(found) > limit
     return Page(data=kept, has_more=more, next_cursor=str(cursor(kept[-1])) if more else None)
+
+
+class _ParamsMeta(ModelMetaclass):
+    def __new__(
+        mcs, name: str, bases: tuple[type[Any], ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> type:
+        query = namespace.get("__query__")
+        if query is not None:
+            _order(namespace, query)
+        return super().__new__(mcs, name, bases, namespace, **kwargs)
+
+
+def _order(namespace: dict[str, Any], query: type[queries.Query]) -> None:
+    """The parameters in the document's order: the query's filters as the class declares
+    them, ``limit``, then the cursor; before pydantic reads the class."""
+    declared: dict[str, Any] = namespace.get("__annotations__", {})
+    filters = [_attribute(name, declared) for name in query.filters()]
+    if set(declared) != {*filters, "cursor"}:
+        raise TypeError(f"declare the filters of {query.__name__} and its cursor, no more")
+    annotations = {name: declared[name] for name in filters}
+    annotations["limit"] = Limit
+    annotations["cursor"] = declared["cursor"]
+    namespace["limit"] = PAGE_SIZE_DEFAULT
+    namespace["__annotations__"] = annotations
+
+
+def _attribute(name: str, declared: dict[str, Any]) -> str:
+    """A filter's attribute: its own name, or its wire name (``team``, not ``team_id``)."""
+    return name if name in declared else queries.WIRE_NAMES.get(name, name)
+
+
+class Params(BaseModel, metaclass=_ParamsMeta):
+    """A list route's query parameters, made from its query (set ``__query__``)."""
+
+    __query__: ClassVar[type[queries.Query]]
+    if TYPE_CHECKING:
+        limit: int
+        cursor: Any
+
+    def chosen(self) -> dict[str, Any]:
+        """The query's filters, by the library's names."""
+        fields = type(self).model_fields
+        return {name: getattr(self, _attribute(name, fields)) for name in self.__query__.filters()}
+
+    def read(self, method: Callable[..., list[T]], *ids: object, **given: Any) -> Page[T]:
+        """One page: ``method`` (the library's, of this query) called with the path's
+        ``ids``, the filters (``given`` in place of the request's), the cursor, and one item
+        more than the limit, which only tells that there is more."""
+        query = self.__query__
+        asked = {**self.chosen(), **given, query.cursor: self.cursor, "limit": self.limit + 1}
+        return page(method(*ids, **asked), self.limit, attrgetter(query.item_key))

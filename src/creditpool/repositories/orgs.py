@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import oldest_first, where_given
+from creditpool.queries import Members, Teams
+from creditpool.repositories.pages import listed, oldest_first, where_given
 from creditpool.storage import compiled, conflicts
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
@@ -127,11 +128,9 @@ def get_team(conn: Connection, org_id: str, team_id: str) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def list_teams(
-    conn: Connection, org_id: str, *, after: str | None = None, limit: int | None = None
-) -> Sequence[DbRow]:
-    query = select(teams).where(teams.c.org_id == org_id)
-    return conn.execute(oldest_first(query, teams.c.id, after, limit)).all()
+def list_teams(conn: Connection, asked: Teams) -> Sequence[DbRow]:
+    query = select(teams).where(teams.c.org_id == asked.org_id)
+    return conn.execute(listed(query, teams.c.id, asked)).all()
 
 
 def update_team(conn: Connection, org_id: str, team_id: str, **values: Any) -> None:
@@ -159,17 +158,10 @@ def put_member(
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
-def list_members(
-    conn: Connection,
-    org_id: str,
-    team_id: str | None = None,
-    *,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Sequence[DbRow]:
-    query = select(members).where(members.c.org_id == org_id)
-    query = where_given(query, (members.c.team_id, team_id))
-    return conn.execute(oldest_first(query, members.c.user_id, after, limit)).all()
+def list_members(conn: Connection, asked: Members) -> Sequence[DbRow]:
+    query = select(members).where(members.c.org_id == asked.org_id)
+    query = where_given(query, (members.c.team_id, asked.team_id))
+    return conn.execute(listed(query, members.c.user_id, asked)).all()
 
 
 class UsageByTeam(NamedTuple):

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.queries import WebhookEndpoints
 from creditpool.repositories.outbox import EVENT_COLUMNS, EventRow
-from creditpool.repositories.pages import newest_first, oldest_first, where_given
+from creditpool.repositories.pages import listed, newest_first, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import (
     events,
@@ -117,17 +118,9 @@ def get_endpoint(conn: Connection, endpoint_id: str, *, lock: bool = False) -> E
     return None if row is None else _endpoint(row)
 
 
-def list_endpoints(
-    conn: Connection,
-    *,
-    limit: int | None = None,
-    after: str | None = None,
-    enabled: bool | None = None,
-) -> list[EndpointRow]:
-    query = select(webhook_endpoints)
-    if enabled is not None:
-        query = query.where(_E.enabled.is_(enabled))
-    return [_endpoint(r) for r in conn.execute(oldest_first(query, _E.id, after, limit))]
+def list_endpoints(conn: Connection, asked: WebhookEndpoints) -> list[EndpointRow]:
+    query = listed(select(webhook_endpoints), _E.id, asked)
+    return [_endpoint(r) for r in conn.execute(query)]
 
 
 def update_endpoint(conn: Connection, endpoint_id: str, values: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from creditpool import queries as q
 from creditpool import validation as check
 from creditpool.auth import service as keys_service
 from creditpool.auth.models import ApiKey
@@ -136,7 +137,9 @@ class KeysPage:
 def keys_page(db: Database, org_id: str, after: str | None) -> KeysPage:
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        found = keys_service.list_keys(tx, org_id=org_id, after=after, limit=KEYS_PAGE_SIZE + 1)
+        found = keys_service.list_keys(
+            tx, q.Keys(org_id=org_id, after=after, limit=KEYS_PAGE_SIZE + 1)
+        )
     shown, last = _one_page(found, KEYS_PAGE_SIZE)
     return KeysPage(org, shown, last.id if last else None)
 
@@ -228,7 +231,9 @@ class FeaturePage:
 def feature_page(db: Database, key: str, before: int | None) -> FeaturePage:
     with db.read(snapshot=True) as tx:
         feature = features.get(tx, key)
-        found = features.prices(tx, key, before_id=before, limit=PRICES_PAGE_SIZE + 1)
+        found = features.prices(
+            tx, q.FeaturePrices(key, before_id=before, limit=PRICES_PAGE_SIZE + 1)
+        )
     shown, last = _one_page(found, PRICES_PAGE_SIZE)
     return FeaturePage(feature, shown, last.id if last else None)
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from creditpool import queries as q
 from creditpool.audit import service as audit
 from creditpool.audit.models import AuditRecord
 from creditpool.consumptions import service as consumptions
@@ -238,9 +239,9 @@ def usage_page(
         history, next_before = history_page(tx, org_id, filters, before, own_user, zone)
         names = feature_names(tx)
         chart = usage_chart(tx, org_id, zone, days, own_user, names)
-        teams = orgs.team_usage(tx, org_id, None) if admin_view else None
-        team_list = orgs.list_teams(tx, org_id) if admin_view else []
-        members = orgs.list_members(tx, org_id) if admin_view else []
+        teams = orgs.team_usage(tx, q.TeamUsage(org_id)) if admin_view else None
+        team_list = orgs.list_teams(tx, q.Teams(org_id)) if admin_view else []
+        members = orgs.list_members(tx, q.Members(org_id)) if admin_view else []
         shown = [c.user_id for c in history] + ([own_user] if own_user else [])
         people = repository.display_names(tx.conn, org_id, shown)
         forecast = forecasts.forecast(tx, org_id, FORECAST_WINDOW_DAYS)
@@ -353,7 +354,7 @@ def usage_live(db: Database, caller: Principal, org_id: str, days: int) -> Usage
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
         chart = usage_chart(tx, org_id, org.timezone, days, own_user, feature_names(tx))
-        teams = orgs.team_usage(tx, org_id, None) if caller.may(Action.USAGE_READ) else None
+        teams = orgs.team_usage(tx, q.TeamUsage(org_id)) if caller.may(Action.USAGE_READ) else None
         forecast = forecasts.forecast(tx, org_id, FORECAST_WINDOW_DAYS)
     return UsageLive(org, teams, chart, days, forecast)
 
@@ -364,8 +365,12 @@ def credits_page(db: Database, org_id: str, *, with_requests: bool = False) -> C
     order = {GrantState.ACTIVE: 0, GrantState.PENDING: 1, GrantState.EXPIRED: 2}
     with db.read(snapshot=True) as tx:
         head = header(tx, org_id)
-        grants = grants_service.list_for_org(tx, org_id)
-        asked = credit_requests.list_for_org(tx, org_id)[:REQUESTS_SHOWN] if with_requests else []
+        grants = grants_service.list_for_org(tx, q.Grants(org_id))
+        asked = (
+            credit_requests.list_for_org(tx, q.CreditRequests(org_id))[:REQUESTS_SHOWN]
+            if with_requests
+            else []
+        )
         people = repository.display_names(tx.conn, org_id, [r.requested_by for r in asked])
     grants.sort(key=lambda g: (order.get(g.state, 3), -g.id))
     return CreditsPage(head, grants, asked, people)
@@ -392,10 +397,12 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         entries = (
             ledger.entries(tx, org_id, after_seq=after, limit=LEDGER_PAGE_SIZE) if newest else []
         )
-        grants = grants_service.list_for_org(tx, org_id)
+        grants = grants_service.list_for_org(tx, q.Grants(org_id))
         holds = open_holds(tx, org_id)
         names = feature_names(tx)
-        asked = credit_requests.list_for_org(tx, org_id, CreditRequestStatus.OPEN)
+        asked = credit_requests.list_for_org(
+            tx, q.CreditRequests(org_id, status=CreditRequestStatus.OPEN)
+        )
         events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
         recent = recent_consumptions(tx, org_id)
         fixed = corrections_service.list_for_org(tx, org_id, limit=AUDIT_SHOWN)

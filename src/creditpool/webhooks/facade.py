@@ -8,8 +8,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from creditpool import queries as q
 from creditpool import validation as check
 from creditpool.core.errors import NotFound
+from creditpool.reads import reading
 from creditpool.repositories import orgs
 from creditpool.settings import Settings
 from creditpool.storage.uow import Database, Tx
@@ -89,11 +91,7 @@ class WebhooksFacade:
         )
         return created
 
-    def webhook_endpoints(
-        self, *, after: str | None = None, limit: int | None = None
-    ) -> list[WebhookEndpoint]:
-        with self.db.read() as tx:
-            return webhooks.list_endpoints(tx, None if limit is None else _limit(limit), after)
+    webhook_endpoints = reading(q.WebhookEndpoints, webhooks.list_endpoints)
 
     def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         with self.db.read() as tx:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from creditpool import validation as check
 from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.core.events import EventDraft, EventType
+from creditpool.queries import WebhookEndpoints
 from creditpool.repositories import outbox
 from creditpool.repositories import webhooks as repository
 from creditpool.repositories.outbox import EventRow
@@ -110,10 +111,11 @@ def get_endpoint(tx: Tx, endpoint_id: str) -> WebhookEndpoint:
     return to_model(require_endpoint(tx, endpoint_id))
 
 
-def list_endpoints(
-    tx: Tx, limit: int | None = None, after: str | None = None
-) -> list[WebhookEndpoint]:
-    return [to_model(r) for r in repository.list_endpoints(tx.conn, limit=limit, after=after)]
+ALL = WebhookEndpoints()  # every endpoint
+
+
+def list_endpoints(tx: Tx, asked: WebhookEndpoints = ALL) -> list[WebhookEndpoint]:
+    return [to_model(r) for r in repository.list_endpoints(tx.conn, asked)]
 
 
 def endpoints_health(tx: Tx) -> list[tuple[WebhookEndpoint, dict[str, int]]]:

@@ -1,0 +1,207 @@
+"""Every list read, written once as a query.
+
+A query is a frozen dataclass: its fields are the parameters of the list's read, in the
+order and with the defaults that ``CreditPool``'s method and the clients' method of the
+same name take (both are made from the query: ``pool.py``'s ``reading`` and the client's
+``_routes.pages``), and its class says the rest of what the interfaces need: the HTTP path
+(under ``/v1/``, with the query's ids in braces), which field pages the list (``cursor``:
+the list goes on past the item it names) and which of an item's attributes names it
+(``item_key``). The HTTP route's query parameters are made from it too (``http/paging.py``'s
+``Params``); the services and the repositories take the query as it is.
+
+Only the standard library and the core are imported here: the repositories and the
+client use it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import string
+from dataclasses import KW_ONLY, dataclass
+from typing import ClassVar
+
+from creditpool.core.statuses import CreditRequestStatus
+
+# A field's name in a request's query string, where it is not the field's own.
+WIRE_NAMES = {"since": "from", "until": "to", "team_id": "team", "user_id": "user"}
+LIMIT = "limit"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Query:
+    """What every query's class says besides its fields, and the field every list has:
+    ``limit``, the most items it answers (None: all of them)."""
+
+    limit: int | None = None
+
+    path: ClassVar[str]  # under /v1/; {field} is one of its ids
+    cursor: ClassVar[str]  # the field that pages: where the list goes on from
+    item_key: ClassVar[str] = "id"  # the attribute of an item that is its cursor
+
+    @classmethod
+    def path_ids(cls) -> tuple[str, ...]:
+        return tuple(name for _, name, _, _ in string.Formatter().parse(cls.path) if name)
+
+    @classmethod
+    def filters(cls) -> tuple[str, ...]:
+        """The fields that choose which items are listed: all but the path's ids, the
+        cursor and the limit, in the method's order."""
+        left_out = {*cls.path_ids(), cls.cursor, LIMIT}
+        return tuple(p.name for p in cls.parameters() if p.name not in left_out)
+
+    @classmethod
+    def parameters(cls) -> list[inspect.Parameter]:
+        """The query's fields as its method's parameters: the positional ones, then the
+        keyword ones in the order the class declares them, ``limit`` last."""
+
+        def order(p: inspect.Parameter) -> int:  # a stable sort keeps the rest
+            if p.kind is not p.KEYWORD_ONLY:
+                return 0
+            return 2 if p.name == LIMIT else 1
+
+        return sorted(inspect.signature(cls).parameters.values(), key=order)
+
+    @classmethod
+    def method_signature(cls, result: str) -> inspect.Signature:
+        """The signature of a method made from this query, which answers ``result``."""
+        return inspect.Signature(cls.parameters(), return_annotation=result)
+
+    @classmethod
+    def doc(cls) -> str:
+        return inspect.cleandoc(cls.__doc__ or "")
+
+
+# -- organizations, teams, members ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Teams(Query):
+    """Teams in id order: after the team ``after``, ``limit`` of them (None: all)."""
+
+    path: ClassVar[str] = "orgs/{org_id}/teams"
+    cursor: ClassVar[str] = "after"
+
+    org_id: str
+    _: KW_ONLY
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Members(Query):
+    """Members in user id order (only ``team_id``'s when given): after the user ``after``,
+    ``limit`` of them (None: all)."""
+
+    path: ClassVar[str] = "orgs/{org_id}/members"
+    cursor: ClassVar[str] = "after"
+    item_key: ClassVar[str] = "user_id"
+
+    org_id: str
+    _: KW_ONLY
+    team_id: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TeamUsage(Query):
+    """Paid usage per team in a calendar month (``YYYY-MM``, the organization's zone;
+    default: this month): the teams in id order after the team ``after``, then "no team",
+    ``limit`` of them (None: all)."""
+
+    path: ClassVar[str] = "orgs/{org_id}/usage/teams"
+    cursor: ClassVar[str] = "after"
+    item_key: ClassVar[str] = "team_id"
+
+    org_id: str
+    month: str | None = None
+    _: KW_ONLY
+    after: str | None = None
+
+
+# -- features -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Features(Query):
+    """Features in key order: after the key ``after``, ``limit`` of them (None: all)."""
+
+    path: ClassVar[str] = "features"
+    cursor: ClassVar[str] = "after"
+    item_key: ClassVar[str] = "key"
+
+    _: KW_ONLY
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeaturePrices(Query):
+    """Every price the feature has had, newest first (the first is the one in force):
+    older than the row ``before_id``, ``limit`` of them (None: all)."""
+
+    path: ClassVar[str] = "features/{key}/prices"
+    cursor: ClassVar[str] = "before_id"
+
+    key: str
+    _: KW_ONLY
+    before_id: int | None = None
+
+
+# -- grants ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Grants(Query):
+    """Grants in id order, as of now: after the grant ``after_id``, ``limit`` of them
+    (None: all)."""
+
+    path: ClassVar[str] = "orgs/{org_id}/grants"
+    cursor: ClassVar[str] = "after_id"
+
+    org_id: str
+    _: KW_ONLY
+    after_id: int | None = None
+
+
+# -- credit requests ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRequests(Query):
+    """Credit requests newest first (only those in ``status`` when given): older than
+    ``before_id``, ``limit`` of them (None: all)."""
+
+    path: ClassVar[str] = "orgs/{org_id}/credit-requests"
+    cursor: ClassVar[str] = "before_id"
+
+    org_id: str
+    _: KW_ONLY
+    status: CreditRequestStatus | None = None
+    before_id: int | None = None
+
+
+# -- API keys and webhook endpoints ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Keys(Query):
+    """API keys (revoked ones too, never a secret) in the order they were made: only
+    ``org_id``'s when given (over HTTP it must be), after the key ``after``, ``limit`` of
+    them (None: all)."""
+
+    path: ClassVar[str] = "orgs/{org_id}/keys"
+    cursor: ClassVar[str] = "after"
+
+    _: KW_ONLY
+    org_id: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoints(Query):
+    """Webhook endpoints in id order: after the endpoint ``after``, ``limit`` of them
+    (None: all)."""
+
+    path: ClassVar[str] = "webhook-endpoints"
+    cursor: ClassVar[str] = "after"
+
+    _: KW_ONLY
+    after: str | None = None
