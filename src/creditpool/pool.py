@@ -348,9 +348,8 @@ class CreditPool(WebhooksFacade):
     def orgs(
         self, *, after: str | None = None, limit: int = 100, search: str | None = None
     ) -> list[Org]:
-        return self._read(
-            lambda tx: orgs.list_orgs(tx, after=after, limit=_page(limit), search=search)
-        )
+        asked = q.Orgs(after=after, limit=_page(limit), search=search)
+        return self._read(lambda tx: orgs.list_orgs(tx, asked))
 
     def create_team(
         self,
@@ -451,13 +450,13 @@ class CreditPool(WebhooksFacade):
         """The audit trail of changes that write no ledger entry (organizations, keys,
         portal links) and of refunds: who, when, what; newest first, an organization's or
         (``org_id`` None) every one."""
-        page = _page(limit)
+        asked = q.AuditLog(org_id, before_id=before_id, limit=_page(limit))
         if before_id is not None:
             _id(before_id, "before_id")
         with self.db.read() as tx:
             if org_id is not None:
                 orgs.require_org(tx, org_id)
-            return audit.records(tx.conn, org_id, before_id, page)
+            return audit.records(tx.conn, asked)
 
     def corrections(
         self,
@@ -475,10 +474,11 @@ class CreditPool(WebhooksFacade):
         for value, name in ((before_id, "before_id"), (grant_id, "grant_id")):
             if value is not None:
                 _id(value, name)
+        asked = q.Corrections(
+            org_id, kind=wanted, grant_id=grant_id, before_id=before_id, limit=page
+        )
         with self.db.read() as tx:
-            return corrections.list_for_org(
-                tx, org_id, before_id=before_id, limit=page, grant_id=grant_id, kind=wanted
-            )
+            return corrections.list_for_org(tx, asked)
 
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
         return self._read(lambda tx: grants.get(tx, org_id, _id(grant_id, "grant id")), org_id)
@@ -514,19 +514,12 @@ class CreditPool(WebhooksFacade):
             raise InvalidInput("status must be 'paid' or 'refunded'")
         with self.db.read() as tx:
             orgs.require_org(tx, org_id)
-            rows = consumptions_repo.search(
-                tx.conn,
-                org_id,
-                since=check.aware(since, "since"),
-                until=check.aware(until, "until"),
-                feature=feature,
-                user_id=user_id,
-                team_id=team_id,
-                status=status,
-                before_id=before_id,
-                limit=_page(limit),
-            )
-            return consumptions.from_rows(rows, tx)
+            asked = q.Consumptions(
+                org_id, since=check.aware(since, "since"), until=check.aware(until, "until"),
+                feature=feature, user_id=user_id, team_id=team_id, status=status,
+                before_id=before_id, limit=_page(limit),
+            )  # fmt: skip
+            return consumptions.from_rows(consumptions_repo.search(tx.conn, asked), tx)
 
     def funded_by(self, org_id: str, grant_id: int) -> list[Funding]:
         """What a grant paid towards each consumption it funded."""
@@ -569,12 +562,10 @@ class CreditPool(WebhooksFacade):
         if before_id is not None:
             _id(before_id, "before_id")
         self.sweep(org_id)  # holds that ran out are written first: statuses are exact
+        asked = q.Holds(org_id, status=wanted, before_id=before_id, limit=page)
         with self.db.read() as tx:
             orgs.require_org(tx, org_id)
-            rows = holds_repo.search(
-                tx.conn, org_id, status=wanted, before_id=before_id, limit=page
-            )
-            return holds.from_rows(tx, rows)
+            return holds.from_rows(tx, holds_repo.search(tx.conn, asked))
 
     # -- balance and ledger ------------------------------------------------------------
 
@@ -601,14 +592,11 @@ class CreditPool(WebhooksFacade):
         """Entries in order; availability and expiry that fell due are written first."""
         self.sweep(org_id)
         with self.db.read() as tx:
-            return ledger.entries(
-                tx,
-                org_id,
-                since=check.aware(since, "since"),
-                until=check.aware(until, "until"),
-                after_seq=after_seq,
-                limit=None if limit is None else _page(limit),
-            )
+            asked = q.Ledger(
+                org_id, since=check.aware(since, "since"), until=check.aware(until, "until"),
+                after_seq=after_seq, limit=None if limit is None else _page(limit),
+            )  # fmt: skip
+            return ledger.entries(tx, asked)
 
     def sweep(self, org_id: str | None = None) -> int:
         """Write the availability and expiry entries that fell due; returns entries written.

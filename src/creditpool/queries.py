@@ -18,6 +18,7 @@ from __future__ import annotations
 import inspect
 import string
 from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
 from typing import ClassVar
 
 from creditpool.core.statuses import CreditRequestStatus
@@ -37,6 +38,9 @@ class Query:
     path: ClassVar[str]  # under /v1/; {field} is one of its ids
     cursor: ClassVar[str]  # the field that pages: where the list goes on from
     item_key: ClassVar[str] = "id"  # the attribute of an item that is its cursor
+    # A list whose clients take it a page at a time (the cursor is the previous page's
+    # ``next_cursor``): its page's parameters put the paging first (``orgs``), or last.
+    paging_first: ClassVar[bool] = False
 
     @classmethod
     def path_ids(cls) -> tuple[str, ...]:
@@ -72,6 +76,20 @@ class Query:
 
 
 # -- organizations, teams, members ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Orgs(Query):
+    """Organizations in id order, only those whose id or name holds ``search`` (in any
+    case) when given: after the organization ``after``, ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs"
+    cursor: ClassVar[str] = "after"
+    paging_first: ClassVar[bool] = True
+
+    _: KW_ONLY
+    after: str | None = None
+    search: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,3 +223,85 @@ class WebhookEndpoints(Query):
 
     _: KW_ONLY
     after: str | None = None
+
+
+# -- what happened in an organization's pool ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Consumptions(Query):
+    """Consumptions newest first (``status``: paid or refunded), those made at or after
+    ``since`` and before ``until``, of ``feature``, ``user_id`` or ``team_id`` when given:
+    older than ``before_id``, ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs/{org_id}/consumptions"
+    cursor: ClassVar[str] = "before_id"
+
+    org_id: str
+    _: KW_ONLY
+    since: datetime | None = None
+    until: datetime | None = None
+    feature: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    status: str | None = None
+    before_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Holds(Query):
+    """Holds newest first (``status``: open, settled, released or expired): older than
+    ``before_id``, ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs/{org_id}/holds"
+    cursor: ClassVar[str] = "before_id"
+
+    org_id: str
+    _: KW_ONLY
+    status: str | None = None
+    before_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger(Query):
+    """Ledger entries in order, those at or after ``since`` and before ``until`` when
+    given: after the entry ``after_seq``, ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs/{org_id}/ledger"
+    cursor: ClassVar[str] = "after_seq"
+    item_key: ClassVar[str] = "seq"
+
+    org_id: str
+    _: KW_ONLY
+    since: datetime | None = None
+    until: datetime | None = None
+    after_seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Corrections(Query):
+    """Staff corrections (who, when, why) newest first, of ``kind`` and of the grant
+    ``grant_id`` when given: older than ``before_id``, ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs/{org_id}/corrections"
+    cursor: ClassVar[str] = "before_id"
+
+    org_id: str
+    _: KW_ONLY
+    kind: str | None = None
+    grant_id: int | None = None
+    before_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLog(Query):
+    """The audit trail (settings, keys, portal links, refunds: who, when, what), newest
+    first, an organization's or (``org_id`` None, in the library) every one: older than
+    ``before_id``, ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs/{org_id}/audit"
+    cursor: ClassVar[str] = "before_id"
+
+    org_id: str | None = None
+    _: KW_ONLY
+    before_id: int | None = None

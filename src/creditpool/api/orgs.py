@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from creditpool import queries as q
 from creditpool.api.bodies.orgs import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
 from creditpool.http.deps import IdFilter, Month, OrgId, Pool, SearchText, TeamId, UserId
-from creditpool.http.paging import NameCursor, Params, page
+from creditpool.http.paging import NameCursor, Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
@@ -45,16 +45,15 @@ def create_org(body: OrgCreate, caller: Creator, writes: Write) -> Response:
     )
 
 
+class OrgsParams(Params):
+    __query__ = q.Orgs
+    search: SearchText = None
+    cursor: NameCursor = None
+
+
 @router.get("/orgs", response_model=Page[Org])
-def list_orgs(
-    caller: Lister,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NameCursor = None,
-    search: SearchText = None,
-) -> Page[Org]:
-    found = pool.orgs(after=cursor, limit=limit + 1, search=search)
-    return page(found, limit, lambda o: o.id)
+def list_orgs(caller: Lister, pool: Pool, params: Annotated[OrgsParams, Query()]) -> Page[Org]:
+    return params.read(pool.orgs)
 
 
 @router.get("/orgs/{org}", response_model=Org)

@@ -1,7 +1,10 @@
 """Every operation of the HTTP API, written once for both clients.
 
 Each function here has the public signature and documentation of a client method and returns
-what to send: a ``Call`` (one request) or ``Pages`` (a list read page by page).
+what to send: a ``Call`` (one request) or ``Pages`` (a list read page by page). A list
+that the clients take a page at a time (a ``cursor``, and an iterator beside it) is read
+by its query (``creditpool.queries``): such a method's parameters are the query's fields,
+so it hands them on as they are (``locals()``, its arguments and nothing else yet).
 ``Operations`` lists them once as methods (``_binding.py``): ``Client`` sends what they
 build and waits, ``AsyncClient`` returns awaitables. So a parameter is named in one place.
 """
@@ -76,12 +79,12 @@ def orgs(
     *, cursor: str | None = None, limit: int | None = None, search: str | None = None
 ) -> Call[Page[Org]]:
     """One page of organizations in id order, optionally matching ``search``."""
-    return routes.orgs(cursor, limit, search)
+    return routes.page(q.Orgs, Org, locals())
 
 
 def iter_orgs(*, search: str | None = None, limit: int | None = None) -> Pages[Org]:
     """Every organization, fetching page after page of ``limit``."""
-    return Pages(lambda cursor: orgs(cursor=cursor, limit=limit, search=search))
+    return routes.walk(q.Orgs, Org, locals())
 
 
 def org(org_id: str) -> Call[Org]:
@@ -192,7 +195,7 @@ def audit_log(
 ) -> Call[Page[AuditRecord]]:
     """One page of the organization's audit trail (settings, keys, portal links,
     refunds: who, when, what), newest first."""
-    return routes.audit_log(org_id, cursor, limit)
+    return routes.page(q.AuditLog, AuditRecord, locals())
 
 
 def corrections(
@@ -204,7 +207,7 @@ def corrections(
     limit: int | None = None,
 ) -> Call[Page[Correction]]:
     """One page of the staff corrections (who, when, why), newest first."""
-    return routes.corrections(org_id, kind, grant_id, cursor, limit)
+    return routes.page(q.Corrections, Correction, locals())
 
 
 # -- consumptions and refunds --------------------------------------------------------
@@ -223,17 +226,7 @@ def consumptions(
     limit: int | None = None,
 ) -> Call[Page[Consumption]]:
     """One page of consumptions, newest first (``status``: paid or refunded)."""
-    return routes.consumptions(
-        org_id,
-        since=since,
-        until=until,
-        feature=feature,
-        user_id=user_id,
-        team_id=team_id,
-        status=status,
-        cursor=cursor,
-        limit=limit,
-    )
+    return routes.page(q.Consumptions, Consumption, locals())
 
 
 def iter_consumptions(
@@ -248,19 +241,7 @@ def iter_consumptions(
     limit: int | None = None,
 ) -> Pages[Consumption]:
     """Every matching consumption, newest first, page after page."""
-    return Pages(
-        lambda cursor: consumptions(
-            org_id,
-            since=since,
-            until=until,
-            feature=feature,
-            user_id=user_id,
-            team_id=team_id,
-            status=status,
-            cursor=cursor,
-            limit=limit,
-        )
-    )
+    return routes.walk(q.Consumptions, Consumption, locals())
 
 
 def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
@@ -278,12 +259,12 @@ def holds(
     limit: int | None = None,
 ) -> Call[Page[Hold]]:
     """One page of holds, newest first (``status``: open, settled, released, expired)."""
-    return routes.holds(org_id, status, cursor, limit)
+    return routes.page(q.Holds, Hold, locals())
 
 
 def iter_holds(org_id: str, *, status: str | None = None, limit: int | None = None) -> Pages[Hold]:
     """Every matching hold, newest first, page after page."""
-    return Pages(lambda cursor: holds(org_id, status=status, cursor=cursor, limit=limit))
+    return routes.walk(q.Holds, Hold, locals())
 
 
 def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
@@ -314,7 +295,7 @@ def ledger(
     limit: int | None = None,
 ) -> Call[Page[LedgerEntry]]:
     """One page of ledger entries, oldest first."""
-    return routes.ledger(org_id, since, until, cursor, limit)
+    return routes.page(q.Ledger, LedgerEntry, locals())
 
 
 def iter_ledger(
@@ -325,9 +306,7 @@ def iter_ledger(
     limit: int | None = None,
 ) -> Pages[LedgerEntry]:
     """Every ledger entry in order, page after page."""
-    return Pages(
-        lambda cursor: ledger(org_id, since=since, until=until, cursor=cursor, limit=limit)
-    )
+    return routes.walk(q.Ledger, LedgerEntry, locals())
 
 
 # -- events and webhooks -------------------------------------------------------------

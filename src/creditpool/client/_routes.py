@@ -20,18 +20,17 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
 from creditpool.commands import AMOUNT_FIELDS, KEY, Command
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidAmount, InvalidInput
-from creditpool.corrections.models import Adjustment, Correction
+from creditpool.corrections.models import Adjustment
 from creditpool.features.models import Feature
 from creditpool.forecast.models import Forecast
 from creditpool.grants.models import GrantDetail
 from creditpool.holds.models import Hold
-from creditpool.ledger.models import Balance, LedgerEntry
+from creditpool.ledger.models import Balance
 from creditpool.orgs.models import Member, Org, Team
 from creditpool.queries import WIRE_NAMES, Query
 from creditpool.webhooks.models import (
@@ -231,23 +230,47 @@ def pages(kind: Callable[P, Query], model: type[M]) -> Callable[P, Pages[M]]:
     the query's fields, which go in the path (its ids) or the query string (by their wire
     names; the limit as it is), read page by page from the query's cursor on."""
     k = cast(type[Query], kind)
-    ids, filters = k.path_ids(), k.filters()
     decode = _page(model)
 
     def build(*args: Any, **kwargs: Any) -> Pages[M]:
         made = kind(*args, **kwargs)
-        chosen = {WIRE_NAMES.get(name, name): getattr(made, name) for name in filters}
-
-        def fetch(cursor: str | None) -> Call[Page[M]]:
-            path = k.path.format(**{name: _segment(_id_of(made, name), name) for name in ids})
-            params = _params(**chosen, cursor=cursor, limit=made.limit)
-            return Call("GET", f"/v1/{path}", decode, params)
-
-        return Pages(fetch, getattr(made, k.cursor), made.limit)
+        return Pages(
+            lambda cursor: _fetch(made, decode, cursor), getattr(made, k.cursor), made.limit
+        )
 
     build.__doc__ = k.doc()
     build.__signature__ = k.method_signature(f"Pages[{model.__name__}]")  # type: ignore[attr-defined]
     return cast(Callable[P, Pages[M]], build)
+
+
+def page(kind: type[Query], model: type[M], given: Mapping[str, Any]) -> Call[Page[M]]:
+    """One page of a list, the request of a client method that takes the query's fields
+    (``given``: its arguments) with the ``cursor`` of a page in place of the query's."""
+    fields = dict(given)
+    cursor = fields.pop("cursor")
+    made = kind(**fields)
+    return _fetch(made, _page(model), None if cursor is None else str(cursor))
+
+
+def walk(kind: type[Query], model: type[M], given: Mapping[str, Any]) -> Pages[M]:
+    """Every item of a list, page after page of the query's ``limit``: the requests of a
+    client method that takes the query's fields (``given``: its arguments)."""
+    made = kind(**given)
+    decode = _page(model)
+    return Pages(lambda cursor: _fetch(made, decode, cursor))
+
+
+def _fetch(
+    made: Query, decode: Callable[[httpx.Response], Page[M]], cursor: str | None
+) -> Call[Page[M]]:
+    """The request of one page of ``made`` from ``cursor`` on: the query's ids in the
+    path, its filters by their wire names in the query string, and the paging."""
+    k = type(made)
+    path = k.path.format(**{name: _segment(_id_of(made, name), name) for name in k.path_ids()})
+    chosen = {WIRE_NAMES.get(name, name): getattr(made, name) for name in k.filters()}
+    paging = {"cursor": cursor, "limit": made.limit}
+    params = _params(**paging, **chosen) if k.paging_first else _params(**chosen, **paging)
+    return Call("GET", f"/v1/{path}", decode, params)
 
 
 def _id_of(made: Query, name: str) -> object:
@@ -319,10 +342,6 @@ def create_org(
         "expiry_notice_days": expiry_notice_days,
     }
     return Call("POST", "/v1/orgs", _one(Org), body=body, idempotency_key=_key(key))
-
-
-def orgs(cursor: str | None, limit: int | None, search: str | None) -> Call[Page[Org]]:
-    return Call("GET", "/v1/orgs", _page(Org), _params(cursor=cursor, limit=limit, search=search))
 
 
 def org(org_id: str) -> Call[Org]:
@@ -422,46 +441,6 @@ def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
     return Call("GET", path, _one(Adjustment))
 
 
-def audit_log(org_id: str, cursor: str | int | None, limit: int | None) -> Call[Page[AuditRecord]]:
-    params = _params(cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/audit", _page(AuditRecord), params)
-
-
-def corrections(
-    org_id: str,
-    kind: str | None,
-    grant_id: int | None,
-    cursor: str | int | None,
-    limit: int | None,
-) -> Call[Page[Correction]]:
-    params = _params(kind=kind, grant_id=grant_id, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/corrections", _page(Correction), params)
-
-
-def consumptions(
-    org_id: str,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    feature: str | None,
-    user_id: str | None,
-    team_id: str | None,
-    status: str | None,
-    cursor: str | int | None,
-    limit: int | None,
-) -> Call[Page[Consumption]]:
-    params = _params(
-        **{"from": since, "to": until},
-        feature=feature,
-        user=user_id,
-        team=team_id,
-        status=status,
-        cursor=cursor,
-        limit=limit,
-    )
-    return Call("GET", f"{_org(org_id)}/consumptions", _page(Consumption), params)
-
-
 def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
     path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}"
     return Call("GET", path, _one(Consumption))
@@ -469,13 +448,6 @@ def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
 
 def _hold_path(org_id: str, hold_id: int) -> str:
     return f"{_org(org_id)}/holds/{_segment(hold_id, 'hold_id')}"
-
-
-def holds(
-    org_id: str, status: str | None, cursor: str | int | None, limit: int | None
-) -> Call[Page[Hold]]:
-    params = _params(status=status, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/holds", _page(Hold), params)
 
 
 def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
@@ -488,17 +460,6 @@ def balance(org_id: str, at: datetime | None) -> Call[Balance]:
 
 def forecast(org_id: str, window_days: int) -> Call[Forecast]:
     return Call("GET", f"{_org(org_id)}/forecast", _one(Forecast), _params(window_days=window_days))
-
-
-def ledger(
-    org_id: str,
-    since: datetime | None,
-    until: datetime | None,
-    cursor: str | int | None,
-    limit: int | None,
-) -> Call[Page[LedgerEntry]]:
-    params = _params(**{"from": since, "to": until}, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/ledger", _page(LedgerEntry), params)
 
 
 # -- events and webhooks -----------------------------------------------------------------

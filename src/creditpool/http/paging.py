@@ -79,16 +79,16 @@ class _ParamsMeta(ModelMetaclass):
 
 def _order(namespace: dict[str, Any], query: type[queries.Query]) -> None:
     """The parameters in the document's order: the query's filters as the class declares
-    them, ``limit``, then the cursor; before pydantic reads the class."""
+    them, ``limit``, then the cursor (the paging first for a query that says so); before
+    pydantic reads the class."""
     declared: dict[str, Any] = namespace.get("__annotations__", {})
     filters = [_attribute(name, declared) for name in query.filters()]
     if set(declared) != {*filters, "cursor"}:
         raise TypeError(f"declare the filters of {query.__name__} and its cursor, no more")
-    annotations = {name: declared[name] for name in filters}
-    annotations["limit"] = Limit
-    annotations["cursor"] = declared["cursor"]
+    paging = {"limit": Limit, "cursor": declared["cursor"]}
+    chosen = {name: declared[name] for name in filters}
+    namespace["__annotations__"] = paging | chosen if query.paging_first else chosen | paging
     namespace["limit"] = PAGE_SIZE_DEFAULT
-    namespace["__annotations__"] = annotations
 
 
 def _attribute(name: str, declared: dict[str, Any]) -> str:

@@ -98,10 +98,8 @@ def get_org(tx: Tx, org_id: str) -> Org:
     return org_model(require_org(tx, org_id))
 
 
-def list_orgs(tx: Tx, *, after: str | None, limit: int, search: str | None) -> list[Org]:
-    return [
-        org_model(r) for r in repository.list_orgs(tx.conn, after=after, limit=limit, search=search)
-    ]
+def list_orgs(tx: Tx, asked: queries.Orgs) -> list[Org]:
+    return [org_model(r) for r in repository.list_orgs(tx.conn, asked)]
 
 
 def org_model(row: DbRow) -> Org:

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.queries import Members, Teams
-from creditpool.repositories.pages import listed, oldest_first, where_given
+from creditpool.queries import Members, Orgs, Teams
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage import compiled, conflicts
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
@@ -28,12 +28,10 @@ def get_org(conn: Connection, org_id: str) -> DbRow | None:
     return conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
 
 
-def list_orgs(
-    conn: Connection, *, after: str | None, limit: int, search: str | None
-) -> Sequence[DbRow]:
-    query = oldest_first(select(orgs), orgs.c.id, after, limit)
-    if search:
-        pattern = f"%{search.lower()}%"
+def list_orgs(conn: Connection, asked: Orgs) -> Sequence[DbRow]:
+    query = listed(select(orgs), orgs.c.id, asked)
+    if asked.search:
+        pattern = f"%{asked.search.lower()}%"
         query = query.where(
             func.lower(orgs.c.id).like(pattern) | func.lower(orgs.c.name).like(pattern)
         )

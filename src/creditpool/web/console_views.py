@@ -203,10 +203,8 @@ def consumptions_page(
     """A page of the organization's consumptions, newest first."""
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        rows = consumptions_repo.search(
-            tx.conn, org_id, since=None, until=None, feature=None, user_id=None,
-            team_id=None, status=status, before_id=before, limit=size + 1,
-        )  # fmt: skip
+        asked = q.Consumptions(org_id, status=status, before_id=before, limit=size + 1)
+        rows = consumptions_repo.search(tx.conn, asked)
         found = consumptions.from_rows(rows[:size], tx)
         names = {f.key: f.name for f in features.list_all(tx)}
     more = len(rows) > size and bool(found)

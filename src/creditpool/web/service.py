@@ -291,8 +291,7 @@ def history_page(
         return [], None
     if filters.start and filters.end and filters.end < filters.start:
         raise InvalidInput("the end date is before the start date")
-    found = consumptions_repo.search(
-        tx.conn,
+    asked = q.Consumptions(
         org_id,
         since=None if filters.start is None else day_start(filters.start, zone),
         until=None if filters.end is None else day_start(filters.end + timedelta(days=1), zone),
@@ -303,6 +302,7 @@ def history_page(
         before_id=before,
         limit=HISTORY_PAGE_SIZE + 1,
     )
+    found = consumptions_repo.search(tx.conn, asked)
     rows = consumptions.from_rows(found[:HISTORY_PAGE_SIZE], tx)
     more = len(found) > HISTORY_PAGE_SIZE
     return rows, (rows[-1].id if more and rows else None)
@@ -381,7 +381,7 @@ def org_rows(
 ) -> tuple[list[OrgRow], str | None]:
     """A page of organizations with their balances, all from one snapshot."""
     with db.read(snapshot=True) as tx:
-        found = orgs.list_orgs(tx, after=after, limit=ORGS_PAGE_SIZE + 1, search=search)
+        found = orgs.list_orgs(tx, q.Orgs(after=after, limit=ORGS_PAGE_SIZE + 1, search=search))
         shown = found[:ORGS_PAGE_SIZE]
         rows = [OrgRow(o, ledger.balance(tx, o.id, None)) for o in shown]
     return rows, (shown[-1].id if len(found) > ORGS_PAGE_SIZE else None)
@@ -395,7 +395,9 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         newest = head.seq if before_seq is None else min(head.seq, before_seq - 1)
         after = max(0, newest - LEDGER_PAGE_SIZE)
         entries = (
-            ledger.entries(tx, org_id, after_seq=after, limit=LEDGER_PAGE_SIZE) if newest else []
+            ledger.entries(tx, q.Ledger(org_id, after_seq=after, limit=LEDGER_PAGE_SIZE))
+            if newest
+            else []
         )
         grants = grants_service.list_for_org(tx, q.Grants(org_id))
         holds = open_holds(tx, org_id)
@@ -405,8 +407,8 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         )
         events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
         recent = recent_consumptions(tx, org_id)
-        fixed = corrections_service.list_for_org(tx, org_id, limit=AUDIT_SHOWN)
-        trail = audit.records(tx.conn, org_id, None, AUDIT_SHOWN)
+        fixed = corrections_service.list_for_org(tx, q.Corrections(org_id, limit=AUDIT_SHOWN))
+        trail = audit.records(tx.conn, q.AuditLog(org_id, limit=AUDIT_SHOWN))
         users = [h.user_id for h in holds] + [r.requested_by for r in asked]
         people = repository.display_names(tx.conn, org_id, users)
     entries = [e for e in entries if e.seq <= newest]
@@ -422,10 +424,8 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
 
 def recent_consumptions(tx: Tx, org_id: str) -> list[Consumption]:
     """The console's newest consumptions of an organization (each paid one refundable)."""
-    rows = consumptions_repo.search(
-        tx.conn, org_id, since=None, until=None, feature=None, user_id=None, team_id=None,
-        status=None, before_id=None, limit=RECENT_CONSUMPTIONS_SHOWN,
-    )  # fmt: skip
+    asked = q.Consumptions(org_id, limit=RECENT_CONSUMPTIONS_SHOWN)
+    rows = consumptions_repo.search(tx.conn, asked)
     return consumptions.from_rows(rows, tx)
 
 
@@ -456,9 +456,8 @@ def feature_names(tx: Tx) -> dict[str, str]:
 
 def open_holds(tx: Tx, org_id: str) -> list[Hold]:
     """The organization's open holds, newest first (one past its TTL reads as expired)."""
-    rows = holds_repo.search(
-        tx.conn, org_id, status=HoldStatus.OPEN.value, before_id=None, limit=OPEN_HOLDS_SHOWN
-    )
+    asked = q.Holds(org_id, status=HoldStatus.OPEN.value, limit=OPEN_HOLDS_SHOWN)
+    rows = holds_repo.search(tx.conn, asked)
     return holds_service.from_rows(tx, rows)
 
 
@@ -478,7 +477,7 @@ def ledger_row(db: Database, org_id: str, seq: int) -> tuple[Org, LedgerEntry | 
     """One ledger entry by its number (for a live update), None when there is none."""
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        found = ledger.entries(tx, org_id, after_seq=seq - 1, limit=1)
+        found = ledger.entries(tx, q.Ledger(org_id, after_seq=seq - 1, limit=1))
     return org, (found[0] if found and found[0].seq == seq else None)
 
 
