@@ -21,7 +21,7 @@ from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import ClassVar
 
-from creditpool.core.statuses import CreditRequestStatus
+from creditpool.core.statuses import CreditRequestStatus, DeliveryStatus
 
 # A field's name in a request's query string, where it is not the field's own.
 WIRE_NAMES = {"since": "from", "until": "to", "team_id": "team", "user_id": "user"}
@@ -305,3 +305,36 @@ class AuditLog(Query):
     org_id: str | None = None
     _: KW_ONLY
     before_id: int | None = None
+
+
+# -- events and webhook deliveries ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Events(Query):
+    """The organization's events newest first (only those of ``type`` when given): older
+    than the event ``before`` (an event's id, to page), ``limit`` of them."""
+
+    path: ClassVar[str] = "orgs/{org_id}/event-log"
+    cursor: ClassVar[str] = "before"
+
+    org_id: str
+    _: KW_ONLY
+    type: str | None = None
+    before: str | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDeliveries(Query):
+    """The endpoint's deliveries newest first (only those in ``status`` when given), each
+    with its attempts: older than the delivery ``before``, ``limit`` of them."""
+
+    path: ClassVar[str] = "webhook-endpoints/{endpoint_id}/deliveries"
+    cursor: ClassVar[str] = "before"
+
+    endpoint_id: str
+    _: KW_ONLY
+    status: DeliveryStatus | None = None
+    before: int | None = None
+    limit: int = 50

@@ -79,11 +79,21 @@ class Reader(Protocol):
 
 
 def _checked(asked: q.Query) -> q.Query:
-    """``asked`` with its limit checked; a cursor that is an item's number checked too."""
+    """``asked`` with its limit checked (None: all, where the query's limit may be None);
+    a cursor that is an item's number checked too."""
     cursor = getattr(asked, asked.cursor)
     if cursor is not None and asked.cursor.endswith("_id"):
         _id(cursor, asked.cursor)
-    return dataclasses.replace(asked, limit=_limit(asked.limit))
+    whole = _LIMITS.get(type(asked))
+    if whole is None:
+        limit_field = next(f for f in dataclasses.fields(asked) if f.name == q.LIMIT)
+        whole = _LIMITS[type(asked)] = limit_field.default is None
+    limit = _limit(asked.limit) if whole else check.page_limit(asked.limit)
+    return dataclasses.replace(asked, limit=limit)
+
+
+# Whether a query's class lists all of its items when its limit is None (its default).
+_LIMITS: dict[type[q.Query], bool] = {}
 
 
 def _item_name(read: Callable[..., Any]) -> str:

@@ -32,7 +32,6 @@ from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 from creditpool.webhooks.models import (
-    DeliveryStatus,
     Event,
     WebhookDelivery,
     WebhookEndpoint,
@@ -40,10 +39,6 @@ from creditpool.webhooks.models import (
 )
 
 T = TypeVar("T")
-
-
-def _data(page: Page[T]) -> list[T]:
-    return page.data
 
 
 def healthz() -> Call[Health]:
@@ -312,17 +307,6 @@ def iter_ledger(
 # -- events and webhooks -------------------------------------------------------------
 
 
-def events(
-    org_id: str,
-    *,
-    type: str | None = None,
-    before: str | None = None,
-    limit: int = 50,
-) -> Call[list[Event]]:
-    """The organization's events, newest first (``before``: an event id, to page)."""
-    return routes.event_log(org_id, type, before, limit).map(_data)
-
-
 def create_webhook_endpoint(
     url: str,
     *,
@@ -350,17 +334,6 @@ def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
 def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
     """A new secret; the old one keeps signing beside it for 24 hours."""
     return routes.rotate_webhook_secret(endpoint_id)
-
-
-def webhook_deliveries(
-    endpoint_id: str,
-    *,
-    status: DeliveryStatus | None = None,
-    before: int | None = None,
-    limit: int = 50,
-) -> Call[list[WebhookDelivery]]:
-    """The endpoint's deliveries, newest first, each with its attempts."""
-    return routes.webhook_deliveries(endpoint_id, status, before, limit).map(_data)
 
 
 def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
@@ -449,14 +422,14 @@ class Operations:
     forecast = operation(forecast)
     ledger = operation(ledger)
     iter_ledger = walk(iter_ledger)
-    events = operation(events)
+    events = operation(routes.items(q.Events, Event))
     create_webhook_endpoint = operation(create_webhook_endpoint)
     webhook_endpoints = listing(routes.pages(q.WebhookEndpoints, WebhookEndpoint))
     webhook_endpoint = operation(webhook_endpoint)
     update_webhook_endpoint = operation(update_webhook_endpoint)
     delete_webhook_endpoint = operation(delete_webhook_endpoint)
     rotate_webhook_secret = operation(rotate_webhook_secret)
-    webhook_deliveries = operation(webhook_deliveries)
+    webhook_deliveries = operation(routes.items(q.WebhookDeliveries, WebhookDelivery))
     webhook_delivery = operation(webhook_delivery)
     retry_webhook_delivery = operation(retry_webhook_delivery)
     test_webhook_endpoint = operation(test_webhook_endpoint)

@@ -34,8 +34,6 @@ from creditpool.ledger.models import Balance
 from creditpool.orgs.models import Member, Org, Team
 from creditpool.queries import WIRE_NAMES, Query
 from creditpool.webhooks.models import (
-    DeliveryStatus,
-    Event,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEndpointWithSecret,
@@ -241,6 +239,26 @@ def pages(kind: Callable[P, Query], model: type[M]) -> Callable[P, Pages[M]]:
     build.__doc__ = k.doc()
     build.__signature__ = k.method_signature(f"Pages[{model.__name__}]")  # type: ignore[attr-defined]
     return cast(Callable[P, Pages[M]], build)
+
+
+def items(kind: Callable[P, Query], model: type[M]) -> Callable[P, Call[list[M]]]:
+    """The request of a client method made from a query whose cursor the clients take as
+    the library does (an item's id: ``before``): one page, its items."""
+    k = cast(type[Query], kind)
+    decode = _page(model)
+
+    def build(*args: Any, **kwargs: Any) -> Call[list[M]]:
+        made = kind(*args, **kwargs)
+        cursor = getattr(made, k.cursor)
+        return _fetch(made, decode, None if cursor is None else str(cursor)).map(_data)
+
+    build.__doc__ = k.doc()
+    build.__signature__ = k.method_signature(f"Call[list[{model.__name__}]]")  # type: ignore[attr-defined]
+    return cast(Callable[P, Call[list[M]]], build)
+
+
+def _data(page: Page[T]) -> list[T]:
+    return page.data
 
 
 def page(kind: type[Query], model: type[M], given: Mapping[str, Any]) -> Call[Page[M]]:
@@ -467,13 +485,6 @@ def forecast(org_id: str, window_days: int) -> Call[Forecast]:
 # cursor is: the clients take the library's ``before``/``after`` and send it as the cursor.
 
 
-def event_log(
-    org_id: str, type_: str | None, before: str | None, limit: int | None
-) -> Call[Page[Event]]:
-    params = _params(type=type_, cursor=before, limit=limit)
-    return Call("GET", f"{_org(org_id)}/event-log", _page(Event), params)
-
-
 ENDPOINTS = "/v1/webhook-endpoints"
 
 
@@ -513,13 +524,6 @@ def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
 def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
     path = f"{_endpoint(endpoint_id)}/rotate-secret"
     return Call("POST", path, _one(WebhookEndpointWithSecret), body={}, idempotency_key=_key(None))
-
-
-def webhook_deliveries(
-    endpoint_id: str, status: DeliveryStatus | None, before: int | None, limit: int | None
-) -> Call[Page[WebhookDelivery]]:
-    params = _params(status=status, cursor=before, limit=limit)
-    return Call("GET", f"{_endpoint(endpoint_id)}/deliveries", _page(WebhookDelivery), params)
 
 
 def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:

@@ -7,6 +7,12 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class CreditRequestStatus(StrEnum):
     OPEN = "open"
     GRANTED = "granted"

@@ -405,7 +405,7 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         asked = credit_requests.list_for_org(
             tx, q.CreditRequests(org_id, status=CreditRequestStatus.OPEN)
         )
-        events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
+        events = webhooks.org_events(tx, q.Events(org_id, limit=RECENT_EVENTS_SHOWN))
         recent = recent_consumptions(tx, org_id)
         fixed = corrections_service.list_for_org(tx, q.Corrections(org_id, limit=AUDIT_SHOWN))
         trail = audit.records(tx.conn, q.AuditLog(org_id, limit=AUDIT_SHOWN))
