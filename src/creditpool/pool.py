@@ -54,7 +54,7 @@ from creditpool.orgs import service as orgs
 from creditpool.orgs.models import Member, Org, Team
 from creditpool.orgs.service import list_members, list_teams
 from creditpool.orgs.service import team_usage as list_team_usage
-from creditpool.reads import reading
+from creditpool.reads import Made, reading
 from creditpool.reports import service as reports
 from creditpool.reports.models import ReportKind, ReportPeriod
 from creditpool.repositories import consumptions as consumptions_repo
@@ -106,7 +106,7 @@ class WriteHook(Protocol):
 _write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
 
 
-class mutation(Generic[P, M]):
+class mutation(Made, Generic[P, M]):
     """A ``CreditPool`` method made from a command (``creditpool.commands``): it takes the
     organization's id and then the command's fields, so that a parameter is declared once,
     in the command, for the library and both clients alike. Read from a pool, it is a
@@ -114,41 +114,24 @@ class mutation(Generic[P, M]):
     pool after the first read."""
 
     def __init__(self, command: Callable[P, cmd.Command[M]]) -> None:
-        self.command = command
         kind = cast(type[cmd.Command[M]], command)
-        self.__doc__ = kind.doc()
-        self.signature = kind.method_signature()
-        self.name = ""
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.name = name
-
-    @property
-    def build(self) -> Callable[..., Any]:
-        """An unbound stand-in with the method's signature (for ``inspect`` and ``help``)."""
-        return self._method(None)
+        super().__init__(kind.doc(), kind.method_signature())
+        self.command = command
 
     @overload
     def __get__(self, pool: None, owner: Any = None) -> Self: ...
     @overload
     def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[Concatenate[str, P], M]: ...
     def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
-        if pool is None:
-            return self
-        method = self._method(pool)
-        pool.__dict__[self.name] = method  # later reads find it first
-        return method
+        return self._get(pool)
 
-    def _method(self, pool: CreditPool | None) -> Callable[..., Any]:
+    def _call(self, pool: CreditPool | None) -> Callable[..., Any]:
         command = self.command
 
         def method(org_id: str, *args: Any, **kwargs: Any) -> Any:
             assert pool is not None
             return pool._execute(org_id, command(*args, **kwargs))
 
-        method.__name__ = method.__qualname__ = self.name
-        method.__doc__ = self.__doc__
-        method.__signature__ = self.signature  # type: ignore[attr-defined]
         return method
 
 

@@ -56,12 +56,12 @@ class Query:
     @classmethod
     def parameters(cls) -> list[inspect.Parameter]:
         """The query's fields as its method's parameters: the positional ones, then the
-        keyword ones in the order the class declares them, ``limit`` last."""
+        keyword ones in the order the class declares them, the cursor and ``limit`` last."""
 
         def order(p: inspect.Parameter) -> int:  # a stable sort keeps the rest
             if p.kind is not p.KEYWORD_ONLY:
                 return 0
-            return 2 if p.name == LIMIT else 1
+            return {cls.cursor: 2, LIMIT: 3}.get(p.name, 1)
 
         return sorted(inspect.signature(cls).parameters.values(), key=order)
 
@@ -75,10 +75,17 @@ class Query:
         return inspect.cleandoc(cls.__doc__ or "")
 
 
+@dataclass(frozen=True, slots=True)
+class OfOrg(Query):
+    """A list of one organization's: its id comes first."""
+
+    org_id: str
+
+
 # -- organizations, teams, members ----------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Orgs(Query):
     """Organizations in id order, only those whose id or name holds ``search`` (in any
     case) when given: after the organization ``after``, ``limit`` of them."""
@@ -87,25 +94,22 @@ class Orgs(Query):
     cursor: ClassVar[str] = "after"
     paging_first: ClassVar[bool] = True
 
-    _: KW_ONLY
     after: str | None = None
     search: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Teams(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Teams(OfOrg):
     """Teams in id order: after the team ``after``, ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/teams"
     cursor: ClassVar[str] = "after"
 
-    org_id: str
-    _: KW_ONLY
     after: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Members(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Members(OfOrg):
     """Members in user id order (only ``team_id``'s when given): after the user ``after``,
     ``limit`` of them (None: all)."""
 
@@ -113,14 +117,12 @@ class Members(Query):
     cursor: ClassVar[str] = "after"
     item_key: ClassVar[str] = "user_id"
 
-    org_id: str
-    _: KW_ONLY
     team_id: str | None = None
     after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class TeamUsage(Query):
+class TeamUsage(OfOrg):
     """Paid usage per team in a calendar month (``YYYY-MM``, the organization's zone;
     default: this month): the teams in id order after the team ``after``, then "no team",
     ``limit`` of them (None: all)."""
@@ -129,7 +131,6 @@ class TeamUsage(Query):
     cursor: ClassVar[str] = "after"
     item_key: ClassVar[str] = "team_id"
 
-    org_id: str
     month: str | None = None
     _: KW_ONLY
     after: str | None = None
@@ -138,7 +139,7 @@ class TeamUsage(Query):
 # -- features -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Features(Query):
     """Features in key order: after the key ``after``, ``limit`` of them (None: all)."""
 
@@ -146,7 +147,6 @@ class Features(Query):
     cursor: ClassVar[str] = "after"
     item_key: ClassVar[str] = "key"
 
-    _: KW_ONLY
     after: str | None = None
 
 
@@ -166,32 +166,28 @@ class FeaturePrices(Query):
 # -- grants ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Grants(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Grants(OfOrg):
     """Grants in id order, as of now: after the grant ``after_id``, ``limit`` of them
     (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/grants"
     cursor: ClassVar[str] = "after_id"
 
-    org_id: str
-    _: KW_ONLY
     after_id: int | None = None
 
 
 # -- credit requests ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class CreditRequests(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditRequests(OfOrg):
     """Credit requests newest first (only those in ``status`` when given): older than
     ``before_id``, ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/credit-requests"
     cursor: ClassVar[str] = "before_id"
 
-    org_id: str
-    _: KW_ONLY
     status: CreditRequestStatus | None = None
     before_id: int | None = None
 
@@ -199,7 +195,7 @@ class CreditRequests(Query):
 # -- API keys and webhook endpoints ---------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Keys(Query):
     """API keys (revoked ones too, never a secret) in the order they were made: only
     ``org_id``'s when given (over HTTP it must be), after the key ``after``, ``limit`` of
@@ -208,12 +204,11 @@ class Keys(Query):
     path: ClassVar[str] = "orgs/{org_id}/keys"
     cursor: ClassVar[str] = "after"
 
-    _: KW_ONLY
     org_id: str | None = None
     after: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookEndpoints(Query):
     """Webhook endpoints in id order: after the endpoint ``after``, ``limit`` of them
     (None: all)."""
@@ -221,15 +216,14 @@ class WebhookEndpoints(Query):
     path: ClassVar[str] = "webhook-endpoints"
     cursor: ClassVar[str] = "after"
 
-    _: KW_ONLY
     after: str | None = None
 
 
 # -- what happened in an organization's pool ------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Consumptions(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Consumptions(OfOrg):
     """Consumptions newest first (``status``: paid or refunded), those made at or after
     ``since`` and before ``until``, of ``feature``, ``user_id`` or ``team_id`` when given:
     older than ``before_id``, ``limit`` of them."""
@@ -237,8 +231,6 @@ class Consumptions(Query):
     path: ClassVar[str] = "orgs/{org_id}/consumptions"
     cursor: ClassVar[str] = "before_id"
 
-    org_id: str
-    _: KW_ONLY
     since: datetime | None = None
     until: datetime | None = None
     feature: str | None = None
@@ -248,22 +240,20 @@ class Consumptions(Query):
     before_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Holds(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Holds(OfOrg):
     """Holds newest first (``status``: open, settled, released or expired): older than
     ``before_id``, ``limit`` of them."""
 
     path: ClassVar[str] = "orgs/{org_id}/holds"
     cursor: ClassVar[str] = "before_id"
 
-    org_id: str
-    _: KW_ONLY
     status: str | None = None
     before_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Ledger(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ledger(OfOrg):
     """Ledger entries in order, those at or after ``since`` and before ``until`` when
     given: after the entry ``after_seq``, ``limit`` of them."""
 
@@ -271,23 +261,19 @@ class Ledger(Query):
     cursor: ClassVar[str] = "after_seq"
     item_key: ClassVar[str] = "seq"
 
-    org_id: str
-    _: KW_ONLY
     since: datetime | None = None
     until: datetime | None = None
     after_seq: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Corrections(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Corrections(OfOrg):
     """Staff corrections (who, when, why) newest first, of ``kind`` and of the grant
     ``grant_id`` when given: older than ``before_id``, ``limit`` of them."""
 
     path: ClassVar[str] = "orgs/{org_id}/corrections"
     cursor: ClassVar[str] = "before_id"
 
-    org_id: str
-    _: KW_ONLY
     kind: str | None = None
     grant_id: int | None = None
     before_id: int | None = None
@@ -310,16 +296,14 @@ class AuditLog(Query):
 # -- events and webhook deliveries ----------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Events(Query):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Events(OfOrg):
     """The organization's events newest first (only those of ``type`` when given): older
     than the event ``before`` (an event's id, to page), ``limit`` of them."""
 
     path: ClassVar[str] = "orgs/{org_id}/event-log"
     cursor: ClassVar[str] = "before"
 
-    org_id: str
-    _: KW_ONLY
     type: str | None = None
     before: str | None = None
     limit: int = 50

@@ -5,6 +5,7 @@ domains, so that a domain's mixin of ``CreditPool`` (``webhooks.facade``) uses i
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
@@ -19,7 +20,44 @@ Q = TypeVar("Q", bound=q.Query)
 T = TypeVar("T")
 
 
-class reading(Generic[P, Q, T]):
+class Made:
+    """A method made from a declaration (a command, a query): its name, documentation and
+    signature, an unbound stand-in with them (``build``, for ``inspect`` and ``help``),
+    and, read from a pool, the function ``_call`` makes, kept on the pool after the first
+    read. A subclass says what the function does and, in its ``__get__``'s overloads,
+    what type it has."""
+
+    def __init__(self, doc: str, signature: inspect.Signature) -> None:
+        self.__doc__ = doc
+        self.signature = signature
+        self.name = ""
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    @property
+    def build(self) -> Callable[..., Any]:
+        return self._method(None)
+
+    def _get(self, pool: Any) -> Any:
+        if pool is None:
+            return self
+        method = self._method(pool)
+        vars(pool)[self.name] = method  # later reads find it first
+        return method
+
+    def _method(self, pool: Any) -> Callable[..., Any]:
+        method = self._call(pool)
+        method.__name__ = method.__qualname__ = self.name
+        method.__doc__ = self.__doc__
+        method.__signature__ = self.signature  # type: ignore[attr-defined]
+        return method
+
+    def _call(self, pool: Any) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class reading(Made, Generic[P, Q, T]):
     """A ``CreditPool`` list method made from a query (``creditpool.queries``): it takes
     the query's fields, so that a parameter is declared once, in the query, for the
     library and both clients alike. Read from a pool, it is a function that builds the
@@ -28,33 +66,19 @@ class reading(Generic[P, Q, T]):
     organization that must exist when the query names one."""
 
     def __init__(self, query: Callable[P, Q], read: Callable[[Tx, Q], list[T]]) -> None:
+        kind = cast(type[q.Query], query)
+        super().__init__(kind.doc(), kind.method_signature(f"list[{_item_name(read)}]"))
         self.query = query
         self.read = read
-        kind = cast(type[q.Query], query)
-        self.__doc__ = kind.doc()
-        self.signature = kind.method_signature(f"list[{_item_name(read)}]")
-        self.name = ""
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.name = name
-
-    @property
-    def build(self) -> Callable[..., Any]:
-        """An unbound stand-in with the method's signature (for ``inspect`` and ``help``)."""
-        return self._method(None)
 
     @overload
     def __get__(self, pool: None, owner: Any = None) -> Self: ...
     @overload
     def __get__(self, pool: Reader, owner: Any = None) -> Callable[P, list[T]]: ...
     def __get__(self, pool: Reader | None, owner: Any = None) -> Any:
-        if pool is None:
-            return self
-        method = self._method(pool)
-        vars(pool)[self.name] = method  # later reads find it first
-        return method
+        return self._get(pool)
 
-    def _method(self, pool: Reader | None) -> Callable[..., Any]:
+    def _call(self, pool: Reader | None) -> Callable[..., Any]:
         query, read = self.query, self.read
 
         def method(*args: Any, **kwargs: Any) -> Any:
@@ -66,9 +90,6 @@ class reading(Generic[P, Q, T]):
                     _require_org(tx, org_id)
                 return read(tx, cast(Q, asked))
 
-        method.__name__ = method.__qualname__ = self.name
-        method.__doc__ = self.__doc__
-        method.__signature__ = self.signature  # type: ignore[attr-defined]
         return method
 
 
