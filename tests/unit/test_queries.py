@@ -3,8 +3,8 @@ the HTTP API are made from it: they cannot drift apart.
 
 - the route a query names (its path) exists, and its query parameters are the query's
   filters by their wire names, ``limit`` and ``cursor``, in the query's order;
-- a route's parameters model (``http.paging.Params``) declares exactly its query's filters
-  and the cursor;
+- a route's parameters model (``http.paging.Params``) declares what only its list has (a
+  filter, a cursor of its own pattern) and nothing its query lacks;
 - a library method made from a query (``reads.reading``) takes the query's fields.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from creditpool import CreditPool
 from creditpool import queries as q
-from creditpool.http.paging import NameCursor, Params
+from creditpool.http.paging import Params
 from creditpool.reads import reading
 from creditpool.server.app import create_app
 
@@ -65,12 +65,27 @@ def test_every_list_route_s_parameters_are_made_from_a_query(document: dict[str,
     assert made == set(QUERIES.values())
 
 
-def test_a_parameters_model_that_leaves_out_a_filter_is_refused() -> None:
-    with pytest.raises(TypeError, match="declare the filters of Members"):
+def test_a_parameters_model_must_declare_a_filter_no_other_list_shares() -> None:
+    with pytest.raises(TypeError, match="declare the filter status of Holds"):
 
-        class Wrong(Params):
-            __query__ = q.Members
-            cursor: NameCursor = None
+        class LeavesOut(Params):
+            __query__ = q.Holds
+
+
+def test_a_parameters_model_declares_nothing_its_query_does_not_have() -> None:
+    with pytest.raises(TypeError, match="declare only the filters of Teams"):
+
+        class Extra(Params):
+            __query__ = q.Teams
+            search: str | None = None
+
+
+def test_a_cursor_of_its_own_pattern_must_be_declared() -> None:
+    with pytest.raises(TypeError, match="declare the cursor of Events"):
+
+        class Unknown(Params):
+            __query__ = q.Events
+            type: str | None = None
 
 
 def test_a_library_method_made_from_a_query_takes_its_fields() -> None:

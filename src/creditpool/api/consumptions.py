@@ -15,8 +15,8 @@ from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.http import metrics
 from creditpool.http.batching import ConsumeBatcher
-from creditpool.http.deps import IdFilter, ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, Params, Since, Until
+from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.paging import Params
 from creditpool.http.replay import Replayer
 from creditpool.http.replay import json_response as _json
 from creditpool.http.routing import AuthorizedRoute
@@ -72,13 +72,7 @@ async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Consu
 
 class ConsumptionsParams(Params):
     __query__ = q.Consumptions
-    since: Since = None
-    until: Until = None
-    feature: IdFilter = None
-    user: IdFilter = None
-    team: IdFilter = None
     status: Literal["paid", "refunded"] | None = None
-    cursor: NumberCursor = None
 
 
 @router.get("/consumptions", response_model=Page[Consumption])

@@ -14,7 +14,7 @@ from creditpool.api.bodies.grants import AdjustmentCreate
 from creditpool.audit.models import AuditRecord
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, Params
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -57,7 +57,6 @@ class CorrectionsParams(Params):
     __query__ = q.Corrections
     kind: CorrectionKind | None = None
     grant_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
-    cursor: NumberCursor = None
 
 
 @router.get("/corrections", response_model=Page[Correction])
@@ -74,7 +73,6 @@ Auditor = Annotated[Principal, allowed(Action.ORGS_LIST)]
 
 class AuditParams(Params):
     __query__ = q.AuditLog
-    cursor: NumberCursor = None
 
 
 @router.get("/audit", response_model=Page[AuditRecord], operation_id="list_audit_records")

@@ -17,7 +17,7 @@ from creditpool.api.bodies.credit_requests import (
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.grants.models import Grant
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, Params
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -47,7 +47,6 @@ def request_credits(
 class CreditRequestsParams(Params):
     __query__ = q.CreditRequests
     status: CreditRequestStatus | None = None
-    cursor: NumberCursor = None
 
 
 @router.get("", response_model=Page[CreditRequest])

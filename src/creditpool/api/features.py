@@ -10,7 +10,7 @@ from creditpool import queries as q
 from creditpool.api.bodies.features import FeaturePut
 from creditpool.features.models import Feature, FeaturePrice
 from creditpool.http.deps import FeatureKey, Pool
-from creditpool.http.paging import NameCursor, NumberCursor, Params
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -23,7 +23,6 @@ Writer = Annotated[Principal, allowed(Action.FEATURES_WRITE)]
 
 class FeaturesParams(Params):
     __query__ = q.Features
-    cursor: NameCursor = None
 
 
 @router.get("/features", response_model=Page[Feature])
@@ -50,7 +49,6 @@ def put_feature(key: FeatureKey, body: FeaturePut, caller: Writer, writes: Write
 
 class PricesParams(Params):
     __query__ = q.FeaturePrices
-    cursor: NumberCursor = None
 
 
 @router.get(

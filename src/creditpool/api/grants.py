@@ -11,7 +11,7 @@ from creditpool import queries as q
 from creditpool.api.bodies.grants import GrantCreate, GrantUpdate, VoidBody
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, Params
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -29,7 +29,6 @@ def create_grant(org: OrgId, body: GrantCreate, caller: Writer, writes: Write) -
 
 class GrantsParams(Params):
     __query__ = q.Grants
-    cursor: NumberCursor = None
 
 
 @router.get("/grants", response_model=Page[Grant])

@@ -13,7 +13,7 @@ from creditpool.api.bodies.holds import HoldBody, ReleaseBody, SettleBody
 from creditpool.consumptions.models import Consumption
 from creditpool.holds.models import Hold, HoldStatus
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, Params
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -48,7 +48,6 @@ def create_hold(org: OrgId, body: HoldBody, caller: Writer, writes: Write) -> Re
 class HoldsParams(Params):
     __query__ = q.Holds
     status: HoldStatus | None = None
-    cursor: NumberCursor = None
 
 
 @router.get("/holds", response_model=Page[Hold])

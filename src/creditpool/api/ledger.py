@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from creditpool import queries as q
 from creditpool.http.deps import OrgId, Pool
-from creditpool.http.paging import Params, SeqCursor, Since, Until
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Instant, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -33,9 +33,6 @@ def balance(
 
 class LedgerParams(Params):
     __query__ = q.Ledger
-    since: Since = None
-    until: Until = None
-    cursor: SeqCursor = None
 
 
 @router.get("/ledger", operation_id="list_ledger_entries", response_model=Page[LedgerEntry])

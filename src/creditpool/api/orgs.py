@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from creditpool import queries as q
 from creditpool.api.bodies.orgs import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
-from creditpool.http.deps import IdFilter, Month, OrgId, Pool, SearchText, TeamId, UserId
-from creditpool.http.paging import NameCursor, Params
+from creditpool.http.deps import OrgId, Pool, TeamId, UserId
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -47,8 +47,6 @@ def create_org(body: OrgCreate, caller: Creator, writes: Write) -> Response:
 
 class OrgsParams(Params):
     __query__ = q.Orgs
-    search: SearchText = None
-    cursor: NameCursor = None
 
 
 @router.get("/orgs", response_model=Page[Org])
@@ -89,7 +87,6 @@ def create_team(org: OrgId, body: TeamCreate, caller: TeamWriter, writes: Write)
 
 class TeamsParams(Params):
     __query__ = q.Teams
-    cursor: NameCursor = None
 
 
 @router.get("/orgs/{org}/teams", response_model=Page[Team])
@@ -132,8 +129,6 @@ def get_member(org: OrgId, user: UserId, caller: MemberReader, pool: Pool) -> Me
 
 class MembersParams(Params):
     __query__ = q.Members
-    team: IdFilter = None
-    cursor: NameCursor = None
 
 
 @router.get("/orgs/{org}/members", response_model=Page[Member])
@@ -146,8 +141,6 @@ def list_members(
 
 class TeamUsageParams(Params):
     __query__ = q.TeamUsage
-    month: Annotated[Month | None, Query()] = None
-    cursor: NameCursor = None
 
 
 @router.get(

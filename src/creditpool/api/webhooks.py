@@ -122,7 +122,7 @@ def rotate_secret(
 class DeliveriesParams(Params):
     __query__ = q.WebhookDeliveries
     status: DeliveryStatus | None = None
-    cursor: NumberCursor = None
+    cursor: NumberCursor = None  # a delivery's number, named ``before`` in the library
 
 
 @router.get(
