@@ -37,7 +37,7 @@ from creditpool import validation as check
 from creditpool.consumptions import service as consumptions
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.consumptions.service import ConsumeRequest
-from creditpool.core.errors import CreditPoolError, IdempotencyConflict, InvalidInput
+from creditpool.core.errors import CreditPoolError, IdempotencyConflict
 from creditpool.core.money import parse_credits
 from creditpool.corrections import service as corrections
 from creditpool.corrections.models import Adjustment
@@ -55,6 +55,7 @@ from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX
 from creditpool.storage.conflicts import lost_a_race
 from creditpool.storage.engine import pipelined
 from creditpool.storage.uow import Database
+from creditpool.validation import positive_id
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -386,12 +387,6 @@ def _settle(c: cmd.Settle, _: HoldLimits) -> Change[Consumption]:
 def _release(c: cmd.Release, _: HoldLimits) -> Change[Hold]:
     hid = positive_id(c.hold_id, "hold id")
     return _change(c, {"hold_id": hid}, lambda w: holds.release(w, hid))
-
-
-def positive_id(value: object, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidInput(f"{field} must be a positive whole number")
-    return value
 
 
 def _request_credits(c: cmd.RequestCredits, _: HoldLimits) -> Change[CreditRequest]:

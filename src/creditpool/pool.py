@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from creditpool import changes
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool import validation as check
 from creditpool.audit import service as audit
 from creditpool.audit.models import AuditRecord
@@ -38,9 +39,8 @@ from creditpool.core.money import to_decimal
 from creditpool.corrections import service as corrections
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.credit_requests import service as credit_requests
-from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.features import service as features
-from creditpool.features.models import Feature, FeaturePrice
+from creditpool.features.models import Feature
 from creditpool.forecast import service as forecasts
 from creditpool.forecast.models import Forecast
 from creditpool.grants import service as grants
@@ -51,7 +51,10 @@ from creditpool.ledger import service as ledger
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter
 from creditpool.orgs import service as orgs
-from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.orgs.models import Member, Org, Team
+from creditpool.orgs.service import list_members, list_teams
+from creditpool.orgs.service import team_usage as list_team_usage
+from creditpool.reads import Made, reading
 from creditpool.reports import service as reports
 from creditpool.reports.models import ReportKind, ReportPeriod
 from creditpool.repositories import consumptions as consumptions_repo
@@ -103,7 +106,7 @@ class WriteHook(Protocol):
 _write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
 
 
-class mutation(Generic[P, M]):
+class mutation(Made, Generic[P, M]):
     """A ``CreditPool`` method made from a command (``creditpool.commands``): it takes the
     organization's id and then the command's fields, so that a parameter is declared once,
     in the command, for the library and both clients alike. Read from a pool, it is a
@@ -111,41 +114,24 @@ class mutation(Generic[P, M]):
     pool after the first read."""
 
     def __init__(self, command: Callable[P, cmd.Command[M]]) -> None:
-        self.command = command
         kind = cast(type[cmd.Command[M]], command)
-        self.__doc__ = kind.doc()
-        self.signature = kind.method_signature()
-        self.name = ""
-
-    def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.name = name
-
-    @property
-    def build(self) -> Callable[..., Any]:
-        """An unbound stand-in with the method's signature (for ``inspect`` and ``help``)."""
-        return self._method(None)
+        super().__init__(kind.doc(), kind.method_signature())
+        self.command = command
 
     @overload
     def __get__(self, pool: None, owner: Any = None) -> Self: ...
     @overload
     def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[Concatenate[str, P], M]: ...
     def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
-        if pool is None:
-            return self
-        method = self._method(pool)
-        pool.__dict__[self.name] = method  # later reads find it first
-        return method
+        return self._get(pool)
 
-    def _method(self, pool: CreditPool | None) -> Callable[..., Any]:
+    def _call(self, pool: CreditPool | None) -> Callable[..., Any]:
         command = self.command
 
         def method(org_id: str, *args: Any, **kwargs: Any) -> Any:
             assert pool is not None
             return pool._execute(org_id, command(*args, **kwargs))
 
-        method.__name__ = method.__qualname__ = self.name
-        method.__doc__ = self.__doc__
-        method.__signature__ = self.signature  # type: ignore[attr-defined]
         return method
 
 
@@ -345,9 +331,8 @@ class CreditPool(WebhooksFacade):
     def orgs(
         self, *, after: str | None = None, limit: int = 100, search: str | None = None
     ) -> list[Org]:
-        return self._read(
-            lambda tx: orgs.list_orgs(tx, after=after, limit=_page(limit), search=search)
-        )
+        asked = q.Orgs(after=after, limit=_page(limit), search=search)
+        return self._read(lambda tx: orgs.list_orgs(tx, asked))
 
     def create_team(
         self,
@@ -372,11 +357,7 @@ class CreditPool(WebhooksFacade):
     def team(self, org_id: str, team_id: str) -> Team:
         return self._read(lambda tx: orgs.get_team(tx, org_id, team_id))
 
-    def teams(
-        self, org_id: str, *, after: str | None = None, limit: int | None = None
-    ) -> list[Team]:
-        """In id order: after the team ``after``, at most ``limit`` (None: all)."""
-        return self._read(lambda tx: orgs.list_teams(tx, org_id, after=after, limit=_limit(limit)))
+    teams = reading(q.Teams, list_teams)
 
     def set_member(
         self,
@@ -395,32 +376,9 @@ class CreditPool(WebhooksFacade):
     def member(self, org_id: str, user_id: str) -> Member:
         return self._read(lambda tx: orgs.get_member(tx, org_id, user_id))
 
-    def members(
-        self,
-        org_id: str,
-        *,
-        team_id: str | None = None,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[Member]:
-        """In user id order: after the user ``after``, at most ``limit`` (None: all)."""
-        return self._read(
-            lambda tx: orgs.list_members(tx, org_id, team_id, after=after, limit=_limit(limit))
-        )
+    members = reading(q.Members, list_members)
 
-    def team_usage(
-        self,
-        org_id: str,
-        month: str | None = None,
-        *,
-        after: str | None = None,
-        limit: int | None = None,
-    ) -> list[TeamUsage]:
-        """Paid usage per team in a calendar month (``YYYY-MM``, the org's zone; default now):
-        the teams in id order after the team ``after``, then "no team", at most ``limit``."""
-        return self._read(
-            lambda tx: orgs.team_usage(tx, org_id, month, after=after, limit=_limit(limit))
-        )
+    team_usage = reading(q.TeamUsage, list_team_usage)
 
     # -- features ----------------------------------------------------------------------
 
@@ -449,23 +407,12 @@ class CreditPool(WebhooksFacade):
             )
         )
 
-    def feature_prices(
-        self, key: str, *, before_id: int | None = None, limit: int | None = None
-    ) -> list[FeaturePrice]:
-        """Every price the feature has had, newest first (the first is the one in force):
-        older than the row ``before_id``, at most ``limit`` (None: all)."""
-        if before_id is not None:
-            _id(before_id, "before_id")
-        return self._read(
-            lambda tx: features.prices(tx, key, before_id=before_id, limit=_limit(limit))
-        )
+    feature_prices = reading(q.FeaturePrices, features.prices)
 
     def feature(self, key: str) -> Feature:
         return self._read(lambda tx: features.get(tx, key))
 
-    def features(self, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
-        """In key order: after the key ``after``, at most ``limit`` (None: all)."""
-        return self._read(lambda tx: features.list_all(tx, after=after, limit=_limit(limit)))
+    features = reading(q.Features, features.list_all)
 
     # -- grants ------------------------------------------------------------------------
 
@@ -486,13 +433,13 @@ class CreditPool(WebhooksFacade):
         """The audit trail of changes that write no ledger entry (organizations, keys,
         portal links) and of refunds: who, when, what; newest first, an organization's or
         (``org_id`` None) every one."""
-        page = _page(limit)
+        asked = q.AuditLog(org_id, before_id=before_id, limit=_page(limit))
         if before_id is not None:
             _id(before_id, "before_id")
         with self.db.read() as tx:
             if org_id is not None:
                 orgs.require_org(tx, org_id)
-            return audit.records(tx.conn, org_id, before_id, page)
+            return audit.records(tx.conn, asked)
 
     def corrections(
         self,
@@ -510,24 +457,16 @@ class CreditPool(WebhooksFacade):
         for value, name in ((before_id, "before_id"), (grant_id, "grant_id")):
             if value is not None:
                 _id(value, name)
+        asked = q.Corrections(
+            org_id, kind=wanted, grant_id=grant_id, before_id=before_id, limit=page
+        )
         with self.db.read() as tx:
-            return corrections.list_for_org(
-                tx, org_id, before_id=before_id, limit=page, grant_id=grant_id, kind=wanted
-            )
+            return corrections.list_for_org(tx, asked)
 
     def grant_info(self, org_id: str, grant_id: int) -> Grant:
         return self._read(lambda tx: grants.get(tx, org_id, _id(grant_id, "grant id")), org_id)
 
-    def grants(
-        self, org_id: str, *, after_id: int | None = None, limit: int | None = None
-    ) -> list[Grant]:
-        """In id order, as of now: after the grant ``after_id``, at most ``limit`` (None: all)."""
-        if after_id is not None:
-            _id(after_id, "after_id")
-        return self._read(
-            lambda tx: grants.list_for_org(tx, org_id, after_id=after_id, limit=_limit(limit)),
-            org_id,
-        )
+    grants = reading(q.Grants, grants.list_for_org)
 
     # -- consumptions and refunds ------------------------------------------------------
 
@@ -558,19 +497,12 @@ class CreditPool(WebhooksFacade):
             raise InvalidInput("status must be 'paid' or 'refunded'")
         with self.db.read() as tx:
             orgs.require_org(tx, org_id)
-            rows = consumptions_repo.search(
-                tx.conn,
-                org_id,
-                since=check.aware(since, "since"),
-                until=check.aware(until, "until"),
-                feature=feature,
-                user_id=user_id,
-                team_id=team_id,
-                status=status,
-                before_id=before_id,
-                limit=_page(limit),
-            )
-            return consumptions.from_rows(rows, tx)
+            asked = q.Consumptions(
+                org_id, since=check.aware(since, "since"), until=check.aware(until, "until"),
+                feature=feature, user_id=user_id, team_id=team_id, status=status,
+                before_id=before_id, limit=_page(limit),
+            )  # fmt: skip
+            return consumptions.from_rows(consumptions_repo.search(tx.conn, asked), tx)
 
     def funded_by(self, org_id: str, grant_id: int) -> list[Funding]:
         """What a grant paid towards each consumption it funded."""
@@ -613,12 +545,10 @@ class CreditPool(WebhooksFacade):
         if before_id is not None:
             _id(before_id, "before_id")
         self.sweep(org_id)  # holds that ran out are written first: statuses are exact
+        asked = q.Holds(org_id, status=wanted, before_id=before_id, limit=page)
         with self.db.read() as tx:
             orgs.require_org(tx, org_id)
-            rows = holds_repo.search(
-                tx.conn, org_id, status=wanted, before_id=before_id, limit=page
-            )
-            return holds.from_rows(tx, rows)
+            return holds.from_rows(tx, holds_repo.search(tx.conn, asked))
 
     # -- balance and ledger ------------------------------------------------------------
 
@@ -645,14 +575,11 @@ class CreditPool(WebhooksFacade):
         """Entries in order; availability and expiry that fell due are written first."""
         self.sweep(org_id)
         with self.db.read() as tx:
-            return ledger.entries(
-                tx,
-                org_id,
-                since=check.aware(since, "since"),
-                until=check.aware(until, "until"),
-                after_seq=after_seq,
-                limit=None if limit is None else _page(limit),
-            )
+            asked = q.Ledger(
+                org_id, since=check.aware(since, "since"), until=check.aware(until, "until"),
+                after_seq=after_seq, limit=None if limit is None else _page(limit),
+            )  # fmt: skip
+            return ledger.entries(tx, asked)
 
     def sweep(self, org_id: str | None = None) -> int:
         """Write the availability and expiry entries that fell due; returns entries written.
@@ -754,15 +681,7 @@ class CreditPool(WebhooksFacade):
 
         return self._write(change)
 
-    def keys(
-        self, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
-    ) -> list[ApiKey]:
-        """Keys (revoked ones too, never a secret) in the order they were made: only
-        ``org_id``'s when given, after the key ``after``, at most ``limit`` (None: all)."""
-        with self.db.read() as tx:
-            if org_id is not None:
-                orgs.require_org(tx, org_id)
-            return keys.list_keys(tx, org_id=org_id, after=after, limit=_limit(limit))
+    keys = reading(q.Keys, keys.list_keys)
 
     # -- portal links ------------------------------------------------------------------
 
@@ -798,22 +717,7 @@ class CreditPool(WebhooksFacade):
 
     request_credits = mutation(cmd.RequestCreditsBy)
 
-    def credit_requests(
-        self,
-        org_id: str,
-        *,
-        status: CreditRequestStatus | None = None,
-        before_id: int | None = None,
-        limit: int | None = None,
-    ) -> list[CreditRequest]:
-        """Newest first: older than ``before_id``, at most ``limit`` (None: all)."""
-        if before_id is not None:
-            _id(before_id, "before_id")
-        with self.db.read() as tx:
-            orgs.require_org(tx, org_id)
-            return credit_requests.list_for_org(
-                tx, org_id, status, before_id=before_id, limit=_limit(limit)
-            )
+    credit_requests = reading(q.CreditRequests, credit_requests.list_for_org)
 
     grant_credit_request = mutation(cmd.GrantCreditRequestBy)
 
@@ -885,4 +789,4 @@ def _limit(limit: int | None) -> int | None:
 _page = check.page_limit
 
 
-_id = changes.positive_id
+_id = check.positive_id

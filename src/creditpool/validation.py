@@ -74,6 +74,13 @@ def page_limit(limit: object) -> int:
     return limit
 
 
+def positive_id(value: object, field: str) -> int:
+    """An item's number (a grant's, a hold's, a page's cursor): a whole number from 1."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(f"{field} must be a positive whole number")
+    return value
+
+
 def text(value: object, field: str, length_max: int = NAME_LENGTH_MAX) -> str | None:
     if value is None:
         return None

@@ -77,6 +77,7 @@ def test_the_client_loads_no_creditpool_module_above_the_public_models() -> None
         "creditpool.models",
         "creditpool.commands",  # the ledger's commands: both clients' methods are made from them
         "creditpool.validation",  # the rules a command declares with its fields
+        "creditpool.queries",  # the list reads: both clients' list methods are made from them
         *(f"creditpool.{d}" for d in domains),
         *(f"creditpool.{d}.models" for d in domains),
     }

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool.api.bodies.consumptions import ConsumeBody, RefundBody
 from creditpool.auth.models import Role
 from creditpool.consumptions.models import Consumption, Refund
 from creditpool.core.errors import CreditPoolError, NotFound
 from creditpool.http import metrics
 from creditpool.http.batching import ConsumeBatcher
-from creditpool.http.deps import IdFilter, ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, Since, Until, page
+from creditpool.http.deps import ObjectId, OrgId, Pool
+from creditpool.http.paging import Params
 from creditpool.http.replay import Replayer
 from creditpool.http.replay import json_response as _json
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 from creditpool.pool import CreditPool
@@ -69,35 +70,19 @@ async def consume(org: OrgId, body: ConsumeBody, request: Request, caller: Consu
     return response
 
 
+class ConsumptionsParams(Params):
+    __query__ = q.Consumptions
+    status: Literal["paid", "refunded"] | None = None
+
+
 @router.get("/consumptions", response_model=Page[Consumption])
 def list_consumptions(
-    org: OrgId,
-    caller: OwnReader,
-    pool: Pool,
-    since: Since = None,
-    until: Until = None,
-    feature: IdFilter = None,
-    user: IdFilter = None,
-    team: IdFilter = None,
-    status: Literal["paid", "refunded"] | None = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    org: OrgId, caller: OwnReader, pool: Pool, params: Annotated[ConsumptionsParams, Query()]
 ) -> Page[Consumption]:
     """Newest first. A member key sees only its own user's consumptions."""
     if not caller.may(Action.CONSUMPTIONS_READ):
-        user = caller.key.user_id
-    found = pool.consumptions(
-        org,
-        since=since,
-        until=until,
-        feature=feature,
-        user_id=user,
-        team_id=team,
-        status=status,
-        before_id=cursor,
-        limit=limit + 1,
-    )
-    return page(found, limit, lambda c: c.id)
+        return params.read(pool.consumptions, org, user_id=caller.key.user_id)
+    return params.read(pool.consumptions, org)
 
 
 @router.get("/consumptions/{consumption_id}", response_model=Consumption)

@@ -9,13 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool.api.bodies.grants import AdjustmentCreate
 from creditpool.audit.models import AuditRecord
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, page
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -52,34 +53,32 @@ def get_adjustment(org: OrgId, adjustment_id: ObjectId, caller: Reader, pool: Po
     return pool.adjustment(org, adjustment_id)
 
 
+class CorrectionsParams(Params):
+    __query__ = q.Corrections
+    kind: CorrectionKind | None = None
+    grant_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
+
+
 @router.get("/corrections", response_model=Page[Correction])
 def list_corrections(
-    org: OrgId,
-    caller: Reader,
-    pool: Pool,
-    kind: CorrectionKind | None = None,
-    grant_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    org: OrgId, caller: Reader, pool: Pool, params: Annotated[CorrectionsParams, Query()]
 ) -> Page[Correction]:
     """Who corrected what, when and why (expiry changes, voids, adjustments), newest
     first."""
-    found = pool.corrections(org, kind=kind, grant_id=grant_id, before_id=cursor, limit=limit + 1)
-    return page(found, limit, lambda c: c.id)
+    return params.read(pool.corrections, org)
 
 
 Auditor = Annotated[Principal, allowed(Action.ORGS_LIST)]
 
 
+class AuditParams(Params):
+    __query__ = q.AuditLog
+
+
 @router.get("/audit", response_model=Page[AuditRecord], operation_id="list_audit_records")
 def list_audit_records(
-    org: OrgId,
-    caller: Auditor,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    org: OrgId, caller: Auditor, pool: Pool, params: Annotated[AuditParams, Query()]
 ) -> Page[AuditRecord]:
     """The audit trail of the organization's changes that write no ledger entry (settings,
     API keys, portal links) and of its refunds: who, when, what; newest first."""
-    found = pool.audit_log(org, before_id=cursor, limit=limit + 1)
-    return page(found, limit, lambda r: r.id)
+    return params.read(pool.audit_log, org)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool.api.bodies.credit_requests import (
     CreditRequestCreate,
     CreditRequestDismiss,
@@ -16,9 +17,9 @@ from creditpool.api.bodies.credit_requests import (
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.grants.models import Grant
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, page
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -43,18 +44,17 @@ def request_credits(
     return writes.ledger(caller, org, cmd.RequestCreditsBy, **body.model_dump(), requested_by=by)
 
 
+class CreditRequestsParams(Params):
+    __query__ = q.CreditRequests
+    status: CreditRequestStatus | None = None
+
+
 @router.get("", response_model=Page[CreditRequest])
 def list_credit_requests(
-    org: OrgId,
-    caller: Reader,
-    pool: Pool,
-    status: CreditRequestStatus | None = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    org: OrgId, caller: Reader, pool: Pool, params: Annotated[CreditRequestsParams, Query()]
 ) -> Page[CreditRequest]:
     """Newest first."""
-    found = pool.credit_requests(org, status=status, before_id=cursor, limit=limit + 1)
-    return page(found, limit, lambda r: r.id)
+    return params.read(pool.credit_requests, org)
 
 
 @router.post("/{request_id}/grant", status_code=201, response_model=Grant, responses=NOT_OPEN)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
+from creditpool import queries as q
 from creditpool.api.bodies.features import FeaturePut
 from creditpool.features.models import Feature, FeaturePrice
 from creditpool.http.deps import FeatureKey, Pool
-from creditpool.http.paging import NameCursor, NumberCursor, page
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -20,12 +21,16 @@ Reader = Annotated[Principal, allowed(Action.FEATURES_READ)]
 Writer = Annotated[Principal, allowed(Action.FEATURES_WRITE)]
 
 
+class FeaturesParams(Params):
+    __query__ = q.Features
+
+
 @router.get("/features", response_model=Page[Feature])
 def list_features(
-    caller: Reader, pool: Pool, limit: Limit = PAGE_SIZE_DEFAULT, cursor: NameCursor = None
+    caller: Reader, pool: Pool, params: Annotated[FeaturesParams, Query()]
 ) -> Page[Feature]:
     """In key order."""
-    return page(pool.features(after=cursor, limit=limit + 1), limit, lambda f: f.key)
+    return params.read(pool.features)
 
 
 @router.put("/features/{key}", response_model=Feature)
@@ -42,6 +47,10 @@ def put_feature(key: FeatureKey, body: FeaturePut, caller: Writer, writes: Write
     )
 
 
+class PricesParams(Params):
+    __query__ = q.FeaturePrices
+
+
 @router.get(
     "/features/{key}/prices",
     response_model=Page[FeaturePrice],
@@ -49,13 +58,8 @@ def put_feature(key: FeatureKey, body: FeaturePut, caller: Writer, writes: Write
     operation_id="list_feature_prices",
 )
 def list_feature_prices(
-    key: FeatureKey,
-    caller: Reader,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    key: FeatureKey, caller: Reader, pool: Pool, params: Annotated[PricesParams, Query()]
 ) -> Page[FeaturePrice]:
     """Every price the feature has had, newest first (the first is the one in force), each
     with the instant it applied from (`since`) and who set it (`changed_by`)."""
-    found = pool.feature_prices(key, before_id=cursor, limit=limit + 1)
-    return page(found, limit, lambda p: p.id)
+    return params.read(pool.feature_prices, key)

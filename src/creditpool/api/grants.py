@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool.api.bodies.grants import GrantCreate, GrantUpdate, VoidBody
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import NumberCursor, page
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -26,16 +27,16 @@ def create_grant(org: OrgId, body: GrantCreate, caller: Writer, writes: Write) -
     return writes.ledger(caller, org, cmd.GrantBy, **body.model_dump(), granted_by=caller.key.name)
 
 
+class GrantsParams(Params):
+    __query__ = q.Grants
+
+
 @router.get("/grants", response_model=Page[Grant])
 def list_grants(
-    org: OrgId,
-    caller: Reader,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    org: OrgId, caller: Reader, pool: Pool, params: Annotated[GrantsParams, Query()]
 ) -> Page[Grant]:
     """Oldest first (in id order), as of now."""
-    return page(pool.grants(org, after_id=cursor, limit=limit + 1), limit, lambda g: g.id)
+    return params.read(pool.grants, org)
 
 
 @router.get("/grants/{grant_id}", response_model=GrantDetail)

@@ -12,13 +12,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from creditpool import queries as q
 from creditpool.api.bodies.keys import KeyCreate
 from creditpool.api.bodies.webhooks import NoArguments
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.http.deps import OrgId, Pool
-from creditpool.http.paging import CURSOR_HELP, cursor, page
+from creditpool.http.paging import CURSOR_HELP, Params, cursor
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 
@@ -27,6 +28,7 @@ Reader = Annotated[Principal, allowed(Action.KEYS_READ)]
 Writer = Annotated[Principal, allowed(Action.KEYS_WRITE)]
 KEY_ID_PATTERN = r"^[0-9a-f]{1,32}$"
 KeyId = Annotated[str, Path(pattern=KEY_ID_PATTERN, examples=["0123456789abcdef"])]
+KeyCursor = Annotated[str | None, cursor(KEY_ID_PATTERN), Query(description=CURSOR_HELP)]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "Not found (`not_found`): no such organization or key"}
 }
@@ -54,18 +56,18 @@ def create_key(org: OrgId, body: KeyCreate, caller: Writer, writes: Write) -> Re
     return writes.directory(caller, org, body, 201, create, seal=seal)
 
 
+class KeysParams(Params):
+    __query__ = q.Keys
+    cursor: KeyCursor = None
+
+
 @router.get("", response_model=Page[ApiKey], responses=NOT_FOUND, operation_id="list_api_keys")
 def list_keys(
-    org: OrgId,
-    caller: Reader,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, cursor(KEY_ID_PATTERN), Query(description=CURSOR_HELP)] = None,
+    org: OrgId, caller: Reader, pool: Pool, params: Annotated[KeysParams, Query()]
 ) -> Page[ApiKey]:
     """The organization's keys in the order they were made, revoked ones too (with
     `revoked_at`); never a secret or its hash."""
-    found = pool.keys(org_id=org, after=cursor, limit=limit + 1)
-    return page(found, limit, lambda k: k.id)
+    return params.read(pool.keys, org_id=org)
 
 
 @router.post(

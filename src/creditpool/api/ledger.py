@@ -6,10 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from creditpool import queries as q
 from creditpool.http.deps import OrgId, Pool
-from creditpool.http.paging import SeqCursor, Since, Until, page
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
+from creditpool.http.schemas import Instant, Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.ledger.models import Balance, LedgerEntry
 
@@ -30,16 +31,13 @@ def balance(
     return pool.balance(org, at=at)
 
 
+class LedgerParams(Params):
+    __query__ = q.Ledger
+
+
 @router.get("/ledger", operation_id="list_ledger_entries", response_model=Page[LedgerEntry])
 def ledger(
-    org: OrgId,
-    caller: LedgerReader,
-    pool: Pool,
-    since: Since = None,
-    until: Until = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: SeqCursor = None,
+    org: OrgId, caller: LedgerReader, pool: Pool, params: Annotated[LedgerParams, Query()]
 ) -> Page[LedgerEntry]:
     """Oldest first, in sequence order."""
-    found = pool.ledger(org, since=since, until=until, after_seq=cursor, limit=limit + 1)
-    return page(found, limit, lambda e: e.seq)
+    return params.read(pool.ledger, org)

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
+from creditpool import queries as q
 from creditpool.api.bodies.orgs import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
-from creditpool.http.deps import IdFilter, Month, OrgId, Pool, SearchText, TeamId, UserId
-from creditpool.http.paging import NameCursor, page
+from creditpool.http.deps import OrgId, Pool, TeamId, UserId
+from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
@@ -44,16 +45,13 @@ def create_org(body: OrgCreate, caller: Creator, writes: Write) -> Response:
     )
 
 
+class OrgsParams(Params):
+    __query__ = q.Orgs
+
+
 @router.get("/orgs", response_model=Page[Org])
-def list_orgs(
-    caller: Lister,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NameCursor = None,
-    search: SearchText = None,
-) -> Page[Org]:
-    found = pool.orgs(after=cursor, limit=limit + 1, search=search)
-    return page(found, limit, lambda o: o.id)
+def list_orgs(caller: Lister, pool: Pool, params: Annotated[OrgsParams, Query()]) -> Page[Org]:
+    return params.read(pool.orgs)
 
 
 @router.get("/orgs/{org}", response_model=Org)
@@ -87,16 +85,16 @@ def create_team(org: OrgId, body: TeamCreate, caller: TeamWriter, writes: Write)
     )
 
 
+class TeamsParams(Params):
+    __query__ = q.Teams
+
+
 @router.get("/orgs/{org}/teams", response_model=Page[Team])
 def list_teams(
-    org: OrgId,
-    caller: TeamReader,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NameCursor = None,
+    org: OrgId, caller: TeamReader, pool: Pool, params: Annotated[TeamsParams, Query()]
 ) -> Page[Team]:
     """In id order."""
-    return page(pool.teams(org, after=cursor, limit=limit + 1), limit, lambda t: t.id)
+    return params.read(pool.teams, org)
 
 
 @router.patch("/orgs/{org}/teams/{team}", response_model=Team)
@@ -129,34 +127,30 @@ def get_member(org: OrgId, user: UserId, caller: MemberReader, pool: Pool) -> Me
     return pool.member(org, user)
 
 
+class MembersParams(Params):
+    __query__ = q.Members
+
+
 @router.get("/orgs/{org}/members", response_model=Page[Member])
 def list_members(
-    org: OrgId,
-    caller: MemberReader,
-    pool: Pool,
-    team: IdFilter = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NameCursor = None,
+    org: OrgId, caller: MemberReader, pool: Pool, params: Annotated[MembersParams, Query()]
 ) -> Page[Member]:
     """In user id order."""
-    found = pool.members(org, team_id=team, after=cursor, limit=limit + 1)
-    return page(found, limit, lambda m: m.user_id)
+    return params.read(pool.members, org)
+
+
+class TeamUsageParams(Params):
+    __query__ = q.TeamUsage
 
 
 @router.get(
     "/orgs/{org}/usage/teams", operation_id="list_team_usage", response_model=Page[TeamUsage]
 )
 def team_usage(
-    org: OrgId,
-    caller: UsageReader,
-    pool: Pool,
-    month: Annotated[Month | None, Query()] = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NameCursor = None,
+    org: OrgId, caller: UsageReader, pool: Pool, params: Annotated[TeamUsageParams, Query()]
 ) -> Page[TeamUsage]:
     """Every team in id order, then "no team" (``team_id`` null) when it used credits."""
-    found = pool.team_usage(org, month, after=cursor, limit=limit + 1)
-    return page(found, limit, lambda u: u.team_id)
+    return params.read(pool.team_usage, org)
 
 
 def _patch(

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from creditpool import queries as q
 from creditpool.api.bodies.webhooks import EndpointCreate, EndpointUpdate, NoArguments
 from creditpool.core.events import EventType
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import CURSOR_HELP, NumberCursor, cursor, page
+from creditpool.http.paging import CURSOR_HELP, NumberCursor, Params, cursor
 from creditpool.http.routing import AuthorizedRoute
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Limit, Page
+from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
 from creditpool.http.writes import Write
 from creditpool.webhooks.models import (
@@ -59,18 +60,20 @@ def create_endpoint(body: EndpointCreate, caller: Writer, pool: Pool) -> Webhook
     return pool.create_webhook_endpoint(**body.model_dump())
 
 
+EndpointCursor = Annotated[str | None, cursor(ENDPOINT_ID_PATTERN), Query(description=CURSOR_HELP)]
+
+
+class EndpointsParams(Params):
+    __query__ = q.WebhookEndpoints
+    cursor: EndpointCursor = None
+
+
 @router.get(ENDPOINTS, operation_id="list_webhook_endpoints", response_model=Page[WebhookEndpoint])
 def list_endpoints(
-    caller: Reader,
-    pool: Pool,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[
-        str | None, cursor(ENDPOINT_ID_PATTERN), Query(description=CURSOR_HELP)
-    ] = None,
+    caller: Reader, pool: Pool, params: Annotated[EndpointsParams, Query()]
 ) -> Page[WebhookEndpoint]:
     """Every endpoint with its health (last success, failing since, why disabled)."""
-    found = pool.webhook_endpoints(after=cursor, limit=limit + 1)
-    return page(found, limit, lambda e: e.id)
+    return params.read(pool.webhook_endpoints)
 
 
 @router.get(ENDPOINT, response_model=WebhookEndpoint, operation_id="get_webhook_endpoint")
@@ -116,6 +119,12 @@ def rotate_secret(
     return pool.rotate_webhook_secret(endpoint_id)
 
 
+class DeliveriesParams(Params):
+    __query__ = q.WebhookDeliveries
+    status: DeliveryStatus | None = None
+    cursor: NumberCursor = None  # a delivery's number, named ``before`` in the library
+
+
 @router.get(
     ENDPOINT + "/deliveries",
     operation_id="list_webhook_deliveries",
@@ -125,14 +134,11 @@ def list_deliveries(
     endpoint_id: EndpointId,
     caller: Reader,
     pool: Pool,
-    status: DeliveryStatus | None = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: NumberCursor = None,
+    params: Annotated[DeliveriesParams, Query()],
 ) -> Page[WebhookDelivery]:
     """Newest first, each with its attempts (status code, duration, the answer's first
     characters) and, while pending, when it is tried next."""
-    found = pool.webhook_deliveries(endpoint_id, status=status, before=cursor, limit=limit + 1)
-    return page(found, limit, lambda d: d.id)
+    return params.read(pool.webhook_deliveries, endpoint_id)
 
 
 @router.get(
@@ -183,6 +189,15 @@ def send_test(
     )
 
 
+EventCursor = Annotated[str | None, cursor(EVENT_ID_PATTERN), Query(description=CURSOR_HELP)]
+
+
+class EventsParams(Params):
+    __query__ = q.Events
+    type: EventType | None = None
+    cursor: EventCursor = None
+
+
 @router.get(
     "/v1/orgs/{org}/event-log",
     operation_id="list_events",
@@ -190,14 +205,8 @@ def send_test(
     tags=["real time"],
 )
 def event_log(
-    org: OrgId,
-    caller: LogReader,
-    pool: Pool,
-    type: EventType | None = None,
-    limit: Limit = PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, cursor(EVENT_ID_PATTERN), Query(description=CURSOR_HELP)] = None,
+    org: OrgId, caller: LogReader, pool: Pool, params: Annotated[EventsParams, Query()]
 ) -> Page[Event]:
     """The organization's events, newest first: what its webhooks carry (`data`), whether
     or not an endpoint listens."""
-    found = pool.events(org, type=type, before=cursor, limit=limit + 1)
-    return page(found, limit, lambda e: e.id)
+    return params.read(pool.events, org)

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from creditpool.audit.models import AuditRecord
+from creditpool.queries import AuditLog
 from creditpool.repositories import audit as repository
 from creditpool.storage.types import DbRow
 
@@ -43,10 +44,8 @@ def record(
     log.info("%s by %s at %s %s", action, who, at.isoformat(), shown, extra={"fields": payload})
 
 
-def records(
-    conn: Connection, org_id: str | None, before_id: int | None, limit: int
-) -> list[AuditRecord]:
-    return [_model(r) for r in repository.list_records(conn, org_id, before_id, limit)]
+def records(conn: Connection, asked: AuditLog) -> list[AuditRecord]:
+    return [_model(r) for r in repository.list_records(conn, asked)]
 
 
 def _model(row: DbRow) -> AuditRecord:

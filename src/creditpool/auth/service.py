@@ -15,6 +15,7 @@ from creditpool import validation as check
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret, Role
 from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.orgs.service import require_org
+from creditpool.queries import Keys
 from creditpool.repositories import auth as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
@@ -93,12 +94,9 @@ def revoke(tx: Tx, key_id: str, org_id: str | None = None) -> tuple[ApiKey, bool
     return to_model(row), revoked
 
 
-def list_keys(
-    tx: Tx, *, org_id: str | None = None, after: str | None = None, limit: int | None = None
-) -> list[ApiKey]:
+def list_keys(tx: Tx, asked: Keys) -> list[ApiKey]:
     """In the order they were made (then by id): after the key ``after``."""
-    rows = repository.list_keys(tx.conn, org_id=org_id, after=after, limit=limit)
-    return [to_model(r) for r in rows]
+    return [to_model(r) for r in repository.list_keys(tx.conn, asked)]
 
 
 def to_model(row: DbRow) -> ApiKey:

@@ -1,7 +1,10 @@
 """Every operation of the HTTP API, written once for both clients.
 
 Each function here has the public signature and documentation of a client method and returns
-what to send: a ``Call`` (one request) or ``Pages`` (a list read page by page).
+what to send: a ``Call`` (one request) or ``Pages`` (a list read page by page). A list
+that the clients take a page at a time (a ``cursor``, and an iterator beside it) is read
+by its query (``creditpool.queries``): such a method's parameters are the query's fields,
+so it hands them on as they are (``locals()``, its arguments and nothing else yet).
 ``Operations`` lists them once as methods (``_binding.py``): ``Client`` sends what they
 build and waits, ``AsyncClient`` returns awaitables. So a parameter is named in one place.
 """
@@ -12,6 +15,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from creditpool import commands as cmd
+from creditpool import queries as q
 from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey
 from creditpool.client import _routes as routes
@@ -20,7 +24,7 @@ from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Pa
 from creditpool.consumptions.models import Consumption
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
 from creditpool.corrections.models import Adjustment, Correction
-from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
+from creditpool.credit_requests.models import CreditRequest
 from creditpool.features.models import Feature, FeaturePrice
 from creditpool.forecast.models import Forecast
 from creditpool.grants.models import Grant, GrantDetail
@@ -28,7 +32,6 @@ from creditpool.holds.models import Hold
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
 from creditpool.webhooks.models import (
-    DeliveryStatus,
     Event,
     WebhookDelivery,
     WebhookEndpoint,
@@ -36,10 +39,6 @@ from creditpool.webhooks.models import (
 )
 
 T = TypeVar("T")
-
-
-def _data(page: Page[T]) -> list[T]:
-    return page.data
 
 
 def healthz() -> Call[Health]:
@@ -75,12 +74,12 @@ def orgs(
     *, cursor: str | None = None, limit: int | None = None, search: str | None = None
 ) -> Call[Page[Org]]:
     """One page of organizations in id order, optionally matching ``search``."""
-    return routes.orgs(cursor, limit, search)
+    return routes.page(q.Orgs, Org, locals())
 
 
 def iter_orgs(*, search: str | None = None, limit: int | None = None) -> Pages[Org]:
     """Every organization, fetching page after page of ``limit``."""
-    return Pages(lambda cursor: orgs(cursor=cursor, limit=limit, search=search))
+    return routes.walk(q.Orgs, Org, locals())
 
 
 def org(org_id: str) -> Call[Org]:
@@ -113,11 +112,6 @@ def create_team(
 ) -> Call[Team]:
     """Create a team, optionally with an (informational) monthly limit."""
     return routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key)
-
-
-def teams(org_id: str, *, after: str | None = None, limit: int | None = None) -> Pages[Team]:
-    """Teams in id order after ``after``: ``limit`` of them, or all (page by page)."""
-    return Pages(lambda cursor: routes.teams(org_id, cursor, limit), after, limit)
 
 
 def update_team(
@@ -162,35 +156,7 @@ def member(org_id: str, user_id: str) -> Call[Member]:
     return routes.member(org_id, user_id)
 
 
-def members(
-    org_id: str,
-    *,
-    team_id: str | None = None,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Pages[Member]:
-    """Members in user id order after ``after``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.members(org_id, team_id, cursor, limit), after, limit)
-
-
-def team_usage(
-    org_id: str,
-    month: str | None = None,
-    *,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Pages[TeamUsage]:
-    """Paid usage per team in a calendar month (``YYYY-MM``; default: this month): teams
-    in id order after ``after``, then "no team"; ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.team_usage(org_id, month, cursor, limit), after, limit)
-
-
 # -- features ------------------------------------------------------------------------
-
-
-def features(*, after: str | None = None, limit: int | None = None) -> Pages[Feature]:
-    """Features in key order after ``after``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.features(cursor, limit), after, limit)
 
 
 def set_feature(
@@ -207,20 +173,7 @@ def set_feature(
     return routes.set_feature(key, name, cost, unit_rate, unit, idempotency_key)
 
 
-def feature_prices(
-    key: str, *, before_id: int | None = None, limit: int | None = None
-) -> Pages[FeaturePrice]:
-    """The feature's prices, newest first, older than the row ``before_id``: ``limit``
-    of them, or all."""
-    return Pages(lambda cursor: routes.feature_prices(key, cursor, limit), before_id, limit)
-
-
 # -- grants --------------------------------------------------------------------------
-
-
-def grants(org_id: str, *, after_id: int | None = None, limit: int | None = None) -> Pages[Grant]:
-    """Grants in id order after ``after_id``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.grants(org_id, cursor, limit), after_id, limit)
 
 
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
@@ -237,7 +190,7 @@ def audit_log(
 ) -> Call[Page[AuditRecord]]:
     """One page of the organization's audit trail (settings, keys, portal links,
     refunds: who, when, what), newest first."""
-    return routes.audit_log(org_id, cursor, limit)
+    return routes.page(q.AuditLog, AuditRecord, locals())
 
 
 def corrections(
@@ -249,7 +202,7 @@ def corrections(
     limit: int | None = None,
 ) -> Call[Page[Correction]]:
     """One page of the staff corrections (who, when, why), newest first."""
-    return routes.corrections(org_id, kind, grant_id, cursor, limit)
+    return routes.page(q.Corrections, Correction, locals())
 
 
 # -- consumptions and refunds --------------------------------------------------------
@@ -268,17 +221,7 @@ def consumptions(
     limit: int | None = None,
 ) -> Call[Page[Consumption]]:
     """One page of consumptions, newest first (``status``: paid or refunded)."""
-    return routes.consumptions(
-        org_id,
-        since=since,
-        until=until,
-        feature=feature,
-        user_id=user_id,
-        team_id=team_id,
-        status=status,
-        cursor=cursor,
-        limit=limit,
-    )
+    return routes.page(q.Consumptions, Consumption, locals())
 
 
 def iter_consumptions(
@@ -293,19 +236,7 @@ def iter_consumptions(
     limit: int | None = None,
 ) -> Pages[Consumption]:
     """Every matching consumption, newest first, page after page."""
-    return Pages(
-        lambda cursor: consumptions(
-            org_id,
-            since=since,
-            until=until,
-            feature=feature,
-            user_id=user_id,
-            team_id=team_id,
-            status=status,
-            cursor=cursor,
-            limit=limit,
-        )
-    )
+    return routes.walk(q.Consumptions, Consumption, locals())
 
 
 def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
@@ -323,12 +254,12 @@ def holds(
     limit: int | None = None,
 ) -> Call[Page[Hold]]:
     """One page of holds, newest first (``status``: open, settled, released, expired)."""
-    return routes.holds(org_id, status, cursor, limit)
+    return routes.page(q.Holds, Hold, locals())
 
 
 def iter_holds(org_id: str, *, status: str | None = None, limit: int | None = None) -> Pages[Hold]:
     """Every matching hold, newest first, page after page."""
-    return Pages(lambda cursor: holds(org_id, status=status, cursor=cursor, limit=limit))
+    return routes.walk(q.Holds, Hold, locals())
 
 
 def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
@@ -359,7 +290,7 @@ def ledger(
     limit: int | None = None,
 ) -> Call[Page[LedgerEntry]]:
     """One page of ledger entries, oldest first."""
-    return routes.ledger(org_id, since, until, cursor, limit)
+    return routes.page(q.Ledger, LedgerEntry, locals())
 
 
 def iter_ledger(
@@ -370,23 +301,10 @@ def iter_ledger(
     limit: int | None = None,
 ) -> Pages[LedgerEntry]:
     """Every ledger entry in order, page after page."""
-    return Pages(
-        lambda cursor: ledger(org_id, since=since, until=until, cursor=cursor, limit=limit)
-    )
+    return routes.walk(q.Ledger, LedgerEntry, locals())
 
 
 # -- events and webhooks -------------------------------------------------------------
-
-
-def events(
-    org_id: str,
-    *,
-    type: str | None = None,
-    before: str | None = None,
-    limit: int = 50,
-) -> Call[list[Event]]:
-    """The organization's events, newest first (``before``: an event id, to page)."""
-    return routes.event_log(org_id, type, before, limit).map(_data)
 
 
 def create_webhook_endpoint(
@@ -398,13 +316,6 @@ def create_webhook_endpoint(
 ) -> Call[WebhookEndpointWithSecret]:
     """A new endpoint (a service key); its secret is in the answer, and never again."""
     return routes.create_webhook_endpoint(url, event_types, description, enabled)
-
-
-def webhook_endpoints(
-    *, after: str | None = None, limit: int | None = None
-) -> Pages[WebhookEndpoint]:
-    """Endpoints in id order after ``after``: ``limit`` of them, or all (page by page)."""
-    return Pages(lambda cursor: routes.webhook_endpoints(cursor, limit), after, limit)
 
 
 def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
@@ -425,17 +336,6 @@ def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
     return routes.rotate_webhook_secret(endpoint_id)
 
 
-def webhook_deliveries(
-    endpoint_id: str,
-    *,
-    status: DeliveryStatus | None = None,
-    before: int | None = None,
-    limit: int = 50,
-) -> Call[list[WebhookDelivery]]:
-    """The endpoint's deliveries, newest first, each with its attempts."""
-    return routes.webhook_deliveries(endpoint_id, status, before, limit).map(_data)
-
-
 def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
     return routes.webhook_delivery(endpoint_id, delivery_id)
 
@@ -453,21 +353,6 @@ def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
 # -- credit requests -----------------------------------------------------------------
 
 
-def credit_requests(
-    org_id: str,
-    *,
-    status: CreditRequestStatus | None = None,
-    before_id: int | None = None,
-    limit: int | None = None,
-) -> Pages[CreditRequest]:
-    """Newest first, older than ``before_id``: ``limit`` of them, or all."""
-    return Pages(
-        lambda cursor: routes.credit_requests(org_id, status, cursor, limit),
-        before_id,
-        limit,
-    )
-
-
 # -- an organization's API keys ------------------------------------------------------
 
 
@@ -482,14 +367,6 @@ def create_key(
     """A new ``admin`` or ``member`` (with ``user_id``) key of ``org_id`` and its secret
     token, shown once (a retry with the same ``idempotency_key`` shows it again)."""
     return routes.create_key(org_id, role, user_id, name, idempotency_key)
-
-
-def keys(
-    *, org_id: str | None = None, after: str | None = None, limit: int | None = None
-) -> Pages[ApiKey]:
-    """``org_id``'s keys in the order they were made (revoked ones too), after the key
-    ``after``: ``limit`` of them, or all."""
-    return Pages(lambda cursor: routes.keys(org_id, cursor, limit), after, limit)
 
 
 def revoke_key(
@@ -511,18 +388,18 @@ class Operations:
     org = operation(org)
     update_org = operation(update_org)
     create_team = operation(create_team)
-    teams = listing(teams)
+    teams = listing(routes.pages(q.Teams, Team))
     update_team = operation(update_team)
     set_team_limit = operation(set_team_limit)
     set_member = operation(set_member)
     member = operation(member)
-    members = listing(members)
-    team_usage = listing(team_usage)
-    features = listing(features)
+    members = listing(routes.pages(q.Members, Member))
+    team_usage = listing(routes.pages(q.TeamUsage, TeamUsage))
+    features = listing(routes.pages(q.Features, Feature))
     set_feature = operation(set_feature)
-    feature_prices = listing(feature_prices)
+    feature_prices = listing(routes.pages(q.FeaturePrices, FeaturePrice))
     grant = operation(routes.command(cmd.Grant))
-    grants = listing(grants)
+    grants = listing(routes.pages(q.Grants, Grant))
     grant_info = operation(grant_info)
     void_grant = operation(routes.command(cmd.VoidGrant))
     change_grant_expiry = operation(routes.command(cmd.ChangeGrantExpiry))
@@ -545,21 +422,21 @@ class Operations:
     forecast = operation(forecast)
     ledger = operation(ledger)
     iter_ledger = walk(iter_ledger)
-    events = operation(events)
+    events = operation(routes.items(q.Events, Event))
     create_webhook_endpoint = operation(create_webhook_endpoint)
-    webhook_endpoints = listing(webhook_endpoints)
+    webhook_endpoints = listing(routes.pages(q.WebhookEndpoints, WebhookEndpoint))
     webhook_endpoint = operation(webhook_endpoint)
     update_webhook_endpoint = operation(update_webhook_endpoint)
     delete_webhook_endpoint = operation(delete_webhook_endpoint)
     rotate_webhook_secret = operation(rotate_webhook_secret)
-    webhook_deliveries = operation(webhook_deliveries)
+    webhook_deliveries = operation(routes.items(q.WebhookDeliveries, WebhookDelivery))
     webhook_delivery = operation(webhook_delivery)
     retry_webhook_delivery = operation(retry_webhook_delivery)
     test_webhook_endpoint = operation(test_webhook_endpoint)
     request_credits = operation(routes.command(cmd.RequestCredits))
-    credit_requests = listing(credit_requests)
+    credit_requests = listing(routes.pages(q.CreditRequests, CreditRequest))
     grant_credit_request = operation(routes.command(cmd.GrantCreditRequest))
     dismiss_credit_request = operation(routes.command(cmd.DismissCreditRequest))
     create_key = operation(create_key)
-    keys = listing(keys)
+    keys = listing(routes.pages(q.Keys, ApiKey))
     revoke_key = operation(revoke_key)

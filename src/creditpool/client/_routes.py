@@ -20,23 +20,20 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from creditpool.audit.models import AuditRecord
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
 from creditpool.commands import AMOUNTS, KEY, Command, rules
 from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidAmount, InvalidInput
-from creditpool.corrections.models import Adjustment, Correction
-from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
-from creditpool.features.models import Feature, FeaturePrice
+from creditpool.corrections.models import Adjustment
+from creditpool.features.models import Feature
 from creditpool.forecast.models import Forecast
-from creditpool.grants.models import Grant, GrantDetail
+from creditpool.grants.models import GrantDetail
 from creditpool.holds.models import Hold
-from creditpool.ledger.models import Balance, LedgerEntry
-from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.ledger.models import Balance
+from creditpool.orgs.models import Member, Org, Team
+from creditpool.queries import WIRE_NAMES, Query
 from creditpool.webhooks.models import (
-    DeliveryStatus,
-    Event,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEndpointWithSecret,
@@ -227,6 +224,81 @@ def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call
     return cast(Callable[Concatenate[str, P], Call[M]], build)
 
 
+def pages(kind: Callable[P, Query], model: type[M]) -> Callable[P, Pages[M]]:
+    """The requests of a client list method made from a query (``creditpool.queries``):
+    the query's fields, which go in the path (its ids) or the query string (by their wire
+    names; the limit as it is), read page by page from the query's cursor on."""
+    k = cast(type[Query], kind)
+    decode = _page(model)
+
+    def build(*args: Any, **kwargs: Any) -> Pages[M]:
+        made = kind(*args, **kwargs)
+        return Pages(
+            lambda cursor: _fetch(made, decode, cursor), getattr(made, k.cursor), made.limit
+        )
+
+    build.__doc__ = k.doc()
+    build.__signature__ = k.method_signature(f"Pages[{model.__name__}]")  # type: ignore[attr-defined]
+    return cast(Callable[P, Pages[M]], build)
+
+
+def items(kind: Callable[P, Query], model: type[M]) -> Callable[P, Call[list[M]]]:
+    """The request of a client method made from a query whose cursor the clients take as
+    the library does (an item's id: ``before``): one page, its items."""
+    k = cast(type[Query], kind)
+    decode = _page(model)
+
+    def build(*args: Any, **kwargs: Any) -> Call[list[M]]:
+        made = kind(*args, **kwargs)
+        cursor = getattr(made, k.cursor)
+        return _fetch(made, decode, None if cursor is None else str(cursor)).map(_data)
+
+    build.__doc__ = k.doc()
+    build.__signature__ = k.method_signature(f"Call[list[{model.__name__}]]")  # type: ignore[attr-defined]
+    return cast(Callable[P, Call[list[M]]], build)
+
+
+def _data(page: Page[T]) -> list[T]:
+    return page.data
+
+
+def page(kind: type[Query], model: type[M], given: Mapping[str, Any]) -> Call[Page[M]]:
+    """One page of a list, the request of a client method that takes the query's fields
+    (``given``: its arguments) with the ``cursor`` of a page in place of the query's."""
+    fields = dict(given)
+    cursor = fields.pop("cursor")
+    made = kind(**fields)
+    return _fetch(made, _page(model), None if cursor is None else str(cursor))
+
+
+def walk(kind: type[Query], model: type[M], given: Mapping[str, Any]) -> Pages[M]:
+    """Every item of a list, page after page of the query's ``limit``: the requests of a
+    client method that takes the query's fields (``given``: its arguments)."""
+    made = kind(**given)
+    decode = _page(model)
+    return Pages(lambda cursor: _fetch(made, decode, cursor))
+
+
+def _fetch(
+    made: Query, decode: Callable[[httpx.Response], Page[M]], cursor: str | None
+) -> Call[Page[M]]:
+    """The request of one page of ``made`` from ``cursor`` on: the query's ids in the
+    path, its filters by their wire names in the query string, and the paging."""
+    k = type(made)
+    path = k.path.format(**{name: _segment(_id_of(made, name), name) for name in k.path_ids()})
+    chosen = {WIRE_NAMES.get(name, name): getattr(made, name) for name in k.filters()}
+    paging = {"cursor": cursor, "limit": made.limit}
+    params = _params(**paging, **chosen) if k.paging_first else _params(**chosen, **paging)
+    return Call("GET", f"/v1/{path}", decode, params)
+
+
+def _id_of(made: Query, name: str) -> object:
+    value = getattr(made, name)
+    if value is None:  # only a key's organization is optional: in the library
+        raise InvalidInput("over HTTP a key belongs to one organization: give org_id")
+    return value
+
+
 def _wire(name: str, value: object, amounts: frozenset[str]) -> object:
     if name in amounts:
         return _optional_amount(value, name)
@@ -291,10 +363,6 @@ def create_org(
     return Call("POST", "/v1/orgs", _one(Org), body=body, idempotency_key=_key(key))
 
 
-def orgs(cursor: str | None, limit: int | None, search: str | None) -> Call[Page[Org]]:
-    return Call("GET", "/v1/orgs", _page(Org), _params(cursor=cursor, limit=limit, search=search))
-
-
 def org(org_id: str) -> Call[Org]:
     return Call("GET", _org(org_id), _one(Org))
 
@@ -337,10 +405,6 @@ def create_team(
     return Call("POST", f"{_org(org_id)}/teams", _one(Team), body=body, idempotency_key=_key(key))
 
 
-def teams(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Team]]:
-    return Call("GET", f"{_org(org_id)}/teams", _page(Team), _params(cursor=cursor, limit=limit))
-
-
 def update_team(
     org_id: str,
     team_id: str,
@@ -368,24 +432,6 @@ def member(org_id: str, user_id: str) -> Call[Member]:
     return Call("GET", f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}", _one(Member))
 
 
-def members(
-    org_id: str, team_id: str | None, cursor: str | None, limit: int | None
-) -> Call[Page[Member]]:
-    params = _params(team=team_id, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/members", _page(Member), params)
-
-
-def team_usage(
-    org_id: str, month: str | None, cursor: str | None, limit: int | None
-) -> Call[Page[TeamUsage]]:
-    params = _params(month=month, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/usage/teams", _page(TeamUsage), params)
-
-
-def features(cursor: str | None, limit: int | None) -> Call[Page[Feature]]:
-    return Call("GET", "/v1/features", _page(Feature), _params(cursor=cursor, limit=limit))
-
-
 def set_feature(
     feature_key: str,
     name: str | None,
@@ -404,18 +450,6 @@ def set_feature(
     return Call("PUT", path, _one(Feature), body=body, idempotency_key=_key(key))
 
 
-def feature_prices(
-    feature_key: str, cursor: str | None, limit: int | None
-) -> Call[Page[FeaturePrice]]:
-    path = f"/v1/features/{_segment(feature_key, 'key')}/prices"
-    return Call("GET", path, _page(FeaturePrice), _params(cursor=cursor, limit=limit))
-
-
-def grants(org_id: str, cursor: str | None, limit: int | None) -> Call[Page[Grant]]:
-    params = _params(cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/grants", _page(Grant), params)
-
-
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
     path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}"
     return Call("GET", path, _one(GrantDetail))
@@ -426,46 +460,6 @@ def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
     return Call("GET", path, _one(Adjustment))
 
 
-def audit_log(org_id: str, cursor: str | int | None, limit: int | None) -> Call[Page[AuditRecord]]:
-    params = _params(cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/audit", _page(AuditRecord), params)
-
-
-def corrections(
-    org_id: str,
-    kind: str | None,
-    grant_id: int | None,
-    cursor: str | int | None,
-    limit: int | None,
-) -> Call[Page[Correction]]:
-    params = _params(kind=kind, grant_id=grant_id, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/corrections", _page(Correction), params)
-
-
-def consumptions(
-    org_id: str,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    feature: str | None,
-    user_id: str | None,
-    team_id: str | None,
-    status: str | None,
-    cursor: str | int | None,
-    limit: int | None,
-) -> Call[Page[Consumption]]:
-    params = _params(
-        **{"from": since, "to": until},
-        feature=feature,
-        user=user_id,
-        team=team_id,
-        status=status,
-        cursor=cursor,
-        limit=limit,
-    )
-    return Call("GET", f"{_org(org_id)}/consumptions", _page(Consumption), params)
-
-
 def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
     path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}"
     return Call("GET", path, _one(Consumption))
@@ -473,13 +467,6 @@ def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
 
 def _hold_path(org_id: str, hold_id: int) -> str:
     return f"{_org(org_id)}/holds/{_segment(hold_id, 'hold_id')}"
-
-
-def holds(
-    org_id: str, status: str | None, cursor: str | int | None, limit: int | None
-) -> Call[Page[Hold]]:
-    params = _params(status=status, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/holds", _page(Hold), params)
 
 
 def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
@@ -494,27 +481,9 @@ def forecast(org_id: str, window_days: int) -> Call[Forecast]:
     return Call("GET", f"{_org(org_id)}/forecast", _one(Forecast), _params(window_days=window_days))
 
 
-def ledger(
-    org_id: str,
-    since: datetime | None,
-    until: datetime | None,
-    cursor: str | int | None,
-    limit: int | None,
-) -> Call[Page[LedgerEntry]]:
-    params = _params(**{"from": since, "to": until}, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/ledger", _page(LedgerEntry), params)
-
-
 # -- events and webhooks -----------------------------------------------------------------
 # The library pages these lists by the id of the last item seen, which is what the API's
 # cursor is: the clients take the library's ``before``/``after`` and send it as the cursor.
-
-
-def event_log(
-    org_id: str, type_: str | None, before: str | None, limit: int | None
-) -> Call[Page[Event]]:
-    params = _params(type=type_, cursor=before, limit=limit)
-    return Call("GET", f"{_org(org_id)}/event-log", _page(Event), params)
 
 
 ENDPOINTS = "/v1/webhook-endpoints"
@@ -539,10 +508,6 @@ def create_webhook_endpoint(
     )
 
 
-def webhook_endpoints(after: str | None, limit: int | None) -> Call[Page[WebhookEndpoint]]:
-    return Call("GET", ENDPOINTS, _page(WebhookEndpoint), _params(cursor=after, limit=limit))
-
-
 def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
     return Call("GET", _endpoint(endpoint_id), _one(WebhookEndpoint))
 
@@ -560,13 +525,6 @@ def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
 def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
     path = f"{_endpoint(endpoint_id)}/rotate-secret"
     return Call("POST", path, _one(WebhookEndpointWithSecret), body={}, idempotency_key=_key(None))
-
-
-def webhook_deliveries(
-    endpoint_id: str, status: DeliveryStatus | None, before: int | None, limit: int | None
-) -> Call[Page[WebhookDelivery]]:
-    params = _params(status=status, cursor=before, limit=limit)
-    return Call("GET", f"{_endpoint(endpoint_id)}/deliveries", _page(WebhookDelivery), params)
 
 
 def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
@@ -590,13 +548,6 @@ def _credit_request(org_id: str, request_id: int) -> str:
     return f"{_org(org_id)}/credit-requests/{_segment(request_id, 'request_id')}"
 
 
-def credit_requests(
-    org_id: str, status: CreditRequestStatus | None, cursor: str | None, limit: int | None
-) -> Call[Page[CreditRequest]]:
-    params = _params(status=status, cursor=cursor, limit=limit)
-    return Call("GET", f"{_org(org_id)}/credit-requests", _page(CreditRequest), params)
-
-
 # -- an organization's API keys -------------------------------------------------------------
 
 
@@ -618,10 +569,6 @@ def create_key(
     if user_id is not None:  # an admin key names no user: the field is refused
         body["user_id"] = user_id
     return Call("POST", _keys_of(org_id), _with_secret, body=body, idempotency_key=_key(key))
-
-
-def keys(org_id: str | None, cursor: str | None, limit: int | None) -> Call[Page[ApiKey]]:
-    return Call("GET", _keys_of(org_id), _page(ApiKey), _params(cursor=cursor, limit=limit))
 
 
 def revoke_key(org_id: str | None, key_id: str, key: str | None) -> Call[ApiKey]:

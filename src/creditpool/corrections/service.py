@@ -16,6 +16,7 @@ from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter
 from creditpool.orgs.service import require_org
+from creditpool.queries import Corrections
 from creditpool.repositories import corrections as repository
 from creditpool.repositories.rows import as_model
 from creditpool.storage.types import DbRow
@@ -121,25 +122,9 @@ def get_adjustment(tx: Tx, org_id: str, correction_id: int) -> Adjustment:
     )
 
 
-def list_for_org(
-    tx: Tx,
-    org_id: str,
-    *,
-    before_id: int | None = None,
-    limit: int | None = None,
-    grant_id: int | None = None,
-    kind: CorrectionKind | None = None,
-) -> list[Correction]:
-    require_org(tx, org_id)
-    rows = repository.list_for_org(
-        tx.conn,
-        org_id,
-        before_id=before_id,
-        limit=limit,
-        grant_id=grant_id,
-        kind=None if kind is None else kind.value,
-    )
-    return [to_model(r) for r in rows]
+def list_for_org(tx: Tx, asked: Corrections) -> list[Correction]:
+    require_org(tx, asked.org_id)
+    return [to_model(r) for r in repository.list_for_org(tx.conn, asked)]
 
 
 def to_model(row: DbRow) -> Correction:

@@ -2,15 +2,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 
+from creditpool.core.statuses import CreditRequestStatus as CreditRequestStatus
 from creditpool.models import Model
-
-
-class CreditRequestStatus(StrEnum):
-    OPEN = "open"
-    GRANTED = "granted"
-    DISMISSED = "dismissed"
 
 
 class CreditRequest(Model):

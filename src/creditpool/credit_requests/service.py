@@ -14,6 +14,7 @@ from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.grants import service as grants
 from creditpool.grants.models import Grant
 from creditpool.ledger.writer import OrgWriter
+from creditpool.queries import CreditRequests
 from creditpool.repositories import credit_requests as repository
 from creditpool.storage.uow import Tx
 
@@ -62,18 +63,9 @@ def get(tx: Tx, org_id: str, request_id: int) -> CreditRequest:
     return _model(row)
 
 
-def list_for_org(
-    tx: Tx,
-    org_id: str,
-    status: CreditRequestStatus | None = None,
-    *,
-    before_id: int | None = None,
-    limit: int | None = None,
-) -> list[CreditRequest]:
+def list_for_org(tx: Tx, asked: CreditRequests) -> list[CreditRequest]:
     """Newest first: older than ``before_id``, at most ``limit``."""
-    wanted = None if status is None else status.value
-    rows = repository.list_for_org(tx.conn, org_id, wanted, before_id, limit)
-    return [_model(r) for r in rows]
+    return [_model(r) for r in repository.list_for_org(tx.conn, asked)]
 
 
 def _open(w: OrgWriter, request_id: int) -> dict[str, Any]:

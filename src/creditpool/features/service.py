@@ -8,6 +8,7 @@ from creditpool import validation as check
 from creditpool.core.errors import InvalidAmount, InvalidInput, NotFound
 from creditpool.core.money import RATE_SCALE, UNIT, parse_credits, parse_rate, to_decimal
 from creditpool.features.models import Feature, FeaturePrice
+from creditpool.queries import FeaturePrices, Features
 from creditpool.repositories import features as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
@@ -64,17 +65,17 @@ def get(tx: Tx, key: str) -> Feature:
     return to_model(row)
 
 
-def list_all(tx: Tx, *, after: str | None = None, limit: int | None = None) -> list[Feature]:
-    return [to_model(r) for r in repository.list_all(tx.conn, after=after, limit=limit)]
+ALL = Features()  # every feature
 
 
-def prices(
-    tx: Tx, key: str, *, before_id: int | None = None, limit: int | None = None
-) -> list[FeaturePrice]:
+def list_all(tx: Tx, asked: Features = ALL) -> list[Feature]:
+    return [to_model(r) for r in repository.list_all(tx.conn, asked)]
+
+
+def prices(tx: Tx, asked: FeaturePrices) -> list[FeaturePrice]:
     """Every price the feature has had, newest first (the first is the one in force)."""
-    get(tx, key)
-    rows = repository.prices(tx.conn, key, before_id=before_id, limit=limit)
-    return [price_model(r) for r in rows]
+    get(tx, asked.key)
+    return [price_model(r) for r in repository.prices(tx.conn, asked)]
 
 
 def _price(row: DbRow) -> dict[str, Any]:

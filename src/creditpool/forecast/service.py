@@ -11,6 +11,7 @@ from creditpool.core.money import to_decimal
 from creditpool.forecast.models import ExpiringUnused, Forecast, TeamForecast
 from creditpool.ledger.writer import as_of
 from creditpool.orgs.service import current_month, month_bounds, require_org
+from creditpool.queries import Teams
 from creditpool.repositories import forecast as repository
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import orgs as orgs_repo
@@ -39,7 +40,7 @@ def forecast(tx: Tx, org_id: str, days: int) -> Forecast:
     }
     names: dict[str | None, str] = {}
     paces: list[TeamPace] = []
-    for team in orgs_repo.list_teams(tx.conn, org_id):
+    for team in orgs_repo.list_teams(tx.conn, Teams(org_id)):
         u = usage.get(team.id)
         names[team.id] = team.name
         paces.append(

@@ -33,6 +33,7 @@ from creditpool.corrections.models import CorrectionKind
 from creditpool.grants.models import Grant
 from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter, as_of
+from creditpool.queries import Grants
 from creditpool.repositories import grants as repository
 from creditpool.repositories.rows import as_model
 from creditpool.storage.types import DbRow
@@ -287,12 +288,11 @@ def get(tx: Tx, org_id: str, grant_id: int) -> Grant:
     return _models(tx, org_id, [row])[0]
 
 
-def list_for_org(
-    tx: Tx, org_id: str, *, after_id: int | None = None, limit: int | None = None
-) -> list[Grant]:
+def list_for_org(tx: Tx, asked: Grants) -> list[Grant]:
     """In id order. Every grant is read, since the holds that ran out give credits back
     across all of them (``_models``); the page is cut from the result."""
-    found = _models(tx, org_id, repository.list_for_org(tx.conn, org_id))
+    found = _models(tx, asked.org_id, repository.list_for_org(tx.conn, asked.org_id))
+    after_id, limit = asked.after_id, asked.limit
     start = 0 if after_id is None else bisect.bisect_right([g.id for g in found], after_id)
     return found[start : None if limit is None else start + limit]
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from creditpool.ledger import service as ledger
 from creditpool.ledger.models import LedgerEntry
+from creditpool.queries import Ledger
 from creditpool.repositories import events as repository
 from creditpool.repositories import ledger as ledger_repo
 from creditpool.storage.uow import Database, Tx
@@ -63,7 +64,8 @@ def read_many(db: Database, cursors: dict[str, int], limit: int) -> dict[str, Ba
 
 
 def _read(tx: Tx, org_id: str, after_seq: int, limit: int) -> Batch | None:
-    rows = ledger_repo.list_entries(tx.conn, org_id, after_seq=after_seq, limit=limit)
+    asked = Ledger(org_id, after_seq=after_seq, limit=limit)
+    rows = ledger_repo.list_entries(tx.conn, asked)
     if not rows:
         return None
     balance = ledger.balance(tx, org_id, None).model_dump(mode="json")

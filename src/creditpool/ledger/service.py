@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from itertools import groupby
 from operator import itemgetter
-from typing import Any, TypedDict, Unpack
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -21,6 +21,7 @@ from creditpool.core.timeline import LedgerDraft, logged_left
 from creditpool.ledger.models import Balance, LedgerEntry
 from creditpool.ledger.writer import OrgWriter, as_of
 from creditpool.orgs.service import require_org
+from creditpool.queries import Corrections, Ledger
 from creditpool.repositories import corrections as corrections_repo
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
@@ -99,19 +100,9 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
     )
 
 
-class LedgerWindow(TypedDict, total=False):
-    """Which entries to list, in order: at or after ``since``, before ``until``, after the
-    entry ``after_seq``, at most ``limit``."""
-
-    since: datetime | None
-    until: datetime | None
-    after_seq: int | None
-    limit: int | None
-
-
-def entries(tx: Tx, org_id: str, **window: Unpack[LedgerWindow]) -> list[LedgerEntry]:
-    require_org(tx, org_id)
-    return [entry_model(r) for r in repository.list_entries(tx.conn, org_id, **window)]
+def entries(tx: Tx, asked: Ledger) -> list[LedgerEntry]:
+    require_org(tx, asked.org_id)
+    return [entry_model(r) for r in repository.list_entries(tx.conn, asked)]
 
 
 def entry_model(r: Any) -> LedgerEntry:
@@ -318,7 +309,7 @@ def _verify_corrections(conn: Connection, org_id: str) -> list[str]:
     recorded: dict[int, list[tuple[str, int]]] = defaultdict(list)
     for cid, method, credits in conn.execute(entries_q):
         recorded[cid].append((method, credits))
-    found = corrections_repo.list_for_org(conn, org_id)
+    found = corrections_repo.list_for_org(conn, Corrections(org_id))
     moves = corrections_repo.allocations(conn, org_id, [c.id for c in found])
     for c in found:
         where = f"{org_id}: correction {c.id} ({c.kind})"

@@ -10,10 +10,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
+from creditpool import queries
 from creditpool import validation as check
 from creditpool.core.errors import AlreadyExists, InvalidInput, NotFound
 from creditpool.core.money import parse_credits, to_decimal
 from creditpool.orgs.models import Member, Org, Team, TeamUsage
+from creditpool.queries import Members, Teams
 from creditpool.repositories import orgs as repository
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
@@ -96,10 +98,8 @@ def get_org(tx: Tx, org_id: str) -> Org:
     return org_model(require_org(tx, org_id))
 
 
-def list_orgs(tx: Tx, *, after: str | None, limit: int, search: str | None) -> list[Org]:
-    return [
-        org_model(r) for r in repository.list_orgs(tx.conn, after=after, limit=limit, search=search)
-    ]
+def list_orgs(tx: Tx, asked: queries.Orgs) -> list[Org]:
+    return [org_model(r) for r in repository.list_orgs(tx.conn, asked)]
 
 
 def org_model(row: DbRow) -> Org:
@@ -160,12 +160,8 @@ def get_team(tx: Tx, org_id: str, team_id: str) -> Team:
     return team_model(_require_in_org(tx, org_id, "team", team_id, repository.get_team))
 
 
-def list_teams(
-    tx: Tx, org_id: str, *, after: str | None = None, limit: int | None = None
-) -> list[Team]:
-    require_org(tx, org_id)
-    rows = repository.list_teams(tx.conn, org_id, after=after, limit=limit)
-    return [team_model(r) for r in rows]
+def list_teams(tx: Tx, asked: Teams) -> list[Team]:
+    return [team_model(r) for r in repository.list_teams(tx.conn, asked)]
 
 
 def team_model(row: DbRow) -> Team:
@@ -200,17 +196,8 @@ def member_model(row: DbRow) -> Member:
     )
 
 
-def list_members(
-    tx: Tx,
-    org_id: str,
-    team_id: str | None = None,
-    *,
-    after: str | None = None,
-    limit: int | None = None,
-) -> list[Member]:
-    require_org(tx, org_id)
-    rows = repository.list_members(tx.conn, org_id, team_id, after=after, limit=limit)
-    return [member_model(r) for r in rows]
+def list_members(tx: Tx, asked: Members) -> list[Member]:
+    return [member_model(r) for r in repository.list_members(tx.conn, asked)]
 
 
 def month_bounds(month: str, timezone: str) -> tuple[datetime, datetime]:
@@ -229,20 +216,19 @@ def current_month(now: datetime, timezone: str) -> str:
     return now.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
 
 
-def team_usage(
-    tx: Tx, org_id: str, month: str | None, *, after: str | None = None, limit: int | None = None
-) -> list[TeamUsage]:
+def team_usage(tx: Tx, asked: queries.TeamUsage) -> list[TeamUsage]:
     """Every team in id order (and last, when it used credits, "no team"), paid usage only:
     after the team ``after``, at most ``limit``."""
+    org_id, limit = asked.org_id, asked.limit
     org = require_org(tx, org_id)
-    month = month or current_month(tx.now, org.timezone)
+    month = asked.month or current_month(tx.now, org.timezone)
     start, end = month_bounds(month, org.timezone)
     usage = {
         r.team_id: (int(r.used or 0), int(r.n))
         for r in repository.paid_usage_by_team(tx.conn, org_id, start, end)
     }
     result = []
-    for team in repository.list_teams(tx.conn, org_id, after=after, limit=limit):
+    for team in repository.list_teams(tx.conn, Teams(org_id, after=asked.after, limit=limit)):
         used, n = usage.pop(team.id, (0, 0))
         result.append(_usage(org_id, team.id, team.name, month, used, n, team.monthly_limit))
     if None in usage and (limit is None or len(result) < limit):  # the teams are all listed

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import newest_first, where_given
+from creditpool.queries import AuditLog
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage.tables import audit_log
 from creditpool.storage.types import DbRow
 
@@ -28,9 +29,7 @@ def insert_record(
     )
 
 
-def list_records(
-    conn: Connection, org_id: str | None, before_id: int | None, limit: int
-) -> Sequence[DbRow]:
+def list_records(conn: Connection, asked: AuditLog) -> Sequence[DbRow]:
     """Newest first (an organization's, or every one with ``org_id`` None)."""
-    query = where_given(select(audit_log), (audit_log.c.org_id, org_id))
-    return conn.execute(newest_first(query, audit_log.c.id, before_id, limit)).all()
+    query = where_given(select(audit_log), (audit_log.c.org_id, asked.org_id))
+    return conn.execute(listed(query, audit_log.c.id, asked)).all()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.queries import Keys
 from creditpool.storage.tables import api_keys
 from creditpool.storage.types import DbRow
 
@@ -21,18 +22,13 @@ def get(conn: Connection, key_id: str) -> DbRow | None:
     return conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
 
 
-def list_keys(
-    conn: Connection,
-    *,
-    org_id: str | None = None,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Sequence[DbRow]:
+def list_keys(conn: Connection, asked: Keys) -> Sequence[DbRow]:
     """By creation, then id: after the key ``after`` (none after a key that does not
     exist), only ``org_id``'s when given."""
-    query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id).limit(limit)
-    if org_id is not None:
-        query = query.where(api_keys.c.org_id == org_id)
+    after = asked.after
+    query = select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id).limit(asked.limit)
+    if asked.org_id is not None:
+        query = query.where(api_keys.c.org_id == asked.org_id)
     if after is not None:
         made = select(api_keys.c.created_at).where(api_keys.c.id == after).scalar_subquery()
         query = query.where(

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.queries import Consumptions
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import (
     allocations,
@@ -194,36 +196,22 @@ def mark_refunded(
         )
 
 
-def search(
-    conn: Connection,
-    org_id: str,
-    *,
-    since: datetime | None,
-    until: datetime | None,
-    feature: str | None,
-    user_id: str | None,
-    team_id: str | None,
-    status: str | None,
-    before_id: int | None,
-    limit: int,
-) -> Sequence[DbRow]:
+def search(conn: Connection, asked: Consumptions) -> Sequence[DbRow]:
     """Newest first; ``before_id`` is the cursor of the next page."""
     c = consumptions.c
-    query = select(consumptions).where(c.org_id == org_id).order_by(c.id.desc()).limit(limit)
-    # Each condition is built only when its value is given: `column >= None` is an error.
-    conditions: list[tuple[object, Callable[[], ColumnElement[bool]]]] = [
-        (since, lambda: c.created_at >= since),
-        (until, lambda: c.created_at < until),
-        (feature, lambda: c.feature == feature),
-        (user_id, lambda: c.user_id == user_id),
-        (team_id, lambda: c.team_id == team_id),
-        (status, lambda: c.status == status),
-        (before_id, lambda: c.id < before_id),
-    ]
-    for value, condition in conditions:
-        if value is not None:
-            query = query.where(condition())
-    return conn.execute(query).all()
+    query = select(consumptions).where(c.org_id == asked.org_id)
+    if asked.since is not None:
+        query = query.where(c.created_at >= asked.since)
+    if asked.until is not None:
+        query = query.where(c.created_at < asked.until)
+    query = where_given(
+        query,
+        (c.feature, asked.feature),
+        (c.user_id, asked.user_id),
+        (c.team_id, asked.team_id),
+        (c.status, asked.status),
+    )
+    return conn.execute(listed(query, c.id, asked)).all()
 
 
 def funded_by(conn: Connection, org_id: str, grant_id: int) -> list[tuple[int, int]]:

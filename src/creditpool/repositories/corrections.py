@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import newest_first, where_given
+from creditpool.queries import Corrections
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage.tables import adjustment_allocations, corrections
 from creditpool.storage.types import DbRow
 
@@ -39,19 +40,12 @@ def get(conn: Connection, org_id: str, correction_id: int) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def list_for_org(
-    conn: Connection,
-    org_id: str,
-    *,
-    before_id: int | None = None,
-    limit: int | None = None,
-    grant_id: int | None = None,
-    kind: str | None = None,
-) -> Sequence[DbRow]:
+def list_for_org(conn: Connection, asked: Corrections) -> Sequence[DbRow]:
     """Newest first; ``before_id`` is the cursor of the next page."""
-    query = select(corrections).where(_C.org_id == org_id)
-    query = where_given(query, (_C.grant_id, grant_id), (_C.kind, kind))
-    return conn.execute(newest_first(query, _C.id, before_id, limit)).all()
+    kind = None if asked.kind is None else str(asked.kind)  # a CorrectionKind's text
+    query = select(corrections).where(_C.org_id == asked.org_id)
+    query = where_given(query, (_C.grant_id, asked.grant_id), (_C.kind, kind))
+    return conn.execute(listed(query, _C.id, asked)).all()
 
 
 def allocations(conn: Connection, org_id: str, ids: list[int]) -> dict[int, list[tuple[int, int]]]:

@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import newest_first, where_given
+from creditpool.queries import CreditRequests
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage.tables import credit_requests as table
 
 
@@ -21,16 +22,11 @@ def get(conn: Connection, org_id: str, request_id: int) -> dict[str, Any] | None
     return None if row is None else dict(row._mapping)
 
 
-def list_for_org(
-    conn: Connection,
-    org_id: str,
-    status: str | None,
-    before_id: int | None,
-    limit: int | None,
-) -> list[dict[str, Any]]:
+def list_for_org(conn: Connection, asked: CreditRequests) -> list[dict[str, Any]]:
     """Newest first: older than ``before_id``, at most ``limit``."""
-    query = where_given(select(table).where(table.c.org_id == org_id), (table.c.status, status))
-    rows = conn.execute(newest_first(query, table.c.id, before_id, limit))
+    query = select(table).where(table.c.org_id == asked.org_id)
+    status = None if asked.status is None else asked.status.value
+    rows = conn.execute(listed(where_given(query, (table.c.status, status)), table.c.id, asked))
     return [dict(r._mapping) for r in rows]
 
 

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import newest_first, oldest_first
+from creditpool.queries import FeaturePrices, Features
+from creditpool.repositories.pages import listed
 from creditpool.storage import conflicts
 from creditpool.storage.tables import feature_prices, features
 from creditpool.storage.types import DbRow
@@ -18,10 +19,8 @@ def get(conn: Connection, key: str) -> DbRow | None:
     return conn.execute(select(features).where(features.c.key == key)).first()
 
 
-def list_all(
-    conn: Connection, *, after: str | None = None, limit: int | None = None
-) -> Sequence[DbRow]:
-    return conn.execute(oldest_first(select(features), features.c.key, after, limit)).all()
+def list_all(conn: Connection, asked: Features) -> Sequence[DbRow]:
+    return conn.execute(listed(select(features), features.c.key, asked)).all()
 
 
 def put(conn: Connection, key: str, **values: Any) -> None:
@@ -35,9 +34,7 @@ def append_price(conn: Connection, **values: Any) -> None:
     conn.execute(feature_prices.insert().values(**values))
 
 
-def prices(
-    conn: Connection, key: str, *, before_id: int | None = None, limit: int | None = None
-) -> Sequence[DbRow]:
+def prices(conn: Connection, asked: FeaturePrices) -> Sequence[DbRow]:
     """A feature's prices, newest first (rows are appended in time order)."""
-    query = select(feature_prices).where(feature_prices.c.feature == key)
-    return conn.execute(newest_first(query, feature_prices.c.id, before_id, limit)).all()
+    query = select(feature_prices).where(feature_prices.c.feature == asked.key)
+    return conn.execute(listed(query, feature_prices.c.id, asked)).all()

@@ -10,7 +10,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from creditpool.core.holds import HoldRow, HoldState
-from creditpool.repositories.pages import newest_first, where_given
+from creditpool.queries import Holds
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import grants, hold_allocations, holds
 from creditpool.storage.types import DbRow
@@ -79,13 +80,12 @@ def get(conn: Connection, org_id: str, hold_id: int) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def search(
-    conn: Connection, org_id: str, *, status: str | None, before_id: int | None, limit: int
-) -> Sequence[DbRow]:
+def search(conn: Connection, asked: Holds) -> Sequence[DbRow]:
     """Newest first; ``before_id`` is the cursor of the next page. ``status`` is the stored
     one (an open hold past its time to live is still stored open until written)."""
-    query = where_given(select(holds).where(holds.c.org_id == org_id), (holds.c.status, status))
-    return conn.execute(newest_first(query, holds.c.id, before_id, limit)).all()
+    query = select(holds).where(holds.c.org_id == asked.org_id)
+    query = where_given(query, (holds.c.status, asked.status))
+    return conn.execute(listed(query, holds.c.id, asked)).all()
 
 
 def allocations_of(

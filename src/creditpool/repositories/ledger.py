@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import oldest_first
+from creditpool.queries import Ledger
+from creditpool.repositories.pages import listed
 from creditpool.storage import compiled
 from creditpool.storage.tables import ledger
 from creditpool.storage.types import DbRow
@@ -23,21 +24,13 @@ def insert_entries(conn: Connection, rows: list[dict[str, Any]]) -> None:
     compiled.run(conn, _INSERT, rows)
 
 
-def list_entries(
-    conn: Connection,
-    org_id: str,
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    after_seq: int | None = None,
-    limit: int | None = None,
-) -> Sequence[DbRow]:
-    query = select(ledger).where(ledger.c.org_id == org_id)
-    if since is not None:
-        query = query.where(ledger.c.at >= since)
-    if until is not None:
-        query = query.where(ledger.c.at < until)
-    return conn.execute(oldest_first(query, ledger.c.seq, after_seq, limit)).all()
+def list_entries(conn: Connection, asked: Ledger) -> Sequence[DbRow]:
+    query = select(ledger).where(ledger.c.org_id == asked.org_id)
+    if asked.since is not None:
+        query = query.where(ledger.c.at >= asked.since)
+    if asked.until is not None:
+        query = query.where(ledger.c.at < asked.until)
+    return conn.execute(listed(query, ledger.c.seq, asked)).all()
 
 
 def left_at(conn: Connection, org_id: str, t: datetime) -> int:

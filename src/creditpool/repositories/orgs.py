@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 
-from creditpool.repositories.pages import oldest_first, where_given
+from creditpool.queries import Members, Orgs, Teams
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage import compiled, conflicts
 from creditpool.storage.tables import consumptions, members, orgs, teams
 from creditpool.storage.types import DbRow
@@ -27,12 +28,10 @@ def get_org(conn: Connection, org_id: str) -> DbRow | None:
     return conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
 
 
-def list_orgs(
-    conn: Connection, *, after: str | None, limit: int, search: str | None
-) -> Sequence[DbRow]:
-    query = oldest_first(select(orgs), orgs.c.id, after, limit)
-    if search:
-        pattern = f"%{search.lower()}%"
+def list_orgs(conn: Connection, asked: Orgs) -> Sequence[DbRow]:
+    query = listed(select(orgs), orgs.c.id, asked)
+    if asked.search:
+        pattern = f"%{asked.search.lower()}%"
         query = query.where(
             func.lower(orgs.c.id).like(pattern) | func.lower(orgs.c.name).like(pattern)
         )
@@ -127,11 +126,9 @@ def get_team(conn: Connection, org_id: str, team_id: str) -> DbRow | None:
     return conn.execute(query).first()
 
 
-def list_teams(
-    conn: Connection, org_id: str, *, after: str | None = None, limit: int | None = None
-) -> Sequence[DbRow]:
-    query = select(teams).where(teams.c.org_id == org_id)
-    return conn.execute(oldest_first(query, teams.c.id, after, limit)).all()
+def list_teams(conn: Connection, asked: Teams) -> Sequence[DbRow]:
+    query = select(teams).where(teams.c.org_id == asked.org_id)
+    return conn.execute(listed(query, teams.c.id, asked)).all()
 
 
 def update_team(conn: Connection, org_id: str, team_id: str, **values: Any) -> None:
@@ -159,17 +156,10 @@ def put_member(
     conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
-def list_members(
-    conn: Connection,
-    org_id: str,
-    team_id: str | None = None,
-    *,
-    after: str | None = None,
-    limit: int | None = None,
-) -> Sequence[DbRow]:
-    query = select(members).where(members.c.org_id == org_id)
-    query = where_given(query, (members.c.team_id, team_id))
-    return conn.execute(oldest_first(query, members.c.user_id, after, limit)).all()
+def list_members(conn: Connection, asked: Members) -> Sequence[DbRow]:
+    query = select(members).where(members.c.org_id == asked.org_id)
+    query = where_given(query, (members.c.team_id, asked.team_id))
+    return conn.execute(listed(query, members.c.user_id, asked)).all()
 
 
 class UsageByTeam(NamedTuple):

@@ -17,7 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from creditpool.core.events import EventDraft
-from creditpool.repositories.pages import newest_first, where_given
+from creditpool.queries import Events
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import events
 
@@ -97,14 +98,11 @@ def mark_dispatched(conn: Connection, ids: list[str]) -> None:
         conn.execute(update(events).where(events.c.id.in_(ids)).values(dispatched=True))
 
 
-def recent(
-    conn: Connection, org_id: str, limit: int, before: str | None = None, type_: str | None = None
-) -> list[EventRow]:
+def recent(conn: Connection, asked: Events) -> list[EventRow]:
     """An organization's events, newest first (``before``: an event id, for paging)."""
-    query = where_given(
-        select(*EVENT_COLUMNS).where(events.c.org_id == org_id), (events.c.type, type_)
-    )
-    return [_row(r) for r in conn.execute(newest_first(query, events.c.id, before, limit))]
+    ours = select(*EVENT_COLUMNS).where(events.c.org_id == asked.org_id)
+    query = where_given(ours, (events.c.type, asked.type))
+    return [_row(r) for r in conn.execute(listed(query, events.c.id, asked))]
 
 
 def after_seq(conn: Connection, org_id: str, ledger_seq: int, upto: int) -> list[EventRow]:

@@ -9,6 +9,17 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select
 
+from creditpool.queries import Query
+
+
+def listed(query: Select[Any], key: ColumnElement[Any], asked: Query) -> Select[Any]:
+    """``query`` paged as ``asked`` says: from its cursor on, newest first when the cursor
+    is a ``before`` (an item older ones follow), else oldest first; at most its limit."""
+    cursor = getattr(asked, asked.cursor)
+    if asked.cursor.startswith("before"):
+        return newest_first(query, key, cursor, asked.limit)
+    return oldest_first(query, key, cursor, asked.limit)
+
 
 def oldest_first(
     query: Select[Any], key: ColumnElement[Any], after: object, limit: int | None

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Integer, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
+from creditpool.queries import WebhookDeliveries, WebhookEndpoints
 from creditpool.repositories.outbox import EVENT_COLUMNS, EventRow
-from creditpool.repositories.pages import newest_first, oldest_first, where_given
+from creditpool.repositories.pages import listed, where_given
 from creditpool.storage import compiled
 from creditpool.storage.tables import (
     events,
@@ -117,17 +118,9 @@ def get_endpoint(conn: Connection, endpoint_id: str, *, lock: bool = False) -> E
     return None if row is None else _endpoint(row)
 
 
-def list_endpoints(
-    conn: Connection,
-    *,
-    limit: int | None = None,
-    after: str | None = None,
-    enabled: bool | None = None,
-) -> list[EndpointRow]:
-    query = select(webhook_endpoints)
-    if enabled is not None:
-        query = query.where(_E.enabled.is_(enabled))
-    return [_endpoint(r) for r in conn.execute(oldest_first(query, _E.id, after, limit))]
+def list_endpoints(conn: Connection, asked: WebhookEndpoints) -> list[EndpointRow]:
+    query = listed(select(webhook_endpoints), _E.id, asked)
+    return [_endpoint(r) for r in conn.execute(query)]
 
 
 def update_endpoint(conn: Connection, endpoint_id: str, values: dict[str, Any]) -> None:
@@ -166,15 +159,12 @@ def get_delivery(conn: Connection, delivery_id: int, *, lock: bool = False) -> D
     return None if row is None else _delivery(row)
 
 
-def list_deliveries(
-    conn: Connection,
-    endpoint_id: str,
-    limit: int,
-    before: int | None = None,
-    status: str | None = None,
-) -> list[DeliveryRow]:
-    query = where_given(_with_event().where(_D.endpoint_id == endpoint_id), (_D.status, status))
-    return [_delivery(r) for r in conn.execute(newest_first(query, _D.id, before, limit))]
+def list_deliveries(conn: Connection, asked: WebhookDeliveries) -> list[DeliveryRow]:
+    status = None if asked.status is None else str(asked.status)  # a DeliveryStatus's text
+    query = where_given(
+        _with_event().where(_D.endpoint_id == asked.endpoint_id), (_D.status, status)
+    )
+    return [_delivery(r) for r in conn.execute(listed(query, _D.id, asked))]
 
 
 def update_delivery(conn: Connection, delivery_id: int, values: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from creditpool import queries as q
 from creditpool import validation as check
 from creditpool.auth import service as keys_service
 from creditpool.auth.models import ApiKey
@@ -133,7 +134,9 @@ class KeysPage:
 def keys_page(db: Database, org_id: str, after: str | None) -> KeysPage:
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        found = keys_service.list_keys(tx, org_id=org_id, after=after, limit=KEYS_PAGE_SIZE + 1)
+        found = keys_service.list_keys(
+            tx, q.Keys(org_id=org_id, after=after, limit=KEYS_PAGE_SIZE + 1)
+        )
     shown, last = _one_page(found, KEYS_PAGE_SIZE)
     return KeysPage(org, shown, last.id if last else None)
 
@@ -197,10 +200,8 @@ def consumptions_page(
     """A page of the organization's consumptions, newest first."""
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        rows = consumptions_repo.search(
-            tx.conn, org_id, since=None, until=None, feature=None, user_id=None,
-            team_id=None, status=status, before_id=before, limit=size + 1,
-        )  # fmt: skip
+        asked = q.Consumptions(org_id, status=status, before_id=before, limit=size + 1)
+        rows = consumptions_repo.search(tx.conn, asked)
         found = consumptions.from_rows(rows[:size], tx)
         names = {f.key: f.name for f in features.list_all(tx)}
     more = len(rows) > size and bool(found)
@@ -225,7 +226,9 @@ class FeaturePage:
 def feature_page(db: Database, key: str, before: int | None) -> FeaturePage:
     with db.read(snapshot=True) as tx:
         feature = features.get(tx, key)
-        found = features.prices(tx, key, before_id=before, limit=PRICES_PAGE_SIZE + 1)
+        found = features.prices(
+            tx, q.FeaturePrices(key, before_id=before, limit=PRICES_PAGE_SIZE + 1)
+        )
     shown, last = _one_page(found, PRICES_PAGE_SIZE)
     return FeaturePage(feature, shown, last.id if last else None)
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from creditpool import queries as q
 from creditpool.audit import service as audit
 from creditpool.audit.models import AuditRecord
 from creditpool.consumptions import service as consumptions
@@ -238,9 +239,9 @@ def usage_page(
         history, next_before = history_page(tx, org_id, filters, before, own_user, zone)
         names = feature_names(tx)
         chart = usage_chart(tx, org_id, zone, days, own_user, names)
-        teams = orgs.team_usage(tx, org_id, None) if admin_view else None
-        team_list = orgs.list_teams(tx, org_id) if admin_view else []
-        members = orgs.list_members(tx, org_id) if admin_view else []
+        teams = orgs.team_usage(tx, q.TeamUsage(org_id)) if admin_view else None
+        team_list = orgs.list_teams(tx, q.Teams(org_id)) if admin_view else []
+        members = orgs.list_members(tx, q.Members(org_id)) if admin_view else []
         shown = [c.user_id for c in history] + ([own_user] if own_user else [])
         people = repository.display_names(tx.conn, org_id, shown)
         forecast = forecasts.forecast(tx, org_id, FORECAST_WINDOW_DAYS)
@@ -290,8 +291,7 @@ def history_page(
         return [], None
     if filters.start and filters.end and filters.end < filters.start:
         raise InvalidInput("the end date is before the start date")
-    found = consumptions_repo.search(
-        tx.conn,
+    asked = q.Consumptions(
         org_id,
         since=None if filters.start is None else day_start(filters.start, zone),
         until=None if filters.end is None else day_start(filters.end + timedelta(days=1), zone),
@@ -302,6 +302,7 @@ def history_page(
         before_id=before,
         limit=HISTORY_PAGE_SIZE + 1,
     )
+    found = consumptions_repo.search(tx.conn, asked)
     rows = consumptions.from_rows(found[:HISTORY_PAGE_SIZE], tx)
     more = len(found) > HISTORY_PAGE_SIZE
     return rows, (rows[-1].id if more and rows else None)
@@ -353,7 +354,7 @@ def usage_live(db: Database, caller: Principal, org_id: str, days: int) -> Usage
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
         chart = usage_chart(tx, org_id, org.timezone, days, own_user, feature_names(tx))
-        teams = orgs.team_usage(tx, org_id, None) if caller.may(Action.USAGE_READ) else None
+        teams = orgs.team_usage(tx, q.TeamUsage(org_id)) if caller.may(Action.USAGE_READ) else None
         forecast = forecasts.forecast(tx, org_id, FORECAST_WINDOW_DAYS)
     return UsageLive(org, teams, chart, days, forecast)
 
@@ -364,8 +365,12 @@ def credits_page(db: Database, org_id: str, *, with_requests: bool = False) -> C
     order = {GrantState.ACTIVE: 0, GrantState.PENDING: 1, GrantState.EXPIRED: 2}
     with db.read(snapshot=True) as tx:
         head = header(tx, org_id)
-        grants = grants_service.list_for_org(tx, org_id)
-        asked = credit_requests.list_for_org(tx, org_id)[:REQUESTS_SHOWN] if with_requests else []
+        grants = grants_service.list_for_org(tx, q.Grants(org_id))
+        asked = (
+            credit_requests.list_for_org(tx, q.CreditRequests(org_id))[:REQUESTS_SHOWN]
+            if with_requests
+            else []
+        )
         people = repository.display_names(tx.conn, org_id, [r.requested_by for r in asked])
     grants.sort(key=lambda g: (order.get(g.state, 3), -g.id))
     return CreditsPage(head, grants, asked, people)
@@ -376,7 +381,7 @@ def org_rows(
 ) -> tuple[list[OrgRow], str | None]:
     """A page of organizations with their balances, all from one snapshot."""
     with db.read(snapshot=True) as tx:
-        found = orgs.list_orgs(tx, after=after, limit=ORGS_PAGE_SIZE + 1, search=search)
+        found = orgs.list_orgs(tx, q.Orgs(after=after, limit=ORGS_PAGE_SIZE + 1, search=search))
         shown = found[:ORGS_PAGE_SIZE]
         rows = [OrgRow(o, ledger.balance(tx, o.id, None)) for o in shown]
     return rows, (shown[-1].id if len(found) > ORGS_PAGE_SIZE else None)
@@ -390,16 +395,20 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
         newest = head.seq if before_seq is None else min(head.seq, before_seq - 1)
         after = max(0, newest - LEDGER_PAGE_SIZE)
         entries = (
-            ledger.entries(tx, org_id, after_seq=after, limit=LEDGER_PAGE_SIZE) if newest else []
+            ledger.entries(tx, q.Ledger(org_id, after_seq=after, limit=LEDGER_PAGE_SIZE))
+            if newest
+            else []
         )
-        grants = grants_service.list_for_org(tx, org_id)
+        grants = grants_service.list_for_org(tx, q.Grants(org_id))
         holds = open_holds(tx, org_id)
         names = feature_names(tx)
-        asked = credit_requests.list_for_org(tx, org_id, CreditRequestStatus.OPEN)
-        events = webhooks.org_events(tx, org_id, limit=RECENT_EVENTS_SHOWN)
+        asked = credit_requests.list_for_org(
+            tx, q.CreditRequests(org_id, status=CreditRequestStatus.OPEN)
+        )
+        events = webhooks.org_events(tx, q.Events(org_id, limit=RECENT_EVENTS_SHOWN))
         recent = recent_consumptions(tx, org_id)
-        fixed = corrections_service.list_for_org(tx, org_id, limit=AUDIT_SHOWN)
-        trail = audit.records(tx.conn, org_id, None, AUDIT_SHOWN)
+        fixed = corrections_service.list_for_org(tx, q.Corrections(org_id, limit=AUDIT_SHOWN))
+        trail = audit.records(tx.conn, q.AuditLog(org_id, limit=AUDIT_SHOWN))
         users = [h.user_id for h in holds] + [r.requested_by for r in asked]
         people = repository.display_names(tx.conn, org_id, users)
     entries = [e for e in entries if e.seq <= newest]
@@ -415,10 +424,8 @@ def staff_org_page(db: Database, org_id: str, before_seq: int | None) -> StaffOr
 
 def recent_consumptions(tx: Tx, org_id: str) -> list[Consumption]:
     """The console's newest consumptions of an organization (each paid one refundable)."""
-    rows = consumptions_repo.search(
-        tx.conn, org_id, since=None, until=None, feature=None, user_id=None, team_id=None,
-        status=None, before_id=None, limit=RECENT_CONSUMPTIONS_SHOWN,
-    )  # fmt: skip
+    asked = q.Consumptions(org_id, limit=RECENT_CONSUMPTIONS_SHOWN)
+    rows = consumptions_repo.search(tx.conn, asked)
     return consumptions.from_rows(rows, tx)
 
 
@@ -449,9 +456,8 @@ def feature_names(tx: Tx) -> dict[str, str]:
 
 def open_holds(tx: Tx, org_id: str) -> list[Hold]:
     """The organization's open holds, newest first (one past its TTL reads as expired)."""
-    rows = holds_repo.search(
-        tx.conn, org_id, status=HoldStatus.OPEN.value, before_id=None, limit=OPEN_HOLDS_SHOWN
-    )
+    asked = q.Holds(org_id, status=HoldStatus.OPEN.value, limit=OPEN_HOLDS_SHOWN)
+    rows = holds_repo.search(tx.conn, asked)
     return holds_service.from_rows(tx, rows)
 
 
@@ -471,7 +477,7 @@ def ledger_row(db: Database, org_id: str, seq: int) -> tuple[Org, LedgerEntry | 
     """One ledger entry by its number (for a live update), None when there is none."""
     with db.read(snapshot=True) as tx:
         org = orgs.get_org(tx, org_id)
-        found = ledger.entries(tx, org_id, after_seq=seq - 1, limit=1)
+        found = ledger.entries(tx, q.Ledger(org_id, after_seq=seq - 1, limit=1))
     return org, (found[0] if found and found[0].seq == seq else None)
 
 

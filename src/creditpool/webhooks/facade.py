@@ -8,16 +8,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from creditpool import queries as q
 from creditpool import validation as check
-from creditpool.core.errors import NotFound
-from creditpool.repositories import orgs
+from creditpool.reads import reading
 from creditpool.settings import Settings
 from creditpool.storage.uow import Database, Tx
 from creditpool.webhooks import network
 from creditpool.webhooks import service as webhooks
 from creditpool.webhooks.models import (
-    DeliveryStatus,
-    Event,
     WebhookDelivery,
     WebhookEndpoint,
     WebhookEndpointWithSecret,
@@ -53,19 +51,7 @@ class WebhooksFacade:
     def webhook_networks(self) -> list[IPNetwork]:
         return network.parse_networks(self.settings.webhook_allowed_networks)
 
-    def events(
-        self,
-        org_id: str,
-        *,
-        type: str | None = None,
-        before: str | None = None,
-        limit: int = 50,
-    ) -> list[Event]:
-        """The organization's events, newest first (``before``: an event id, to page)."""
-        with self.db.read() as tx:
-            if orgs.get_org(tx.conn, org_id) is None:
-                raise NotFound(f"organization {org_id!r} not found")
-            return webhooks.org_events(tx, org_id, limit=_limit(limit), before=before, type_=type)
+    events = reading(q.Events, webhooks.org_events)
 
     def create_webhook_endpoint(
         self,
@@ -89,11 +75,7 @@ class WebhooksFacade:
         )
         return created
 
-    def webhook_endpoints(
-        self, *, after: str | None = None, limit: int | None = None
-    ) -> list[WebhookEndpoint]:
-        with self.db.read() as tx:
-            return webhooks.list_endpoints(tx, None if limit is None else _limit(limit), after)
+    webhook_endpoints = reading(q.WebhookEndpoints, webhooks.list_endpoints)
 
     def webhook_endpoint(self, endpoint_id: str) -> WebhookEndpoint:
         with self.db.read() as tx:
@@ -118,19 +100,7 @@ class WebhooksFacade:
         )
         return rotated
 
-    def webhook_deliveries(
-        self,
-        endpoint_id: str,
-        *,
-        status: DeliveryStatus | None = None,
-        before: int | None = None,
-        limit: int = 50,
-    ) -> list[WebhookDelivery]:
-        """The endpoint's deliveries, newest first, each with its attempts."""
-        with self.db.read() as tx:
-            return webhooks.deliveries(
-                tx, endpoint_id, limit=_limit(limit), before=before, status=status
-            )
+    webhook_deliveries = reading(q.WebhookDeliveries, webhooks.deliveries)
 
     def webhook_delivery(self, endpoint_id: str, delivery_id: int) -> WebhookDelivery:
         with self.db.read() as tx:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
+from creditpool.core.statuses import DeliveryStatus as DeliveryStatus
 from creditpool.models import Model
 
 
@@ -41,12 +41,6 @@ class WebhookEndpointWithSecret(WebhookEndpoint):
     """An endpoint as created or rotated: the only time its secret is shown."""
 
     secret: str
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 class DeliveryAttempt(Model):

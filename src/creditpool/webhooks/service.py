@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from creditpool import validation as check
 from creditpool.core.errors import InvalidInput, NotFound
 from creditpool.core.events import EventDraft, EventType
+from creditpool.queries import Events, WebhookDeliveries, WebhookEndpoints
 from creditpool.repositories import outbox
 from creditpool.repositories import webhooks as repository
 from creditpool.repositories.outbox import EventRow
@@ -19,7 +20,6 @@ from creditpool.storage.uow import Tx
 from creditpool.webhooks import network
 from creditpool.webhooks.models import (
     DeliveryAttempt,
-    DeliveryStatus,
     Event,
     WebhookDelivery,
     WebhookEndpoint,
@@ -110,10 +110,11 @@ def get_endpoint(tx: Tx, endpoint_id: str) -> WebhookEndpoint:
     return to_model(require_endpoint(tx, endpoint_id))
 
 
-def list_endpoints(
-    tx: Tx, limit: int | None = None, after: str | None = None
-) -> list[WebhookEndpoint]:
-    return [to_model(r) for r in repository.list_endpoints(tx.conn, limit=limit, after=after)]
+ALL = WebhookEndpoints()  # every endpoint
+
+
+def list_endpoints(tx: Tx, asked: WebhookEndpoints = ALL) -> list[WebhookEndpoint]:
+    return [to_model(r) for r in repository.list_endpoints(tx.conn, asked)]
 
 
 def endpoints_health(tx: Tx) -> list[tuple[WebhookEndpoint, dict[str, int]]]:
@@ -179,18 +180,9 @@ def rotate_secret(tx: Tx, box: SecretBox, endpoint_id: str) -> WebhookEndpointWi
     return _with_secret(require_endpoint(tx, endpoint_id), secret)
 
 
-def deliveries(
-    tx: Tx,
-    endpoint_id: str,
-    *,
-    limit: int,
-    before: int | None = None,
-    status: DeliveryStatus | None = None,
-) -> list[WebhookDelivery]:
-    require_endpoint(tx, endpoint_id)
-    rows = repository.list_deliveries(
-        tx.conn, endpoint_id, limit, before, None if status is None else status.value
-    )
+def deliveries(tx: Tx, asked: WebhookDeliveries) -> list[WebhookDelivery]:
+    require_endpoint(tx, asked.endpoint_id)
+    rows = repository.list_deliveries(tx.conn, asked)
     attempts = repository.attempts_of(tx.conn, [r.id for r in rows])
     return [delivery_model(r, attempts[r.id]) for r in rows]
 
@@ -241,10 +233,8 @@ def new_delivery(endpoint_id: str, event_id: str, org_id: str | None, now: Any) 
     }
 
 
-def org_events(
-    tx: Tx, org_id: str, *, limit: int, before: str | None = None, type_: str | None = None
-) -> list[Event]:
-    return [event_model(r) for r in outbox.recent(tx.conn, org_id, limit, before, type_)]
+def org_events(tx: Tx, asked: Events) -> list[Event]:
+    return [event_model(r) for r in outbox.recent(tx.conn, asked)]
 
 
 # -- models --------------------------------------------------------------------------------
