@@ -215,16 +215,16 @@ class OrgWriter:
         moves = draft.method.sign != 0
         invariant(
             draft.credits > 0 if moves else draft.credits == 0,
-            f"ledger entry's credits do not fit its method: {draft}",
+            lambda: f"ledger entry's credits do not fit its method: {draft}",
         )
         invariant(
             self._ledger_at is None or draft.at >= self._ledger_at,
-            f"ledger entry at {draft.at} before the last one at {self._ledger_at}",
+            lambda: f"ledger entry at {draft.at} before the last one at {self._ledger_at}",
         )
         previous_after = self._entries[-1]["total_after"] if self._entries else None
         invariant(
             previous_after is None or previous_after == draft.total_before,
-            f"ledger chain broken: {previous_after} then {draft.total_before}",
+            lambda: f"ledger chain broken: {previous_after} then {draft.total_before}",
         )
         self._ledger_seq += 1
         self._ledger_at = draft.at
