@@ -8,9 +8,9 @@ from creditpool.core.invariant import InvariantBroken, invariant
 
 
 def test_a_broken_rule_raises_with_its_message_whether_text_or_made_on_failure() -> None:
-    with pytest.raises(InvariantBroken, match="^plain$"):
+    with pytest.raises(InvariantBroken, match=r"^plain$"):
         invariant(False, "plain")
-    with pytest.raises(InvariantBroken, match="^made 42$"):
+    with pytest.raises(InvariantBroken, match=r"^made 42$"):
         invariant(1 > 2, lambda: f"made {42}")
 
 

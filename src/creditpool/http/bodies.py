@@ -14,7 +14,6 @@ import dataclasses
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, StrictBool, StrictInt
-from pydantic._internal._model_construction import ModelMetaclass
 
 from creditpool import validation as check
 from creditpool.commands import Command
@@ -23,6 +22,7 @@ from creditpool.http.schemas import (
     Breakdown,
     Count,
     Credits,
+    DeclaredModelMeta,
     FeatureName,
     Id,
     Instant,
@@ -65,16 +65,6 @@ WIRE: dict[check.Rule, Any] = {
 }
 
 
-class _CommandBodyMeta(ModelMetaclass):
-    def __new__(
-        mcs, name: str, bases: tuple[type[Any], ...], namespace: dict[str, Any], **kwargs: Any
-    ) -> type:
-        command = namespace.get("__command__")
-        if command is not None:
-            _fill(namespace, command)
-        return super().__new__(mcs, name, bases, namespace, **kwargs)
-
-
 def _fill(namespace: dict[str, Any], command: type[Command[Any]]) -> None:
     """Put the command's body fields the class does not declare in its namespace, in the
     command's order, before pydantic reads it."""
@@ -92,6 +82,11 @@ def _fill(namespace: dict[str, Any], command: type[Command[Any]]) -> None:
             namespace[name] = field.default
     annotations.update({k: v for k, v in declared.items() if k not in annotations})
     namespace["__annotations__"] = annotations
+
+
+class _CommandBodyMeta(DeclaredModelMeta):
+    declaration = "__command__"
+    fill = staticmethod(_fill)
 
 
 class CommandBody(Body, metaclass=_CommandBodyMeta):

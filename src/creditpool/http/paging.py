@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel, Field, PlainValidator
-from pydantic._internal._model_construction import ModelMetaclass
 
 from creditpool import queries
 from creditpool.http.deps import IdFilter, Month, SearchText
-from creditpool.http.schemas import PAGE_SIZE_DEFAULT, Instant, Limit, Page
+from creditpool.http.schemas import PAGE_SIZE_DEFAULT, DeclaredModelMeta, Instant, Limit, Page
 from creditpool.validation import ID_PATTERN
 
 T = TypeVar("T")
@@ -92,16 +91,6 @@ def _cursor(query: type[queries.Query]) -> Any:
     raise TypeError(f"declare the cursor of {query.__name__}: its pattern is its own")
 
 
-class _ParamsMeta(ModelMetaclass):
-    def __new__(
-        mcs, name: str, bases: tuple[type[Any], ...], namespace: dict[str, Any], **kwargs: Any
-    ) -> type:
-        query = namespace.get("__query__")
-        if query is not None:
-            _order(namespace, query)
-        return super().__new__(mcs, name, bases, namespace, **kwargs)
-
-
 def _order(namespace: dict[str, Any], query: type[queries.Query]) -> None:
     """The parameters in the document's order: the query's filters as the class declares
     them, ``limit``, then the cursor (the paging first for a query that says so); before
@@ -127,6 +116,11 @@ def _attribute(name: str) -> str:
     the wire's is a Python word (``since``: an alias says ``from``)."""
     wire = queries.WIRE_NAMES.get(name, name)
     return name if keyword.iskeyword(wire) else wire
+
+
+class _ParamsMeta(DeclaredModelMeta):
+    declaration = "__query__"
+    fill = staticmethod(_order)
 
 
 class Params(BaseModel, metaclass=_ParamsMeta):

@@ -22,6 +22,7 @@ from pydantic import (
     StrictInt,
     WithJsonSchema,
 )
+from pydantic._internal._model_construction import ModelMetaclass
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypeAliasType
 
@@ -278,3 +279,24 @@ def omittable() -> Any:
     ``X | SkipJsonSchema[None]`` (constraints inside ``X``) and refuse null with
     ``refuse_null``: the document then says ``X`` only."""
     return Field(default=None, json_schema_extra=_without_default)
+
+
+class DeclaredModelMeta(ModelMetaclass):
+    """A model whose fields come partly from a declaration the class names (a command's
+    body: ``http.bodies``; a list's query parameters: ``http.paging``): ``fill`` puts them
+    in the class's namespace before pydantic reads it. There is no public pydantic hook for
+    this, hence its internal metaclass, pinned by the lock file (docs/ARCHITECTURE.md)."""
+
+    declaration = ""  # the class attribute that names the declaration
+
+    def __new__(
+        mcs, name: str, bases: tuple[type[Any], ...], namespace: dict[str, Any], **kwargs: Any
+    ) -> type:
+        declared = namespace.get(mcs.declaration)
+        if declared is not None:
+            mcs.fill(namespace, declared)
+        return super().__new__(mcs, name, bases, namespace, **kwargs)
+
+    @staticmethod
+    def fill(namespace: dict[str, Any], declared: Any, /) -> None:
+        raise NotImplementedError
