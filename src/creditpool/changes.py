@@ -339,13 +339,19 @@ def _consume(c: cmd.Consume, _: HoldLimits) -> Change[Consumption]:
 _DETAILS = tuple(f.name for f in dataclasses.fields(cmd.Counted) if "rule" in f.metadata)
 
 
+def details_of(checked: dict[str, Any]) -> dict[str, Any]:
+    """What describes a use, of a command's checked fields: every such field, None where
+    the command lacks it."""
+    return {name: checked.get(name) for name in _DETAILS}
+
+
 def use_of(checked: dict[str, Any]) -> ConsumeRequest:
     """A use of a feature from a command's checked fields (``commands.checked``)."""
     return ConsumeRequest(
         feature=checked["feature"],
         user_id=checked["user_id"],
         quantity=checked["quantity"],
-        details={name: checked.get(name) for name in _DETAILS},
+        details=details_of(checked),
     )
 
 
@@ -378,8 +384,7 @@ def _hold(c: cmd.Hold, limits: HoldLimits) -> Change[Hold]:
 def _settle(c: cmd.Settle, _: HoldLimits) -> Change[Consumption]:
     hid = positive_id(c.hold_id, "hold id")
     v = cmd.checked(c)
-    details = {name: v.get(name) for name in _DETAILS}
-    req = holds.SettleRequest(v["cost"], v["quantity"], v["user_id"], details)
+    req = holds.SettleRequest(v["cost"], v["quantity"], v["user_id"], details_of(v))
     args = {"hold_id": hid, **req.arguments()}
     return _change(c, args, lambda w: holds.settle(w, hid, req))
 
