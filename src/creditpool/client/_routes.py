@@ -119,6 +119,12 @@ class Call(Generic[T]):
             return self.decode(response)
         raise error_from(response)
 
+    def answer(self, sent: httpx.Response | httpx.TransportError) -> T:
+        """What the last attempt gave: the result, or the error it ended in."""
+        if isinstance(sent, httpx.TransportError):
+            raise sent
+        return self.result(sent)
+
     def map(self, then: Callable[[T], U]) -> Call[U]:
         """The same request, its answer passed through ``then``."""
         decode = self.decode
