@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 CommitListener = Callable[[str, int], None]
 
 
@@ -106,7 +107,19 @@ class WriteHook(Protocol):
 _write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
 
 
-class mutation(Made, Generic[P, M]):
+class _Method(Made, Generic[P, R]):
+    """A ``CreditPool`` method made from a declaration: read from a pool, a function of the
+    parameters ``P`` that answers ``R``."""
+
+    @overload
+    def __get__(self, pool: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[P, R]: ...
+    def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
+        return self._get(pool)
+
+
+class mutation(_Method[Concatenate[str, P], M]):
     """A ``CreditPool`` method made from a command (``creditpool.commands``): it takes the
     organization's id and then the command's fields, so that a parameter is declared once,
     in the command, for the library and both clients alike. Read from a pool, it is a
@@ -118,13 +131,6 @@ class mutation(Made, Generic[P, M]):
         super().__init__(kind.doc(), kind.method_signature())
         self.command = command
 
-    @overload
-    def __get__(self, pool: None, owner: Any = None) -> Self: ...
-    @overload
-    def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[Concatenate[str, P], M]: ...
-    def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
-        return self._get(pool)
-
     def _call(self, pool: CreditPool | None) -> Callable[..., Any]:
         command = self.command
 
@@ -135,7 +141,7 @@ class mutation(Made, Generic[P, M]):
         return method
 
 
-class swept(Made, Generic[P, T]):
+class swept(_Method[P, T]):
     """A ``CreditPool`` method that hands its arguments to ``run`` with the pool's database,
     once the availability and expiry entries that fell due in the organization (its
     ``org_id``) are written (``CreditPool.sweep``): its parameters and documentation are
@@ -146,13 +152,6 @@ class swept(Made, Generic[P, T]):
         taken = list(called.parameters.values())[1:]  # all but the database
         super().__init__(inspect.getdoc(run) or "", called.replace(parameters=taken))
         self.run, self.called = run, called
-
-    @overload
-    def __get__(self, pool: None, owner: Any = None) -> Self: ...
-    @overload
-    def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[P, T]: ...
-    def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
-        return self._get(pool)
 
     def _call(self, pool: CreditPool | None) -> Callable[..., Any]:
         run, called = self.run, self.called
