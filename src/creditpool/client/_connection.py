@@ -20,6 +20,8 @@ TR = TypeVar("TR", httpx.BaseTransport, httpx.AsyncBaseTransport)
 
 
 class Connection(Operations, Generic[H, TR]):
+    """The base of both clients: their constructor and how an operation becomes a method."""
+
     def __init__(
         self,
         base_url: str,
