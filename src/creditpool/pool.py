@@ -11,11 +11,12 @@ transaction (``attach``).
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, Self, TypeVar, cast, overload
 
@@ -56,7 +57,6 @@ from creditpool.orgs.service import list_members, list_teams
 from creditpool.orgs.service import team_usage as list_team_usage
 from creditpool.reads import Made, reading
 from creditpool.reports import service as reports
-from creditpool.reports.models import ReportKind, ReportPeriod
 from creditpool.repositories import consumptions as consumptions_repo
 from creditpool.repositories import grants as grants_repo
 from creditpool.repositories import holds as holds_repo
@@ -64,7 +64,7 @@ from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.repositories import orgs as orgs_repo
 from creditpool.sessions import service as portal
 from creditpool.sessions.models import PortalLink
-from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, REPORT_SPAN_DAYS_MAX, Settings
+from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX, Settings
 from creditpool.storage import engine as engines
 from creditpool.storage import migrate
 from creditpool.storage.conflicts import lost_a_race
@@ -75,6 +75,7 @@ log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 P = ParamSpec("P")
 T = TypeVar("T")
+R = TypeVar("R")
 CommitListener = Callable[[str, int], None]
 
 
@@ -106,7 +107,19 @@ class WriteHook(Protocol):
 _write_hook: ContextVar[WriteHook | None] = ContextVar("creditpool_write_hook", default=None)
 
 
-class mutation(Made, Generic[P, M]):
+class _Method(Made, Generic[P, R]):
+    """A ``CreditPool`` method made from a declaration: read from a pool, a function of the
+    parameters ``P`` that answers ``R``."""
+
+    @overload
+    def __get__(self, pool: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[P, R]: ...
+    def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
+        return self._get(pool)
+
+
+class mutation(_Method[Concatenate[str, P], M]):
     """A ``CreditPool`` method made from a command (``creditpool.commands``): it takes the
     organization's id and then the command's fields, so that a parameter is declared once,
     in the command, for the library and both clients alike. Read from a pool, it is a
@@ -118,19 +131,35 @@ class mutation(Made, Generic[P, M]):
         super().__init__(kind.doc(), kind.method_signature())
         self.command = command
 
-    @overload
-    def __get__(self, pool: None, owner: Any = None) -> Self: ...
-    @overload
-    def __get__(self, pool: CreditPool, owner: Any = None) -> Callable[Concatenate[str, P], M]: ...
-    def __get__(self, pool: CreditPool | None, owner: Any = None) -> Any:
-        return self._get(pool)
-
     def _call(self, pool: CreditPool | None) -> Callable[..., Any]:
         command = self.command
 
         def method(org_id: str, *args: Any, **kwargs: Any) -> Any:
             assert pool is not None
             return pool._execute(org_id, command(*args, **kwargs))
+
+        return method
+
+
+class swept(_Method[P, T]):
+    """A ``CreditPool`` method that hands its arguments to ``run`` with the pool's database,
+    once the availability and expiry entries that fell due in the organization (its
+    ``org_id``) are written (``CreditPool.sweep``): its parameters and documentation are
+    ``run``'s."""
+
+    def __init__(self, run: Callable[Concatenate[Database, P], T]) -> None:
+        called = inspect.signature(run)
+        taken = list(called.parameters.values())[1:]  # all but the database
+        super().__init__(inspect.getdoc(run) or "", called.replace(parameters=taken))
+        self.run, self.called = run, called
+
+    def _call(self, pool: CreditPool | None) -> Callable[..., Any]:
+        run, called = self.run, self.called
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            assert pool is not None
+            pool.sweep(called.bind(pool.db, *args, **kwargs).arguments["org_id"])
+            return run(pool.db, *args, **kwargs)
 
         return method
 
@@ -614,26 +643,7 @@ class CreditPool(WebhooksFacade):
 
     # -- reports -----------------------------------------------------------------------
 
-    def report(
-        self,
-        org_id: str,
-        kind: ReportKind | str,
-        start: date | str | None = None,
-        end: date | str | None = None,
-        *,
-        period: ReportPeriod | str | None = None,
-        span_days_max: int | None = REPORT_SPAN_DAYS_MAX,
-    ) -> reports.Report:
-        """The ``usage``, ``balance`` or ``purchases`` report over the days [start, end] of
-        the organization's zone (default: from its first entry to today; or a ``period``:
-        this-month, last-month, this-year, all-time). Refusals (unknown
-        organization, bad range) come now; rows are read as the report is iterated
-        (``rows()``, or ``reports.formats.csv_chunks`` / ``write_xlsx``). Availability and
-        expiry entries that fell due are written first."""
-        self.sweep(org_id)
-        return reports.open_report(
-            self.db, org_id, kind, start, end, period=period, span_days_max=span_days_max
-        )
+    report = swept(reports.open_report)
 
     # -- API keys ----------------------------------------------------------------------
 

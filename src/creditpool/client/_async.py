@@ -7,22 +7,20 @@ class says how a request is sent (httpx's ``AsyncClient``, retried by ``Retry``)
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from creditpool.client._operations import Operations
-from creditpool.client._retry import NO_RETRY, Retry
+from creditpool.client._connection import Connection
+from creditpool.client._retry import Attempts
 from creditpool.client._routes import Call, Page, Pages
-from creditpool.client._settings import client_headers
 
 T = TypeVar("T")
 
 
-class AsyncClient(Operations):
+class AsyncClient(Connection[httpx.AsyncClient, httpx.AsyncBaseTransport]):
     """A creditpool server, called like the ``CreditPool`` library.
 
     Every method returns the library's models and raises the library's exceptions (plus
@@ -35,23 +33,10 @@ class AsyncClient(Operations):
             await client.consume("acme", "report", user_id="u-1")
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        timeout: float | httpx.Timeout = 30.0,
-        retry: Retry | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.retry = retry or Retry()
-        self._http = httpx.AsyncClient(
-            base_url=base_url,
-            headers=client_headers(api_key, headers),
-            timeout=timeout,
-            transport=transport,
-        )
+    def _open(
+        self, transport: httpx.AsyncBaseTransport | None, **options: Any
+    ) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=transport, **options)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -68,22 +53,20 @@ class AsyncClient(Operations):
         await self.aclose()
 
     async def _run(self, call: Call[T]) -> T:
-        policy = self.retry if call.retry else NO_RETRY
+        attempts = Attempts.of(self.retry, retried=call.retry, mutating=call.mutating)
         request = call.request(self._http)
-        attempt = 1
         while True:
-            try:
-                response = await self._http.send(request)
-            except httpx.TransportError as error:
-                wait = policy.wait_s(attempt, mutating=call.mutating, error=error)
-                if wait is None:
-                    raise
-            else:
-                wait = policy.wait_s(attempt, mutating=call.mutating, response=response)
-                if wait is None:
-                    return call.result(response)
+            sent = await self._send(request)
+            wait = attempts.wait_s(sent)
+            if wait is None:
+                return call.answer(sent)
             await asyncio.sleep(wait)
-            attempt += 1
+
+    async def _send(self, request: httpx.Request) -> httpx.Response | httpx.TransportError:
+        try:
+            return await self._http.send(request)
+        except httpx.TransportError as error:
+            return error
 
     async def _items(self, pages: Pages[T]) -> AsyncIterator[T]:
         call: Call[Page[T]] | None = pages.first()
@@ -95,9 +78,3 @@ class AsyncClient(Operations):
 
     async def _list(self, pages: Pages[T]) -> list[T]:
         return [item async for item in self._items(pages)]
-
-    def _bind(self, build: Callable[..., Any], kind: str) -> Callable[..., Any]:
-        """``build``'s parameters; sends what it builds (see ``_binding.py``)."""
-        senders: dict[str, Callable[[Any], Any]] = {"call": self._run, "listing": self._list}
-        send = senders.get(kind, self._items)
-        return functools.wraps(build)(lambda *args, **kwargs: send(build(*args, **kwargs)))

@@ -18,6 +18,8 @@ from creditpool.client._routes import Call, Pages
 P = ParamSpec("P")
 T = TypeVar("T")
 R = TypeVar("R")
+S = TypeVar("S")
+A = TypeVar("A")
 
 
 class Client(Protocol):
@@ -32,7 +34,10 @@ class AsyncClient(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _Bound(Generic[P, R]):
+class _Bound(Generic[P, R, S, A]):
+    """An operation as a method: ``build`` makes ``R`` (what to send); read from a
+    ``Client`` the method answers ``S``, from an ``AsyncClient`` ``A``."""
+
     kind = ""
 
     def __init__(self, build: Callable[P, R]) -> None:
@@ -44,54 +49,29 @@ class _Bound(Generic[P, R]):
         self.__name__ = self.__qualname__ = name
         self.build.__name__ = self.build.__qualname__ = name
 
-    def _get(self, client: Any) -> Any:
+    @overload
+    def __get__(self, client: None, owner: Any = None) -> Self: ...
+    @overload
+    def __get__(self, client: Client, owner: Any = None) -> Callable[P, S]: ...
+    @overload
+    def __get__(self, client: AsyncClient, owner: Any = None) -> Callable[P, A]: ...
+    def __get__(self, client: Any, owner: Any = None) -> Any:
         return self if client is None else client._bind(self.build, self.kind)
 
 
-class operation(_Bound[P, Call[T]]):
+class operation(_Bound[P, Call[T], T, Coroutine[Any, Any, T]]):
     """One request: ``T`` from ``Client``, an awaitable of ``T`` from ``AsyncClient``."""
 
     kind = "call"
 
-    @overload
-    def __get__(self, client: None, owner: Any = None) -> Self: ...
-    @overload
-    def __get__(self, client: Client, owner: Any = None) -> Callable[P, T]: ...
-    @overload
-    def __get__(
-        self, client: AsyncClient, owner: Any = None
-    ) -> Callable[P, Coroutine[Any, Any, T]]: ...
-    def __get__(self, client: Any, owner: Any = None) -> Any:
-        return self._get(client)
 
-
-class listing(_Bound[P, Pages[T]]):
+class listing(_Bound[P, Pages[T], list[T], Coroutine[Any, Any, list[T]]]):
     """A list read page by page: ``list[T]``, or an awaitable of it."""
 
     kind = "listing"
 
-    @overload
-    def __get__(self, client: None, owner: Any = None) -> Self: ...
-    @overload
-    def __get__(self, client: Client, owner: Any = None) -> Callable[P, list[T]]: ...
-    @overload
-    def __get__(
-        self, client: AsyncClient, owner: Any = None
-    ) -> Callable[P, Coroutine[Any, Any, list[T]]]: ...
-    def __get__(self, client: Any, owner: Any = None) -> Any:
-        return self._get(client)
 
-
-class walk(_Bound[P, Pages[T]]):
+class walk(_Bound[P, Pages[T], Iterator[T], AsyncIterator[T]]):
     """Every item, page after page: an iterator, or an async iterator."""
 
     kind = "walk"
-
-    @overload
-    def __get__(self, client: None, owner: Any = None) -> Self: ...
-    @overload
-    def __get__(self, client: Client, owner: Any = None) -> Callable[P, Iterator[T]]: ...
-    @overload
-    def __get__(self, client: AsyncClient, owner: Any = None) -> Callable[P, AsyncIterator[T]]: ...
-    def __get__(self, client: Any, owner: Any = None) -> Any:
-        return self._get(client)

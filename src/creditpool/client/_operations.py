@@ -1,7 +1,8 @@
 """Every operation of the HTTP API, written once for both clients.
 
 Each function here has the public signature and documentation of a client method and returns
-what to send: a ``Call`` (one request) or ``Pages`` (a list read page by page). A list
+what to send: a ``Call`` (one request: its method, path, body and how its answer is read,
+with the encoding of ``_routes.py``) or ``Pages`` (a list read page by page). A list
 that the clients take a page at a time (a ``cursor``, and an iterator beside it) is read
 by its query (``creditpool.queries``): such a method's parameters are the query's fields,
 so it hands them on as they are (``locals()``, its arguments and nothing else yet).
@@ -14,14 +15,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
+import httpx
+from pydantic import BaseModel
+
 from creditpool import commands as cmd
 from creditpool import queries as q
 from creditpool.audit.models import AuditRecord
-from creditpool.auth.models import ApiKey
+from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client import _routes as routes
 from creditpool.client._binding import listing, operation, walk
-from creditpool.client._routes import MISSING, Amount, Call, Health, Missing, Page, Pages
+from creditpool.client._routes import (
+    MISSING,
+    Amount,
+    Call,
+    Health,
+    Missing,
+    Page,
+    Pages,
+    amount,
+    health,
+    key_or_new,
+    nothing,
+    one,
+    only_given,
+    optional_amount,
+    org_path,
+    query_params,
+    segment,
+)
 from creditpool.consumptions.models import Consumption
+from creditpool.core.errors import InvalidInput
 from creditpool.core.forecast import WINDOW_DAYS_DEFAULT
 from creditpool.corrections.models import Adjustment, Correction
 from creditpool.credit_requests.models import CreditRequest
@@ -39,16 +62,17 @@ from creditpool.webhooks.models import (
 )
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 
 def healthz() -> Call[Health]:
     """Whether the server process is alive."""
-    return routes.healthz()
+    return Call("GET", "/healthz", health)
 
 
 def readyz() -> Call[Health]:
     """Whether the server reaches its database at the newest migration (never retried)."""
-    return routes.readyz()
+    return Call("GET", "/readyz", health, answers=frozenset({503}), retry=False)
 
 
 # -- organizations, teams, members ---------------------------------------------------
@@ -65,8 +89,15 @@ def create_org(
 ) -> Call[Org]:
     """Create an organization; ``org_id`` is the vendor's own identifier. Its low-balance
     alerts and expiry notice period (default 7 days) may be set at once."""
-    return routes.create_org(
-        org_id, name, timezone, low_balance_thresholds, expiry_notice_days, idempotency_key
+    body = {
+        "id": org_id,
+        "name": name,
+        "timezone": timezone or "UTC",
+        "low_balance_thresholds": [amount(v, "threshold") for v in low_balance_thresholds],
+        "expiry_notice_days": expiry_notice_days,
+    }
+    return Call(
+        "POST", "/v1/orgs", one(Org), body=body, idempotency_key=key_or_new(idempotency_key)
     )
 
 
@@ -83,7 +114,7 @@ def iter_orgs(*, search: str | None = None, limit: int | None = None) -> Pages[O
 
 
 def org(org_id: str) -> Call[Org]:
-    return routes.org(org_id)
+    return Call("GET", org_path(org_id), one(Org))
 
 
 def update_org(
@@ -97,9 +128,20 @@ def update_org(
 ) -> Call[Org]:
     """Change the name, time zone, low-balance thresholds or expiry notice period;
     others stay as they are."""
-    return routes.update_org(
-        org_id, name, timezone, low_balance_thresholds, expiry_notice_days, idempotency_key
+    thresholds: list[str] | Missing | None = None
+    if low_balance_thresholds is MISSING:
+        thresholds = MISSING
+    elif low_balance_thresholds is not None:
+        thresholds = [amount(v, "threshold") for v in low_balance_thresholds]
+    body = only_given(
+        {},
+        name=name,
+        timezone=timezone,
+        low_balance_thresholds=thresholds,
+        expiry_notice_days=expiry_notice_days,
     )
+    key = key_or_new(idempotency_key)
+    return Call("PATCH", org_path(org_id), one(Org), body=body, idempotency_key=key)
 
 
 def create_team(
@@ -111,7 +153,13 @@ def create_team(
     idempotency_key: str | None = None,
 ) -> Call[Team]:
     """Create a team, optionally with an (informational) monthly limit."""
-    return routes.create_team(org_id, team_id, name, monthly_limit, idempotency_key)
+    body = {
+        "id": team_id,
+        "name": name,
+        "monthly_limit": optional_amount(monthly_limit, "monthly_limit"),
+    }
+    path = f"{org_path(org_id)}/teams"
+    return Call("POST", path, one(Team), body=body, idempotency_key=key_or_new(idempotency_key))
 
 
 def update_team(
@@ -123,7 +171,12 @@ def update_team(
     idempotency_key: str | None = None,
 ) -> Call[Team]:
     """Change the name or the monthly limit (None removes the limit)."""
-    return routes.update_team(org_id, team_id, name, monthly_limit, idempotency_key)
+    limit = monthly_limit
+    if limit is not MISSING and limit is not None:
+        limit = amount(limit, "monthly_limit")
+    body = only_given({}, name=name, monthly_limit=limit)
+    path = f"{org_path(org_id)}/teams/{segment(team_id, 'team_id')}"
+    return Call("PATCH", path, one(Team), body=body, idempotency_key=key_or_new(idempotency_key))
 
 
 def set_team_limit(
@@ -149,11 +202,17 @@ def set_member(
 ) -> Call[Member]:
     """Put a member in a team (or in none); future consumptions are attributed to it.
     The member is replaced as a whole: None is no team, no display name."""
-    return routes.set_member(org_id, user_id, team_id, display_name, idempotency_key)
+    body = {"team_id": team_id, "display_name": display_name}
+    key = key_or_new(idempotency_key)
+    return Call("PUT", _member(org_id, user_id), one(Member), body=body, idempotency_key=key)
 
 
 def member(org_id: str, user_id: str) -> Call[Member]:
-    return routes.member(org_id, user_id)
+    return Call("GET", _member(org_id, user_id), one(Member))
+
+
+def _member(org_id: str, user_id: str) -> str:
+    return f"{org_path(org_id)}/members/{segment(user_id, 'user_id')}"
 
 
 # -- features ------------------------------------------------------------------------
@@ -170,7 +229,14 @@ def set_feature(
 ) -> Call[Feature]:
     """Price a feature from now on: a fixed ``cost`` per use, or a ``unit_rate`` per
     ``unit`` (its history records the API key's name as ``changed_by``)."""
-    return routes.set_feature(key, name, cost, unit_rate, unit, idempotency_key)
+    body = {
+        "name": name,
+        "cost": optional_amount(cost, "cost"),
+        "unit_rate": optional_amount(unit_rate, "unit_rate"),
+        "unit": unit,
+    }
+    path = f"/v1/features/{segment(key, 'key')}"
+    return Call("PUT", path, one(Feature), body=body, idempotency_key=key_or_new(idempotency_key))
 
 
 # -- grants --------------------------------------------------------------------------
@@ -178,11 +244,13 @@ def set_feature(
 
 def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
     """A grant with the consumptions it ``funded``."""
-    return routes.grant_info(org_id, grant_id)
+    path = f"{org_path(org_id)}/grants/{segment(grant_id, 'grant_id')}"
+    return Call("GET", path, one(GrantDetail))
 
 
 def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
-    return routes.adjustment(org_id, adjustment_id)
+    path = f"{org_path(org_id)}/adjustments/{segment(adjustment_id, 'adjustment_id')}"
+    return Call("GET", path, one(Adjustment))
 
 
 def audit_log(
@@ -240,7 +308,8 @@ def iter_consumptions(
 
 
 def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
-    return routes.consumption(org_id, consumption_id)
+    path = f"{org_path(org_id)}/consumptions/{segment(consumption_id, 'consumption_id')}"
+    return Call("GET", path, one(Consumption))
 
 
 # -- holds ---------------------------------------------------------------------------
@@ -263,7 +332,8 @@ def iter_holds(org_id: str, *, status: str | None = None, limit: int | None = No
 
 
 def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
-    return routes.hold_of(org_id, hold_id)
+    path = f"{org_path(org_id)}/holds/{segment(hold_id, 'hold_id')}"
+    return Call("GET", path, one(Hold))
 
 
 # -- balance and ledger --------------------------------------------------------------
@@ -271,14 +341,15 @@ def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
 
 def balance(org_id: str, at: datetime | None = None) -> Call[Balance]:
     """Total, used, left, held and upcoming, now or at a past instant ``at``."""
-    return routes.balance(org_id, at)
+    return Call("GET", f"{org_path(org_id)}/balance", one(Balance), query_params(at=at))
 
 
 def forecast(org_id: str, *, window_days: int = WINDOW_DAYS_DEFAULT) -> Call[Forecast]:
     """When Left reaches zero at the pace of the paid usage of the last ``window_days``
     days (1 to 365) ending now, what expires unused, and each team's projected month-end
     usage against its limit (``teams`` is None for a member's key)."""
-    return routes.forecast(org_id, window_days)
+    asked = query_params(window_days=window_days)
+    return Call("GET", f"{org_path(org_id)}/forecast", one(Forecast), asked)
 
 
 def ledger(
@@ -305,6 +376,18 @@ def iter_ledger(
 
 
 # -- events and webhooks -------------------------------------------------------------
+# The library pages these lists by the id of the last item seen, which is what the API's
+# cursor is: the clients take the library's ``before``/``after`` and send it as the cursor.
+
+ENDPOINTS = "/v1/webhook-endpoints"
+
+
+def _endpoint(endpoint_id: str) -> str:
+    return f"{ENDPOINTS}/{segment(endpoint_id, 'endpoint_id')}"
+
+
+def _delivery(endpoint_id: str, delivery_id: int) -> str:
+    return f"{_endpoint(endpoint_id)}/deliveries/{segment(delivery_id, 'delivery_id')}"
 
 
 def create_webhook_endpoint(
@@ -315,42 +398,49 @@ def create_webhook_endpoint(
     enabled: bool = True,
 ) -> Call[WebhookEndpointWithSecret]:
     """A new endpoint (a service key); its secret is in the answer, and never again."""
-    return routes.create_webhook_endpoint(url, event_types, description, enabled)
+    body: dict[str, Any] = {"url": url, "description": description, "enabled": enabled}
+    if event_types is not None:  # None: every event, which the API spells by leaving it out
+        body["event_types"] = event_types
+    made = one(WebhookEndpointWithSecret)
+    return Call("POST", ENDPOINTS, made, body=body, idempotency_key=key_or_new(None))
 
 
 def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
-    return routes.webhook_endpoint(endpoint_id)
+    return Call("GET", _endpoint(endpoint_id), one(WebhookEndpoint))
 
 
 def update_webhook_endpoint(endpoint_id: str, **changes: Any) -> Call[WebhookEndpoint]:
     """Change ``url``, ``event_types``, ``description`` or ``enabled``; only those given."""
-    return routes.update_webhook_endpoint(endpoint_id, changes)
+    path, body = _endpoint(endpoint_id), dict(changes)
+    return Call("PATCH", path, one(WebhookEndpoint), body=body, idempotency_key=key_or_new(None))
 
 
 def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
-    return routes.delete_webhook_endpoint(endpoint_id)
+    return Call("DELETE", _endpoint(endpoint_id), nothing, idempotency_key=key_or_new(None))
 
 
 def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
     """A new secret; the old one keeps signing beside it for 24 hours."""
-    return routes.rotate_webhook_secret(endpoint_id)
+    return _post(f"{_endpoint(endpoint_id)}/rotate-secret", WebhookEndpointWithSecret)
 
 
 def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
-    return routes.webhook_delivery(endpoint_id, delivery_id)
+    return Call("GET", _delivery(endpoint_id, delivery_id), one(WebhookDelivery))
 
 
 def retry_webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
     """Send a delivery again now."""
-    return routes.retry_webhook_delivery(endpoint_id, delivery_id)
+    return _post(f"{_delivery(endpoint_id, delivery_id)}/retry", WebhookDelivery)
 
 
 def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
     """Send the endpoint a ``webhook.test`` event."""
-    return routes.test_webhook_endpoint(endpoint_id)
+    return _post(f"{_endpoint(endpoint_id)}/test", WebhookDelivery)
 
 
-# -- credit requests -----------------------------------------------------------------
+def _post(path: str, model: type[M], key: str | None = None) -> Call[M]:
+    """A POST with an empty body (the action is in the path) that answers ``model``."""
+    return Call("POST", path, one(model), body={}, idempotency_key=key_or_new(key))
 
 
 # -- an organization's API keys ------------------------------------------------------
@@ -366,14 +456,30 @@ def create_key(
 ) -> Call[tuple[ApiKey, str]]:
     """A new ``admin`` or ``member`` (with ``user_id``) key of ``org_id`` and its secret
     token, shown once (a retry with the same ``idempotency_key`` shows it again)."""
-    return routes.create_key(org_id, role, user_id, name, idempotency_key)
+    body: dict[str, Any] = {"role": role, "name": name}
+    if user_id is not None:  # an admin key names no user: the field is refused
+        body["user_id"] = user_id
+    key = key_or_new(idempotency_key)
+    return Call("POST", _keys_of(org_id), _with_secret, body=body, idempotency_key=key)
 
 
 def revoke_key(
     key_id: str, *, org_id: str | None = None, idempotency_key: str | None = None
 ) -> Call[ApiKey]:
     """Revoke one of ``org_id``'s keys: it stops working within seconds."""
-    return routes.revoke_key(org_id, key_id, idempotency_key)
+    path = f"{_keys_of(org_id)}/{segment(key_id, 'key_id')}/revoke"
+    return _post(path, ApiKey, idempotency_key)
+
+
+def _keys_of(org_id: str | None) -> str:
+    if org_id is None:
+        raise InvalidInput("over HTTP a key belongs to one organization: give org_id")
+    return f"{org_path(org_id)}/keys"
+
+
+def _with_secret(response: httpx.Response) -> tuple[ApiKey, str]:
+    made = ApiKeyWithSecret.model_validate_json(response.content)
+    return made.key, made.secret
 
 
 class Operations:

@@ -85,6 +85,28 @@ class Retry:
 NO_RETRY = Retry(attempts=1)
 
 
+@dataclass
+class Attempts:
+    """One request's attempts so far, whatever sends them (and waits, or awaits)."""
+
+    policy: Retry
+    mutating: bool
+    made: int = 0
+
+    @classmethod
+    def of(cls, policy: Retry, *, retried: bool, mutating: bool) -> Attempts:
+        """A request's attempts: by ``policy``, or only one when it is not ``retried``."""
+        return cls(policy if retried else NO_RETRY, mutating)
+
+    def wait_s(self, sent: httpx.Response | httpx.TransportError) -> float | None:
+        """After an attempt that ``sent`` a response or failed: the seconds to wait before
+        the next, or None when what it gave is the answer (or the error to raise)."""
+        self.made += 1
+        if isinstance(sent, httpx.TransportError):
+            return self.policy.wait_s(self.made, mutating=self.mutating, error=sent)
+        return self.policy.wait_s(self.made, mutating=self.mutating, response=sent)
+
+
 def retry_after_s(response: httpx.Response) -> float | None:
     """``Retry-After`` in seconds: delta-seconds or an HTTP date; None when absent or bad."""
     value = response.headers.get("Retry-After")

@@ -1,7 +1,10 @@
-"""Every route of the API as a ``Call``: what to send and how to read the answer.
+"""What a request of the API is (a ``Call``: what to send and how to read the answer; a list's
+``Pages``), and what every operation (``_operations.py``) builds one with: the encoding of
+amounts, path segments and times, the decoding into the library's models, and the requests
+made from a command or a query.
 
 ``Client`` and ``AsyncClient`` differ only in how they send a ``Call``; the arguments, the
-encoding of amounts and times, and the decoding into the library's models live here once.
+encoding and the decoding live here and in ``_operations.py``, once.
 """
 
 from __future__ import annotations
@@ -20,24 +23,10 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.client._errors import error_from
 from creditpool.commands import AMOUNTS, KEY, Command, rules
-from creditpool.consumptions.models import Consumption
 from creditpool.core.errors import InvalidAmount, InvalidInput
-from creditpool.corrections.models import Adjustment
-from creditpool.features.models import Feature
-from creditpool.forecast.models import Forecast
-from creditpool.grants.models import GrantDetail
-from creditpool.holds.models import Hold
-from creditpool.ledger.models import Balance
-from creditpool.orgs.models import Member, Org, Team
 from creditpool.queries import WIRE_NAMES, Query
-from creditpool.webhooks.models import (
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEndpointWithSecret,
-)
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -119,6 +108,12 @@ class Call(Generic[T]):
             return self.decode(response)
         raise error_from(response)
 
+    def answer(self, sent: httpx.Response | httpx.TransportError) -> T:
+        """What the last attempt gave: the result, or the error it ended in."""
+        if isinstance(sent, httpx.TransportError):
+            raise sent
+        return self.result(sent)
+
     def map(self, then: Callable[[T], U]) -> Call[U]:
         """The same request, its answer passed through ``then``."""
         decode = self.decode
@@ -163,22 +158,22 @@ def amount(value: object, name: str = "amount") -> str:
     raise InvalidAmount(f"{name} must be a decimal string, an int or a Decimal")
 
 
-def _optional_amount(value: object, name: str) -> str | None:
+def optional_amount(value: object, name: str) -> str | None:
     return None if value is None else amount(value, name)
 
 
-def _segment(value: object, name: str) -> str:
+def segment(value: object, name: str) -> str:
     text = str(value)
     if not text:
         raise InvalidInput(f"{name} must be a non-empty string")
     return quote(text, safe="")
 
 
-def _org(org_id: str) -> str:
-    return f"/v1/orgs/{_segment(org_id, 'org_id')}"
+def org_path(org_id: str) -> str:
+    return f"/v1/orgs/{segment(org_id, 'org_id')}"
 
 
-def _params(**values: object) -> dict[str, str]:
+def query_params(**values: object) -> dict[str, str]:
     out: dict[str, str] = {}
     for name, value in values.items():
         if value is None:
@@ -195,7 +190,7 @@ def _json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _key(given: object) -> str:
+def key_or_new(given: object) -> str:
     if given is None:
         return str(uuid.uuid4())
     if not isinstance(given, str):
@@ -210,14 +205,14 @@ def command(kind: Callable[P, Command[M]]) -> Callable[Concatenate[str, P], Call
     k = cast(type[Command[M]], kind)
     ids, fields = k.path_ids(), k.body_fields()
     amounts = frozenset(name for name, r, _ in rules(k) if r in AMOUNTS)
-    decode = cast(Callable[[httpx.Response], M], _one(k.result))
+    decode = cast(Callable[[httpx.Response], M], one(k.result))
 
     def build(org_id: str, *args: Any, **kwargs: Any) -> Call[M]:
         made = kind(*args, **kwargs)
-        path = k.path.format(**{name: _segment(getattr(made, name), name) for name in ids})
+        path = k.path.format(**{name: segment(getattr(made, name), name) for name in ids})
         body = {name: _wire(name, getattr(made, name), amounts) for name in fields}
-        key = _key(getattr(made, KEY))
-        return Call(k.method, f"{_org(org_id)}/{path}", decode, body=body, idempotency_key=key)
+        key = key_or_new(getattr(made, KEY))
+        return Call(k.method, f"{org_path(org_id)}/{path}", decode, body=body, idempotency_key=key)
 
     build.__doc__ = k.doc()
     build.__signature__ = k.method_signature()  # type: ignore[attr-defined]
@@ -285,10 +280,12 @@ def _fetch(
     """The request of one page of ``made`` from ``cursor`` on: the query's ids in the
     path, its filters by their wire names in the query string, and the paging."""
     k = type(made)
-    path = k.path.format(**{name: _segment(_id_of(made, name), name) for name in k.path_ids()})
+    path = k.path.format(**{name: segment(_id_of(made, name), name) for name in k.path_ids()})
     chosen = {WIRE_NAMES.get(name, name): getattr(made, name) for name in k.filters()}
     paging = {"cursor": cursor, "limit": made.limit}
-    params = _params(**paging, **chosen) if k.paging_first else _params(**chosen, **paging)
+    params = (
+        query_params(**paging, **chosen) if k.paging_first else query_params(**chosen, **paging)
+    )
     return Call("GET", f"/v1/{path}", decode, params)
 
 
@@ -301,13 +298,13 @@ def _id_of(made: Query, name: str) -> object:
 
 def _wire(name: str, value: object, amounts: frozenset[str]) -> object:
     if name in amounts:
-        return _optional_amount(value, name)
+        return optional_amount(value, name)
     if isinstance(value, Mapping):
         return dict(value)
     return value
 
 
-def _set(body: dict[str, Any], **fields: object) -> dict[str, Any]:
+def only_given(body: dict[str, Any], **fields: object) -> dict[str, Any]:
     """Only the fields given: what a PATCH leaves alone is not sent."""
     body.update({k: v for k, v in fields.items() if v is not MISSING})
     return body
@@ -316,7 +313,7 @@ def _set(body: dict[str, Any], **fields: object) -> dict[str, Any]:
 # -- decoding ----------------------------------------------------------------------------
 
 
-def _one(model: type[M]) -> Callable[[httpx.Response], M]:
+def one(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: model.model_validate_json(response.content)
 
 
@@ -325,252 +322,10 @@ def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
     return lambda response: shape.model_validate_json(response.content)
 
 
-def _nothing(response: httpx.Response) -> None:
+def nothing(response: httpx.Response) -> None:
     return None
 
 
-def _health(response: httpx.Response) -> Health:
+def health(response: httpx.Response) -> Health:
     data = response.json()
     return Health(status=str(data.get("status")), detail=data.get("detail"))
-
-
-# -- operations --------------------------------------------------------------------------
-
-
-def healthz() -> Call[Health]:
-    return Call("GET", "/healthz", _health)
-
-
-def readyz() -> Call[Health]:
-    return Call("GET", "/readyz", _health, answers=frozenset({503}), retry=False)
-
-
-def create_org(
-    org_id: str,
-    name: str | None,
-    timezone: str | None,
-    low_balance_thresholds: list[Amount] | tuple[Amount, ...],
-    expiry_notice_days: int | None,
-    key: str | None,
-) -> Call[Org]:
-    body = {
-        "id": org_id,
-        "name": name,
-        "timezone": timezone or "UTC",
-        "low_balance_thresholds": [amount(v, "threshold") for v in low_balance_thresholds],
-        "expiry_notice_days": expiry_notice_days,
-    }
-    return Call("POST", "/v1/orgs", _one(Org), body=body, idempotency_key=_key(key))
-
-
-def org(org_id: str) -> Call[Org]:
-    return Call("GET", _org(org_id), _one(Org))
-
-
-def update_org(
-    org_id: str,
-    name: str | Missing,
-    timezone: str | Missing,
-    low_balance_thresholds: list[Amount] | tuple[Amount, ...] | Missing | None,
-    expiry_notice_days: int | Missing,
-    key: str | None,
-) -> Call[Org]:
-    thresholds: list[str] | Missing | None = None
-    if low_balance_thresholds is MISSING:
-        thresholds = MISSING
-    elif low_balance_thresholds is not None:
-        thresholds = [amount(v, "threshold") for v in low_balance_thresholds]
-    body = _set(
-        {},
-        name=name,
-        timezone=timezone,
-        low_balance_thresholds=thresholds,
-        expiry_notice_days=expiry_notice_days,
-    )
-    return Call("PATCH", _org(org_id), _one(Org), body=body, idempotency_key=_key(key))
-
-
-def create_team(
-    org_id: str,
-    team_id: str,
-    name: str | None,
-    monthly_limit: Amount | None,
-    key: str | None,
-) -> Call[Team]:
-    body = {
-        "id": team_id,
-        "name": name,
-        "monthly_limit": _optional_amount(monthly_limit, "monthly_limit"),
-    }
-    return Call("POST", f"{_org(org_id)}/teams", _one(Team), body=body, idempotency_key=_key(key))
-
-
-def update_team(
-    org_id: str,
-    team_id: str,
-    name: str | Missing,
-    monthly_limit: Amount | Missing | None,
-    key: str | None,
-) -> Call[Team]:
-    limit = monthly_limit
-    if limit is not MISSING and limit is not None:
-        limit = amount(limit, "monthly_limit")
-    body = _set({}, name=name, monthly_limit=limit)
-    path = f"{_org(org_id)}/teams/{_segment(team_id, 'team_id')}"
-    return Call("PATCH", path, _one(Team), body=body, idempotency_key=_key(key))
-
-
-def set_member(
-    org_id: str, user_id: str, team_id: str | None, display_name: str | None, key: str | None
-) -> Call[Member]:
-    path = f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}"
-    body = {"team_id": team_id, "display_name": display_name}
-    return Call("PUT", path, _one(Member), body=body, idempotency_key=_key(key))
-
-
-def member(org_id: str, user_id: str) -> Call[Member]:
-    return Call("GET", f"{_org(org_id)}/members/{_segment(user_id, 'user_id')}", _one(Member))
-
-
-def set_feature(
-    feature_key: str,
-    name: str | None,
-    cost: Amount | None,
-    unit_rate: Amount | None,
-    unit: str | None,
-    key: str | None,
-) -> Call[Feature]:
-    body = {
-        "name": name,
-        "cost": _optional_amount(cost, "cost"),
-        "unit_rate": _optional_amount(unit_rate, "unit_rate"),
-        "unit": unit,
-    }
-    path = f"/v1/features/{_segment(feature_key, 'key')}"
-    return Call("PUT", path, _one(Feature), body=body, idempotency_key=_key(key))
-
-
-def grant_info(org_id: str, grant_id: int) -> Call[GrantDetail]:
-    path = f"{_org(org_id)}/grants/{_segment(grant_id, 'grant_id')}"
-    return Call("GET", path, _one(GrantDetail))
-
-
-def adjustment(org_id: str, adjustment_id: int) -> Call[Adjustment]:
-    path = f"{_org(org_id)}/adjustments/{_segment(adjustment_id, 'adjustment_id')}"
-    return Call("GET", path, _one(Adjustment))
-
-
-def consumption(org_id: str, consumption_id: int) -> Call[Consumption]:
-    path = f"{_org(org_id)}/consumptions/{_segment(consumption_id, 'consumption_id')}"
-    return Call("GET", path, _one(Consumption))
-
-
-def _hold_path(org_id: str, hold_id: int) -> str:
-    return f"{_org(org_id)}/holds/{_segment(hold_id, 'hold_id')}"
-
-
-def hold_of(org_id: str, hold_id: int) -> Call[Hold]:
-    return Call("GET", _hold_path(org_id, hold_id), _one(Hold))
-
-
-def balance(org_id: str, at: datetime | None) -> Call[Balance]:
-    return Call("GET", f"{_org(org_id)}/balance", _one(Balance), _params(at=at))
-
-
-def forecast(org_id: str, window_days: int) -> Call[Forecast]:
-    return Call("GET", f"{_org(org_id)}/forecast", _one(Forecast), _params(window_days=window_days))
-
-
-# -- events and webhooks -----------------------------------------------------------------
-# The library pages these lists by the id of the last item seen, which is what the API's
-# cursor is: the clients take the library's ``before``/``after`` and send it as the cursor.
-
-
-ENDPOINTS = "/v1/webhook-endpoints"
-
-
-def _endpoint(endpoint_id: str) -> str:
-    return f"{ENDPOINTS}/{_segment(endpoint_id, 'endpoint_id')}"
-
-
-def _delivery(endpoint_id: str, delivery_id: int) -> str:
-    return f"{_endpoint(endpoint_id)}/deliveries/{_segment(delivery_id, 'delivery_id')}"
-
-
-def create_webhook_endpoint(
-    url: str, event_types: list[str] | None, description: str | None, enabled: bool
-) -> Call[WebhookEndpointWithSecret]:
-    body: dict[str, Any] = {"url": url, "description": description, "enabled": enabled}
-    if event_types is not None:  # None: every event, which the API spells by leaving it out
-        body["event_types"] = event_types
-    return Call(
-        "POST", ENDPOINTS, _one(WebhookEndpointWithSecret), body=body, idempotency_key=_key(None)
-    )
-
-
-def webhook_endpoint(endpoint_id: str) -> Call[WebhookEndpoint]:
-    return Call("GET", _endpoint(endpoint_id), _one(WebhookEndpoint))
-
-
-def update_webhook_endpoint(endpoint_id: str, changes: Mapping[str, Any]) -> Call[WebhookEndpoint]:
-    path = _endpoint(endpoint_id)
-    body = dict(changes)
-    return Call("PATCH", path, _one(WebhookEndpoint), body=body, idempotency_key=_key(None))
-
-
-def delete_webhook_endpoint(endpoint_id: str) -> Call[None]:
-    return Call("DELETE", _endpoint(endpoint_id), _nothing, idempotency_key=_key(None))
-
-
-def rotate_webhook_secret(endpoint_id: str) -> Call[WebhookEndpointWithSecret]:
-    path = f"{_endpoint(endpoint_id)}/rotate-secret"
-    return Call("POST", path, _one(WebhookEndpointWithSecret), body={}, idempotency_key=_key(None))
-
-
-def webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
-    return Call("GET", _delivery(endpoint_id, delivery_id), _one(WebhookDelivery))
-
-
-def retry_webhook_delivery(endpoint_id: str, delivery_id: int) -> Call[WebhookDelivery]:
-    path = f"{_delivery(endpoint_id, delivery_id)}/retry"
-    return Call("POST", path, _one(WebhookDelivery), body={}, idempotency_key=_key(None))
-
-
-def test_webhook_endpoint(endpoint_id: str) -> Call[WebhookDelivery]:
-    path = f"{_endpoint(endpoint_id)}/test"
-    return Call("POST", path, _one(WebhookDelivery), body={}, idempotency_key=_key(None))
-
-
-# -- credit requests ---------------------------------------------------------------------
-
-
-def _credit_request(org_id: str, request_id: int) -> str:
-    return f"{_org(org_id)}/credit-requests/{_segment(request_id, 'request_id')}"
-
-
-# -- an organization's API keys -------------------------------------------------------------
-
-
-def _keys_of(org_id: str | None) -> str:
-    if org_id is None:
-        raise InvalidInput("over HTTP a key belongs to one organization: give org_id")
-    return f"{_org(org_id)}/keys"
-
-
-def _with_secret(response: httpx.Response) -> tuple[ApiKey, str]:
-    made = ApiKeyWithSecret.model_validate_json(response.content)
-    return made.key, made.secret
-
-
-def create_key(
-    org_id: str | None, role: str, user_id: str | None, name: str | None, key: str | None
-) -> Call[tuple[ApiKey, str]]:
-    body: dict[str, Any] = {"role": role, "name": name}
-    if user_id is not None:  # an admin key names no user: the field is refused
-        body["user_id"] = user_id
-    return Call("POST", _keys_of(org_id), _with_secret, body=body, idempotency_key=_key(key))
-
-
-def revoke_key(org_id: str | None, key_id: str, key: str | None) -> Call[ApiKey]:
-    path = f"{_keys_of(org_id)}/{_segment(key_id, 'key_id')}/revoke"
-    return Call("POST", path, _one(ApiKey), body={}, idempotency_key=_key(key))

@@ -6,23 +6,21 @@ class says how a request is sent (httpx's ``Client``, retried by ``Retry``).
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from creditpool.client._operations import Operations
-from creditpool.client._retry import NO_RETRY, Retry
+from creditpool.client._connection import Connection
+from creditpool.client._retry import Attempts
 from creditpool.client._routes import Call, Page, Pages
-from creditpool.client._settings import client_headers
 
 T = TypeVar("T")
 
 
-class Client(Operations):
+class Client(Connection[httpx.Client, httpx.BaseTransport]):
     """A creditpool server, called like the ``CreditPool`` library (``AsyncClient`` is the
     same with awaitables).
 
@@ -30,23 +28,8 @@ class Client(Operations):
             client.consume("acme", "report", user_id="u-1")
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        api_key: str | None = None,
-        *,
-        timeout: float | httpx.Timeout = 30.0,
-        retry: Retry | None = None,
-        transport: httpx.BaseTransport | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self.retry = retry or Retry()
-        self._http = httpx.Client(
-            base_url=base_url,
-            headers=client_headers(api_key, headers),
-            timeout=timeout,
-            transport=transport,
-        )
+    def _open(self, transport: httpx.BaseTransport | None, **options: Any) -> httpx.Client:
+        return httpx.Client(transport=transport, **options)
 
     def close(self) -> None:
         self._http.close()
@@ -63,22 +46,20 @@ class Client(Operations):
         self.close()
 
     def _run(self, call: Call[T]) -> T:
-        policy = self.retry if call.retry else NO_RETRY
+        attempts = Attempts.of(self.retry, retried=call.retry, mutating=call.mutating)
         request = call.request(self._http)
-        attempt = 1
         while True:
-            try:
-                response = self._http.send(request)
-            except httpx.TransportError as error:
-                wait = policy.wait_s(attempt, mutating=call.mutating, error=error)
-                if wait is None:
-                    raise
-            else:
-                wait = policy.wait_s(attempt, mutating=call.mutating, response=response)
-                if wait is None:
-                    return call.result(response)
+            sent = self._send(request)
+            wait = attempts.wait_s(sent)
+            if wait is None:
+                return call.answer(sent)
             time.sleep(wait)
-            attempt += 1
+
+    def _send(self, request: httpx.Request) -> httpx.Response | httpx.TransportError:
+        try:
+            return self._http.send(request)
+        except httpx.TransportError as error:
+            return error
 
     def _items(self, pages: Pages[T]) -> Iterator[T]:
         call: Call[Page[T]] | None = pages.first()
@@ -86,12 +67,6 @@ class Client(Operations):
             page = self._run(call)
             yield from page.data
             call = pages.after(page)
-
-    def _bind(self, build: Callable[..., Any], kind: str) -> Callable[..., Any]:
-        """``build``'s parameters; sends what it builds (see ``_binding.py``)."""
-        senders: dict[str, Callable[[Any], Any]] = {"call": self._run, "listing": self._list}
-        send = senders.get(kind, self._items)
-        return functools.wraps(build)(lambda *args, **kwargs: send(build(*args, **kwargs)))
 
     def _list(self, pages: Pages[T]) -> list[T]:
         return list(self._items(pages))

@@ -484,8 +484,13 @@ def open_report(
     period: ReportPeriod | str | None = None,
     span_days_max: int | None = REPORT_SPAN_DAYS_MAX,
 ) -> Report:
-    """Check the organization, the kind and the range; read nothing else yet. ``period``
-    (this-month, last-month, this-year, all-time) stands for both days."""
+    """The ``usage``, ``balance`` or ``purchases`` report over the days [start, end] of
+    the organization's zone (default: from its first entry to today; or a ``period``:
+    this-month, last-month, this-year, all-time). Refusals (unknown
+    organization, bad range) come now; rows are read as the report is iterated
+    (``rows()``, or ``reports.formats.csv_chunks`` / ``write_xlsx``). Availability and
+    expiry entries that fell due are written first (by ``CreditPool.report``, which this
+    is: it checks the organization, the kind and the range, and reads nothing else yet)."""
     try:
         kind = ReportKind(kind)
     except ValueError:
