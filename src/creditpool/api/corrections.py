@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query, Response
 from creditpool import commands as cmd
 from creditpool import queries as q
 from creditpool.api.bodies.grants import AdjustmentCreate
+from creditpool.api.lists import Listing, paged
 from creditpool.audit.models import AuditRecord
 from creditpool.corrections.models import Adjustment, Correction, CorrectionKind
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -53,32 +53,24 @@ def get_adjustment(org: OrgId, adjustment_id: ObjectId, caller: Reader, pool: Po
     return pool.adjustment(org, adjustment_id)
 
 
-class CorrectionsParams(Params):
-    __query__ = q.Corrections
-    kind: CorrectionKind | None = None
-    grant_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None
-
-
 @router.get("/corrections", response_model=Page[Correction])
-def list_corrections(
-    org: OrgId, caller: Reader, pool: Pool, params: Annotated[CorrectionsParams, Query()]
-) -> Page[Correction]:
+@paged(
+    q.Corrections,
+    kind=CorrectionKind | None,
+    grant_id=Annotated[int | None, Query(ge=1, le=2**63 - 1)],
+)
+def list_corrections(org: OrgId, caller: Reader, pool: Pool) -> Listing:
     """Who corrected what, when and why (expiry changes, voids, adjustments), newest
     first."""
-    return params.read(pool.corrections, org)
+    return pool.corrections
 
 
 Auditor = Annotated[Principal, allowed(Action.ORGS_LIST)]
 
 
-class AuditParams(Params):
-    __query__ = q.AuditLog
-
-
 @router.get("/audit", response_model=Page[AuditRecord], operation_id="list_audit_records")
-def list_audit_records(
-    org: OrgId, caller: Auditor, pool: Pool, params: Annotated[AuditParams, Query()]
-) -> Page[AuditRecord]:
+@paged(q.AuditLog)
+def list_audit_records(org: OrgId, caller: Auditor, pool: Pool) -> Listing:
     """The audit trail of the organization's changes that write no ledger entry (settings,
     API keys, portal links) and of its refunds: who, when, what; newest first."""
-    return params.read(pool.audit_log, org)
+    return pool.audit_log

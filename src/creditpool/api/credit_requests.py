@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from creditpool import commands as cmd
 from creditpool import queries as q
@@ -14,10 +14,10 @@ from creditpool.api.bodies.credit_requests import (
     CreditRequestDismiss,
     CreditRequestGrant,
 )
+from creditpool.api.lists import Listing, paged
 from creditpool.credit_requests.models import CreditRequest, CreditRequestStatus
 from creditpool.grants.models import Grant
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -44,17 +44,11 @@ def request_credits(
     return writes.ledger(caller, org, cmd.RequestCreditsBy, **body.model_dump(), requested_by=by)
 
 
-class CreditRequestsParams(Params):
-    __query__ = q.CreditRequests
-    status: CreditRequestStatus | None = None
-
-
 @router.get("", response_model=Page[CreditRequest])
-def list_credit_requests(
-    org: OrgId, caller: Reader, pool: Pool, params: Annotated[CreditRequestsParams, Query()]
-) -> Page[CreditRequest]:
+@paged(q.CreditRequests, status=CreditRequestStatus | None)
+def list_credit_requests(org: OrgId, caller: Reader, pool: Pool) -> Listing:
     """Newest first."""
-    return params.read(pool.credit_requests, org)
+    return pool.credit_requests
 
 
 @router.post("/{request_id}/grant", status_code=201, response_model=Grant, responses=NOT_OPEN)

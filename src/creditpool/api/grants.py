@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from creditpool import commands as cmd
 from creditpool import queries as q
 from creditpool.api.bodies.grants import GrantCreate, GrantUpdate, VoidBody
+from creditpool.api.lists import Listing, paged
 from creditpool.grants.models import Grant, GrantDetail
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -27,16 +27,11 @@ def create_grant(org: OrgId, body: GrantCreate, caller: Writer, writes: Write) -
     return writes.ledger(caller, org, cmd.GrantBy, **body.model_dump(), granted_by=caller.key.name)
 
 
-class GrantsParams(Params):
-    __query__ = q.Grants
-
-
 @router.get("/grants", response_model=Page[Grant])
-def list_grants(
-    org: OrgId, caller: Reader, pool: Pool, params: Annotated[GrantsParams, Query()]
-) -> Page[Grant]:
+@paged(q.Grants)
+def list_grants(org: OrgId, caller: Reader, pool: Pool) -> Listing:
     """Oldest first (in id order), as of now."""
-    return params.read(pool.grants, org)
+    return pool.grants
 
 
 @router.get("/grants/{grant_id}", response_model=GrantDetail)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from creditpool import commands as cmd
 from creditpool import queries as q
 from creditpool.api.bodies.holds import HoldBody, ReleaseBody, SettleBody
+from creditpool.api.lists import Listing, paged
 from creditpool.consumptions.models import Consumption
 from creditpool.holds.models import Hold, HoldStatus
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -45,17 +45,11 @@ def create_hold(org: OrgId, body: HoldBody, caller: Writer, writes: Write) -> Re
     return writes.ledger(caller, org, cmd.Hold, **body.model_dump())
 
 
-class HoldsParams(Params):
-    __query__ = q.Holds
-    status: HoldStatus | None = None
-
-
 @router.get("/holds", response_model=Page[Hold])
-def list_holds(
-    org: OrgId, caller: Reader, pool: Pool, params: Annotated[HoldsParams, Query()]
-) -> Page[Hold]:
+@paged(q.Holds, status=HoldStatus | None)
+def list_holds(org: OrgId, caller: Reader, pool: Pool) -> Listing:
     """Newest first. An open hold past its time to live is listed as ``expired``."""
-    return params.read(pool.holds, org)
+    return pool.holds
 
 
 @router.get("/holds/{hold_id}", response_model=Hold)

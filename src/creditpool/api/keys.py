@@ -15,9 +15,10 @@ from fastapi import APIRouter, Path, Query, Response
 from creditpool import queries as q
 from creditpool.api.bodies.keys import KeyCreate
 from creditpool.api.bodies.webhooks import NoArguments
+from creditpool.api.lists import Listing, paged
 from creditpool.auth.models import ApiKey, ApiKeyWithSecret
 from creditpool.http.deps import OrgId, Pool
-from creditpool.http.paging import CURSOR_HELP, Params, cursor
+from creditpool.http.paging import CURSOR_HELP, cursor
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -56,18 +57,12 @@ def create_key(org: OrgId, body: KeyCreate, caller: Writer, writes: Write) -> Re
     return writes.directory(caller, org, body, 201, create, seal=seal)
 
 
-class KeysParams(Params):
-    __query__ = q.Keys
-    cursor: KeyCursor = None
-
-
 @router.get("", response_model=Page[ApiKey], responses=NOT_FOUND, operation_id="list_api_keys")
-def list_keys(
-    org: OrgId, caller: Reader, pool: Pool, params: Annotated[KeysParams, Query()]
-) -> Page[ApiKey]:
+@paged(q.Keys, cursor=KeyCursor)
+def list_keys(org: OrgId, caller: Reader, pool: Pool) -> Listing:
     """The organization's keys in the order they were made, revoked ones too (with
     `revoked_at`); never a secret or its hash."""
-    return params.read(pool.keys, org_id=org)
+    return pool.keys
 
 
 @router.post(

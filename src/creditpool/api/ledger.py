@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from creditpool import queries as q
+from creditpool.api.lists import Listing, paged
 from creditpool.http.deps import OrgId, Pool
-from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Instant, Page
 from creditpool.http.security import Action, Principal, allowed
@@ -31,13 +31,8 @@ def balance(
     return pool.balance(org, at=at)
 
 
-class LedgerParams(Params):
-    __query__ = q.Ledger
-
-
 @router.get("/ledger", operation_id="list_ledger_entries", response_model=Page[LedgerEntry])
-def ledger(
-    org: OrgId, caller: LedgerReader, pool: Pool, params: Annotated[LedgerParams, Query()]
-) -> Page[LedgerEntry]:
+@paged(q.Ledger)
+def ledger(org: OrgId, caller: LedgerReader, pool: Pool) -> Listing:
     """Oldest first, in sequence order."""
-    return params.read(pool.ledger, org)
+    return pool.ledger

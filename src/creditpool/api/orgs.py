@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from creditpool import queries as q
 from creditpool.api.bodies.orgs import MemberPut, OrgCreate, OrgUpdate, TeamCreate, TeamUpdate
+from creditpool.api.lists import Listing, paged
 from creditpool.http.deps import OrgId, Pool, TeamId, UserId
-from creditpool.http.paging import Params
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -45,13 +45,10 @@ def create_org(body: OrgCreate, caller: Creator, writes: Write) -> Response:
     )
 
 
-class OrgsParams(Params):
-    __query__ = q.Orgs
-
-
 @router.get("/orgs", response_model=Page[Org])
-def list_orgs(caller: Lister, pool: Pool, params: Annotated[OrgsParams, Query()]) -> Page[Org]:
-    return params.read(pool.orgs)
+@paged(q.Orgs)
+def list_orgs(caller: Lister, pool: Pool) -> Listing:
+    return pool.orgs
 
 
 @router.get("/orgs/{org}", response_model=Org)
@@ -85,16 +82,11 @@ def create_team(org: OrgId, body: TeamCreate, caller: TeamWriter, writes: Write)
     )
 
 
-class TeamsParams(Params):
-    __query__ = q.Teams
-
-
 @router.get("/orgs/{org}/teams", response_model=Page[Team])
-def list_teams(
-    org: OrgId, caller: TeamReader, pool: Pool, params: Annotated[TeamsParams, Query()]
-) -> Page[Team]:
+@paged(q.Teams)
+def list_teams(org: OrgId, caller: TeamReader, pool: Pool) -> Listing:
     """In id order."""
-    return params.read(pool.teams, org)
+    return pool.teams
 
 
 @router.patch("/orgs/{org}/teams/{team}", response_model=Team)
@@ -127,30 +119,20 @@ def get_member(org: OrgId, user: UserId, caller: MemberReader, pool: Pool) -> Me
     return pool.member(org, user)
 
 
-class MembersParams(Params):
-    __query__ = q.Members
-
-
 @router.get("/orgs/{org}/members", response_model=Page[Member])
-def list_members(
-    org: OrgId, caller: MemberReader, pool: Pool, params: Annotated[MembersParams, Query()]
-) -> Page[Member]:
+@paged(q.Members)
+def list_members(org: OrgId, caller: MemberReader, pool: Pool) -> Listing:
     """In user id order."""
-    return params.read(pool.members, org)
-
-
-class TeamUsageParams(Params):
-    __query__ = q.TeamUsage
+    return pool.members
 
 
 @router.get(
     "/orgs/{org}/usage/teams", operation_id="list_team_usage", response_model=Page[TeamUsage]
 )
-def team_usage(
-    org: OrgId, caller: UsageReader, pool: Pool, params: Annotated[TeamUsageParams, Query()]
-) -> Page[TeamUsage]:
+@paged(q.TeamUsage)
+def team_usage(org: OrgId, caller: UsageReader, pool: Pool) -> Listing:
     """Every team in id order, then "no team" (``team_id`` null) when it used credits."""
-    return params.read(pool.team_usage, org)
+    return pool.team_usage
 
 
 def _patch(

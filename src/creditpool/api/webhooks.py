@@ -14,9 +14,10 @@ from fastapi import APIRouter, Path, Query, Response
 
 from creditpool import queries as q
 from creditpool.api.bodies.webhooks import EndpointCreate, EndpointUpdate, NoArguments
+from creditpool.api.lists import Listing, paged
 from creditpool.core.events import EventType
 from creditpool.http.deps import ObjectId, OrgId, Pool
-from creditpool.http.paging import CURSOR_HELP, NumberCursor, Params, cursor
+from creditpool.http.paging import CURSOR_HELP, NumberCursor, cursor
 from creditpool.http.routing import AuthorizedRoute
 from creditpool.http.schemas import Page
 from creditpool.http.security import Action, Principal, allowed
@@ -63,17 +64,11 @@ def create_endpoint(body: EndpointCreate, caller: Writer, pool: Pool) -> Webhook
 EndpointCursor = Annotated[str | None, cursor(ENDPOINT_ID_PATTERN), Query(description=CURSOR_HELP)]
 
 
-class EndpointsParams(Params):
-    __query__ = q.WebhookEndpoints
-    cursor: EndpointCursor = None
-
-
 @router.get(ENDPOINTS, operation_id="list_webhook_endpoints", response_model=Page[WebhookEndpoint])
-def list_endpoints(
-    caller: Reader, pool: Pool, params: Annotated[EndpointsParams, Query()]
-) -> Page[WebhookEndpoint]:
+@paged(q.WebhookEndpoints, cursor=EndpointCursor)
+def list_endpoints(caller: Reader, pool: Pool) -> Listing:
     """Every endpoint with its health (last success, failing since, why disabled)."""
-    return params.read(pool.webhook_endpoints)
+    return pool.webhook_endpoints
 
 
 @router.get(ENDPOINT, response_model=WebhookEndpoint, operation_id="get_webhook_endpoint")
@@ -119,26 +114,20 @@ def rotate_secret(
     return pool.rotate_webhook_secret(endpoint_id)
 
 
-class DeliveriesParams(Params):
-    __query__ = q.WebhookDeliveries
-    status: DeliveryStatus | None = None
-    cursor: NumberCursor = None  # a delivery's number, named ``before`` in the library
-
-
 @router.get(
     ENDPOINT + "/deliveries",
     operation_id="list_webhook_deliveries",
     response_model=Page[WebhookDelivery],
 )
-def list_deliveries(
-    endpoint_id: EndpointId,
-    caller: Reader,
-    pool: Pool,
-    params: Annotated[DeliveriesParams, Query()],
-) -> Page[WebhookDelivery]:
+@paged(
+    q.WebhookDeliveries,
+    status=DeliveryStatus | None,
+    cursor=NumberCursor,  # a delivery's number, named ``before`` in the library
+)
+def list_deliveries(endpoint_id: EndpointId, caller: Reader, pool: Pool) -> Listing:
     """Newest first, each with its attempts (status code, duration, the answer's first
     characters) and, while pending, when it is tried next."""
-    return params.read(pool.webhook_deliveries, endpoint_id)
+    return pool.webhook_deliveries
 
 
 @router.get(
@@ -192,21 +181,14 @@ def send_test(
 EventCursor = Annotated[str | None, cursor(EVENT_ID_PATTERN), Query(description=CURSOR_HELP)]
 
 
-class EventsParams(Params):
-    __query__ = q.Events
-    type: EventType | None = None
-    cursor: EventCursor = None
-
-
 @router.get(
     "/v1/orgs/{org}/event-log",
     operation_id="list_events",
     response_model=Page[Event],
     tags=["real time"],
 )
-def event_log(
-    org: OrgId, caller: LogReader, pool: Pool, params: Annotated[EventsParams, Query()]
-) -> Page[Event]:
+@paged(q.Events, type=EventType | None, cursor=EventCursor)
+def event_log(org: OrgId, caller: LogReader, pool: Pool) -> Listing:
     """The organization's events, newest first: what its webhooks carry (`data`), whether
     or not an endpoint listens."""
-    return params.read(pool.events, org)
+    return pool.events

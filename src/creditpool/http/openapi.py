@@ -23,6 +23,7 @@ import re
 import typing
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from functools import partial
 from importlib import resources
 from typing import Any
 
@@ -126,6 +127,30 @@ METADATA_VALUE: dict[str, Any] = {
     "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
 }
 DOCS_ASSETS = "/docs-assets"
+# The docs pages, by route name: their path, their title (after the app's) and the page
+# (given the OpenAPI document's address and the title) with its assets from DOCS_ASSETS.
+DOCS_PAGES: dict[str, tuple[str, str, Callable[..., HTMLResponse]]] = {
+    "swagger_ui": (
+        "/docs",
+        "Swagger UI",
+        partial(
+            get_swagger_ui_html,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        ),
+    ),
+    "redoc": (
+        "/redoc",
+        "ReDoc",
+        partial(
+            get_redoc_html,
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        ),
+    ),
+}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -159,26 +184,17 @@ def _docs(app: FastAPI) -> None:
     assets = resources.files("fastapi_offline") / "static"
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
-
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
-            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+    for name, (path, title, page) in DOCS_PAGES.items():
+        _docs_page(
+            app, name, path, partial(page, openapi_url=openapi_url, title=f"{app.title} - {title}")
         )
 
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(
-            openapi_url=openapi_url,
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
-            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
-            with_google_fonts=False,
-        )
+
+def _docs_page(app: FastAPI, name: str, path: str, page: Callable[[], HTMLResponse]) -> None:
+    def serve() -> HTMLResponse:
+        return page()
+
+    app.add_api_route(path, serve, name=name, include_in_schema=False, methods=["GET"])
 
 
 def decimal_fields(app: FastAPI) -> Iterator[tuple[str, set[str]]]:
