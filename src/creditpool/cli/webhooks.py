@@ -21,7 +21,6 @@ from creditpool.cli import render
 from creditpool.cli.calls import change, listing
 from creditpool.cli.context import (
     After,
-    DeliveryState,
     JsonFlag,
     Limit,
     OrgId,
@@ -29,6 +28,7 @@ from creditpool.cli.context import (
     open_pool,
 )
 from creditpool.cli.errors import HelpGroup
+from creditpool.core.statuses import DeliveryStatus
 
 if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic: not for `--help`
     from creditpool.webhooks.models import (
@@ -185,18 +185,16 @@ def deliveries(
     ctx: typer.Context,
     endpoint_id: EndpointId,
     status: Annotated[
-        DeliveryState | None, typer.Option(help="Only pending, delivered or failed ones.")
+        DeliveryStatus | None, typer.Option(help="Only pending, delivered or failed ones.")
     ] = None,
     before_id: Annotated[int | None, older_than("delivery")] = None,
     limit: Limit = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """An endpoint's deliveries, newest first: each attempt's answer, duration and error."""
-    from creditpool.webhooks.models import DeliveryStatus
-
     found = open_pool(ctx).webhook_deliveries(
         endpoint_id,
-        status=DeliveryStatus(status) if status else None,
+        status=status,
         before=before_id,
         limit=limit,
     )
