@@ -17,16 +17,14 @@ from creditpool.cli.context import (
     local_user,
 )
 from creditpool.cli.credits import AMOUNT_ARGS
-from creditpool.cli.errors import HelpGroup
+from creditpool.cli.errors import group
 from creditpool.core.statuses import CreditRequestStatus
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.credit_requests.models import CreditRequest
     from creditpool.grants.models import Grant
 
-credit_requests_app = typer.Typer(
-    cls=HelpGroup, help="Requests for more credits, and their answers.", no_args_is_help=True
-)
+credit_requests_app = group("Requests for more credits, and their answers.")
 
 RequestId = Annotated[int, typer.Argument(help="The request's id.")]
 COLUMNS: render.Columns = {

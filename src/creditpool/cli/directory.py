@@ -19,22 +19,16 @@ from creditpool.cli.context import (
     open_pool,
     who,
 )
-from creditpool.cli.errors import CliError, HelpGroup
+from creditpool.cli.errors import CliError, group
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.features.models import Feature, FeaturePrice
     from creditpool.orgs.models import Member, Org, Team, TeamUsage
 
-orgs_app = typer.Typer(
-    cls=HelpGroup, help="Organizations: one credit pool each.", no_args_is_help=True
-)
-teams_app = typer.Typer(cls=HelpGroup, help="Teams and their monthly limits.", no_args_is_help=True)
-members_app = typer.Typer(
-    cls=HelpGroup, help="Members and the team they belong to.", no_args_is_help=True
-)
-features_app = typer.Typer(
-    cls=HelpGroup, help="The feature catalog and its prices.", no_args_is_help=True
-)
+orgs_app = group("Organizations: one credit pool each.")
+teams_app = group("Teams and their monthly limits.")
+members_app = group("Members and the team they belong to.")
+features_app = group("The feature catalog and its prices.")
 
 TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
 DisplayName = Annotated[str | None, typer.Option(help="Display name (default: the id).")]

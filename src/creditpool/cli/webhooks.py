@@ -27,7 +27,7 @@ from creditpool.cli.context import (
     older_than,
     open_pool,
 )
-from creditpool.cli.errors import HelpGroup
+from creditpool.cli.errors import group
 from creditpool.core.statuses import DeliveryStatus
 
 if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic: not for `--help`
@@ -40,10 +40,8 @@ if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic:
     from creditpool.webhooks.worker import Deliverer
 
 
-webhooks_app = typer.Typer(
-    cls=HelpGroup,
-    help="Signed webhooks: the endpoints events are delivered to, and their deliveries.",
-    no_args_is_help=True,
+webhooks_app = group(
+    "Signed webhooks: the endpoints events are delivered to, and their deliveries."
 )
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id.")]
