@@ -147,8 +147,7 @@ def teams_create(
     ] = None,
 ) -> str:
     """Create a team."""
-    limit = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    return f"created team {team.id} ({team.name}) in {org_id}, {limit}"
+    return f"created team {team.id} ({team.name}) in {org_id}, {limit_words(team)}"
 
 
 @teams_app.command("set-limit", context_settings={"ignore_unknown_options": True})
@@ -162,8 +161,12 @@ def teams_set_limit(
     """Set (or remove, with 'none') a team's monthly limit. It never blocks a consumption."""
     value = None if limit.strip().lower() == NO_LIMIT else limit
     team = open_pool(ctx).set_team_limit(org_id, team_id, value)
-    shown = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    render.result(team, as_json, f"team {team.id} in {org_id}: {shown}")
+    render.result(team, as_json, f"team {team.id} in {org_id}: {limit_words(team)}")
+
+
+def limit_words(team: Team) -> str:
+    """A team's limit in words, for the line a change of the team prints."""
+    return "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
 
 
 @teams_app.command("list")
