@@ -10,7 +10,6 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -197,23 +196,6 @@ def who(by: str | None) -> str:
 
 
 # -- options shared by many commands -------------------------------------------------------
-
-# The choices of ``--status`` options: the values of the models' enums (``CreditRequestStatus``,
-# ``DeliveryStatus``), written here so that ``--help`` does not load the models
-# (tests/unit/test_cli_light.py keeps them equal).
-
-
-class RequestStatus(StrEnum):
-    OPEN = "open"
-    GRANTED = "granted"
-    DISMISSED = "dismissed"
-
-
-class DeliveryState(StrEnum):
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 IdempotencyKey = Annotated[

@@ -8,27 +8,23 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from creditpool.cli import render
-from creditpool.cli.calls import change
+from creditpool.cli.calls import change, listing
 from creditpool.cli.context import (
     ExpiresAt,
     IdempotencyKey,
-    JsonFlag,
     Note,
     OrgId,
-    RequestStatus,
     local_user,
-    open_pool,
 )
 from creditpool.cli.credits import AMOUNT_ARGS
-from creditpool.cli.errors import HelpGroup
+from creditpool.cli.errors import group
+from creditpool.core.statuses import CreditRequestStatus
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.credit_requests.models import CreditRequest
     from creditpool.grants.models import Grant
 
-credit_requests_app = typer.Typer(
-    cls=HelpGroup, help="Requests for more credits, and their answers.", no_args_is_help=True
-)
+credit_requests_app = group("Requests for more credits, and their answers.")
 
 RequestId = Annotated[int, typer.Argument(help="The request's id.")]
 COLUMNS: render.Columns = {
@@ -52,21 +48,16 @@ def by_or_local_user(by: str | None) -> str:
 
 
 @credit_requests_app.command("list")
+@listing("credit_requests", COLUMNS)
 def list_(
-    ctx: typer.Context,
+    found: list[CreditRequest],
     org_id: OrgId,
     status: Annotated[
-        RequestStatus | None, typer.Option(help="Only open, granted or dismissed ones.")
+        CreditRequestStatus | None, typer.Option(help="Only open, granted or dismissed ones.")
     ] = None,
-    as_json: JsonFlag = False,
-) -> None:
+) -> str:
     """An organization's credit requests, newest first."""
-    from creditpool.credit_requests.models import CreditRequestStatus
-
-    found = open_pool(ctx).credit_requests(
-        org_id, status=CreditRequestStatus(status) if status else None
-    )
-    render.records(found, as_json, f"Credit requests of {org_id}", COLUMNS)
+    return f"Credit requests of {org_id}"
 
 
 @credit_requests_app.command("request", context_settings=AMOUNT_ARGS)

@@ -19,22 +19,16 @@ from creditpool.cli.context import (
     open_pool,
     who,
 )
-from creditpool.cli.errors import CliError, HelpGroup
+from creditpool.cli.errors import CliError, group
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.features.models import Feature, FeaturePrice
     from creditpool.orgs.models import Member, Org, Team, TeamUsage
 
-orgs_app = typer.Typer(
-    cls=HelpGroup, help="Organizations: one credit pool each.", no_args_is_help=True
-)
-teams_app = typer.Typer(cls=HelpGroup, help="Teams and their monthly limits.", no_args_is_help=True)
-members_app = typer.Typer(
-    cls=HelpGroup, help="Members and the team they belong to.", no_args_is_help=True
-)
-features_app = typer.Typer(
-    cls=HelpGroup, help="The feature catalog and its prices.", no_args_is_help=True
-)
+orgs_app = group("Organizations: one credit pool each.")
+teams_app = group("Teams and their monthly limits.")
+members_app = group("Members and the team they belong to.")
+features_app = group("The feature catalog and its prices.")
 
 TeamId = Annotated[str, typer.Argument(help="The team's id within the organization.")]
 DisplayName = Annotated[str | None, typer.Option(help="Display name (default: the id).")]
@@ -153,8 +147,7 @@ def teams_create(
     ] = None,
 ) -> str:
     """Create a team."""
-    limit = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    return f"created team {team.id} ({team.name}) in {org_id}, {limit}"
+    return f"created team {team.id} ({team.name}) in {org_id}, {limit_words(team)}"
 
 
 @teams_app.command("set-limit", context_settings={"ignore_unknown_options": True})
@@ -168,8 +161,12 @@ def teams_set_limit(
     """Set (or remove, with 'none') a team's monthly limit. It never blocks a consumption."""
     value = None if limit.strip().lower() == NO_LIMIT else limit
     team = open_pool(ctx).set_team_limit(org_id, team_id, value)
-    shown = "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
-    render.result(team, as_json, f"team {team.id} in {org_id}: {shown}")
+    render.result(team, as_json, f"team {team.id} in {org_id}: {limit_words(team)}")
+
+
+def limit_words(team: Team) -> str:
+    """A team's limit in words, for the line a change of the team prints."""
+    return "no monthly limit" if team.monthly_limit is None else f"limit {team.monthly_limit}"
 
 
 @teams_app.command("list")

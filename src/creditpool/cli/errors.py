@@ -40,6 +40,12 @@ class HelpGroup(TyperGroup):
                 formatter.write_dl(rows)
 
 
+def group(help: str) -> typer.Typer:
+    """A group of commands (``creditpool orgs ...``): its help lists them as ``HelpGroup``
+    does, and run without a command it prints that help."""
+    return typer.Typer(cls=HelpGroup, help=help, no_args_is_help=True)
+
+
 class CliGroup(HelpGroup):
     """The root command: turns any exception into ``error: <one line>`` and exit code 1."""
 

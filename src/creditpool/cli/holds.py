@@ -24,6 +24,7 @@ from creditpool.cli.context import (
     older_than,
     open_pool,
 )
+from creditpool.core.holds import HoldStatus
 
 if TYPE_CHECKING:  # models load pydantic: not for `--help`
     from creditpool.consumptions.models import Consumption
@@ -119,8 +120,6 @@ def holds(
 
 def fields(h: Hold) -> list[tuple[str, object]]:
     """One hold's fields, and the grants its credits are (or were) held on."""
-    from creditpool.holds.models import HoldStatus
-
     closed = h.status is not HoldStatus.OPEN
     return [
         ("Hold", h.id),

@@ -9,15 +9,13 @@ import typer
 from creditpool.cli import render, roles
 from creditpool.cli.calls import change, listing
 from creditpool.cli.context import By, JsonFlag, LimitOrAll, OrgId, open_pool, state, who
-from creditpool.cli.errors import CliError, HelpGroup
+from creditpool.cli.errors import CliError, group
 
 if TYPE_CHECKING:
     from creditpool.auth.models import ApiKey
     from creditpool.demo import DemoKeys
 
-keys_app = typer.Typer(
-    cls=HelpGroup, help="API keys: create (shown once), list, revoke.", no_args_is_help=True
-)
+keys_app = group("API keys: create (shown once), list, revoke.")
 
 KEY_COLUMNS: render.Columns = {
     "id": "id",

@@ -21,14 +21,14 @@ from creditpool.cli import render
 from creditpool.cli.calls import change, listing
 from creditpool.cli.context import (
     After,
-    DeliveryState,
     JsonFlag,
     Limit,
     OrgId,
     older_than,
     open_pool,
 )
-from creditpool.cli.errors import HelpGroup
+from creditpool.cli.errors import group
+from creditpool.core.statuses import DeliveryStatus
 
 if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic: not for `--help`
     from creditpool.webhooks.models import (
@@ -40,10 +40,8 @@ if TYPE_CHECKING:  # the worker loads SQLAlchemy and httpx, the models pydantic:
     from creditpool.webhooks.worker import Deliverer
 
 
-webhooks_app = typer.Typer(
-    cls=HelpGroup,
-    help="Signed webhooks: the endpoints events are delivered to, and their deliveries.",
-    no_args_is_help=True,
+webhooks_app = group(
+    "Signed webhooks: the endpoints events are delivered to, and their deliveries."
 )
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id.")]
@@ -185,18 +183,16 @@ def deliveries(
     ctx: typer.Context,
     endpoint_id: EndpointId,
     status: Annotated[
-        DeliveryState | None, typer.Option(help="Only pending, delivered or failed ones.")
+        DeliveryStatus | None, typer.Option(help="Only pending, delivered or failed ones.")
     ] = None,
     before_id: Annotated[int | None, older_than("delivery")] = None,
     limit: Limit = 50,
     as_json: JsonFlag = False,
 ) -> None:
     """An endpoint's deliveries, newest first: each attempt's answer, duration and error."""
-    from creditpool.webhooks.models import DeliveryStatus
-
     found = open_pool(ctx).webhook_deliveries(
         endpoint_id,
-        status=DeliveryStatus(status) if status else None,
+        status=status,
         before=before_id,
         limit=limit,
     )

@@ -21,11 +21,16 @@ from creditpool.core.money import to_decimal
 Draws = list[tuple[int, int]]
 
 
-class HoldState(StrEnum):
+class HoldStatus(StrEnum):
     OPEN = "open"
     SETTLED = "settled"
     RELEASED = "released"
     EXPIRED = "expired"
+
+
+# The name the ledger, the repository and the timeline know it by; the public models
+# (``creditpool.holds.models``) re-export it as ``HoldStatus``, its name in the API.
+HoldState = HoldStatus
 
 
 @dataclass(slots=True)

@@ -2,18 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from creditpool.consumptions.models import Allocation
+from creditpool.core.holds import HoldStatus as HoldStatus
 from creditpool.models import Model
-
-
-class HoldStatus(StrEnum):
-    OPEN = "open"
-    SETTLED = "settled"
-    RELEASED = "released"
-    EXPIRED = "expired"
 
 
 class Hold(Model):
