@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from creditpool.ledger import service as ledger
 from creditpool.ledger.models import LedgerEntry
-from creditpool.queries import Ledger
 from creditpool.repositories import events as repository
 from creditpool.repositories import ledger as ledger_repo
 from creditpool.storage.uow import Database, Tx
@@ -44,40 +43,46 @@ class Batch:
 def read_after(db: Database, org_id: str, after_seq: int, limit: int) -> Batch | None:
     """Up to ``limit`` entries with seq > ``after_seq`` and the balance, from one snapshot:
     the balance is as of the newest entry read (when the batch is complete). None when
-    there is nothing new (or the organization is gone)."""
-    with db.read(snapshot=True) as tx:
-        return _read(tx, org_id, after_seq, limit)
+    there is nothing new (or the organization is gone). ``read_many`` of one."""
+    return read_many(db, {org_id: after_seq}, limit).get(org_id)
 
 
 def read_many(db: Database, cursors: dict[str, int], limit: int) -> dict[str, Batch]:
     """``read_after`` for several organizations (org -> seq to read after) from ONE
     snapshot transaction: one thread hand-off and one BEGIN/COMMIT for all the
     organizations that changed while the previous round was read. Organizations with
-    nothing new are absent."""
-    batches = {}
+    nothing new (or gone) are absent.
+
+    A fixed few statements whatever the number of organizations: the new entries of all of
+    them, then (for those with new entries) their rows, their live grants and, where due,
+    their holds (``ledger.balances_now``)."""
     with db.read(snapshot=True) as tx:
-        for org_id, after_seq in cursors.items():
-            batch = _read(tx, org_id, after_seq, limit)
-            if batch is not None:
-                batches[org_id] = batch
-    return batches
+        return _read(tx, cursors, limit)
 
 
-def _read(tx: Tx, org_id: str, after_seq: int, limit: int) -> Batch | None:
-    asked = Ledger(org_id, after_seq=after_seq, limit=limit)
-    rows = ledger_repo.list_entries(tx.conn, asked)
+def _read(tx: Tx, cursors: dict[str, int], limit: int) -> dict[str, Batch]:
+    rows = ledger_repo.entries_after(tx.conn, cursors, limit)
     if not rows:
-        return None
-    balance = ledger.balance(tx, org_id, None).model_dump(mode="json")
-    entries = [ledger.entry_model(r) for r in rows]
-    frames = [_frame(e, balance) for e in entries]
-    return Batch(
-        org_id=org_id,
-        seqs=[e.seq for e in entries],
-        frames=frames,
-        complete=len(rows) < limit,
-        chunk=b"".join(frames),
-    )
+        return {}
+    by_org: dict[str, list[LedgerEntry]] = {}
+    for r in rows:
+        by_org.setdefault(r.org_id, []).append(ledger.entry_model(r))
+    balances = ledger.balances_now(tx, list(by_org))
+    batches = {}
+    for org_id, entries in by_org.items():
+        found = balances.get(org_id)
+        if found is None:
+            continue  # the organization is gone
+        balance = found.model_dump(mode="json")
+        frames = [_frame(e, balance) for e in entries]
+        batches[org_id] = Batch(
+            org_id=org_id,
+            seqs=[e.seq for e in entries],
+            frames=frames,
+            complete=len(entries) < limit,
+            chunk=b"".join(frames),
+        )
+    return batches
 
 
 def _frame(entry: LedgerEntry, balance: dict[str, object]) -> bytes:

@@ -330,10 +330,22 @@ def as_of(tx: Tx, org_id: str, grants: list[GrantRow], t: datetime) -> list[Gran
     organization will write it. The grants' states at ``t`` already follow from their
     instants."""
     org = orgs_repo.get_org(tx.conn, org_id)
-    if org is not None and org.next_event_at is not None and org.next_event_at <= t:
-        due = list(holds_repo.load_open(tx.conn, org_id, until=t).values())
-        if due:
-            timeline.catch_up(grants, t, due)
+    if org is not None and holds_may_be_due(org, t):
+        caught_up(grants, t, list(holds_repo.load_open(tx.conn, org_id, until=t).values()))
+    return grants
+
+
+def holds_may_be_due(org: Any, t: datetime) -> bool:
+    """Whether an organization (its row) may have holds that ran out by ``t``: only then
+    are its open holds read (its next event is due)."""
+    return org.next_event_at is not None and org.next_event_at <= t
+
+
+def caught_up(grants: list[GrantRow], t: datetime, due: list[HoldRow]) -> list[GrantRow]:
+    """The working copies with the ``due`` holds (open, ending by ``t``, in id order) given
+    back: ``as_of`` once its holds are read."""
+    if due:
+        timeline.catch_up(grants, t, due)
     return grants
 
 

@@ -60,6 +60,28 @@ def load_live(conn: Connection, org_id: str) -> dict[int, GrantRow]:
     return by_id(compiled.fetch(conn, *live_query(org_id)))
 
 
+_LIVE_OF_MANY = (
+    select(grants.c.org_id, *_RULE_COLUMNS)
+    .where(
+        grants.c.org_id.in_(bindparam("org_ids", expanding=True)),
+        grants.c.expiry_logged == false(),
+        grants.c.voided_at.is_(None),
+    )
+    .order_by(grants.c.org_id, grants.c.id)
+)
+
+
+def load_live_of(conn: Connection, org_ids: Sequence[str]) -> dict[str, list[GrantRow]]:
+    """``load_live`` for several organizations in one statement: each one's live grants
+    in id order (an organization without any is absent)."""
+    found: dict[str, list[GrantRow]] = {}
+    if not org_ids:
+        return found
+    for org_id, *rest in conn.execute(_LIVE_OF_MANY, {"org_ids": list(org_ids)}):
+        found.setdefault(org_id, []).append(GrantRow(*rest))
+    return found
+
+
 def by_id(rows: list[GrantRow]) -> dict[int, GrantRow]:
     return {g.id: g for g in rows}
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import BigInteger, String, column, func, select, values
 from sqlalchemy.engine import Connection
 
 from creditpool.queries import Ledger
@@ -31,6 +31,45 @@ def list_entries(conn: Connection, asked: Ledger) -> Sequence[DbRow]:
     if asked.until is not None:
         query = query.where(ledger.c.at < asked.until)
     return conn.execute(listed(query, ledger.c.seq, asked)).all()
+
+
+_SEQ_MAX = 2**63 - 1
+
+
+def entries_after(conn: Connection, cursors: dict[str, int], limit: int) -> Sequence[DbRow]:
+    """The entries of several organizations in ONE statement: for each organization
+    (org -> seq to read after), up to ``limit`` entries after its seq; by organization,
+    then seq. Each organization's cut is the seq of its ``limit``-th new entry, found by a
+    correlated subquery that reads at most ``limit`` index entries, so a cursor far behind
+    costs a page, not the rest of its ledger (a ``row_number()`` filter would number them
+    all). The cursors travel as a VALUES list, which SQLite and PostgreSQL both take."""
+    if not cursors:
+        return []
+    pairs = values(column("org_id", String), column("after_seq", BigInteger), name="cursors").data(
+        list(cursors.items())
+    )
+    wanted = pairs.cte("cursors")
+    later = ledger.alias("later")
+    cut = (
+        select(later.c.seq)
+        .where(later.c.org_id == wanted.c.org_id, later.c.seq > wanted.c.after_seq)
+        .order_by(later.c.seq)
+        .offset(limit - 1)
+        .limit(1)
+        .scalar_subquery()
+    )
+    bounds = select(wanted.c.org_id, wanted.c.after_seq, cut.label("upto")).cte("bounds")
+    query = (
+        select(ledger)
+        .join(
+            bounds,
+            (ledger.c.org_id == bounds.c.org_id)
+            & (ledger.c.seq > bounds.c.after_seq)
+            & (ledger.c.seq <= func.coalesce(bounds.c.upto, _SEQ_MAX)),
+        )
+        .order_by(ledger.c.org_id, ledger.c.seq)
+    )
+    return conn.execute(query).all()
 
 
 def left_at(conn: Connection, org_id: str, t: datetime) -> int:

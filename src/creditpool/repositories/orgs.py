@@ -28,6 +28,14 @@ def get_org(conn: Connection, org_id: str) -> DbRow | None:
     return conn.execute(select(orgs).where(orgs.c.id == org_id)).first()
 
 
+def get_orgs(conn: Connection, org_ids: Sequence[str]) -> dict[str, DbRow]:
+    """The organizations of ``org_ids`` that exist, by id, in one statement."""
+    if not org_ids:
+        return {}
+    rows = conn.execute(select(orgs).where(orgs.c.id.in_(org_ids))).all()
+    return {r.id: r for r in rows}
+
+
 def list_orgs(conn: Connection, asked: Orgs) -> Sequence[DbRow]:
     query = listed(select(orgs), orgs.c.id, asked)
     if asked.search:
