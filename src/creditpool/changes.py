@@ -52,7 +52,6 @@ from creditpool.idempotency.service import ScopedKey
 from creditpool.ledger.writer import OrgWriter, ReadAhead
 from creditpool.repositories import idempotency as idempotency_repo
 from creditpool.settings import HOLD_TTL_S_DEFAULT, HOLD_TTL_S_MAX
-from creditpool.storage.compiled import merged
 from creditpool.storage.conflicts import lost_a_race
 from creditpool.storage.engine import pipelined
 from creditpool.storage.uow import Database
@@ -158,7 +157,7 @@ class Runner:
             batch = _Batch(w)
             outcomes = [batch.answer(c, c is first, raising=raising) for c in changes]
             # The writes below read nothing back; the COMMIT travels with them.
-            with pipelined(tx.conn, commit=True), merged(tx.conn):
+            with pipelined(tx.conn, commit=True):
                 w.finish()
                 batch.record(tx.now)
         return outcomes

@@ -16,18 +16,15 @@ row (``row(*values)``: a NamedTuple, a dataclass, or a function of the values).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Dialect
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
-from sqlalchemy.sql.dml import Update, UpdateBase
+from sqlalchemy.sql.dml import UpdateBase
 
 R = TypeVar("R")
 Processor = Callable[[Any], Any]
@@ -79,9 +76,6 @@ class _Statement:
         self.statement = statement
         self.keys = tuple(keys)
         self._by_dialect: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
-        # What a merged batch must know (``merged``): the table written, if an UPDATE.
-        self.table: str | None = getattr(getattr(statement, "table", None), "name", None)
-        self.updates = self.table if isinstance(statement, Update) else None
 
     def compiled(self, dialect: Dialect, keys: tuple[str, ...] = ()) -> _Compiled:
         """The statement for ``dialect``; a ``Write`` without keys of its own sets the
@@ -138,7 +132,7 @@ def texts(statement: Select[Any]) -> dict[str, str]:
 def run(conn: Connection, statement: Write, params: Params | list[Params]) -> None:
     """Run a write on the driver's cursor, inside the connection's transaction: one row's
     parameters, or several rows' (``executemany``; nothing for none). A failure rolls the
-    transaction back. Inside ``merged`` the write waits to travel with the others."""
+    transaction back."""
     many = None
     if isinstance(params, list):
         if not params:
@@ -148,10 +142,6 @@ def run(conn: Connection, statement: Write, params: Params | list[Params]) -> No
         params = params[0]
     # A write of whole rows is compiled for the columns its parameters name.
     compiled = statement.compiled(conn.dialect, () if statement.keys else tuple(params))
-    waiting: _Waiting | None = conn.info.get(_WAITING)
-    if waiting is not None:
-        waiting.append((statement, compiled, many if many is not None else [params]))
-        return
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         if many is not None:
@@ -163,8 +153,7 @@ def run(conn: Connection, statement: Write, params: Params | list[Params]) -> No
 
 
 def fetch(conn: Connection, query: Query[R], params: Params) -> list[R]:
-    """The typed rows of a query run like ``run`` (after any writes waiting in ``merged``)."""
-    _flush(conn)
+    """The typed rows of a query run like ``run``."""
     compiled = query.compiled(conn.dialect)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
@@ -183,7 +172,6 @@ def fetch_together(
     ``FOR UPDATE`` reads under that lock); on SQLite they simply run one after the other."""
     if conn.dialect.name != "postgresql":
         return [fetch(conn, query, params) for query, params in queries]
-    _flush(conn)
     driver = conn.connection.driver_connection
     assert driver is not None
     cursors = [driver.cursor() for _ in queries]
@@ -199,125 +187,3 @@ def fetch_together(
     finally:
         for cursor in cursors:
             cursor.close()
-
-
-# -- one statement for a change's writes (PostgreSQL) ---------------------------------------
-
-_Waiting = list[tuple[Write, _Compiled, list[Params]]]
-_WAITING = "creditpool.waiting_writes"
-_PARAM = re.compile(r"%\(([a-z_0-9]+)\)s")
-
-
-@contextmanager
-def merged(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, the writes ``run`` inside the block travel as ONE statement when it
-    ends (data-modifying ``WITH`` queries, one per row; a SELECT such as ``pg_notify``
-    as the main query): the server parses, plans and executes one statement instead of
-    one per row, and the driver sends one (bench/RESULTS.md, "one statement for a
-    change's writes"). The parts of one statement run on one snapshot and cannot see
-    each other's effects, so the writes are merged only when none needs another's:
-    every part is an INSERT of a new row, or an UPDATE of a table no other part writes,
-    of rows named once; otherwise they run one after the other, in order, as without
-    the block. A read inside the block first sends what waits. Elsewhere (SQLite) the
-    block changes nothing."""
-    if conn.dialect.name != "postgresql":
-        yield
-        return
-    conn.info[_WAITING] = []
-    try:
-        yield
-        _flush(conn)
-    finally:
-        conn.info.pop(_WAITING, None)
-
-
-def send_waiting_writes_first(conn: Connection, *_: Any) -> None:
-    """For SQLAlchemy's ``before_execute`` event (``storage.engine``): a statement run the
-    usual way inside ``merged`` comes after the writes waiting there."""
-    _flush(conn)
-
-
-def _flush(conn: Connection) -> None:
-    waiting: _Waiting | None = conn.info.get(_WAITING)
-    if not waiting:
-        return
-    conn.info[_WAITING] = []
-    driver = conn.connection.driver_connection
-    if _independent(waiting):
-        from psycopg import RawCursor  # PostgreSQL only: the driver is an optional extra
-
-        sql, values = _merge(waiting)
-        with RawCursor(driver) as raw:  # type: ignore[arg-type]
-            raw.execute(sql, values)
-        return
-    cursor = driver.cursor()  # type: ignore[union-attr]
-    try:
-        for _, compiled, rows in waiting:
-            if len(rows) > 1:
-                cursor.executemany(compiled.sql, [compiled.bind(p) for p in rows])
-            else:
-                cursor.execute(compiled.sql, compiled.bind(rows[0]))
-    finally:
-        cursor.close()
-
-
-def _independent(waiting: _Waiting) -> bool:
-    """Whether no write of ``waiting`` depends on another's effect: each UPDATE is of a
-    table nothing else in the batch writes, and names each row once."""
-    tables = [w.table for w, _, _ in waiting]
-    for write, _, rows in waiting:
-        if write.updates is None:
-            continue
-        if tables.count(write.updates) > 1:
-            return False
-        named = [tuple(v for k, v in p.items() if k not in write.keys) for p in rows]
-        if len(set(named)) != len(named):
-            return False
-    return True
-
-
-_MERGED: dict[tuple[tuple[int, int], ...], tuple[str, tuple[str, ...]]] = {}
-
-
-def _merge(waiting: _Waiting) -> tuple[str, list[Any]]:
-    """The merged statement in PostgreSQL's own ``$n`` placeholders, and its values. It
-    runs on a ``RawCursor``: psycopg converts and caches ``%(name)s`` queries only up to
-    4,096 bytes and 50 parameters, which a change's writes pass, and converting it anew
-    at every call cost more than the statements it saved."""
-    shape = tuple((id(compiled), len(rows)) for _, compiled, rows in waiting)
-    found = _MERGED.get(shape)
-    if found is None:
-        found = _merged_sql(waiting)
-        if len(_MERGED) < 256:  # a handful of shapes in practice; never unbounded
-            _MERGED[shape] = found
-    sql, names = found
-    values: Params = {}
-    for i, (_, compiled, rows) in enumerate(waiting):
-        for j, row in enumerate(rows):
-            prefix = f"w{i}_{j}_"
-            for name, value in compiled.bind(row).items():
-                values[prefix + name] = value
-    return sql, [values[name] for name in names]
-
-
-def _merged_sql(waiting: _Waiting) -> tuple[str, tuple[str, ...]]:
-    parts: list[str] = []
-    selects: list[str] = []
-    names: dict[str, int] = {}
-
-    def placeholder(prefix: str, match: re.Match[str]) -> str:
-        number = names.setdefault(prefix + match.group(1), len(names) + 1)
-        return f"${number}"
-
-    for i, (write, compiled, rows) in enumerate(waiting):
-        for j in range(len(rows)):
-            prefix = f"w{i}_{j}_"
-            text = _PARAM.sub(partial(placeholder, prefix), compiled.sql)
-            text = text.replace("%%", "%")  # the pyformat escape, which $n text has not
-            if isinstance(write.statement, Select):
-                selects.append(f"({text}) AS w{i}_{j}")
-            else:
-                parts.append(f"w{i}_{j} AS ({text})")
-    head = f"WITH {', '.join(parts)} " if parts else ""
-    tail = f" FROM {', '.join(selects)}" if selects else ""
-    return f"{head}SELECT 1{tail}", tuple(names)

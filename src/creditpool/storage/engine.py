@@ -32,7 +32,6 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from creditpool.settings import Settings, SqliteSynchronous
-from creditpool.storage import compiled
 from creditpool.storage.pooling import WatchedQueuePool
 
 READ_ONLY = "creditpool_read_only"
@@ -87,9 +86,6 @@ def create(
                 name=error.name,
             ) from None
         _ping_when_idle(engine)
-        # A statement SQLAlchemy runs inside ``compiled.merged`` comes after the writes
-        # waiting there, as it would without the block.
-        event.listen(engine, "before_execute", compiled.send_waiting_writes_first)
         return engine
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string()!r}: use sqlite or postgresql"
