@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -266,3 +267,49 @@ def test_a_rolled_back_change_is_never_announced_and_a_committed_one_is(
             pool.consume("acme", "report", user_id="u-1")
         payloads = [n.payload for n in listener.notifies(timeout=1.0)]
     assert payloads == [f"acme:{pool.ledger('acme')[-1].seq}"]
+
+
+def test_rounds_that_follow_each_other_are_spaced_and_one_after_a_quiet_while_is_not(
+    pool: CreditPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load a round covers what was committed during ROUND_SPACING_S (fewer, larger
+    rounds); a round after a quiet while starts at once (no added latency when idle)."""
+    starts = {org: funded(pool, org) for org in ("a", "b", "c")}
+    spacing = 0.4
+    monkeypatch.setattr(hub_module, "ROUND_SPACING_S", spacing)
+    began: list[tuple[float, list[str]]] = []
+    read_many = service.read_many
+
+    def slow(db: Database, cursors: dict[str, int], limit: int) -> Any:
+        began.append((time.monotonic(), sorted(cursors)))
+        time.sleep(0.1)  # a round that takes a while: news arrives meanwhile
+        return read_many(db, cursors, limit)
+
+    monkeypatch.setattr(service, "read_many", slow)
+
+    async def test(hub: Hub) -> None:
+        streams = {org: await open_stream(hub, org, seq) for org, seq in starts.items()}
+        firsts = [asyncio.ensure_future(read_events(s, 1)) for s in streams.values()]
+        await asyncio.sleep(0.2)  # every stream is subscribed and waiting
+        committed = time.monotonic()
+        await consume(pool, "a")
+        await asyncio.sleep(0.05)  # the first round is reading a
+        await consume(pool, "b")
+        await consume(pool, "c")
+        for events in await asyncio.gather(*firsts):
+            assert [e["event"] for e in events] == ["ledger"]
+        assert began[0][1] == ["a"]
+        assert began[0][0] - committed < spacing  # at once, after the quiet while
+        assert began[1][1] == ["b", "c"]  # one round for both, spaced from the first
+        assert began[1][0] - began[0][0] >= spacing - 0.01
+        await asyncio.sleep(spacing * 2)  # quiet again
+        next_a = asyncio.ensure_future(read_events(streams["a"], 1))
+        await asyncio.sleep(0.05)
+        quiet_commit = time.monotonic()
+        await consume(pool, "a")
+        await next_a
+        assert began[2][0] - quiet_commit < spacing
+        for stream in streams.values():
+            await stream.aclose()
+
+    run(test, pool)

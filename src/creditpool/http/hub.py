@@ -41,6 +41,11 @@ RECHECK_ORGS_MAX = 500  # organizations per periodic re-check query
 LISTEN_RETRY_S = 1.0
 RETRY_MS = 2000  # how long EventSource waits before reconnecting
 READERS_MAX = 1  # concurrent read rounds per process (each covers many organizations)
+# Back-to-back rounds begin at least this far apart: under load a round then covers the
+# organizations and entries of this while, instead of a round per commit or two (each
+# round's balances, frames and writes cost CPU the consumptions need). A round after a
+# quiet spell starts at once; only a busy hub waits, at most this long.
+ROUND_SPACING_S = 0.02
 TICK_S_MAX = 1.0  # how often heartbeats and lifetimes are looked at (at most)
 
 HEARTBEAT = b": heartbeat\n\n"
@@ -297,8 +302,13 @@ class Hub:
         Each round reads every organization announced since the previous round began (and
         not being read by another reader), in one thread hand-off and one transaction;
         announcements arriving meanwhile are served by the next round (coalesced)."""
+        loop = asyncio.get_running_loop()
+        began = None
         try:
             while True:
+                if began is not None:  # a round follows another: not sooner than spaced
+                    await asyncio.sleep(max(0.0, began + ROUND_SPACING_S - loop.time()))
+                began = loop.time()
                 cursors: dict[str, int] = {}
                 states: dict[str, _Org] = {}
                 for org_id, state in list(self._behind.items()):
