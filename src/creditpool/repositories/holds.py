@@ -108,24 +108,17 @@ def allocations_of(
 
 def load_open(conn: Connection, org_id: str, until: datetime | None = None) -> dict[int, HoldRow]:
     """The open holds (those ending at or before ``until`` when given), with their
-    allocations."""
-    query = select(holds.c.id, holds.c.amount, holds.c.expires_at).where(
-        holds.c.org_id == org_id, holds.c.status == HoldState.OPEN.value
-    )
-    if until is not None:
-        query = query.where(holds.c.expires_at <= until)
-    rows = conn.execute(query.order_by(holds.c.id)).all()
-    draws = allocations_of(conn, org_id, [r.id for r in rows])
-    return {r.id: HoldRow(r.id, r.amount, r.expires_at, draws[r.id]) for r in rows}
+    allocations: ``load_open_of`` of one organization."""
+    return {h.id: h for h in load_open_of(conn, [org_id], until).get(org_id, [])}
 
 
 def load_open_of(
-    conn: Connection, org_ids: Sequence[str], until: datetime
+    conn: Connection, org_ids: Sequence[str], until: datetime | None = None
 ) -> dict[str, list[HoldRow]]:
-    """``load_open(conn, org_id, until)`` for several organizations in ONE statement (the
-    holds joined to their allocations): each one's open holds ending at or before
-    ``until``, in id order, with their allocations in the same order as ``load_open``'s.
-    An organization without any is absent."""
+    """The open holds of several organizations in ONE statement (the holds joined to their
+    allocations): each one's open holds (ending at or before ``until`` when given), in id
+    order, with their allocations in the order their grants are drawn. An organization
+    without any is absent."""
     found: dict[str, list[HoldRow]] = {}
     if not org_ids:
         return found
@@ -134,13 +127,11 @@ def load_open_of(
         select(holds.c.org_id, holds.c.id, holds.c.amount, holds.c.expires_at, a.grant_id, a.amount)
         .outerjoin(hold_allocations, (a.org_id == holds.c.org_id) & (a.hold_id == holds.c.id))
         .outerjoin(grants, _GRANT_OF_ALLOCATION)
-        .where(
-            holds.c.org_id.in_(org_ids),
-            holds.c.status == HoldState.OPEN.value,
-            holds.c.expires_at <= until,
-        )
+        .where(holds.c.org_id.in_(org_ids), holds.c.status == HoldState.OPEN.value)
         .order_by(holds.c.org_id, holds.c.id, *_ORDER)
     )
+    if until is not None:
+        query = query.where(holds.c.expires_at <= until)
     last_key: tuple[str, int] | None = None
     last = None
     for org_id, hold_id, amount, expires_at, grant_id, drawn in conn.execute(query):
