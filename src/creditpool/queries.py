@@ -5,8 +5,9 @@ order and with the defaults that ``CreditPool``'s method and the clients' method
 same name take (both are made from the query: ``pool.py``'s ``reading`` and the client's
 ``_routes.pages``), and its class says the rest of what the interfaces need: the HTTP path
 (under ``/v1/``, with the query's ids in braces), which field pages the list (``cursor``:
-the list goes on past the item it names) and which of an item's attributes names it
-(``item_key``). The HTTP route's query parameters are made from it too (``http/paging.py``'s
+the list goes on past the item it names; the lists paged alike inherit it with its field
+from ``AfterName``, ``OfOrgAfterName`` or ``NewestFirst``) and which of an item's
+attributes names it (``item_key``). The HTTP route's query parameters are made from it too (``http/paging.py``'s
 ``Params``); the services and the repositories take the query as it is.
 
 Only the standard library and the core are imported here: the repositories and the
@@ -75,6 +76,15 @@ class Query:
         return inspect.cleandoc(cls.__doc__ or "")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AfterName(Query):
+    """A list paged by its items' names (an id or a key, text): after the item ``after``."""
+
+    cursor: ClassVar[str] = "after"
+
+    after: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class OfOrg(Query):
     """A list of one organization's: its id comes first."""
@@ -82,72 +92,79 @@ class OfOrg(Query):
     org_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OfOrgAfterName(OfOrg):
+    """A list of one organization's paged by its items' names (an id, text): after the
+    item ``after``."""
+
+    cursor: ClassVar[str] = "after"
+
+    after: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewestFirst(OfOrg):
+    """A list of one organization's, newest first, paged by its items' numbers: older than
+    the item ``before_id``."""
+
+    cursor: ClassVar[str] = "before_id"
+
+    before_id: int | None = None
+
+
 # -- organizations, teams, members ----------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Orgs(Query):
+class Orgs(AfterName):
     """Organizations in id order, only those whose id or name holds ``search`` (in any
     case) when given: after the organization ``after``, ``limit`` of them."""
 
     path: ClassVar[str] = "orgs"
-    cursor: ClassVar[str] = "after"
     paging_first: ClassVar[bool] = True
 
-    after: str | None = None
     search: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Teams(OfOrg):
+class Teams(OfOrgAfterName):
     """Teams in id order: after the team ``after``, ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/teams"
-    cursor: ClassVar[str] = "after"
-
-    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Members(OfOrg):
+class Members(OfOrgAfterName):
     """Members in user id order (only ``team_id``'s when given): after the user ``after``,
     ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/members"
-    cursor: ClassVar[str] = "after"
     item_key: ClassVar[str] = "user_id"
 
     team_id: str | None = None
-    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class TeamUsage(OfOrg):
+class TeamUsage(OfOrgAfterName):
     """Paid usage per team in a calendar month (``YYYY-MM``, the organization's zone;
     default: this month): the teams in id order after the team ``after``, then "no team",
     ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/usage/teams"
-    cursor: ClassVar[str] = "after"
     item_key: ClassVar[str] = "team_id"
 
     month: str | None = None
-    _: KW_ONLY
-    after: str | None = None
 
 
 # -- features -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Features(Query):
+class Features(AfterName):
     """Features in key order: after the key ``after``, ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "features"
-    cursor: ClassVar[str] = "after"
     item_key: ClassVar[str] = "key"
-
-    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,55 +198,47 @@ class Grants(OfOrg):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreditRequests(OfOrg):
+class CreditRequests(NewestFirst):
     """Credit requests newest first (only those in ``status`` when given): older than
     ``before_id``, ``limit`` of them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/credit-requests"
-    cursor: ClassVar[str] = "before_id"
 
     status: CreditRequestStatus | None = None
-    before_id: int | None = None
 
 
 # -- API keys and webhook endpoints ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Keys(Query):
+class Keys(AfterName):
     """API keys (revoked ones too, never a secret) in the order they were made: only
     ``org_id``'s when given (over HTTP it must be), after the key ``after``, ``limit`` of
     them (None: all)."""
 
     path: ClassVar[str] = "orgs/{org_id}/keys"
-    cursor: ClassVar[str] = "after"
 
     org_id: str | None = None
-    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WebhookEndpoints(Query):
+class WebhookEndpoints(AfterName):
     """Webhook endpoints in id order: after the endpoint ``after``, ``limit`` of them
     (None: all)."""
 
     path: ClassVar[str] = "webhook-endpoints"
-    cursor: ClassVar[str] = "after"
-
-    after: str | None = None
 
 
 # -- what happened in an organization's pool ------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Consumptions(OfOrg):
+class Consumptions(NewestFirst):
     """Consumptions newest first (``status``: paid or refunded), those made at or after
     ``since`` and before ``until``, of ``feature``, ``user_id`` or ``team_id`` when given:
     older than ``before_id``, ``limit`` of them."""
 
     path: ClassVar[str] = "orgs/{org_id}/consumptions"
-    cursor: ClassVar[str] = "before_id"
 
     since: datetime | None = None
     until: datetime | None = None
@@ -237,19 +246,16 @@ class Consumptions(OfOrg):
     user_id: str | None = None
     team_id: str | None = None
     status: str | None = None
-    before_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Holds(OfOrg):
+class Holds(NewestFirst):
     """Holds newest first (``status``: open, settled, released or expired): older than
     ``before_id``, ``limit`` of them."""
 
     path: ClassVar[str] = "orgs/{org_id}/holds"
-    cursor: ClassVar[str] = "before_id"
 
     status: str | None = None
-    before_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,16 +273,14 @@ class Ledger(OfOrg):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Corrections(OfOrg):
+class Corrections(NewestFirst):
     """Staff corrections (who, when, why) newest first, of ``kind`` and of the grant
     ``grant_id`` when given: older than ``before_id``, ``limit`` of them."""
 
     path: ClassVar[str] = "orgs/{org_id}/corrections"
-    cursor: ClassVar[str] = "before_id"
 
     kind: str | None = None
     grant_id: int | None = None
-    before_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
