@@ -30,11 +30,13 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -159,6 +161,21 @@ def cpu_s(pgid: int | None = None, comm: str | None = None) -> float:
         if (pgid is not None and int(fields[2]) == pgid) or (comm is not None and name == comm):
             ticks += int(fields[11]) + int(fields[12])
     return ticks / CLOCK_TICKS
+
+
+def connections_per_worker(port: int) -> str:
+    """How the established connections to ``port`` are spread over the server's processes
+    (e.g. ``16/16``, most first): read while the load runs."""
+    listed = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    counts: dict[str, int] = {}
+    for pid in re.findall(r"pid=(\d+)", listed):
+        counts[pid] = counts.get(pid, 0) + 1
+    return "/".join(str(n) for n in sorted(counts.values(), reverse=True)) or "?"
 
 
 def group_pids(pgid: int) -> list[int]:
@@ -331,6 +348,7 @@ class Sample:
     server_cpu_ms: float
     pg_cpu_ms: float
     warmup_ok: int = 0  # 2xx answers of the warm-up run
+    split: str = "?"  # the connections per worker process, read halfway through
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,13 +378,19 @@ def measure(
     profiler = None
     if args.profile is not None and srv.name == "creditpool":
         profiler = py_spy(srv, Path(args.profile) / f"{tag}.txt", args.seconds)
+    split: list[str] = []
+    port = int(srv.base_url.rsplit(":", 1)[1])
+    halfway = threading.Timer(args.seconds / 2, lambda: split.append(connections_per_worker(port)))
     before = cpu_s(pgid=srv.pgid), cpu_s(comm="postgres")
+    halfway.start()
     load = wrk(exe, srv.base_url, srv.token, orgs, connections, args.seconds, args.threads)
     after = cpu_s(pgid=srv.pgid), cpu_s(comm="postgres")
+    halfway.join()
     if profiler is not None:
         profiler.wait()
     per = max(load.requests, 1) / 1e3
-    return Sample(load, (after[0] - before[0]) / per, (after[1] - before[1]) / per, warm)
+    cpu, pg = (after[0] - before[0]) / per, (after[1] - before[1]) / per
+    return Sample(load, cpu, pg, warm, split[0] if split else "?")
 
 
 def py_spy(srv: Server, out: Path, seconds: float) -> subprocess.Popen[bytes]:
@@ -394,6 +418,7 @@ def print_table(rows: list[Row], workers: int, threads: int) -> None:
         f"{'scenario':<16} {'cp/s':>6} {'p50':>6} {'p99':>6} {'cpu ms':>6} {'pg ms':>5}"
         f" | {'hand/s':>6} {'p50':>6} {'p99':>6} {'cpu ms':>6} {'pg ms':>5}"
         f" | {'ratio':>5} {'ratio goal':<16} {'cpu goal (<= 1.0 ms)':<20}"
+        f" | {'conns/worker':<12}"
     )
     print(header)
     print("-" * len(header))
@@ -411,10 +436,13 @@ def print_table(rows: list[Row], workers: int, threads: int) -> None:
             f" | {t.load.rate:>6,.0f} {t.load.p50_ms:>6.1f} {t.load.p99_ms:>6.1f}"
             f" {t.server_cpu_ms:>6.2f} {t.pg_cpu_ms:>5.2f}"
             f" | {r.ratio:>5.2f} {ratio_goal:<16} {cpu_goal:<20}"
+            f" | {o.split} vs {t.split}"
         )
     print(
         "(rate: 2xx answers/s; p50/p99 in ms from wrk --latency; cpu ms: CPU of all the "
-        "server's processes per request; pg ms: CPU of every postgres process per request)"
+        "server's processes per request; pg ms: CPU of every postgres process per request;"
+        " conns/worker: wrk's connections held by each worker process halfway through the"
+        " run, creditpool's vs the hand-rolled's)"
     )
     bad = [
         f"{r.orgs} orgs/{r.connections} c {name}: {s.load.non_2xx} non-2xx, "

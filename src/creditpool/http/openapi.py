@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from functools import partial
 from importlib import resources
@@ -166,18 +166,29 @@ APP_OPTIONS: dict[str, Any] = {
 }
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, order: Sequence[str] = ()) -> None:
     """Document ``app`` (see the module) and serve its docs pages from packaged assets;
-    create the app with ``APP_OPTIONS``."""
+    create the app with ``APP_OPTIONS``. The document lists the paths of ``order`` first,
+    in that order (the app may match its routes in another), then the others as routed."""
     generate: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            document(generate(), decimals=dict(decimal_fields(app)))
+            schema = generate()
+            document(schema, decimals=dict(decimal_fields(app)))
+            _reorder(schema.get("paths", {}), order)
         return generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
     _docs(app)
+
+
+def _reorder(paths: dict[str, Any], order: Sequence[str]) -> None:
+    """``paths`` (in place): those named in ``order`` first, in its order, then the rest."""
+    rank = {path: i for i, path in reversed(list(enumerate(order)))}
+    ordered = sorted(paths.items(), key=lambda item: rank.get(item[0], len(order)))
+    paths.clear()
+    paths.update(ordered)
 
 
 def _docs(app: FastAPI) -> None:
