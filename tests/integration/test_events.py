@@ -313,3 +313,44 @@ def test_rounds_that_follow_each_other_are_spaced_and_one_after_a_quiet_while_is
             await stream.aclose()
 
     run(test, pool)
+
+
+def test_a_hub_without_streams_stops_listening_and_its_next_stream_listens_again(
+    pool: CreditPool, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no stream open for LISTEN_IDLE_S the process stops taking every commit's
+    notification; a new stream listens again before it reads where it starts, and gets
+    what is committed next by notification (the re-check is minutes away here)."""
+    if not db_url.startswith("postgres"):
+        pytest.skip("NOTIFY is PostgreSQL's; SQLite announces in process after the commit")
+    monkeypatch.setattr(hub_module, "LISTEN_IDLE_S", 0.3)
+    start = funded(pool)
+
+    async def stopped_listening(hub: Hub) -> None:
+        async with asyncio.timeout(WAIT_S):
+            while hub.listening.is_set():
+                await asyncio.sleep(0.05)
+
+    async def test(hub: Hub) -> None:
+        await stopped_listening(hub)  # it listened at start, and nobody watches
+        heard: list[tuple[str, int]] = []
+        announce = hub.announce
+        hub.announce = lambda org_id, seq: heard.append((org_id, seq))  # type: ignore[method-assign]
+        await consume(pool, "acme")
+        await asyncio.sleep(0.5)
+        assert heard == []  # not listening: the commit was not heard
+        hub.announce = announce  # type: ignore[method-assign]
+
+        stream = await open_stream(hub, "acme", start)
+        assert [int(e["id"]) for e in await read_events(stream, 1)] == [start + 1]
+        assert hub.listening.is_set()
+        began = time.monotonic()
+        await consume(pool, "acme")
+        assert [int(e["id"]) for e in await read_events(stream, 1)] == [start + 2]
+        assert time.monotonic() - began < 5  # by notification: the re-check is 60 s away
+        await asyncio.sleep(0.6)
+        assert hub.listening.is_set()  # a stream is open: it keeps listening
+        await stream.aclose()
+        await stopped_listening(hub)  # the last stream ended: it stops again
+
+    run(test, pool, heartbeat_s=60.0)

@@ -8,6 +8,11 @@ A notification is only a hint: the ledger's seq is the truth. Each stream asks f
 after the last seq it delivered and repairs any gap from the ledger, and the hub re-reads
 every watched organization's last seq periodically (``recheck_s``), so a dropped
 notification or a dropped LISTEN connection delays an event, never loses it.
+
+A process with no stream open stops listening after ``LISTEN_IDLE_S``: its LISTEN connection
+would otherwise take the notification of every commit of every process for nothing (6 % of
+a worker's CPU in bench/http_api.py). Its next stream starts listening again before it
+reads where it begins, so nothing committed after that read goes unannounced.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ PAGE_SIZE = 500  # entries read at once (a long catch-up is read in pages)
 QUEUE_SIZE_MAX = 64  # batches a slow stream may fall behind before it repairs from the ledger
 RECHECK_ORGS_MAX = 500  # organizations per periodic re-check query
 LISTEN_RETRY_S = 1.0
+LISTEN_IDLE_S = 10.0  # with no stream open this long, stop listening (see the module)
+LISTEN_WAIT_S = 5.0  # a new stream waits this long at most for LISTEN (else: re-checks)
 RETRY_MS = 2000  # how long EventSource waits before reconnecting
 READERS_MAX = 1  # concurrent read rounds per process (each covers many organizations)
 # Back-to-back rounds begin at least this far apart: under load a round then covers the
@@ -131,13 +138,16 @@ class Hub:
         self._closing = False
         self._undo: list[Callable[[], None]] = []
         self.listening = asyncio.Event()  # announcements reach this hub (LISTEN is up)
+        self._listener: asyncio.Task[None] | None = None  # the LISTEN connection's task
+        self._idle_since = 0.0  # when the last stream ended (or the hub started)
 
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._idle_since = self._loop.time()
         if self.db.dialect == "postgresql":
-            self._spawn(self._listen())
+            self._listener = self._spawn(self._listen())
         else:
             self._undo.append(self.pool.on_commit(self._announce_threadsafe))
             self.listening.set()
@@ -161,10 +171,11 @@ class Hub:
             for sub in state.subs:
                 sub.deliver(_Signal.CLOSING)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- one stream ---------------------------------------------------------------------
 
@@ -232,6 +243,7 @@ class Hub:
             if state is None:
                 state = self._orgs[org_id] = _Org()
                 try:
+                    await self._listening_before_reading()
                     seqs = await asyncio.to_thread(feed.ledger_seqs, self.db, [org_id])
                     state.cursor = seqs.get(org_id, 0)
                 finally:
@@ -257,6 +269,8 @@ class Hub:
         if not state.subs:
             del self._orgs[sub.org_id]
             self._behind.pop(sub.org_id, None)
+            if not self._orgs and self._loop is not None:
+                self._idle_since = self._loop.time()
 
     async def _tick_forever(self) -> None:
         """Heartbeats for the streams quiet for ``heartbeat_s`` (each stream's own phase:
@@ -364,7 +378,27 @@ class Hub:
             for org_id, seq in seqs.items():
                 self.announce(org_id, seq)
 
-    # -- PostgreSQL: one LISTEN connection per process -----------------------------------
+    # -- PostgreSQL: one LISTEN connection per process while streams are open -------------
+
+    async def _listening_before_reading(self) -> None:
+        """Listen (again) before a new organization's stream reads where it starts. If
+        LISTEN does not come up in time, go on: the periodic re-check then delivers."""
+        if self.db.dialect != "postgresql":
+            return
+        if self._listener is None:
+            self._listener = self._spawn(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.listening.wait(), LISTEN_WAIT_S)
+
+    def _stop_listening_if_idle(self) -> bool:
+        """No stream open for ``LISTEN_IDLE_S``: stop (decided here, synchronously, so that
+        a stream arriving from now on starts a new LISTEN connection)."""
+        loop = self._loop
+        if self._orgs or loop is None or loop.time() - self._idle_since < LISTEN_IDLE_S:
+            return False
+        self.listening.clear()
+        self._listener = None
+        return True
 
     async def _listen(self) -> None:
         import psycopg  # here: only PostgreSQL listens, and SQLite needs no postgres extra
@@ -378,17 +412,21 @@ class Hub:
                     self.listening.set()
                     await self.recheck()  # what was announced while not listening
                     await self._receive(conn)
+                    return  # idle: the connection closes; a new stream listens again
             except (psycopg.Error, OSError) as error:
                 self.listening.clear()
                 log.warning("LISTEN connection lost (%s); reconnecting", error)
             await asyncio.sleep(LISTEN_RETRY_S)
 
     async def _receive(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Announce what is notified until the hub has been without streams for a while."""
         while True:
-            async for note in conn.notifies(timeout=self.recheck_s):
+            async for note in conn.notifies(timeout=min(self.recheck_s, LISTEN_IDLE_S / 2)):
                 parsed = repository.parse_announcement(note.payload)
                 if parsed is not None:
                     self.announce(*parsed)
+            if self._stop_listening_if_idle():
+                return
             await conn.execute("SELECT 1")  # quiet for a while: is the connection alive?
 
     # -- ending streams when the server stops ---------------------------------------------
