@@ -10,8 +10,8 @@ every watched organization's last seq periodically (``recheck_s``), so a dropped
 notification or a dropped LISTEN connection delays an event, never loses it.
 
 A process with no stream open stops listening after ``LISTEN_IDLE_S``: its LISTEN connection
-would otherwise take the notification of every commit of every process for nothing (6 % of
-a worker's CPU in bench/http_api.py). Its next stream starts listening again before it
+would otherwise take the notification of every commit of every process for nothing (2-6 % of
+a worker's GIL samples in bench/http_api.py). Its next stream listens again before it
 reads where it begins, so nothing committed after that read goes unannounced.
 """
 
