@@ -191,15 +191,17 @@ def save(conn: Connection, org_id: str, rows: list[HoldRow]) -> None:
 
 def held_at(conn: Connection, org_id: str, t: datetime) -> list[tuple[int, int]]:
     """(grant id, amount) held at instant ``t`` by the holds open then: created at or
-    before ``t`` and neither closed nor run out by then."""
+    before ``t`` and neither closed nor run out by then. Read from the holds ending after
+    ``t`` (``ix_holds_org_expires``: those near ``t``, however long the history)."""
     h, a = holds.c, hold_allocations.c
     query = (
         select(a.grant_id, a.amount)
-        .join(holds, (h.org_id == a.org_id) & (h.id == a.hold_id))
+        .select_from(holds)
+        .join(hold_allocations, (a.org_id == h.org_id) & (a.hold_id == h.id))
         .where(
-            a.org_id == org_id,
-            h.created_at <= t,
+            h.org_id == org_id,
             h.expires_at > t,
+            h.created_at <= t,
             (h.closed_at.is_(None)) | (h.closed_at > t),
         )
     )

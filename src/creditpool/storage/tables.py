@@ -258,6 +258,9 @@ holds = Table(
 )
 # Open holds are read when one is settled, released or falls due.
 Index("ix_holds_org_status", holds.c.org_id, holds.c.status, holds.c.expires_at)
+# The holds that may have held credits at a past instant (a past balance): those ending
+# after it. An index range of the holds near that instant, not every hold ever made.
+Index("ix_holds_org_expires", holds.c.org_id, holds.c.expires_at)
 
 # Which grants a hold's credits are held on, and how much on each.
 hold_allocations = Table(

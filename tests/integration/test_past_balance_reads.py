@@ -1,0 +1,77 @@
+"""A past balance reads the holds near its instant, not every hold ever made: with a long
+history of settled holds, ``balance(at=)`` counts exactly what was held then, and the
+database reads the holds through an index range by their end (``ix_holds_org_expires``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event, text
+
+from creditpool import CreditPool
+from creditpool.repositories import holds as holds_repo
+from tests.support import FakeClock
+
+
+def _history(pool: CreditPool, clock: FakeClock) -> tuple[datetime, datetime]:
+    """Fifty holds settled a day apart, then one open hold; the instants to look at: while
+    an old hold was open, and while the open one is."""
+    pool.create_org("acme")
+    pool.grant("acme", "1000")
+    during_old = None
+    for i in range(50):
+        hold = pool.hold("acme", "report", amount="2", user_id="u-1", ttl_s=3600)
+        clock.advance(minutes=5)
+        if i == 20:
+            during_old = clock()
+        clock.advance(minutes=5)
+        pool.settle("acme", hold.id, cost="0.5")
+        clock.advance(days=1)
+    pool.hold("acme", "report", amount="3", user_id="u-1", ttl_s=3600)
+    clock.advance(minutes=5)
+    assert during_old is not None
+    return during_old, clock()
+
+
+def test_a_past_balance_counts_what_was_held_then(pool: CreditPool, clock: FakeClock) -> None:
+    during_old, during_open = _history(pool, clock)
+    clock.advance(hours=2)  # the open hold has run out by now
+    then = pool.balance("acme", at=during_old)
+    assert then.held == Decimal("2")
+    assert then.left == Decimal("1000") - Decimal("0.5") * 20 - Decimal("2")
+    later = pool.balance("acme", at=during_open)
+    assert later.held == Decimal("3")
+    assert later.left == Decimal("1000") - Decimal("0.5") * 50 - Decimal("3")
+
+
+def test_the_holds_of_a_past_instant_are_read_by_an_index_range(
+    pool: CreditPool, clock: FakeClock, db_url: str
+) -> None:
+    during_old, _ = _history(pool, clock)
+    statements: list[tuple[str, Any]] = []
+    with pool.db.engine.connect() as conn:
+
+        @event.listens_for(conn, "before_cursor_execute")
+        def capture(*args: Any) -> None:
+            statements.append((args[2], args[3]))
+
+        assert sum(amount for _, amount in holds_repo.held_at(conn, "acme", during_old)) == 20000
+        sql, params = statements[-1]
+        event.remove(conn, "before_cursor_execute", capture)
+        if db_url.startswith("sqlite"):
+            plan = " | ".join(
+                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+            )
+            assert (
+                "SEARCH holds USING INDEX ix_holds_org_expires (org_id=? AND expires_at>?)" in plan
+            )
+        else:
+            # A small table is cheaper to scan: ask whether the index serves the range.
+            conn.execute(text("ANALYZE holds, hold_allocations"))
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, params))
+            assert "ix_holds_org_expires" in plan
+            assert "Index Cond: (((org_id)::text = 'acme'::text) AND (expires_at >" in plan
+        assert "hold_allocations USING PRIMARY KEY (org_id=?)" not in plan  # not every hold's
