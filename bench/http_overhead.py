@@ -32,12 +32,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import psycopg
-
 from consume import DEFAULT_PG_URL
 from creditpool import CreditPool
 from creditpool.server.app import create_app
 from creditpool.settings import Settings
+from http_api import fresh_database
 
 ORG = "org-0"
 BODY = (
@@ -53,14 +52,8 @@ def database(backend: str) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as tmp:
             yield f"sqlite:///{tmp}/overhead.db"
         return
-    name = f"creditpool_overhead_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(DEFAULT_PG_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield DEFAULT_PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with psycopg.connect(DEFAULT_PG_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with fresh_database(DEFAULT_PG_URL) as url:
+        yield url
 
 
 class Driver:
