@@ -198,8 +198,10 @@ BODIES: dict[tuple[str, str], Callable[[Tenant, str], dict[str, Any]]] = {
 
 def seed(t: Tenant) -> Objects:
     """103 credits in two grants, a team t-1 with u-1 and u-2, three uses of 0.50, three
-    open holds of 1."""
+    open holds of 1; the feature ``custom`` the feature paths name (whichever test runs
+    first: no test may count on another's PUT having made it)."""
     pool = t.pool
+    pool.set_feature("custom", cost="1", changed_by="setup")
     grant = pool.grant(t.org, "100", granted_by="setup")
     to_void = pool.grant(t.org, "3", granted_by="setup")
     pool.create_team(t.org, "t-1", name="Team One", monthly_limit="100")
