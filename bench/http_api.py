@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -356,10 +357,12 @@ class Row:
     orgs: int
     connections: int
     ours: Sample
-    theirs: Sample
+    theirs: Sample | None  # None with --only-ours
 
     @property
     def ratio(self) -> float:
+        if self.theirs is None:
+            return math.nan
         return self.ours.load.rate / max(self.theirs.load.rate, 1e-9)
 
     @property
@@ -425,7 +428,9 @@ def print_table(rows: list[Row], workers: int, threads: int) -> None:
     for r in rows:
         o, t = r.ours, r.theirs
         scenario = f"{r.orgs:,} org{'s' if r.orgs > 1 else ''}, {r.connections} c"
-        if r.goal is None:
+        if t is None:
+            ratio_goal = "(not compared)"
+        elif r.goal is None:
             ratio_goal = "(no goal)"
         else:
             ratio_goal = f">= {r.goal} " + ("met" if r.ratio >= r.goal else "MISSED")
@@ -433,10 +438,8 @@ def print_table(rows: list[Row], workers: int, threads: int) -> None:
         print(
             f"{scenario:<16} {o.load.rate:>6,.0f} {o.load.p50_ms:>6.1f} {o.load.p99_ms:>6.1f}"
             f" {o.server_cpu_ms:>6.2f} {o.pg_cpu_ms:>5.2f}"
-            f" | {t.load.rate:>6,.0f} {t.load.p50_ms:>6.1f} {t.load.p99_ms:>6.1f}"
-            f" {t.server_cpu_ms:>6.2f} {t.pg_cpu_ms:>5.2f}"
-            f" | {r.ratio:>5.2f} {ratio_goal:<16} {cpu_goal:<20}"
-            f" | {o.split} vs {t.split}"
+            f" | {_theirs(t)} | {r.ratio:>5.2f} {ratio_goal:<16} {cpu_goal:<20}"
+            f" | {o.split} vs {t.split if t else '-'}"
         )
     print(
         "(rate: 2xx answers/s; p50/p99 in ms from wrk --latency; cpu ms: CPU of all the "
@@ -449,9 +452,18 @@ def print_table(rows: list[Row], workers: int, threads: int) -> None:
         f"{s.load.socket_errors} socket errors"
         for r in rows
         for name, s in (("creditpool", r.ours), ("hand-rolled", r.theirs))
-        if s.load.non_2xx or s.load.socket_errors
+        if s is not None and (s.load.non_2xx or s.load.socket_errors)
     ]
     print("answers: every one 2xx, no socket errors" if not bad else "answers: " + "; ".join(bad))
+
+
+def _theirs(t: Sample | None) -> str:
+    if t is None:
+        return f"{'-':>6} {'-':>6} {'-':>6} {'-':>6} {'-':>5}"
+    return (
+        f"{t.load.rate:>6,.0f} {t.load.p50_ms:>6.1f} {t.load.p99_ms:>6.1f}"
+        f" {t.server_cpu_ms:>6.2f} {t.pg_cpu_ms:>5.2f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -489,13 +501,14 @@ def main(argv: list[str] | None = None) -> int:
             for conns in connections:
                 tag = f"{count}orgs-{conns}c"
                 a = measure(exe, ours, count, conns, args, tag)
-                b = measure(exe, theirs, count, conns, args, tag) if theirs else a
+                b = measure(exe, theirs, count, conns, args, tag) if theirs else None
                 answered["creditpool"] += a.load.ok + a.warmup_ok
-                answered["hand-rolled"] += b.load.ok + b.warmup_ok if theirs else 0
+                answered["hand-rolled"] += b.load.ok + b.warmup_ok if b else 0
                 rows.append(Row(count, conns, a, b))
                 print(
                     f"  {count} orgs, {conns} connections: creditpool {a.load.rate:,.0f}/s"
-                    f" ({a.server_cpu_ms:.2f} ms CPU), hand-rolled {b.load.rate:,.0f}/s",
+                    f" ({a.server_cpu_ms:.2f} ms CPU), hand-rolled "
+                    + (f"{b.load.rate:,.0f}/s" if b else "not run"),
                     file=sys.stderr,
                     flush=True,
                 )

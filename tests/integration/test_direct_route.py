@@ -150,7 +150,12 @@ def _answers(app: FastAPI, secrets: dict[str, str]) -> list[tuple[str, Any]]:
                 document = response.text
             shown = {
                 name: response.headers.get(name)
-                for name in ("content-type", "idempotency-replayed", "www-authenticate")
+                for name in (
+                    "content-type",
+                    "idempotent-replayed",
+                    "www-authenticate",
+                    "retry-after",
+                )
             }
             answers.append((what, (response.status_code, shown, document)))
     return answers
@@ -183,6 +188,8 @@ def test_every_answer_is_the_one_fastapi_s_own_handler_gives(db_url: str, second
     status = {what: answer[0] for what, answer in direct}
     # Both sides of the comparison are covered: charges, replays and refusals of each kind.
     assert (status["charge"], status["replay"], status["charset"]) == (201, 201, 201)
+    replayed = {what: answer[1]["idempotent-replayed"] for what, answer in direct}
+    assert (replayed["charge"], replayed["replay"]) == (None, "true")
     assert status["dry run"] == 200
     assert (status["too much"], status["same key, other body"]) == (402, 409)
     assert (status["member key"], status["other org"], status["no bearer"]) == (403, 404, 401)
