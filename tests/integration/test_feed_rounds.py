@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import event
+from sqlalchemy.engine.default import CACHE_HIT
 
 from creditpool import CreditPool
 from creditpool.http import feed
@@ -181,3 +182,29 @@ def test_a_round_costs_the_same_statements_whatever_its_organizations(
     reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     # The entries, the organizations, their live grants, their due holds.
     assert len(reads) == 4, statements
+
+
+def test_a_round_s_statement_is_compiled_once_whatever_its_organizations(
+    pool: CreditPool, clock: FakeClock
+) -> None:
+    """The cursors are one parameter: rounds of 1, 2 and 5 organizations (and other seqs)
+    reuse the statement SQLAlchemy compiled for the first, as they must at every round of a
+    busy hub. (A VALUES list of the pairs was a new compilation each time.)"""
+    cursors = scenery(pool, clock)
+    hits: list[object] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        context = args[-2]
+        if "cursors" in statement:
+            hits.append(context.cache_hit)
+
+    event.listen(pool.db.engine, "after_cursor_execute", seen)
+    try:
+        rounds = [dict(list(cursors.items())[:n]) for n in (5, 1, 2, 5)]
+        rounds.append({org_id: max(seq - 1, 0) for org_id, seq in cursors.items()})
+        for asked in rounds:
+            feed.read_many(pool.db, asked, 500)
+    finally:
+        event.remove(pool.db.engine, "after_cursor_execute", seen)
+    assert len(hits) == len(rounds)
+    assert hits[1:] == [CACHE_HIT] * (len(rounds) - 1), hits

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, column, func, select, values
+from sqlalchemy import BigInteger, Select, String, column, func, select, text
 from sqlalchemy.engine import Connection
 
 from creditpool.queries import Ledger
@@ -36,19 +38,39 @@ def list_entries(conn: Connection, asked: Ledger) -> Sequence[DbRow]:
 _SEQ_MAX = 2**63 - 1
 
 
+# The cursors travel as ONE parameter, a JSON list of [org, seq] pairs, so that the
+# statement is the same whatever their number and SQLAlchemy compiles it once per dialect.
+# (A VALUES list of the pairs was a new statement, and a new compilation, at every round of
+# a stream hub: 17.7 % of a stream server's samples, bench/RESULTS.md.)
+_CURSORS = {
+    "postgresql": "SELECT c ->> 0 AS org_id, CAST(c ->> 1 AS BIGINT) AS after_seq"
+    " FROM json_array_elements(CAST(:cursors AS JSON)) AS c",
+    "sqlite": "SELECT json_extract(c.value, '$[0]') AS org_id,"
+    " json_extract(c.value, '$[1]') AS after_seq FROM json_each(:cursors) AS c",
+}
+
+
 def entries_after(conn: Connection, cursors: dict[str, int], limit: int) -> Sequence[DbRow]:
     """The entries of several organizations in ONE statement: for each organization
     (org -> seq to read after), up to ``limit`` entries after its seq; by organization,
     then seq. Each organization's cut is the seq of its ``limit``-th new entry, found by a
     correlated subquery that reads at most ``limit`` index entries, so a cursor far behind
     costs a page, not the rest of its ledger (a ``row_number()`` filter would number them
-    all). The cursors travel as a VALUES list, which SQLite and PostgreSQL both take."""
+    all)."""
     if not cursors:
         return []
-    pairs = values(column("org_id", String), column("after_seq", BigInteger), name="cursors").data(
-        list(cursors.items())
+    query = _entries_after(conn.dialect.name, limit)
+    pairs = json.dumps([[org_id, seq] for org_id, seq in cursors.items()])
+    return conn.execute(query, {"cursors": pairs}).all()
+
+
+@functools.cache
+def _entries_after(dialect: str, limit: int) -> Select[Any]:
+    wanted = (
+        text(_CURSORS[dialect])
+        .columns(column("org_id", String), column("after_seq", BigInteger))
+        .cte("cursors")
     )
-    wanted = pairs.cte("cursors")
     later = ledger.alias("later")
     cut = (
         select(later.c.seq)
@@ -59,7 +81,7 @@ def entries_after(conn: Connection, cursors: dict[str, int], limit: int) -> Sequ
         .scalar_subquery()
     )
     bounds = select(wanted.c.org_id, wanted.c.after_seq, cut.label("upto")).cte("bounds")
-    query = (
+    return (
         select(ledger)
         .join(
             bounds,
@@ -69,7 +91,6 @@ def entries_after(conn: Connection, cursors: dict[str, int], limit: int) -> Sequ
         )
         .order_by(ledger.c.org_id, ledger.c.seq)
     )
-    return conn.execute(query).all()
 
 
 def left_at(conn: Connection, org_id: str, t: datetime) -> int:
