@@ -276,6 +276,7 @@ class History:
         self.grant_ids = [0] * count
         self.voided = [0] * count
         self.open_held = 0
+        self.longest_hold_s = 0  # orgs.longest_hold_s: seconds, rounded up
         self.open_ends: list[int] = []
         newest_uses: deque[int] = deque(maxlen=DEEP)
         newest_holds: deque[int] = deque(maxlen=DEEP)
@@ -301,6 +302,8 @@ class History:
                     self.team_usage[f"t{user % TEAMS}"] += COST
             elif kind == "hold":
                 newest_holds.append(new)
+                lived = self.hold_expires(i, origin) - self.time(i)
+                self.longest_hold_s = max(self.longest_hold_s, -(-lived // US))
                 if origin < 0:
                     self.open_held += 2 * COST
                     self.open_ends.append(self.hold_expires(i, origin))
@@ -639,7 +642,7 @@ def directory_rows(h: History) -> dict[str, list[tuple[Any, ...]]]:
     next_event = min(h.open_ends) if h.open_ends else None  # the first open hold's end
     org = [
         (ORG, "Growth bench", "UTC", "[]", created, h.size, h.objects, last_at, next_event, 7,
-         None)
+         None, h.longest_hold_s or None)
     ]  # fmt: skip
     teams = [
         (ORG, t, f"Team {t}", None, created, month, units) for t, units in h.team_usage.items()
@@ -676,7 +679,8 @@ def directory_rows(h: History) -> dict[str, list[tuple[Any, ...]]]:
 
 DIRECTORY_SQL = {
     "orgs": "INSERT INTO orgs (id, name, timezone, low_balance_thresholds, created_at,"
-    " ledger_seq, object_seq, ledger_at, next_event_at, expiry_notice_days, alerts)"
+    " ledger_seq, object_seq, ledger_at, next_event_at, expiry_notice_days, alerts,"
+    " longest_hold_s)"
     " VALUES ({})",
     "teams": "INSERT INTO teams (org_id, id, name, monthly_limit, created_at, usage_month,"
     " usage_units) VALUES ({})",
@@ -1072,16 +1076,20 @@ EXPLAINED = {
         "SELECT a.grant_id, a.amount FROM holds h JOIN hold_allocations a"
         " ON a.org_id = h.org_id AND a.hold_id = h.id WHERE h.org_id = :o"
         " AND h.expires_at > :y AND h.created_at <= :y"
-        " AND (h.closed_at IS NULL OR h.closed_at > :y)"
+        " AND (h.closed_at IS NULL OR h.closed_at > :y) AND h.expires_at <= :z"
     ),
     "holds page before id": (
         "SELECT * FROM holds WHERE org_id = :o AND id < :h ORDER BY id DESC LIMIT 51"
     ),
     "holds page, open": (
-        "SELECT * FROM holds WHERE org_id = :o AND status = 'open' ORDER BY id DESC LIMIT 51"
+        "SELECT * FROM holds WHERE org_id = :o AND id IN (SELECT id FROM holds"
+        " WHERE org_id = :o AND status = 'open' ORDER BY id DESC LIMIT 51)"
+        " ORDER BY id DESC LIMIT 51"
     ),
     "holds page, expired": (
-        "SELECT * FROM holds WHERE org_id = :o AND status = 'expired' ORDER BY id DESC LIMIT 51"
+        "SELECT * FROM holds WHERE org_id = :o AND id IN (SELECT id FROM holds"
+        " WHERE org_id = :o AND status = 'expired' ORDER BY id DESC LIMIT 51)"
+        " ORDER BY id DESC LIMIT 51"
     ),
     "usage chart (30 days)": (
         "SELECT feature, sum(cost) FROM consumptions WHERE org_id = :o AND status = 'paid'"
@@ -1101,6 +1109,7 @@ def explain(t: Target) -> None:
         "s": DEEP,
         "i": t.deep_consumption,
         "h": t.deep_hold,
+        "z": year_ago + timedelta(seconds=t.history.longest_hold_s if t.history else 0),
     }
     engine = t.pool.db.engine
     print(f"\nEXPLAIN ({t.backend}, {t.size:,} entries)")
@@ -1112,6 +1121,7 @@ def explain(t: Target) -> None:
             bound = dict(params)
             if t.backend == "sqlite":
                 bound["t"], bound["y"] = _iso(_us(month_ago)), _iso(_us(year_ago))
+                bound["z"] = _iso(_us(params["z"]))
             rows = conn.execute(text(prefix + sql), bound).all()
             print(f"-- {name}")
             for row in rows:
