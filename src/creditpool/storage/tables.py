@@ -264,7 +264,16 @@ holds = Table(
 Index("ix_holds_org_status", holds.c.org_id, holds.c.status, holds.c.expires_at)
 # The holds that may have held credits at a past instant (a past balance): those ending
 # after it. An index range of the holds near that instant, not every hold ever made.
-Index("ix_holds_org_expires", holds.c.org_id, holds.c.expires_at)
+# With the columns the filter and the join read (migration 0010): the range is read from the
+# index alone, no hold's row looked up.
+Index(
+    "ix_holds_org_expires",
+    holds.c.org_id,
+    holds.c.expires_at,
+    holds.c.created_at,
+    holds.c.closed_at,
+    holds.c.id,
+)
 # A page of one status's holds, newest first: an index range in page order (migration 0010).
 Index("ix_holds_org_status_id", holds.c.org_id, holds.c.status, holds.c.id)
 
