@@ -18,11 +18,19 @@ measures, alternating between the sizes so that the machine's noise hits all of 
   (``after_seq``; for the smallest size the last full page);
 - the usage page: ``web.service.usage_page`` as an admin sees it (one snapshot: header,
   balance, grants, history, chart, teams, forecast), without the HTML;
+- hold -> settle: ``CreditPool.hold`` of 1 credit then ``settle`` at 0.50, pairs per second;
+- holds: the first page of ``holds``, the one 10,000 holds deep (``before_id``), the open
+  ones and the first page of the expired ones (``status``);
 - ``verify()`` in a fresh process (the fastest of VERIFY_ROUNDS runs per size): seconds,
   microseconds per entry and the peak resident memory it added (Linux: the peak ``VmHWM``, reset just before, minus ``VmRSS`` before).
 
-The history: grants and consumptions only (no refunds, holds or corrections), 40 users in 4
-teams, two features at 0.50. Whatever the size, the newest 10,000 entries span the last 40
+The history: 40 users in 4 teams, two features at 0.50; out of every 100 entries about 86
+consumptions, 4 holds (2 settled at half what they held: a release and a consumption, 1
+released, 1 run out: its ``hold_expiry`` entry), 1 refund; in each grant's 30 days staff
+debit and credit the pool by hand (adjustments), void part of the grant and (but the last,
+permanent one) change its expiry; 3 holds near the end are still open. Each is written as
+the library writes it (the same rows, entries, ids from ``object_seq`` and counters, the
+grants' ``held`` included). Whatever the size, the newest 10,000 entries span the last 40
 days (the same recent activity: the month's usage, the chart's 30 days and the forecast's
 window read the same rows at every size); anything older is spread over the three years
 before, with a grant every 30 days that is used up exactly before the next one comes and
@@ -42,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import itertools
 import json
 import os
 import sqlite3
@@ -51,9 +58,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +92,48 @@ ROUNDS = 5  # each figure is measured this many times per size, the sizes taking
 VERIFY_ROUNDS = 3  # verify() runs (each in a fresh process), the fastest counts
 MEMORY_SLACK_MB = 16.0
 US = 1_000_000
+HELD = Decimal("1")  # the benchmark's holds, settled at SETTLED
+SETTLED = Decimal("0.5")
 
 
 # -- the history ---------------------------------------------------------------------------
 
+# What the slots of every PERIOD entries hold (``i % PERIOD``), besides consumptions: a hold
+# settled 4 entries later (the release and the consumption, two entries at one instant), a
+# hold released, a hold that runs out, a refund of the consumption 5 entries before it.
+PERIOD = 100
+HOLDS_SETTLED = (10, 40)  # held 2 x COST, settled at COST
+HOLD_RELEASED = 30  # held COST, released 3 entries later
+HOLD_EXPIRED = 60  # held COST, runs out 4 entries later (its ``hold_expiry`` entry)
+REFUNDED = 75  # a consumption refunded 5 entries later
+CORRECTION_SLOT = 95  # corrections take the first such slot past their offset in a block
+CORRECTIONS = (  # (offset in its grant's block, kind)
+    (200, "debit"),
+    (300, "expiry_change"),
+    (400, "credit"),
+    (500, "void"),
+)
+DEBIT = 10 * COST
+CREDIT = 4 * COST
+VOIDED = 20 * COST
+OPEN_HOLDS = (30, 20, 10)  # entries before the end that are holds still open
+HOLD_TTL = timedelta(hours=1)
+OPEN_TTL = timedelta(days=1)  # open holds end after the benchmark
+TAIL = 40  # the periodic holds and refunds close before the last TAIL entries
+# A hold or refund begins only MARGIN entries before its grant's block ends: the
+# consumptions after it close keep the grant from going below zero while it is held.
+MARGIN = 15
+
 
 class History:
-    """Entry ``i`` (0-based) is ledger seq ``i + 1`` and object id ``i + 1``: a grant or a
-    consumption. Times are microseconds since the epoch (UTC)."""
+    """Entry ``i`` (0-based) is ledger seq ``i + 1``. Objects (grants, consumptions, holds,
+    corrections) are numbered from 1 in the order they are made, as ``object_seq`` does.
+    Times are microseconds since the epoch (UTC).
+
+    ``slots()`` says what each entry is (a deterministic walk); ``__init__`` walks it once
+    for what the directory rows need (each grant's amount: what its block uses net, so
+    that it is used up exactly before the next grant), ``chunks()`` walks it again for the
+    rows."""
 
     def __init__(self, size: int, end: datetime) -> None:
         self.size = size
@@ -112,6 +155,17 @@ class History:
             boundary += _td_us(GRANT_EVERY)
         self.grant_starts = starts
         self._grant_set = set(starts)
+        self._corrections: dict[int, str] = {}
+        for k, start in enumerate(starts):
+            limit = self._limit(k)
+            for offset, kind in CORRECTIONS:
+                if kind == "expiry_change" and k + 1 == len(starts):
+                    continue  # the last grant is permanent
+                i = start + offset
+                i += (CORRECTION_SLOT - i) % PERIOD
+                if i < limit:
+                    self._corrections[i] = kind
+        self._summarize()
 
     def time(self, i: int) -> int:
         if i < self.old:
@@ -135,74 +189,379 @@ class History:
         """The index (in ``grant_starts``) of the grant entry ``i`` draws from."""
         return bisect.bisect_right(self.grant_starts, i) - 1
 
-    def block_amount(self, k: int) -> int:
-        start = self.grant_starts[k]
-        stop = self.grant_starts[k + 1] if k + 1 < len(self.grant_starts) else self.size
-        return (stop - start - 1) * COST + (RESERVE if k + 1 == len(self.grant_starts) else 0)
+    def _limit(self, k: int) -> int:
+        """Everything begun in block ``k`` ends before this entry (its grant is used up
+        and holds nothing when the next grant comes)."""
+        if k + 1 < len(self.grant_starts):
+            return self.grant_starts[k + 1]
+        return self.size - TAIL
 
-    def consumption_ids_newest_first(self) -> Iterator[int]:
-        for i in range(self.size - 1, -1, -1):
-            if not self.is_grant(i):
-                yield i + 1
+    # -- what each entry is ------------------------------------------------------------
 
-    # -- rows (tuples in the column order of COLUMNS) ------------------------------------
+    def slots(self) -> Iterator[tuple[str, int, int, int]]:
+        """(kind, i, new object id or 0, origin) per entry, in ledger order. Kinds: grant;
+        use (origin: the entry of its refund, else -1); hold (origin: the entry that
+        closes it, -1 while open); settle_release and release and hold_expiry (origin: the
+        hold's entry; new id: the hold's id); settle_use (origin: the hold's entry; new id:
+        the consumption's; the hold's id from the settle_release before it); refund
+        (origin: the consumption's entry; new id: its id); debit, credit, void,
+        expiry_change (new id: the correction's)."""
+        obj = 0
+        ids: dict[int, int] = {}  # entry of a hold or refunded consumption -> its id
+        due: dict[int, tuple[str, int]] = {}  # entry -> (kind, origin entry)
+        k = -1
+        limit = 0
+        open_at = {self.size - n for n in OPEN_HOLDS}
+        corrections = self._corrections
+        for i in range(self.size):
+            if i in due:
+                kind, origin = due.pop(i)
+                if kind == "settle_use":
+                    obj += 1
+                    yield kind, i, obj, origin
+                    del ids[origin]
+                else:
+                    yield kind, i, ids[origin] if kind != "refund" else ids.pop(origin), origin
+                    if kind != "settle_release" and kind != "refund":
+                        del ids[origin]
+                continue
+            obj += 1
+            if i in self._grant_set:
+                k += 1
+                limit = self._limit(k)
+                yield "grant", i, obj, -1
+                continue
+            if i in corrections:
+                yield corrections[i], i, obj, -1
+                continue
+            r = i % PERIOD
+            if r in HOLDS_SETTLED and i + MARGIN < limit:
+                ids[i] = obj
+                due[i + 4] = ("settle_release", i)
+                due[i + 5] = ("settle_use", i)
+                yield "hold", i, obj, i + 4
+            elif r == HOLD_RELEASED and i + MARGIN < limit:
+                ids[i] = obj
+                due[i + 3] = ("release", i)
+                yield "hold", i, obj, i + 3
+            elif r == HOLD_EXPIRED and i + MARGIN < limit:
+                ids[i] = obj
+                due[i + 4] = ("hold_expiry", i)
+                yield "hold", i, obj, i + 4
+            elif i in open_at and k + 1 == len(self.grant_starts):
+                yield "hold", i, obj, -1
+            elif r == REFUNDED and i + MARGIN < limit:
+                ids[i] = obj
+                due[i + 5] = ("refund", i)
+                yield "use", i, obj, i + 5
+            else:
+                yield "use", i, obj, -1
 
-    def chunks(self) -> Iterator[tuple[list[tuple[Any, ...]], ...]]:
-        """(ledger, consumptions, allocations) rows, CHUNK entries at a time."""
+    def hold_amount(self, close: int, origin: int) -> int:
+        """Held by the hold at entry ``origin`` that entry ``close`` closes (-1: open)."""
+        return COST if close >= 0 and origin % PERIOD in (HOLD_RELEASED, HOLD_EXPIRED) else 2 * COST
+
+    def hold_expires(self, origin: int, close: int) -> int:
+        if close < 0:
+            return self.time(origin) + _td_us(OPEN_TTL)
+        if origin % PERIOD == HOLD_EXPIRED:
+            return self.time(close)
+        return self.time(origin) + _td_us(HOLD_TTL)
+
+    def _summarize(self) -> None:
+        """Each block's net use (its grant's amount), the grants' ids, the open holds, the
+        ids the deep pages start from and the month's usage by team."""
+        count = len(self.grant_starts)
+        net = [0] * count
+        self.grant_ids = [0] * count
+        self.voided = [0] * count
+        self.open_held = 0
+        self.longest_hold_s = 0  # orgs.longest_hold_s: seconds, rounded up
+        self.open_ends: list[int] = []
+        newest_uses: deque[int] = deque(maxlen=DEEP)
+        newest_holds: deque[int] = deque(maxlen=DEEP)
+        last = self.time(self.size - 1)
+        month = _dt(last).strftime("%Y-%m")
+        month_start = _us(datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC))
+        self.team_usage = {f"t{t}": 0 for t in range(TEAMS)}
+        self.counts: dict[str, int] = defaultdict(int)
+        k = -1
+        obj = 0
+        for kind, i, new, origin in self.slots():
+            self.counts[kind] += 1
+            obj = max(obj, new)
+            if kind == "grant":
+                k += 1
+                self.grant_ids[k] = new
+            elif kind in ("use", "settle_use"):
+                net[k] += COST
+                newest_uses.append(new)
+                user = (origin if kind == "settle_use" else i) % USERS
+                at = self.time(i - 1 if kind == "settle_use" else i)  # a settle: its instant
+                if at >= month_start and not (kind == "use" and origin >= 0):
+                    self.team_usage[f"t{user % TEAMS}"] += COST
+            elif kind == "hold":
+                newest_holds.append(new)
+                lived = self.hold_expires(i, origin) - self.time(i)
+                self.longest_hold_s = max(self.longest_hold_s, -(-lived // US))
+                if origin < 0:
+                    self.open_held += 2 * COST
+                    self.open_ends.append(self.hold_expires(i, origin))
+            elif kind == "refund":
+                net[k] -= COST
+            elif kind == "debit":
+                net[k] += DEBIT
+            elif kind == "credit":
+                net[k] -= CREDIT
+            elif kind == "void":
+                net[k] += VOIDED
+                self.voided[k] = VOIDED
+        net[-1] += RESERVE + self.open_held
+        self.amounts = net
+        self.objects = obj
+        uses, holds = list(newest_uses), list(newest_holds)
+        # for the smallest sizes: the last full page
+        self.deep_consumption = uses[0] if len(uses) == DEEP else uses[PAGE]
+        self.deep_hold = holds[0] if len(holds) == DEEP else holds[PAGE]
+
+    # -- rows (tuples in the column order of the *_COLS below) ---------------------------
+
+    def chunks(self) -> Iterator[dict[str, list[tuple[Any, ...]]]]:
+        """The rows of every bulk table, about CHUNK entries at a time (a hold's row comes
+        with the entry that closes it, or its own while it is open)."""
+        rows: dict[str, list[tuple[Any, ...]]] = {name: [] for name in BULK_TABLES}
+        ledger_rows = rows["ledger"]
         left = 0
-        grant_id = 0
-        for lo in range(0, self.size, CHUNK):
-            ledger_rows: list[tuple[Any, ...]] = []
-            cons_rows: list[tuple[Any, ...]] = []
-            alloc_rows: list[tuple[Any, ...]] = []
-            for i in range(lo, min(lo + CHUNK, self.size)):
-                seq = i + 1
-                at = self.time(i)
-                if self.is_grant(i):
-                    amount = self.block_amount(self.block(i))
-                    ledger_rows.append(
-                        (seq, at, "grant_added", "added", amount, left, left + amount, seq, None)
-                    )
-                    left += amount
-                    grant_id = seq
-                    continue
-                user = i % USERS
+        k = -1
+        gid = 0
+        settling = 0  # the hold a settle_release just released
+        for kind, i, new, origin in self.slots():
+            seq = i + 1
+            at = self.time(i)
+            if kind == "grant":
+                k += 1
+                gid = new
+                amount = self.amounts[k]
                 ledger_rows.append(
-                    (seq, at, "consumption", "used", COST, left, left - COST, None, seq)
+                    (
+                        seq,
+                        at,
+                        "grant_added",
+                        "added",
+                        amount,
+                        left,
+                        left + amount,
+                        gid,
+                        None,
+                        None,
+                        None,
+                    )
+                )
+                left += amount
+            elif kind == "use" or kind == "settle_use":
+                hold_id = settling if kind == "settle_use" else None
+                user = (origin if kind == "settle_use" else i) % USERS
+                if kind == "settle_use":
+                    at = self.time(i - 1)  # the settle's two entries share its instant
+                    self._hold_row(rows, settling, origin, i - 1, "settled", new, gid)
+                refund = kind == "use" and origin >= 0
+                rows["consumptions"].append(
+                    (
+                        new,
+                        at,
+                        FEATURES[i % 2],
+                        f"u{user:02d}",
+                        f"t{user % TEAMS}",
+                        "refunded" if refund else "paid",
+                        self.time(origin) if refund else None,
+                        "downvoted" if refund else None,
+                        COST if refund else None,
+                        0 if refund else None,
+                        hold_id,
+                    )
+                )
+                rows["allocations"].append((new, gid, COST))
+                ledger_rows.append(
+                    (
+                        seq,
+                        at,
+                        "consumption",
+                        "used",
+                        COST,
+                        left,
+                        left - COST,
+                        None,
+                        new,
+                        hold_id,
+                        None,
+                    )
                 )
                 left -= COST
-                cons_rows.append((seq, at, FEATURES[i % 2], f"u{user:02d}", f"t{user % TEAMS}"))
-                alloc_rows.append((seq, grant_id))
-            yield ledger_rows, cons_rows, alloc_rows
+            elif kind == "hold":
+                amount = self.hold_amount(origin, i)
+                ledger_rows.append(
+                    (seq, at, "hold", "held", amount, left, left - amount, None, None, new, None)
+                )
+                left -= amount
+                if origin < 0:
+                    self._hold_row(rows, new, i, -1, "open", None, gid)
+            elif kind in ("settle_release", "release", "hold_expiry"):
+                amount = self.hold_amount(i, origin)
+                action = "release" if kind == "settle_release" else kind
+                if kind == "hold_expiry":
+                    at = self.hold_expires(origin, i)
+                ledger_rows.append(
+                    (
+                        seq,
+                        at,
+                        action,
+                        "released",
+                        amount,
+                        left,
+                        left + amount,
+                        None,
+                        None,
+                        new,
+                        None,
+                    )
+                )
+                left += amount
+                if kind == "settle_release":
+                    settling = new
+                else:
+                    status = "released" if kind == "release" else "expired"
+                    self._hold_row(rows, new, origin, i, status, None, gid)
+            elif kind == "refund":
+                rows["restorations"].append((new, gid, COST))
+                rows["audit_log"].append(
+                    (
+                        at,
+                        "consumption.refunded",
+                        json.dumps(
+                            {
+                                "consumption_id": new,
+                                "reason": "downvoted",
+                                "restored": "0.50",
+                                "lost": "0.00",
+                            }
+                        ),
+                    )
+                )
+                ledger_rows.append(
+                    (seq, at, "refund", "refunded", COST, left, left + COST, None, new, None, None)
+                )
+                left += COST
+            else:  # a staff correction
+                correction = self._correction(rows, kind, new, at, k, gid)
+                method, credits, sign = correction
+                ledger_rows.append(
+                    (
+                        seq,
+                        at,
+                        CORRECTION_ACTION[kind],
+                        method,
+                        credits,
+                        left,
+                        left + sign * credits,
+                        gid if kind in ("void", "expiry_change") else None,
+                        None,
+                        None,
+                        new,
+                    )
+                )
+                left += sign * credits
+            if len(ledger_rows) >= CHUNK:
+                yield rows
+                rows = {name: [] for name in BULK_TABLES}
+                ledger_rows = rows["ledger"]
+        yield rows
+
+    def _hold_row(
+        self,
+        rows: dict[str, list[tuple[Any, ...]]],
+        hold_id: int,
+        origin: int,
+        close: int,
+        status: str,
+        consumption_id: int | None,
+        gid: int,
+    ) -> None:
+        amount = self.hold_amount(close, origin)
+        expires = self.hold_expires(origin, close)
+        user = origin % USERS
+        closed_at = None if close < 0 else (expires if status == "expired" else self.time(close))
+        released = 0 if close < 0 else (amount - COST if status == "settled" else amount)
+        rows["holds"].append(
+            (
+                hold_id,
+                status,
+                amount,
+                self.time(origin),
+                expires,
+                closed_at,
+                FEATURES[origin % 2],
+                f"u{user:02d}",
+                f"t{user % TEAMS}",
+                consumption_id,
+                released,
+            )
+        )
+        rows["hold_allocations"].append((hold_id, gid, amount, None if close < 0 else amount))
+
+    def _correction(
+        self, rows: dict[str, list[tuple[Any, ...]]], kind: str, cid: int, at: int, k: int, gid: int
+    ) -> tuple[str, int, int]:
+        """The correction's rows; its entry's (method, credits, sign)."""
+        by, reason = "staff@vendor", f"bench {kind}"
+        if kind == "expiry_change":
+            after = self.grant_expiry(k)
+            assert after is not None
+            before = at + (after - at) // 2  # staff moved it later, before it came
+            rows["corrections"].append(
+                (cid, "expiry_change", at, by, reason, gid, None, before, after)
+            )
+            return "changed", 0, 0
+        if kind == "void":
+            rows["corrections"].append(
+                (cid, "partial_void", at, by, reason, gid, VOIDED, None, None)
+            )
+            return "voided", VOIDED, -1
+        credits = -DEBIT if kind == "debit" else CREDIT
+        rows["corrections"].append((cid, "adjustment", at, by, reason, None, credits, None, None))
+        rows["adjustment_allocations"].append((cid, gid, credits))
+        return ("debited", DEBIT, -1) if kind == "debit" else ("credited", CREDIT, 1)
+
+    def grant_expiry(self, k: int) -> int | None:
+        if k + 1 == len(self.grant_starts):
+            return None
+        return self.time(self.grant_starts[k + 1]) + US
 
     def grant_rows(self) -> list[dict[str, Any]]:
         rows = []
         count = len(self.grant_starts)
         for k, i in enumerate(self.grant_starts):
             last = k + 1 == count
-            at = self.time(i)
-            expires = None if last else self.time(self.grant_starts[k + 1]) + US
             rows.append(
                 {
-                    "id": i + 1,
-                    "amount": self.block_amount(k),
+                    "id": self.grant_ids[k],
+                    "amount": self.amounts[k],
                     "remaining": RESERVE if last else 0,
-                    "at": at,
-                    "expires_at": expires,
+                    "at": self.time(i),
+                    "expires_at": self.grant_expiry(k),
                     "expired": not last,
+                    "voided": self.voided[k],
+                    "held": self.open_held if last else 0,
                 }
             )
         return rows
 
-    def team_usage(self, month: str) -> dict[str, int]:
-        """Paid units of each team in the calendar month ``month`` (UTC)."""
-        used = {f"t{t}": 0 for t in range(TEAMS)}
-        for i in range(self.old, self.size):
-            if self.is_grant(i):
-                continue
-            if _dt(self.time(i)).strftime("%Y-%m") == month:
-                used[f"t{(i % USERS) % TEAMS}"] += COST
-        return used
+
+CORRECTION_ACTION = {
+    "debit": "adjustment",
+    "credit": "adjustment",
+    "void": "void",
+    "expiry_change": "expiry_change",
+}
 
 
 def _us(t: datetime) -> int:
@@ -224,17 +583,54 @@ def _iso(us: int) -> str:
 
 # -- loading ---------------------------------------------------------------------------------
 
-LEDGER_COLS = (
-    "org_id, seq, at, action, method, credits, total_before, total_after, grant_id,"
-    " consumption_id, hold_id, correction_id"
-)
-CONS_COLS = (
-    "org_id, id, created_at, feature, feature_name, action, integration, user_id, team_id,"
-    " quantity, rate, cost, breakdown, requests, metadata, status, refunded_at,"
-    " refund_reason, refund_restored, refund_lost, hold_id"
-)
-ALLOC_COLS = "org_id, consumption_id, grant_id, amount"
-BULK_TABLES = ("ledger", "consumptions", "allocations")
+# The bulk tables: (columns after org_id, the positions of times in a row, the row made full
+# with the columns every row of the history has alike). Parents before children (the
+# foreign keys): holds before their allocations, corrections before theirs.
+BULK: dict[str, tuple[str, tuple[int, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]]] = {
+    "ledger": (
+        "seq, at, action, method, credits, total_before, total_after, grant_id,"
+        " consumption_id, hold_id, correction_id",
+        (1,),
+        lambda r: r,
+    ),
+    "consumptions": (
+        "id, created_at, feature, user_id, team_id, status, refunded_at, refund_reason,"
+        " refund_restored, refund_lost, hold_id, feature_name, action, integration, quantity,"
+        " rate, cost, breakdown, requests, metadata",
+        (1, 6),
+        lambda r: (*r, None, None, None, None, RATE, COST, "null", None, "null"),
+    ),
+    "allocations": ("consumption_id, grant_id, amount", (), lambda r: r),
+    "restorations": ("consumption_id, grant_id, amount", (), lambda r: r),
+    "holds": (
+        "id, status, amount, created_at, expires_at, closed_at, feature, user_id, team_id,"
+        " consumption_id, released, lost, quantity, feature_name, action, integration, metadata",
+        (3, 4, 5),
+        lambda r: (*r, 0, None, None, None, None, "null"),
+    ),
+    "hold_allocations": ("hold_id, grant_id, amount, returned", (), lambda r: r),
+    "corrections": (
+        "id, kind, at, by, reason, grant_id, credits, expires_before, expires_after",
+        (2, 7, 8),
+        lambda r: r,
+    ),
+    "adjustment_allocations": ("correction_id, grant_id, amount", (), lambda r: r),
+    "audit_log": ("at, action, details, by", (0,), lambda r: (*r, None)),
+}
+BULK_TABLES = tuple(BULK)
+
+
+def _full_rows(
+    table: str, rows: list[tuple[Any, ...]], convert: Callable[[int], Any]
+) -> Iterator[tuple[Any, ...]]:
+    _, times, make = BULK[table]
+    for row in rows:
+        full = make(row)
+        if times:
+            full = tuple(
+                convert(v) if n in times and v is not None else v for n, v in enumerate(full)
+            )
+        yield full
 
 
 def directory_rows(h: History) -> dict[str, list[tuple[Any, ...]]]:
@@ -242,10 +638,15 @@ def directory_rows(h: History) -> dict[str, list[tuple[Any, ...]]]:
     times still in microseconds."""
     last_at = h.time(h.size - 1)
     month = _dt(last_at).strftime("%Y-%m")
-    usage = h.team_usage(month)
     created = h.time(0) - 86_400 * US
-    org = [(ORG, "Growth bench", "UTC", "[]", created, h.size, h.size, last_at, None, 7, None)]
-    teams = [(ORG, t, f"Team {t}", None, created, month, units) for t, units in usage.items()]
+    next_event = min(h.open_ends) if h.open_ends else None  # the first open hold's end
+    org = [
+        (ORG, "Growth bench", "UTC", "[]", created, h.size, h.objects, last_at, next_event, 7,
+         None, h.longest_hold_s or None)
+    ]  # fmt: skip
+    teams = [
+        (ORG, t, f"Team {t}", None, created, month, units) for t, units in h.team_usage.items()
+    ]
     members = [
         (ORG, f"u{u:02d}", f"t{u % TEAMS}", created, f"User {u:02d}" if u % 2 else None)
         for u in range(USERS)
@@ -265,10 +666,10 @@ def directory_rows(h: History) -> dict[str, list[tuple[Any, ...]]]:
             None,
             None,
             None,
-            0,
+            g["voided"],
             True,
             g["expired"],
-            0,
+            g["held"],
             g["expired"],
         )
         for g in h.grant_rows()
@@ -278,7 +679,8 @@ def directory_rows(h: History) -> dict[str, list[tuple[Any, ...]]]:
 
 DIRECTORY_SQL = {
     "orgs": "INSERT INTO orgs (id, name, timezone, low_balance_thresholds, created_at,"
-    " ledger_seq, object_seq, ledger_at, next_event_at, expiry_notice_days, alerts)"
+    " ledger_seq, object_seq, ledger_at, next_event_at, expiry_notice_days, alerts,"
+    " longest_hold_s)"
     " VALUES ({})",
     "teams": "INSERT INTO teams (org_id, id, name, monthly_limit, created_at, usage_month,"
     " usage_units) VALUES ({})",
@@ -310,24 +712,15 @@ def load_sqlite(path: Path, h: History) -> None:
     for table, rows in directory_rows(h).items():
         marks = ", ".join("?" * len(rows[0]))
         con.executemany(DIRECTORY_SQL[table].format(marks), [_times(table, r, _iso) for r in rows])
-    for ledger_rows, cons_rows, alloc_rows in h.chunks():
-        con.executemany(
-            f"INSERT INTO ledger ({LEDGER_COLS}) VALUES ('{ORG}', ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " NULL, NULL)",
-            [
-                (s, _iso(at), a, m, c, b, af, g, cid)
-                for s, at, a, m, c, b, af, g, cid in ledger_rows
-            ],
-        )
-        con.executemany(
-            f"INSERT INTO consumptions ({CONS_COLS}) VALUES ('{ORG}', ?, ?, ?, NULL, NULL,"
-            f" NULL, ?, ?, NULL, {RATE}, {COST}, 'null', NULL, 'null', 'paid', NULL, NULL,"
-            " NULL, NULL, NULL)",
-            [(cid, _iso(at), f, u, t) for cid, at, f, u, t in cons_rows],
-        )
-        con.executemany(
-            f"INSERT INTO allocations ({ALLOC_COLS}) VALUES ('{ORG}', ?, ?, {COST})", alloc_rows
-        )
+    for chunk in h.chunks():
+        for table, (cols, _, _) in BULK.items():
+            if not chunk[table]:
+                continue
+            marks = ", ".join("?" * (cols.count(",") + 1))
+            con.executemany(
+                f"INSERT INTO {table} (org_id, {cols}) VALUES ('{ORG}', {marks})",
+                _full_rows(table, chunk[table], _iso),
+            )
     for _, sql in indexes:
         con.execute(sql)
     con.execute("COMMIT")
@@ -360,25 +753,17 @@ def load_postgres(url: str, h: History) -> None:
                     DIRECTORY_SQL[table].format(marks), [_times(table, r, _dt) for r in rows]
                 )
         with con.cursor() as cur:
-            for ledger_rows, cons_rows, alloc_rows in h.chunks():
-                with cur.copy(f"COPY ledger ({LEDGER_COLS}) FROM STDIN") as copy:
-                    copy.write(
-                        "".join(
-                            f"{ORG}\t{s}\t{_iso(at)}\t{a}\t{m}\t{c}\t{b}\t{af}\t"
-                            f"{_n(g)}\t{_n(cid)}\t\\N\t\\N\n"
-                            for s, at, a, m, c, b, af, g, cid in ledger_rows
+            for chunk in h.chunks():
+                for table, (cols, _, _) in BULK.items():
+                    if not chunk[table]:
+                        continue
+                    with cur.copy(f"COPY {table} (org_id, {cols}) FROM STDIN") as copy:
+                        copy.write(
+                            "".join(
+                                f"{ORG}\t" + "\t".join(map(_copied, row)) + "\n"
+                                for row in _full_rows(table, chunk[table], _iso)
+                            )
                         )
-                    )
-                with cur.copy(f"COPY consumptions ({CONS_COLS}) FROM STDIN") as copy:
-                    copy.write(
-                        "".join(
-                            f"{ORG}\t{cid}\t{_iso(at)}\t{f}\t\\N\t\\N\t\\N\t{u}\t{t}\t\\N\t"
-                            f"{RATE}\t{COST}\tnull\t\\N\tnull\tpaid\t\\N\t\\N\t\\N\t\\N\t\\N\n"
-                            for cid, at, f, u, t in cons_rows
-                        )
-                    )
-                with cur.copy(f"COPY allocations ({ALLOC_COLS}) FROM STDIN") as copy:
-                    copy.write("".join(f"{ORG}\t{c}\t{g}\t{COST}\n" for c, g in alloc_rows))
         con.commit()
         con.execute("SET maintenance_work_mem = '256MB'")
         for _, sql in indexes:
@@ -388,8 +773,11 @@ def load_postgres(url: str, h: History) -> None:
         con.execute("VACUUM ANALYZE")  # what autovacuum would have done by now
 
 
-def _n(value: int | None) -> str:
-    return "\\N" if value is None else str(value)
+def _copied(value: Any) -> str:
+    """A value in COPY's text format (no value here holds a tab, newline or backslash)."""
+    if value is None:
+        return "\\N"
+    return str(value)
 
 
 # -- databases -------------------------------------------------------------------------------
@@ -405,6 +793,7 @@ class Target:
     pool: CreditPool | None = None
     admin: Principal | None = None
     deep_consumption: int = 0
+    deep_hold: int = 0
 
 
 def sqlite_target(size: int, workdir: Path) -> Target:
@@ -439,8 +828,8 @@ def prepare(t: Target) -> float:
     t.pool = CreditPool.open(t.url)
     key, _ = t.pool.create_key("admin", org_id=ORG, name="growth bench")
     t.admin = Principal(key)
-    newest = list(itertools.islice(h.consumption_ids_newest_first(), DEEP))
-    t.deep_consumption = newest[min(DEEP, len(newest) - PAGE) - 1]
+    t.deep_consumption = h.deep_consumption
+    t.deep_hold = h.deep_hold
     return seconds
 
 
@@ -475,6 +864,22 @@ def consume_calls(t: Target, calls: int, run: str) -> list[float]:
     return times
 
 
+def hold_settle_calls(t: Target, calls: int, run: str) -> list[float]:
+    """Milliseconds of each of ``calls`` pairs: a hold of 1 credit, settled at 0.50."""
+    assert t.pool is not None
+    pool = t.pool
+    times = []
+    for i in range(calls):
+        user = f"u{i % USERS:02d}"
+        began = time.perf_counter()
+        held = pool.hold(
+            ORG, FEATURES[i % 2], user_id=user, amount=HELD, idempotency_key=f"{run}-h{i}"
+        )
+        pool.settle(ORG, held.id, cost=SETTLED, idempotency_key=f"{run}-s{i}")
+        times.append((time.perf_counter() - began) * 1000)
+    return times
+
+
 def readers(t: Target) -> dict[str, Callable[[], object]]:
     assert t.pool is not None
     assert t.admin is not None
@@ -492,6 +897,10 @@ def readers(t: Target) -> dict[str, Callable[[], object]]:
         ),
         "ledger, first page": lambda: pool.ledger(ORG, limit=PAGE),
         "ledger, after entry 10k": lambda: pool.ledger(ORG, after_seq=deep_seq, limit=PAGE),
+        "holds, first page": lambda: pool.holds(ORG, limit=PAGE),
+        "holds, 10k deep": lambda: pool.holds(ORG, before_id=t.deep_hold, limit=PAGE),
+        "holds, open ones": lambda: pool.holds(ORG, status="open", limit=PAGE),
+        "holds, expired, first page": lambda: pool.holds(ORG, status="expired", limit=PAGE),
         "usage page": lambda: web.usage_page(
             pool.db, admin, ORG, web.HistoryFilters(), None, web.CHART_DAYS[0]
         ),
@@ -571,6 +980,15 @@ def measure(
             consumed[t.size] += consume_calls(t, calls // ROUNDS, f"run{r}")
     rates = {s: 1000 / lower_quartile(v) for s, v in consumed.items()}
     figures = [Figure("consume", "/s", rates, True)]
+    progress("hold -> settle")
+    paired: dict[int, list[float]] = {s: [] for s in sizes}
+    for t in targets:
+        hold_settle_calls(t, 10, "warm")
+    for r in range(ROUNDS):
+        for t in targets:
+            paired[t.size] += hold_settle_calls(t, calls // ROUNDS // 2, f"run{r}")
+    rates = {s: 1000 / lower_quartile(v) for s, v in paired.items()}
+    figures.append(Figure("hold -> settle pairs", "/s", rates, True))
     calls_by_target = {t.size: readers(t) for t in targets}
     for name in calls_by_target[sizes[0]]:
         progress(name)
@@ -654,6 +1072,25 @@ EXPLAINED = {
     "consumptions page before id": (
         "SELECT * FROM consumptions WHERE org_id = :o AND id < :i ORDER BY id DESC LIMIT 51"
     ),
+    "balance(at=a year ago): what open holds held then (held_at)": (
+        "SELECT a.grant_id, a.amount FROM holds h JOIN hold_allocations a"
+        " ON a.org_id = h.org_id AND a.hold_id = h.id WHERE h.org_id = :o"
+        " AND h.expires_at > :y AND h.created_at <= :y"
+        " AND (h.closed_at IS NULL OR h.closed_at > :y) AND h.expires_at <= :z"
+    ),
+    "holds page before id": (
+        "SELECT * FROM holds WHERE org_id = :o AND id < :h ORDER BY id DESC LIMIT 51"
+    ),
+    "holds page, open": (
+        "SELECT * FROM holds WHERE org_id = :o AND id IN (SELECT id FROM holds"
+        " WHERE org_id = :o AND status = 'open' ORDER BY id DESC LIMIT 51)"
+        " ORDER BY id DESC LIMIT 51"
+    ),
+    "holds page, expired": (
+        "SELECT * FROM holds WHERE org_id = :o AND id IN (SELECT id FROM holds"
+        " WHERE org_id = :o AND status = 'expired' ORDER BY id DESC LIMIT 51)"
+        " ORDER BY id DESC LIMIT 51"
+    ),
     "usage chart (30 days)": (
         "SELECT feature, sum(cost) FROM consumptions WHERE org_id = :o AND status = 'paid'"
         " AND created_at >= :t GROUP BY feature"
@@ -665,7 +1102,15 @@ def explain(t: Target) -> None:
     assert t.pool is not None
     month_ago = datetime.now(UTC) - timedelta(days=30)
     year_ago = datetime.now(UTC) - timedelta(days=365)
-    params = {"o": ORG, "t": month_ago, "y": year_ago, "s": DEEP, "i": t.deep_consumption}
+    params = {
+        "o": ORG,
+        "t": month_ago,
+        "y": year_ago,
+        "s": DEEP,
+        "i": t.deep_consumption,
+        "h": t.deep_hold,
+        "z": year_ago + timedelta(seconds=t.history.longest_hold_s if t.history else 0),
+    }
     engine = t.pool.db.engine
     print(f"\nEXPLAIN ({t.backend}, {t.size:,} entries)")
     with engine.connect() as conn:
@@ -676,6 +1121,7 @@ def explain(t: Target) -> None:
             bound = dict(params)
             if t.backend == "sqlite":
                 bound["t"], bound["y"] = _iso(_us(month_ago)), _iso(_us(year_ago))
+                bound["z"] = _iso(_us(params["z"]))
             rows = conn.execute(text(prefix + sql), bound).all()
             print(f"-- {name}")
             for row in rows:

@@ -46,7 +46,7 @@ def test_the_lock_reads_typed_counters_and_instants_survive_a_round_trip(engine:
             conn, "acme", ledger_seq=7, object_seq=9, ledger_at=other_zone, next_event_at=None
         )
         locked = _lock(conn, None)
-    assert locked.org == orgs_repo.LockedOrg("acme", "UTC", [], 7, 9, AT, None, 7, None)
+    assert locked.org == orgs_repo.LockedOrg("acme", "UTC", [], 7, 9, AT, None, 7, None, None)
     assert locked.org.ledger_at is not None
     assert locked.org.ledger_at.tzinfo == UTC
     assert locked.key == idempotency_repo.KeyRecord(None, None)

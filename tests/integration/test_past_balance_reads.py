@@ -1,6 +1,9 @@
 """A past balance reads the holds near its instant, not every hold ever made: with a long
 history of settled holds, ``balance(at=)`` counts exactly what was held then, and the
-database reads the holds through an index range by their end (``ix_holds_org_expires``)."""
+database reads the holds through an index range by their end (``ix_holds_org_expires``),
+bounded on both sides: ending after the instant and at most the organization's longest
+time to live after it (``orgs.longest_hold_s``, migration 0010). A page of one status's
+holds is read in page order from ``ix_holds_org_status_id``."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from typing import Any
 from sqlalchemy import event, text
 
 from creditpool import CreditPool
+from creditpool.queries import Holds
 from creditpool.repositories import holds as holds_repo
+from creditpool.repositories import orgs as orgs_repo
 from tests.support import FakeClock
 
 
@@ -57,7 +62,63 @@ def test_the_holds_of_a_past_instant_are_read_by_an_index_range(
         def capture(*args: Any) -> None:
             statements.append((args[2], args[3]))
 
-        assert sum(amount for _, amount in holds_repo.held_at(conn, "acme", during_old)) == 20000
+        longest = orgs_repo.get_org(conn, "acme").longest_hold_s
+        assert longest == 3600
+        held = holds_repo.held_at(conn, "acme", during_old, longest)
+        assert sum(amount for _, amount in held) == 20000
+        sql, params = statements[-1]
+        event.remove(conn, "before_cursor_execute", capture)
+        if db_url.startswith("sqlite"):
+            plan = " | ".join(
+                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+            )
+            # Both ends: the holds ending in (t, t + longest], not every one ending after t.
+            assert (
+                "SEARCH holds USING COVERING INDEX ix_holds_org_expires"
+                " (org_id=? AND expires_at>? AND expires_at<?)" in plan  # no hold's row read
+            )
+        else:
+            # A small table is cheaper to scan: ask whether the index serves the range.
+            conn.execute(text("ANALYZE holds, hold_allocations"))
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, params))
+            assert "Index Only Scan using ix_holds_org_expires" in plan  # no hold's row read
+            assert "Index Cond: ((org_id = 'acme'::text) AND (expires_at >" in plan
+            assert "AND (expires_at <= " in plan  # both ends of the range
+        assert "hold_allocations USING PRIMARY KEY (org_id=?)" not in plan  # not every hold's
+
+
+def test_a_longer_hold_widens_the_range_and_is_counted(pool: CreditPool, clock: FakeClock) -> None:
+    """A hold given a longer time to live than any before raises the organization's bound:
+    a past balance still counts it while it was open, long after it began."""
+    pool.create_org("acme")
+    pool.grant("acme", "1000")
+    pool.hold("acme", "report", amount="1", user_id="u-1", ttl_s=600)
+    long_one = pool.hold("acme", "report", amount="4", user_id="u-1", ttl_s=20 * 3600)
+    clock.advance(hours=19)  # the short one ran out long ago
+    during = clock()
+    clock.advance(hours=2)  # the long one has run out by now
+    with pool.db.engine.connect() as conn:
+        assert orgs_repo.get_org(conn, "acme").longest_hold_s == 20 * 3600
+    assert pool.balance("acme", at=during).held == Decimal("4")
+    assert pool.hold_of("acme", long_one.id).status == "expired"
+    assert pool.balance("acme").held == Decimal("0")
+
+
+def test_a_page_of_one_status_is_read_in_page_order(
+    pool: CreditPool, clock: FakeClock, db_url: str
+) -> None:
+    _history(pool, clock)
+    statements: list[tuple[str, Any]] = []
+    with pool.db.engine.connect() as conn:
+
+        @event.listens_for(conn, "before_cursor_execute")
+        def capture(*args: Any) -> None:
+            statements.append((args[2], args[3]))
+
+        page = holds_repo.search(conn, Holds("acme", status="settled", limit=10))
+        assert [r.id for r in page] == sorted((r.id for r in page), reverse=True)
+        assert len(page) == 10
         sql, params = statements[-1]
         event.remove(conn, "before_cursor_execute", capture)
         if db_url.startswith("sqlite"):
@@ -65,13 +126,16 @@ def test_the_holds_of_a_past_instant_are_read_by_an_index_range(
                 row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
             )
             assert (
-                "SEARCH holds USING INDEX ix_holds_org_expires (org_id=? AND expires_at>?)" in plan
+                "SEARCH holds USING COVERING INDEX ix_holds_org_status_id (org_id=? AND status=?)"
+                in plan
             )
+            assert "SEARCH holds USING PRIMARY KEY (org_id=? AND id=?)" in plan  # the page's rows
+            assert "SEARCH holds USING PRIMARY KEY (org_id=?)" not in plan  # not every hold
+            assert "TEMP B-TREE" not in plan  # no sort: the index gives the page's order
         else:
-            # A small table is cheaper to scan: ask whether the index serves the range.
-            conn.execute(text("ANALYZE holds, hold_allocations"))
+            conn.execute(text("ANALYZE holds"))
             conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_sort = off"))
             plan = " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, params))
-            assert "ix_holds_org_expires" in plan
-            assert "Index Cond: (((org_id)::text = 'acme'::text) AND (expires_at >" in plan
-        assert "hold_allocations USING PRIMARY KEY (org_id=?)" not in plan  # not every hold's
+            assert "Index Only Scan Backward using ix_holds_org_status_id" in plan
+            assert "Sort" not in plan

@@ -29,6 +29,7 @@ from creditpool.holds.models import Hold, HoldStatus
 from creditpool.ledger.service import append_move, left_now
 from creditpool.ledger.writer import OrgWriter
 from creditpool.repositories import holds as repository
+from creditpool.repositories import orgs as orgs_repo
 from creditpool.storage.types import DbRow
 from creditpool.storage.uow import Tx
 
@@ -109,6 +110,10 @@ def hold(w: OrgWriter, req: HoldRequest) -> Hold:
         "lost": 0,
     }
     w.defer(lambda: repository.insert(w.conn, values, draws))
+    if w.longest_hold_s is None or req.ttl_s > w.longest_hold_s:
+        # A hold open at a past instant t ends by t + the longest: ``held_at``'s bound.
+        w.longest_hold_s = longest = req.ttl_s
+        w.defer(lambda: orgs_repo.save_longest_hold(w.conn, w.org_id, longest))
     w.add_hold(HoldRow(hid, priced.cost, expires_at, draws))
     append_move(w, before, LedgerAction.HOLD, LedgerMethod.HELD, priced.cost, hold_id=hid)
     held = _model({**values, "closed_at": None, "consumption_id": None}, draws, w.now)

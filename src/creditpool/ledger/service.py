@@ -86,7 +86,7 @@ def balance(tx: Tx, org_id: str, at: datetime | None) -> Balance:
             by_id = {g.id: g for g in rows}
             held = sum(
                 amount
-                for gid, amount in holds_repo.held_at(tx.conn, org_id, t)
+                for gid, amount in holds_repo.held_at(tx.conn, org_id, t, org.longest_hold_s)
                 if gid in by_id and by_id[gid].is_active(t)
             )
             units = summarize(rows, t, left=repository.left_at(tx.conn, org_id, t), held=held)

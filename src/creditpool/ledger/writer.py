@@ -60,6 +60,8 @@ class OrgWriter:
         self._object_seq: int = org.object_seq
         self._ledger_at: datetime | None = org.ledger_at
         self._next_event_at: datetime | None = org.next_event_at
+        # The longest time to live of the organization's holds (``holds.service.hold``).
+        self.longest_hold_s: int | None = org.longest_hold_s
         # Entries never go back in time, even if clocks of two processes disagree.
         self.now = tx.now if org.ledger_at is None else max(tx.now, org.ledger_at)
         self._grants: dict[int, GrantRow] | None = None

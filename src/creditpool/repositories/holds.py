@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, select, update
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from creditpool.core.holds import HoldRow, HoldState
 from creditpool.queries import Holds
-from creditpool.repositories.pages import listed, where_given
+from creditpool.repositories.pages import listed
 from creditpool.storage import compiled
 from creditpool.storage.tables import grants, hold_allocations, holds
 from creditpool.storage.types import DbRow
@@ -84,7 +84,14 @@ def search(conn: Connection, asked: Holds) -> Sequence[DbRow]:
     """Newest first; ``before_id`` is the cursor of the next page. ``status`` is the stored
     one (an open hold past its time to live is still stored open until written)."""
     query = select(holds).where(holds.c.org_id == asked.org_id)
-    query = where_given(query, (holds.c.status, asked.status))
+    if asked.status is not None:
+        # The page's ids first, from ``ix_holds_org_status_id`` alone (in page order, no
+        # row of another status read), then their rows by primary key. Asked for the rows
+        # at once, SQLite walks the primary key and skips the other statuses' holds.
+        ids = select(holds.c.id).where(
+            holds.c.org_id == asked.org_id, holds.c.status == asked.status
+        )
+        query = query.where(holds.c.id.in_(listed(ids, holds.c.id, asked).scalar_subquery()))
     return conn.execute(listed(query, holds.c.id, asked)).all()
 
 
@@ -189,10 +196,15 @@ def save(conn: Connection, org_id: str, rows: list[HoldRow]) -> None:
         compiled.run(conn, _CLOSE, closing)
 
 
-def held_at(conn: Connection, org_id: str, t: datetime) -> list[tuple[int, int]]:
+def held_at(
+    conn: Connection, org_id: str, t: datetime, longest_s: int | None
+) -> list[tuple[int, int]]:
     """(grant id, amount) held at instant ``t`` by the holds open then: created at or
-    before ``t`` and neither closed nor run out by then. Read from the holds ending after
-    ``t`` (``ix_holds_org_expires``: those near ``t``, however long the history)."""
+    before ``t`` and neither closed nor run out by then. ``longest_s``: the longest time to
+    live the organization's holds were given (``orgs.longest_hold_s``), so a hold open at
+    ``t`` ends in (t, t + longest_s]: an index range of ``ix_holds_org_expires`` of the
+    holds near ``t``, however long the history before and after it. None (no hold made
+    since that column came): every hold ending after ``t``."""
     h, a = holds.c, hold_allocations.c
     query = (
         select(a.grant_id, a.amount)
@@ -205,4 +217,6 @@ def held_at(conn: Connection, org_id: str, t: datetime) -> list[tuple[int, int]]
             (h.closed_at.is_(None)) | (h.closed_at > t),
         )
     )
+    if longest_s is not None:
+        query = query.where(h.expires_at <= t + timedelta(seconds=longest_s))
     return [(int(g), int(x)) for g, x in conn.execute(query)]

@@ -67,6 +67,7 @@ class LockedOrg(NamedTuple):
     next_event_at: datetime | None
     expiry_notice_days: int
     alerts: dict[str, Any] | None
+    longest_hold_s: int | None
 
 
 LOCKED_COLUMNS = tuple(orgs.c[name] for name in LockedOrg._fields)
@@ -84,6 +85,7 @@ _SAVE_SEQS = compiled.Write(
     update(orgs).where(_WHERE_ID), keys=("ledger_seq", "object_seq", "ledger_at")
 )
 _SAVE_ALERTS = compiled.Write(update(orgs).where(_WHERE_ID), keys=("alerts",))
+_SAVE_LONGEST_HOLD = compiled.Write(update(orgs).where(_WHERE_ID), keys=("longest_hold_s",))
 _SAVE_COUNTERS = compiled.Write(
     update(orgs).where(_WHERE_ID),
     keys=("ledger_seq", "object_seq", "ledger_at", "next_event_at"),
@@ -116,6 +118,11 @@ def save_counters(
 def save_alerts(conn: Connection, org_id: str, alerts: dict[str, Any] | None) -> None:
     """The low-balance alerts in force (``core/alerts.py``)."""
     compiled.run(conn, _SAVE_ALERTS, {"org_id": org_id, "alerts": alerts})
+
+
+def save_longest_hold(conn: Connection, org_id: str, seconds: int) -> None:
+    """The longest time to live the organization's holds were given (``held_at``'s bound)."""
+    compiled.run(conn, _SAVE_LONGEST_HOLD, {"org_id": org_id, "longest_hold_s": seconds})
 
 
 def update_org(conn: Connection, org_id: str, **values: Any) -> None:

@@ -62,6 +62,10 @@ orgs = Table(
     # The low-balance alerts in force (``core/alerts.py``): which thresholds Left is below
     # and whether it is depleted; each fires once until Left recovers above it.
     Column("alerts", JSON, nullable=True),
+    # The longest time to live (seconds) any of its holds was given, NULL before its first:
+    # a hold open at an instant t ends by t + this (a past balance reads only those holds,
+    # ``repositories.holds.held_at``; migration 0010).
+    Column("longest_hold_s", BigInteger, nullable=True),
 )
 
 features = Table(
@@ -260,7 +264,18 @@ holds = Table(
 Index("ix_holds_org_status", holds.c.org_id, holds.c.status, holds.c.expires_at)
 # The holds that may have held credits at a past instant (a past balance): those ending
 # after it. An index range of the holds near that instant, not every hold ever made.
-Index("ix_holds_org_expires", holds.c.org_id, holds.c.expires_at)
+# With the columns the filter and the join read (migration 0010): the range is read from the
+# index alone, no hold's row looked up.
+Index(
+    "ix_holds_org_expires",
+    holds.c.org_id,
+    holds.c.expires_at,
+    holds.c.created_at,
+    holds.c.closed_at,
+    holds.c.id,
+)
+# A page of one status's holds, newest first: an index range in page order (migration 0010).
+Index("ix_holds_org_status_id", holds.c.org_id, holds.c.status, holds.c.id)
 
 # Which grants a hold's credits are held on, and how much on each.
 hold_allocations = Table(
