@@ -59,11 +59,8 @@ def backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture
-def db_url(
-    backend: str,
-    sqlite_templates: SqliteTemplates,
-    postgres_templates: PostgresTemplates | None,
+def _fresh_database(
+    backend: str, sqlite_templates: SqliteTemplates, postgres_templates: PostgresTemplates | None
 ) -> Iterator[str]:
     if backend == "sqlite":
         yield sqlite_templates.fresh()
@@ -72,6 +69,11 @@ def db_url(
     url = postgres_templates.fresh()
     yield url
     postgres_templates.drop(url)
+
+
+db_url = pytest.fixture(_fresh_database, name="db_url")
+# A second fresh database of the same backend (two states side by side).
+other_db_url = pytest.fixture(_fresh_database, name="other_db_url")
 
 
 @pytest.fixture

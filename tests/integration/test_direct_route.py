@@ -24,7 +24,6 @@ from creditpool.http import ratelimit
 from creditpool.http.routing import Direct
 from creditpool.server.app import create_app
 from creditpool.settings import Settings
-from tests.support import PostgresTemplates, SqliteTemplates
 
 ORG = "acme"
 PATH = f"/v1/orgs/{ORG}/consumptions"
@@ -161,25 +160,14 @@ def _answers(app: FastAPI, secrets: dict[str, str]) -> list[tuple[str, Any]]:
     return answers
 
 
-@pytest.fixture
-def second_url(
-    backend: str, sqlite_templates: SqliteTemplates, postgres_templates: PostgresTemplates | None
-) -> Iterator[str]:
-    if backend == "sqlite":
-        yield sqlite_templates.fresh()
-        return
-    assert postgres_templates is not None
-    url = postgres_templates.fresh()
-    yield url
-    postgres_templates.drop(url)
-
-
-def test_every_answer_is_the_one_fastapi_s_own_handler_gives(db_url: str, second_url: str) -> None:
+def test_every_answer_is_the_one_fastapi_s_own_handler_gives(
+    db_url: str, other_db_url: str
+) -> None:
     with CreditPool.open(db_url) as pool:
         direct = _answers(_app(pool, db_url), _seeded(pool))
         left = pool.balance(ORG).left
-    with CreditPool.open(second_url) as pool:
-        app = _app(pool, second_url)
+    with CreditPool.open(other_db_url) as pool:
+        app = _app(pool, other_db_url)
         app.dependency_overrides[_unused] = _unused  # FastAPI's handler for every request
         solved = _answers(app, _seeded(pool))
         assert pool.balance(ORG).left == left

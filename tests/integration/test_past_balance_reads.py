@@ -7,17 +7,44 @@ holds is read in page order from ``ix_holds_org_status_id``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import Connection
 
 from creditpool import CreditPool
 from creditpool.queries import Holds
 from creditpool.repositories import holds as holds_repo
 from creditpool.repositories import orgs as orgs_repo
 from tests.support import FakeClock
+
+
+def _plan_of_last(
+    conn: Connection, db_url: str, read: Callable[[], Any], postgres: tuple[str, ...]
+) -> tuple[Any, str]:
+    """What ``read`` returns, and the plan of the last statement it sent: SQLite's query
+    plan, or PostgreSQL's after ``postgres`` (ANALYZE, planner switches: on a small table a
+    scan is cheaper, so the test asks whether the index serves the read)."""
+    statements: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        statements.append((args[2], args[3]))
+
+    event.listen(conn, "before_cursor_execute", capture)
+    try:
+        result = read()
+    finally:
+        event.remove(conn, "before_cursor_execute", capture)
+    sql, params = statements[-1]
+    if db_url.startswith("sqlite"):
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
+        return result, " | ".join(row[3] for row in rows)
+    for statement in postgres:
+        conn.execute(text(statement))
+    return result, " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, params))
 
 
 def _history(pool: CreditPool, clock: FakeClock) -> tuple[datetime, datetime]:
@@ -55,33 +82,23 @@ def test_the_holds_of_a_past_instant_are_read_by_an_index_range(
     pool: CreditPool, clock: FakeClock, db_url: str
 ) -> None:
     during_old, _ = _history(pool, clock)
-    statements: list[tuple[str, Any]] = []
     with pool.db.engine.connect() as conn:
-
-        @event.listens_for(conn, "before_cursor_execute")
-        def capture(*args: Any) -> None:
-            statements.append((args[2], args[3]))
-
         longest = orgs_repo.get_org(conn, "acme").longest_hold_s
         assert longest == 3600
-        held = holds_repo.held_at(conn, "acme", during_old, longest)
+        held, plan = _plan_of_last(
+            conn,
+            db_url,
+            lambda: holds_repo.held_at(conn, "acme", during_old, longest),
+            ("ANALYZE holds, hold_allocations", "SET LOCAL enable_seqscan = off"),
+        )
         assert sum(amount for _, amount in held) == 20000
-        sql, params = statements[-1]
-        event.remove(conn, "before_cursor_execute", capture)
         if db_url.startswith("sqlite"):
-            plan = " | ".join(
-                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
-            )
             # Both ends: the holds ending in (t, t + longest], not every one ending after t.
             assert (
                 "SEARCH holds USING COVERING INDEX ix_holds_org_expires"
                 " (org_id=? AND expires_at>? AND expires_at<?)" in plan  # no hold's row read
             )
         else:
-            # A small table is cheaper to scan: ask whether the index serves the range.
-            conn.execute(text("ANALYZE holds, hold_allocations"))
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, params))
             assert "Index Only Scan using ix_holds_org_expires" in plan  # no hold's row read
             assert "Index Cond: ((org_id = 'acme'::text) AND (expires_at >" in plan
             assert "AND (expires_at <= " in plan  # both ends of the range
@@ -109,22 +126,16 @@ def test_a_page_of_one_status_is_read_in_page_order(
     pool: CreditPool, clock: FakeClock, db_url: str
 ) -> None:
     _history(pool, clock)
-    statements: list[tuple[str, Any]] = []
     with pool.db.engine.connect() as conn:
-
-        @event.listens_for(conn, "before_cursor_execute")
-        def capture(*args: Any) -> None:
-            statements.append((args[2], args[3]))
-
-        page = holds_repo.search(conn, Holds("acme", status="settled", limit=10))
+        page, plan = _plan_of_last(
+            conn,
+            db_url,
+            lambda: holds_repo.search(conn, Holds("acme", status="settled", limit=10)),
+            ("ANALYZE holds", "SET LOCAL enable_seqscan = off", "SET LOCAL enable_sort = off"),
+        )
         assert [r.id for r in page] == sorted((r.id for r in page), reverse=True)
         assert len(page) == 10
-        sql, params = statements[-1]
-        event.remove(conn, "before_cursor_execute", capture)
         if db_url.startswith("sqlite"):
-            plan = " | ".join(
-                row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
-            )
             assert (
                 "SEARCH holds USING COVERING INDEX ix_holds_org_status_id (org_id=? AND status=?)"
                 in plan
@@ -133,9 +144,5 @@ def test_a_page_of_one_status_is_read_in_page_order(
             assert "SEARCH holds USING PRIMARY KEY (org_id=?)" not in plan  # not every hold
             assert "TEMP B-TREE" not in plan  # no sort: the index gives the page's order
         else:
-            conn.execute(text("ANALYZE holds"))
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            conn.execute(text("SET LOCAL enable_sort = off"))
-            plan = " | ".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + sql, params))
             assert "Index Only Scan Backward using ix_holds_org_status_id" in plan
             assert "Sort" not in plan
