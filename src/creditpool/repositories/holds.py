@@ -16,7 +16,8 @@ from creditpool.storage import compiled
 from creditpool.storage.tables import grants, hold_allocations, holds
 from creditpool.storage.types import DbRow
 
-# Allocations in the order the rules produced them: the grants' consumption order.
+# Allocations in the grants' consumption order, as the grants stand now: the order the
+# rules drew them in, unless a grant's expiry was changed since.
 _ORDER = (
     grants.c.expires_at.is_(None),
     grants.c.expires_at,
